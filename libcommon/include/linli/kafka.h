@@ -1,0 +1,144 @@
+/*
+ * kafka.h - Kafka for linli: an idempotent producer with delivery reports,
+ * and the consumer runner that implements DESIGN.md's exactly-once rules
+ * once, for every consumer.
+ *
+ * The runner: read_committed consumer (group "linli-<name>"), transactional
+ * producer; each batch of input records is processed by the consumer's
+ * handle() callback, whose output events (linli_emit) and the batch's input
+ * offsets commit in one Kafka transaction (send_offsets_to_transaction).
+ * A record that handle() rejects as bad input goes to linli.dlq.v1 with its
+ * reason, in the same transaction that moves the offset past it. A transient
+ * failure aborts the transaction, rewinds the partitions to the batch start
+ * and retries after a backoff. Rebalances finish (revoke) or abort (lost
+ * assignment) the open transaction. SIGTERM/SIGINT drain: the open batch is
+ * committed and the consumer leaves its group cleanly.
+ *
+ * All linli producers use the murmur2_random partitioner, the Java client's,
+ * so that a key lands in the same partition whoever produced it.
+ */
+#ifndef LINLI_KAFKA_H
+#define LINLI_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "linli/config.h"
+
+/* ---------------------------------------------------------------- producer */
+
+typedef struct linli_producer linli_producer_t;
+
+/* Called from linli_producer_poll()/flush for each delivered (or failed)
+ * message that was sent with linli_producer_send_async. */
+typedef void (*linli_delivery_fn)(void *opaque, rd_kafka_resp_err_t err,
+                                  int32_t partition, int64_t offset);
+
+/* Idempotent producer (acks=all), configured from [kafka]. client_id names
+ * the process in broker logs. *out owned by the caller. */
+int linli_producer_new(const linli_config_t *cfg, const char *client_id,
+                       linli_producer_t **out, char *err, size_t errlen);
+
+/* Send and wait until the broker acknowledged the write (or timeout_ms).
+ * hdrs (may be NULL) is owned by the producer afterwards, also on error.
+ * partition may be RD_KAFKA_PARTITION_UA (partition by key). On success
+ * *partition_out / *offset_out (may be NULL) tell where it was written. */
+int linli_producer_send_sync(linli_producer_t *p, const char *topic,
+                             int32_t partition, const void *key,
+                             size_t keylen, const void *value, size_t vallen,
+                             rd_kafka_headers_t *hdrs, int timeout_ms,
+                             int32_t *partition_out, int64_t *offset_out,
+                             char *err, size_t errlen);
+
+/* Enqueue; cb(opaque, ...) runs from a later poll/flush. Retries on a full
+ * queue by polling, up to timeout_ms. hdrs ownership as above. */
+int linli_producer_send_async(linli_producer_t *p, const char *topic,
+                              int32_t partition, const void *key,
+                              size_t keylen, const void *value, size_t vallen,
+                              rd_kafka_headers_t *hdrs, linli_delivery_fn cb,
+                              void *opaque, int timeout_ms, char *err,
+                              size_t errlen);
+
+/* Serve delivery reports; returns the number served. */
+int linli_producer_poll(linli_producer_t *p, int timeout_ms);
+/* Wait for every outstanding message; LINLI_ERR_TRANSIENT if some remain. */
+int linli_producer_flush(linli_producer_t *p, int timeout_ms);
+/* Non-zero after a fatal producer error (the producer must be recreated). */
+int linli_producer_fatal(linli_producer_t *p);
+/* Flushes (up to 10 s), reports undelivered messages, destroys. */
+void linli_producer_free(linli_producer_t *p);
+rd_kafka_t *linli_producer_handle(linli_producer_t *p);
+
+/* ------------------------------------------------------------------ runner */
+
+typedef struct linli_runner linli_runner_t;
+/* Where a handler or a clock writes its output events: the open transaction. */
+typedef struct linli_emit linli_emit_t;
+
+typedef struct linli_runner_spec {
+  /* Consumer name: group "linli-<name>" (unless group_id), DLQ "consumer"
+   * header, transactional.id "linli-<name>-<instance>", metrics labels. */
+  const char *name;
+  const char *group_id;        /* optional override of the group */
+  const char *const *topics;   /* NULL-terminated input topics */
+  void *app;                   /* passed to every callback */
+
+  /*
+   * Process one input record (value may be NULL for a tombstone). Return
+   * LINLI_OK; LINLI_ERR_INVALID for bad input (reason -> DLQ, the record is
+   * skipped); LINLI_ERR_TRANSIENT to abort and retry the batch later;
+   * LINLI_ERR_FATAL to stop the runner. Must be deterministic in the
+   * record: a redelivery has to produce the same output.
+   */
+  int (*handle)(void *app, const rd_kafka_message_t *msg, linli_emit_t *emit,
+                char *reason, size_t reasonlen);
+
+  /* Optional clock: called about every runner.tick_interval_ms inside an
+   * open transaction, to write decision events (e.g. OrderExpired). Same
+   * return codes as handle (LINLI_ERR_INVALID is treated as transient). */
+  int (*tick)(void *app, linli_emit_t *emit, int64_t now_ms);
+
+  /* Optional: after partitions were assigned / before they are revoked. */
+  void (*on_assign)(void *app, const rd_kafka_topic_partition_list_t *parts);
+  void (*on_revoke)(void *app, const rd_kafka_topic_partition_list_t *parts);
+  /* Optional: after a transaction committed / aborted (drop batch state). */
+  void (*on_commit)(void *app);
+  void (*on_abort)(void *app);
+} linli_runner_spec_t;
+
+/* Build the runner from config ([kafka], [runner]). Nothing connects until
+ * linli_runner_run(). *out owned by the caller. */
+int linli_runner_new(const linli_config_t *cfg, const linli_runner_spec_t *spec,
+                     linli_runner_t **out, char *err, size_t errlen);
+
+/* Consume until linli_runner_stop() or a fatal error. LINLI_OK after a
+ * graceful drain, LINLI_ERR_FATAL otherwise (err says why). */
+int linli_runner_run(linli_runner_t *r, char *err, size_t errlen);
+
+/* Ask the runner to drain and return. Async-signal-safe. */
+void linli_runner_stop(linli_runner_t *r);
+/* Route SIGTERM and SIGINT to linli_runner_stop(r). */
+void linli_runner_handle_signals(linli_runner_t *r);
+
+void linli_runner_free(linli_runner_t *r);
+
+/* This instance's id (runner.instance_id, default "<hostname>-<pid>"). */
+const char *linli_runner_instance(const linli_runner_t *r);
+
+/* Write an output event in the open transaction. partition may be
+ * RD_KAFKA_PARTITION_UA (by key). hdrs (may be NULL) is owned afterwards. */
+int linli_emit(linli_emit_t *e, const char *topic, int32_t partition,
+               const void *key, size_t keylen, const void *value,
+               size_t vallen, rd_kafka_headers_t *hdrs);
+
+/* DLQ header names (values are strings). */
+#define LINLI_DLQ_H_TOPIC "source_topic"
+#define LINLI_DLQ_H_PARTITION "source_partition"
+#define LINLI_DLQ_H_OFFSET "source_offset"
+#define LINLI_DLQ_H_CONSUMER "consumer"
+#define LINLI_DLQ_H_ERROR "error_code"
+#define LINLI_DLQ_H_REASON "reason"
+
+#endif
