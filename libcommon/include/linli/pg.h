@@ -57,6 +57,11 @@ typedef int (*linli_pg_txn_fn)(linli_pg_t *pg, void *arg, char *err,
 int linli_pg_txn(linli_pg_t *pg, linli_pg_txn_fn fn, void *arg,
                  int max_attempts, char *err, size_t errlen);
 
+/* Isolation level of linli_pg_txn's BEGIN: "READ COMMITTED" (default),
+ * "REPEATABLE READ" or "SERIALIZABLE" (case-insensitive); LINLI_ERR_INVALID
+ * for anything else. */
+int linli_pg_set_isolation(linli_pg_t *pg, const char *level);
+
 /* Make retry loops in linli_pg_txn give up (e.g. from a signal handler). */
 void linli_pg_cancel_retries(linli_pg_t *pg);
 

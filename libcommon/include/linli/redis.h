@@ -12,9 +12,9 @@
  *   ARGV[1] = "topic:partition", ARGV[2] = offset, ARGV[3] = outcome TTL (s)
  *   KEYS[3..], ARGV[4..] belong to the body, which must `return` a string
  *   (the outcome) and may read/write only keys of the same hash tag.
- * The wrapped script returns {replayed (0|1), outcome}. Build the keys with
- * linli_redis_hwm_keys() so that every key shares the shard's hash tag and
- * the script touches a single Redis Cluster slot.
+ * The wrapped script returns {replayed (0|1), outcome}. Build the body's
+ * keys with linli_redis_key() so that every key shares the shard's hash tag
+ * and the script touches a single Redis Cluster slot.
  */
 #ifndef LINLI_REDIS_H
 #define LINLI_REDIS_H
@@ -75,6 +75,11 @@ int linli_redis_eval_hwm(linli_redis_t *r, linli_redis_script_t *s,
                          const char **extra_args, const size_t *extra_argslen,
                          int *replayed, char **outcome, size_t *outcome_len,
                          char *err, size_t errlen);
+
+/* Write "{tag}:suffix" into buf (the key of a shard's state). LINLI_OK,
+ * LINLI_ERR_INVALID if tag is empty or holds '{' or '}', LINLI_ERR_TOOBIG if
+ * buf is too small. */
+int linli_redis_key(char *buf, size_t len, const char *tag, const char *suffix);
 
 /* TTL of recorded outcomes, seconds (default 7 days). */
 void linli_redis_set_outcome_ttl(linli_redis_t *r, int64_t seconds);
