@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "linli/config.h"
 
 /* Defined by each test file: add suites to the CUnit registry; 0 on success. */
@@ -40,6 +42,17 @@ pid_t linli_test_spawn(char *const argv[], char *const extra_env[],
 
 /* SIGTERM (or SIGKILL if hard) and reap; returns the exit status or -1. */
 int linli_test_stop(pid_t pid, int hard);
+
+/* Read a topic (all partitions, from the beginning, read_committed) until
+ * `expect` records were seen or timeout_ms passed; cb (may be NULL) sees
+ * each record. Returns the number of records read, or -1. */
+typedef void (*linli_test_record_fn)(void *arg, const rd_kafka_message_t *m);
+int linli_test_read_topic(const char *topic, int expect, int timeout_ms,
+                          linli_test_record_fn cb, void *arg);
+
+/* Produce one record (idempotent, acks=all) and wait for it; 0 on success. */
+int linli_test_produce(const char *topic, const char *key, const void *value,
+                       size_t len);
 
 /* Monotonic milliseconds, for test deadlines (not for the code under test). */
 int64_t linli_test_now_ms(void);
