@@ -1,0 +1,125 @@
+/*
+ * main.c - linli-reserver's process: config, Redis scripts, and the runner
+ * that feeds orders, inventory and catalog records to the handlers.
+ *
+ * Usage: linli-reserver [--config FILE]
+ * Run one instance per share of partitions; give each instance on a host
+ * its own runner.instance_id (LINLI_RUNNER_INSTANCE_ID).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "linli/error.h"
+#include "linli/log.h"
+#include "linli/process.h"
+#include "reserver.h"
+#include "scripts.h"
+
+static int handle(void *app, const rd_kafka_message_t *m, linli_emit_t *emit,
+                  char *reason, size_t reasonlen) {
+  struct reserver *rs = app;
+  const char *topic = rd_kafka_topic_name(m->rkt);
+  if (strcmp(topic, RESERVER_TOPIC_ORDERS) == 0)
+    return reserver_handle_order(rs, m, emit, reason, reasonlen);
+  if (strcmp(topic, RESERVER_TOPIC_INVENTORY) == 0)
+    return reserver_handle_inventory(rs, m, emit, reason, reasonlen);
+  if (strcmp(topic, RESERVER_TOPIC_CATALOG) == 0)
+    return reserver_handle_catalog(rs, m, reason, reasonlen);
+  snprintf(reason, reasonlen, "unexpected topic %s", topic);
+  return LINLI_ERR_INVALID;
+}
+
+static void track(struct reserver *rs,
+                  const rd_kafka_topic_partition_list_t *parts, int owned) {
+  for (int i = 0; i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &parts->elems[i];
+    if (strcmp(p->topic, RESERVER_TOPIC_ORDERS) == 0 && p->partition >= 0 &&
+        p->partition < RESERVER_MAX_PARTITIONS)
+      rs->owned[p->partition] = (unsigned char)owned;
+  }
+}
+
+static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
+  track(app, p, 1);
+}
+
+static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
+  track(app, p, 0);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: linli-reserver [--config FILE]\n");
+}
+
+int main(int argc, char **argv) {
+  const char *config_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  linli_config_t *cfg = NULL;
+  if (linli_process_start("reserver", config_path, &cfg) != LINLI_OK)
+    return 2;
+
+  struct reserver rs;
+  memset(&rs, 0, sizeof rs);
+  rs.cfg = cfg;
+  rs.payment_timeout_ms =
+      linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
+  rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
+  char err[1024];
+  int rc = linli_redis_connect(
+      linli_config_str(cfg, "redis.host"),
+      (int)linli_config_int(cfg, "redis.port"),
+      linli_config_str(cfg, "redis.password"),
+      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &rs.redis, err,
+      sizeof err);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_hwm(rs.redis, "reserve", RESERVER_LUA_PLACE,
+                                &rs.place);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_hwm(rs.redis, "pay", RESERVER_LUA_PAY, &rs.pay);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_hwm(rs.redis, "release", RESERVER_LUA_RELEASE,
+                                &rs.release);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_hwm(rs.redis, "adjust", RESERVER_LUA_ADJUST,
+                                &rs.adjust);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_register(rs.redis, "load", RESERVER_LUA_LOAD,
+                                     &rs.load);
+  if (rc != LINLI_OK) {
+    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+    goto out;
+  }
+
+  const char *topics[] = {RESERVER_TOPIC_CATALOG, RESERVER_TOPIC_INVENTORY,
+                          RESERVER_TOPIC_ORDERS, NULL};
+  linli_runner_spec_t spec = {
+      .name = "reserver",
+      .topics = topics,
+      .app = &rs,
+      .handle = handle,
+      .tick = reserver_tick,
+      .on_assign = on_assign,
+      .on_revoke = on_revoke,
+  };
+  linli_runner_t *runner = NULL;
+  rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
+  if (rc == LINLI_OK) {
+    linli_runner_handle_signals(runner);
+    rc = linli_runner_run(runner, err, sizeof err);
+  }
+  if (rc != LINLI_OK)
+    LINLI_ERROR("reserver stopped", "reason=\"%s\"", err);
+  linli_runner_free(runner);
+out:
+  linli_redis_free(rs.redis);
+  linli_pg_free(rs.pg);
+  linli_process_exit(cfg);
+  return rc == LINLI_OK ? 0 : 1;
+}

@@ -1,0 +1,127 @@
+/*
+ * outputs.c - the reserver's output events (see outputs.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fulfillment.pb-c.h"
+#include "linli/error.h"
+#include "linli/ids.h"
+#include "outputs.h"
+#include "reserver.h"
+
+#define PRODUCER_NAME "linli-reserver"
+
+static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
+                      int index) {
+  linli_id_derive(rd_kafka_topic_name(ctx->in->rkt), ctx->in->partition,
+                  ctx->in->offset, index, id, LINLI_ID_BUFSZ);
+  meta->event_id = id;
+  meta->occurred_at_ms = ctx->occurred_at_ms;
+  meta->producer = (char *)PRODUCER_NAME;
+  meta->trace_id = (char *)(ctx->trace_id ? ctx->trace_id : "");
+  meta->schema_version = 1;
+  meta->causation_id = (char *)(ctx->cause_event_id ? ctx->cause_event_id : "");
+}
+
+static int emit_packed(linli_emit_t *emit, const char *topic, int32_t partition,
+                       const char *key, const ProtobufCMessage *msg) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    return LINLI_ERR_TRANSIENT;
+  protobuf_c_message_pack(msg, buf);
+  int rc = linli_emit(emit, topic, partition, key, strlen(key), buf, len, NULL);
+  free(buf);
+  return rc;
+}
+
+int out_reservation(linli_emit_t *emit, const struct out_ctx *ctx,
+                    Linli__ReservationResult *res) {
+  Linli__ReservationEvent ev = LINLI__RESERVATION_EVENT__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  char id[LINLI_ID_BUFSZ];
+  fill_meta(&meta, id, ctx, 0);
+  ev.meta = &meta;
+  ev.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
+  ev.reservation_result = res;
+  return emit_packed(emit, RESERVER_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
+                     res->order_id, &ev.base);
+}
+
+int out_refund(linli_emit_t *emit, const struct out_ctx *ctx,
+               Linli__RefundRequested *refund) {
+  Linli__RefundEvent ev = LINLI__REFUND_EVENT__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  char id[LINLI_ID_BUFSZ];
+  fill_meta(&meta, id, ctx, 1);
+  refund->refund_id = id; /* one refund per input: its id is the event's */
+  refund->cause_event_id =
+      (char *)(ctx->cause_event_id ? ctx->cause_event_id : "");
+  refund->cause_topic = (char *)rd_kafka_topic_name(ctx->in->rkt);
+  ev.meta = &meta;
+  ev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
+  ev.refund_requested = refund;
+  return emit_packed(emit, RESERVER_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
+                     refund->order_id, &ev.base);
+}
+
+int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
+                    const Linli__OrderPlaced *placed, int storage_class) {
+  Linli__FulfillmentEvent ev = LINLI__FULFILLMENT_EVENT__INIT;
+  Linli__FulfillmentItem item = LINLI__FULFILLMENT_ITEM__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  char id[LINLI_ID_BUFSZ];
+  fill_meta(&meta, id, ctx, 2);
+  item.order_id = placed->order_id;
+  item.warehouse_id = placed->warehouse_id;
+  item.user_id = placed->user_id;
+  item.n_lines = placed->n_lines;
+  item.lines = placed->lines;
+  item.storage_class = (Linli__StorageClass)storage_class;
+  item.express = placed->express;
+  item.campaign_id = placed->campaign_id;
+  item.wave_id = (char *)"";
+  switch (placed->delivery_case) {
+  case LINLI__ORDER_PLACED__DELIVERY_PICKUP:
+    item.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP;
+    item.pickup = placed->pickup;
+    break;
+  case LINLI__ORDER_PLACED__DELIVERY_HOME:
+    item.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_HOME;
+    item.home = placed->home;
+    break;
+  default:
+    break;
+  }
+  ev.meta = &meta;
+  ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
+  ev.fulfillment_item = &item;
+  return emit_packed(emit, RESERVER_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
+                     placed->warehouse_id, &ev.base);
+}
+
+int out_order_expired(linli_emit_t *emit, int32_t partition,
+                      const char *order_id, int64_t deadline_ms,
+                      int64_t now_ms) {
+  Linli__OrderEvent ev = LINLI__ORDER_EVENT__INIT;
+  Linli__OrderExpired exp = LINLI__ORDER_EXPIRED__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  /* The decision's id depends only on the order: a second instance (or a
+   * retry) writing the same decision writes the same event id. */
+  char seed[128], id[LINLI_ID_BUFSZ];
+  snprintf(seed, sizeof seed, "expire/%s", order_id);
+  linli_id_derive(seed, partition, deadline_ms, 0, id, sizeof id);
+  meta.event_id = id;
+  meta.occurred_at_ms = now_ms;
+  meta.producer = (char *)PRODUCER_NAME;
+  meta.schema_version = 1;
+  exp.order_id = (char *)order_id;
+  exp.deadline_ms = deadline_ms;
+  ev.meta = &meta;
+  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED;
+  ev.order_expired = &exp;
+  return emit_packed(emit, RESERVER_TOPIC_ORDERS, partition, order_id,
+                     &ev.base);
+}
