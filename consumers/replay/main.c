@@ -3,6 +3,8 @@
  *
  *   linli-replay export    decode a slice of the log to JSON lines or CSV
  *   linli-replay republish copy a slice into a sandbox topic
+ *   linli-replay audit     compare the log with the record and hot state
+ *   linli-replay rebuild   restore Redis from the log
  *
  * Replays are fenced: they read with an assign-only consumer (no group, no
  * commits) and write only to the target they are given.
@@ -13,6 +15,7 @@
 
 #include "linli/error.h"
 #include "linli/process.h"
+#include "audit.h"
 #include "replay.h"
 
 static void usage(void) {
@@ -21,6 +24,9 @@ static void usage(void) {
           "commands:\n"
           "  export     decode topics to JSON lines or CSV\n"
           "  republish  copy a slice of a topic into a sandbox topic\n"
+          "  audit      rebuild state from the log, compare with the record\n"
+          "             and the hot state, check the invariants\n"
+          "  rebuild    restore the consumers' hot state in Redis\n"
           "Run linli-replay COMMAND --help for its options.\n");
 }
 
@@ -45,6 +51,10 @@ int main(int argc, char **argv) {
   int rc;
   if (strcmp(cmd, "export") == 0) {
     rc = replay_cmd_export(cfg, argc - i, argv + i);
+  } else if (strcmp(cmd, "audit") == 0) {
+    rc = replay_cmd_audit(cfg, argc - i, argv + i);
+  } else if (strcmp(cmd, "rebuild") == 0) {
+    rc = replay_cmd_rebuild(cfg, argc - i, argv + i);
   } else if (strcmp(cmd, "republish") == 0) {
     rc = replay_cmd_republish(cfg, argc - i, argv + i);
   } else {

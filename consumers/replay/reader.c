@@ -96,6 +96,25 @@ int replay_read(const linli_config_t *cfg, const struct range *range,
   rd_kafka_poll_set_consumer(rk);
 
   int rc = -1;
+  rd_kafka_t *grp = NULL; /* OffsetFetch for end_at_group */
+  if (range->end_at_group) {
+    rd_kafka_conf_t *gc = rd_kafka_conf_new();
+    if (linli_config_kafka_apply(cfg, gc, err, errlen) != LINLI_OK ||
+        rd_kafka_conf_set(gc, "group.id", range->end_at_group, err, errlen) ||
+        rd_kafka_conf_set(gc, "enable.auto.commit", "false", err, errlen)) {
+      rd_kafka_conf_destroy(gc);
+      rd_kafka_destroy(rk);
+      return -1;
+    }
+    if (!linli_config_kafka_get(cfg, "bootstrap.servers"))
+      rd_kafka_conf_set(gc, "bootstrap.servers", "127.0.0.1:9092", NULL, 0);
+    grp = rd_kafka_new(RD_KAFKA_CONSUMER, gc, err, errlen);
+    if (!grp) {
+      rd_kafka_conf_destroy(gc);
+      rd_kafka_destroy(rk);
+      return -1;
+    }
+  }
   rd_kafka_topic_partition_list_t *assign =
       rd_kafka_topic_partition_list_new(16);
   /* Per assigned partition, parallel to `assign`. */
@@ -128,6 +147,23 @@ int replay_read(const linli_config_t *cfg, const struct range *range,
                resolve_time(rk, topic, p, range->to.value, high, &end, err,
                             errlen) != 0)
         goto out;
+      if (grp) {
+        rd_kafka_topic_partition_list_t *c =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(c, topic, p);
+        rd_kafka_resp_err_t ce = rd_kafka_committed(grp, c, QUERY_TIMEOUT_MS);
+        int64_t committed = ce ? -1 : c->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(c);
+        if (ce) {
+          snprintf(err, errlen, "committed offsets of %s: %s",
+                   range->end_at_group, rd_kafka_err2str(ce));
+          goto out;
+        }
+        /* No committed offset: the group never processed this partition. */
+        int64_t limit = committed < 0 ? low : committed;
+        if (limit < end)
+          end = limit;
+      }
       if (start >= end)
         continue;
       struct part_state *grown = realloc(st, (nst + 1) * sizeof *st);
@@ -216,6 +252,9 @@ int replay_read(const linli_config_t *cfg, const struct range *range,
   if (progress)
     fprintf(stderr, "linli-replay: %lld records read\n", records);
 out:
+  if (grp) {
+    rd_kafka_destroy(grp);
+  }
   rd_kafka_topic_partition_list_destroy(assign);
   free(st);
   rd_kafka_consumer_close(rk);

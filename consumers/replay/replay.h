@@ -34,6 +34,9 @@ struct range {
   int ntopics;
   struct bound from, to; /* from inclusive; to: offset inclusive, time
                             exclusive (events strictly before it) */
+  /* If set, stop each partition at this consumer group's committed offset
+   * (read with OffsetFetch only: the group is not joined). */
+  const char *end_at_group;
 };
 
 /* Called for every record inside the range, in partition order per topic.

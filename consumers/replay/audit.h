@@ -1,0 +1,114 @@
+/*
+ * audit.h - the fold of the log that `audit` compares with PostgreSQL and
+ * Redis and that `rebuild` writes into Redis, and the table of rules.
+ *
+ * Each consumer owns rules: the topics it needs from the log, how a record
+ * changes the fold (observe), how the fold is checked against the record
+ * and the hot state and DESIGN.md's invariants (check), and optionally how
+ * the fold restores its hot state (rebuild). A consumer added later (the
+ * group-buy settler, the router, the notifier) appends its rules to the
+ * table in audit.c and touches nothing else.
+ */
+#ifndef REPLAY_AUDIT_H
+#define REPLAY_AUDIT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <librdkafka/rdkafka.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "linli/config.h"
+#include "linli/pg.h"
+#include "linli/redis.h"
+#include "map.h"
+
+/* One stock cell: a SKU in a warehouse, as the log says it must be. */
+struct stock_cell {
+  char warehouse[72], sku[72];
+  int64_t initial;  /* sum of applied StockAdjusted */
+  int64_t reserved; /* held by live reservations */
+  int64_t sold;
+};
+
+/* One order, folded from every topic that speaks of it. */
+struct order_fold {
+  char warehouse[72], user[72], app[72];
+  char lines[1024];       /* "sku:qty,..." of the reservation */
+  char txn[72];           /* the accepted payment */
+  int64_t amount, total, expires_at;
+  int32_t orders_partition; /* where OrderPlaced was, -1 unknown */
+  int placed;             /* OrderPlaced seen */
+  int state;              /* enum order_state */
+  int reserved, committed, released, rejected_at_place, duplicates;
+  int cancelled_seen, expired_seen;
+  int refunds_owed;       /* rejected payments */
+  int storage_class;
+  uint8_t *placed_pb;     /* OrderPlaced bytes (owned) for rebuild */
+  size_t placed_pb_len;
+};
+
+/* A StockAdjusted seen in the log, applied unless the reserver refused it. */
+struct adjustment {
+  char warehouse[72], sku[72];
+  int64_t delta;
+};
+
+struct fold {
+  struct map *stock;       /* "W|SKU" -> stock_cell */
+  struct map *orders;      /* order_id -> order_fold */
+  struct map *adjustments; /* "partition:offset" -> adjustment */
+  struct map *refused;     /* "partition:offset" -> int (reserver DLQ) */
+  struct map *refunds;     /* "order|txn" -> int count */
+  struct map *refund_ids;  /* refund_id -> int count */
+  struct map *catalog;     /* sku -> char[64] "L|class|weight" */
+};
+
+enum order_state {
+  ST_NONE = 0, ST_PLACED, ST_RESERVED, ST_REJECTED, ST_PAID, ST_READY,
+  ST_OUT_FOR_DELIVERY, ST_AT_PICKUP_POINT, ST_DELIVERED, ST_PICKED_UP,
+  ST_CANCELLED, ST_EXPIRED, ST_DELIVERY_FAILED
+};
+const char *audit_state_name(int state);
+
+/* Where a check reports: one line per difference, counted. */
+struct audit_ctx {
+  const linli_config_t *cfg;
+  linli_redis_t *redis; /* NULL if Redis is not reachable */
+  linli_pg_t *pg;       /* NULL if PostgreSQL is not reachable */
+  FILE *out;
+  long differences;
+  const char *warehouse; /* only this warehouse (NULL: all) */
+};
+
+/* 1 if the warehouse is inside the audit's or rebuild's scope. */
+int audit_in_scope(const struct audit_ctx *ctx, const char *warehouse);
+void audit_diff(struct audit_ctx *ctx, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+struct audit_rule {
+  const char *name;
+  const char *const *topics; /* NULL-terminated */
+  /* env is the decoded envelope (NULL for the DLQ, whose values are raw). */
+  void (*observe)(struct fold *f, const rd_kafka_message_t *m,
+                  const ProtobufCMessage *env);
+  void (*check)(struct fold *f, struct audit_ctx *ctx);
+  int (*rebuild)(struct fold *f, struct audit_ctx *ctx); /* may be NULL */
+};
+
+/* Rules of the reserver (stock) and of orders, payments and refunds. */
+extern const struct audit_rule audit_rule_stock;
+extern const struct audit_rule audit_rule_orders;
+extern const struct audit_rule audit_rule_refunds;
+
+/* Helpers shared by the rules. */
+struct stock_cell *fold_cell(struct fold *f, const char *wh, const char *sku);
+void fold_apply_lines(struct fold *f, const char *wh, const char *lines,
+                      int64_t d_reserved, int64_t d_sold);
+int redis_hget_int(linli_redis_t *r, const char *key, const char *field,
+                   int64_t *out);
+
+int replay_cmd_audit(const linli_config_t *cfg, int argc, char **argv);
+int replay_cmd_rebuild(const linli_config_t *cfg, int argc, char **argv);
+
+#endif

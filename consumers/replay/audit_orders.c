@@ -1,0 +1,395 @@
+/*
+ * audit_orders.c - rules for orders (the state machine, one live
+ * reservation, paid once) and for refunds (every refund owed is requested
+ * exactly once), folded from orders, reservations, fulfillment, delivery
+ * and refunds topics, checked against PostgreSQL (orders.state) and the
+ * reserver's Redis order records; and the rebuild of those Redis records.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery.pb-c.h"
+#include "fulfillment.pb-c.h"
+#include "linli/error.h"
+#include "linli/schema.h"
+#include "audit.h"
+#include "orders.pb-c.h"
+#include "refunds.pb-c.h"
+#include "reservations.pb-c.h"
+
+static const char *const state_names[] = {
+    "NONE", "PLACED", "RESERVED", "REJECTED", "PAID", "READY",
+    "OUT_FOR_DELIVERY", "AT_PICKUP_POINT", "DELIVERED", "PICKED_UP",
+    "CANCELLED", "EXPIRED", "DELIVERY_FAILED"};
+
+const char *audit_state_name(int s) {
+  return s >= 0 && s <= ST_DELIVERY_FAILED ? state_names[s] : "?";
+}
+
+/* Progress along the state machine; terminal states end it. */
+static int rank(int s) {
+  switch (s) {
+  case ST_NONE: return 0;
+  case ST_PLACED: return 1;
+  case ST_RESERVED: return 2;
+  case ST_REJECTED: case ST_CANCELLED: case ST_EXPIRED: return 3;
+  case ST_PAID: return 4;
+  case ST_READY: return 5;
+  case ST_OUT_FOR_DELIVERY: case ST_AT_PICKUP_POINT: return 6;
+  case ST_DELIVERY_FAILED: return 7;
+  case ST_DELIVERED: case ST_PICKED_UP: return 8;
+  default: return 0;
+  }
+}
+
+static void advance(struct order_fold *o, int s) {
+  if (rank(s) > rank(o->state))
+    o->state = s;
+}
+
+static struct order_fold *order(struct fold *f, const char *id) {
+  int created = 0;
+  struct order_fold *o = map_get_or_add(f->orders, id, &created);
+  if (o && created)
+    o->orders_partition = -1;
+  return o;
+}
+
+static const char *const order_topics[] = {
+    LINLI_TOPIC_ORDERS, LINLI_TOPIC_RESERVATIONS, LINLI_TOPIC_FULFILLMENT,
+    LINLI_TOPIC_DELIVERY, NULL};
+
+static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
+                           const ProtobufCMessage *env) {
+  if (!env)
+    return;
+  const char *topic = rd_kafka_topic_name(m->rkt);
+  if (strcmp(topic, LINLI_TOPIC_ORDERS) == 0) {
+    const Linli__OrderEvent *ev = (const Linli__OrderEvent *)env;
+    if (ev->event_case == LINLI__ORDER_EVENT__EVENT_ORDER_PLACED) {
+      const Linli__OrderPlaced *p = ev->order_placed;
+      struct order_fold *o = order(f, p->order_id);
+      if (!o || o->placed++)
+        return; /* a duplicate placement keeps the first order */
+      snprintf(o->user, sizeof o->user, "%s", p->user_id);
+      snprintf(o->app, sizeof o->app, "%s", p->app_id);
+      if (!o->warehouse[0])
+        snprintf(o->warehouse, sizeof o->warehouse, "%s", p->warehouse_id);
+      o->orders_partition = m->partition;
+      o->placed_pb_len = linli__order_placed__get_packed_size(p);
+      o->placed_pb = malloc(o->placed_pb_len ? o->placed_pb_len : 1);
+      if (o->placed_pb)
+        linli__order_placed__pack(p, o->placed_pb);
+      advance(o, ST_PLACED);
+    } else if (ev->event_case == LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED) {
+      struct order_fold *o = order(f, ev->order_cancelled->order_id);
+      if (o)
+        o->cancelled_seen = 1;
+    } else if (ev->event_case == LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED) {
+      struct order_fold *o = order(f, ev->order_expired->order_id);
+      if (o)
+        o->expired_seen = 1;
+    }
+  } else if (strcmp(topic, LINLI_TOPIC_RESERVATIONS) == 0) {
+    const Linli__ReservationEvent *ev = (const Linli__ReservationEvent *)env;
+    if (ev->event_case != LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT)
+      return;
+    const Linli__ReservationResult *r = ev->reservation_result;
+    struct order_fold *o = order(f, r->order_id);
+    if (!o)
+      return;
+    if (!o->user[0] && r->user_id[0])
+      snprintf(o->user, sizeof o->user, "%s", r->user_id);
+    switch (r->status) {
+    case LINLI__RESERVATION_RESULT__STATUS__RESERVED:
+      o->reserved++;
+      o->expires_at = r->expires_at_ms;
+      o->total = r->total_fen;
+      advance(o, ST_RESERVED);
+      break;
+    case LINLI__RESERVATION_RESULT__STATUS__COMMITTED:
+      o->committed++;
+      snprintf(o->txn, sizeof o->txn, "%s", r->payment_txn_id);
+      o->amount = r->amount_fen;
+      advance(o, ST_PAID);
+      break;
+    case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
+      o->released++;
+      advance(o, strstr(r->detail, "deadline") ? ST_EXPIRED : ST_CANCELLED);
+      break;
+    case LINLI__RESERVATION_RESULT__STATUS__REJECTED:
+      switch (r->reason) {
+      case LINLI__RESERVATION_RESULT__REASON__DUPLICATE:
+        o->duplicates++;
+        break;
+      case LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK:
+      case LINLI__RESERVATION_RESULT__REASON__UNKNOWN_SKU:
+      case LINLI__RESERVATION_RESULT__REASON__DELISTED:
+      case LINLI__RESERVATION_RESULT__REASON__INVALID_ORDER:
+        o->rejected_at_place++;
+        advance(o, ST_REJECTED);
+        break;
+      default:
+        /* A refused payment: owed back once. */
+        if (r->payment_txn_id[0]) {
+          char key[160];
+          snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
+          int *n = map_get_or_add(f->refunds, key, NULL);
+          if (n)
+            n[0]++;
+          o->refunds_owed++;
+        }
+        break;
+      }
+      break;
+    default:
+      break;
+    }
+  } else if (strcmp(topic, LINLI_TOPIC_FULFILLMENT) == 0) {
+    const Linli__FulfillmentEvent *ev = (const Linli__FulfillmentEvent *)env;
+    if (ev->event_case == LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM) {
+      struct order_fold *o = order(f, ev->fulfillment_item->order_id);
+      if (o) {
+        o->storage_class = ev->fulfillment_item->storage_class;
+        advance(o, ST_READY);
+      }
+    }
+  } else if (strcmp(topic, LINLI_TOPIC_DELIVERY) == 0) {
+    const Linli__DeliveryEvent *ev = (const Linli__DeliveryEvent *)env;
+    const char *id = NULL;
+    int s = ST_NONE;
+    switch (ev->event_case) {
+    case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
+      id = ev->out_for_delivery->order_id, s = ST_OUT_FOR_DELIVERY;
+      break;
+    case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
+      id = ev->arrived_at_pickup_point->order_id, s = ST_AT_PICKUP_POINT;
+      break;
+    case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
+      id = ev->picked_up->order_id, s = ST_PICKED_UP;
+      break;
+    case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
+      id = ev->delivered->order_id, s = ST_DELIVERED;
+      break;
+    case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
+      id = ev->delivery_failed->order_id, s = ST_DELIVERY_FAILED;
+      break;
+    default:
+      break;
+    }
+    struct order_fold *o = id ? order(f, id) : NULL;
+    if (o && o->state >= ST_PAID && rank(o->state) < rank(ST_DELIVERED))
+      advance(o, s);
+  }
+}
+
+static void check_orders(struct fold *f, struct audit_ctx *ctx) {
+  const char *rule = "orders";
+  for (size_t i = 0; i < map_capacity(f->orders); i++) {
+    const char *id = NULL;
+    struct order_fold *o = map_at(f->orders, i, &id);
+    if (!o || (!o->placed && o->state == ST_NONE))
+      continue; /* only mentioned (e.g. a refund): nothing to check */
+    if (!audit_in_scope(ctx, o->warehouse))
+      continue;
+    if (o->reserved > 1)
+      audit_diff(ctx, rule, "order %s was RESERVED %d times", id, o->reserved);
+    if (o->committed > 1)
+      audit_diff(ctx, rule, "order %s was paid (COMMITTED) %d times", id,
+                 o->committed);
+    if (o->released > 1)
+      audit_diff(ctx, rule, "order %s was RELEASED %d times", id, o->released);
+    if (o->committed && o->released)
+      audit_diff(ctx, rule, "order %s was both paid and released", id);
+    if ((o->committed || o->released) && !o->reserved)
+      audit_diff(ctx, rule, "order %s was paid or released without a "
+                 "reservation", id);
+    if (o->reserved && o->rejected_at_place)
+      audit_diff(ctx, rule, "order %s was both reserved and rejected", id);
+    if (ctx->pg && o->placed) {
+      const char *params[] = {id};
+      PGresult *res = NULL;
+      char err[256];
+      if (linli_pg_exec(ctx->pg, "SELECT state FROM orders WHERE order_id = $1",
+                        1, params, &res, err, sizeof err) == LINLI_OK) {
+        if (PQntuples(res) != 1)
+          audit_diff(ctx, rule, "order %s (%s in the log) is missing from "
+                     "PostgreSQL", id, audit_state_name(o->state));
+        else if (strcmp(PQgetvalue(res, 0, 0), audit_state_name(o->state)))
+          audit_diff(ctx, rule, "order %s: PostgreSQL state %s, the log says "
+                     "%s", id, PQgetvalue(res, 0, 0),
+                     audit_state_name(o->state));
+      }
+      if (res)
+        PQclear(res);
+    }
+    if (ctx->redis && o->warehouse[0] && (o->reserved || o->rejected_at_place)) {
+      const char *want = o->committed ? "COMMITTED"
+                         : o->released ? (o->state == ST_EXPIRED ? "EXPIRED"
+                                                                 : "CANCELLED")
+                         : o->reserved ? "RESERVED"
+                                       : "REJECTED";
+      char tag[96], suffix[96], key[256];
+      snprintf(tag, sizeof tag, "w:%s", o->warehouse);
+      snprintf(suffix, sizeof suffix, "o:%s", id);
+      linli_redis_key(key, sizeof key, tag, suffix);
+      const char *argv[] = {"HGET", key, "st"};
+      redisReply *r = NULL;
+      if (linli_redis_command(ctx->redis, 3, argv, NULL, &r) == LINLI_OK) {
+        const char *got = r->type == REDIS_REPLY_STRING ? r->str : "(none)";
+        if (strcmp(got, want) != 0)
+          audit_diff(ctx, rule, "order %s: Redis says %s, the log says %s", id,
+                     got, want);
+        freeReplyObject(r);
+      }
+    }
+  }
+}
+
+static int cmd(struct audit_ctx *ctx, int argc, const char **argv,
+               const size_t *lens) {
+  redisReply *r = NULL;
+  if (linli_redis_command(ctx->redis, argc, argv, lens, &r) != LINLI_OK)
+    return -1;
+  int rc = r->type == REDIS_REPLY_ERROR ? -1 : 0;
+  freeReplyObject(r);
+  return rc;
+}
+
+/* The reserver's order records, order index and expiry index. */
+static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
+  for (size_t i = 0; i < map_capacity(f->orders); i++) {
+    const char *id = NULL;
+    struct order_fold *o = map_at(f->orders, i, &id);
+    if (!o || !o->warehouse[0] || !(o->reserved || o->rejected_at_place) ||
+        !audit_in_scope(ctx, o->warehouse))
+      continue;
+    char tag[96], suffix[96], key[256], idx[128];
+    snprintf(tag, sizeof tag, "w:%s", o->warehouse);
+    snprintf(suffix, sizeof suffix, "o:%s", id);
+    linli_redis_key(key, sizeof key, tag, suffix);
+    const char *st = o->committed ? "COMMITTED"
+                     : o->released ? (o->state == ST_EXPIRED ? "EXPIRED"
+                                                             : "CANCELLED")
+                     : o->reserved ? "RESERVED"
+                                   : "REJECTED";
+    char exp[32], tot[32], sc[8], amt[32];
+    snprintf(exp, sizeof exp, "%lld", (long long)o->expires_at);
+    snprintf(tot, sizeof tot, "%lld", (long long)o->total);
+    snprintf(sc, sizeof sc, "%d", o->storage_class);
+    snprintf(amt, sizeof amt, "%lld", (long long)o->amount);
+    const char *argv[] = {"HSET", key, "st", st, "usr", o->user, "ln",
+                          o->lines, "exp", exp, "tot", tot, "sc", sc, "pb",
+                          (const char *)(o->placed_pb ? o->placed_pb
+                                                      : (uint8_t *)""),
+                          "txn", o->txn, "amt", amt};
+    size_t lens[20];
+    for (int j = 0; j < 20; j++)
+      lens[j] = strlen(argv[j]);
+    lens[15] = o->placed_pb ? o->placed_pb_len : 0;
+    int n = o->reserved ? 20 : 6;
+    if (cmd(ctx, n, argv, lens) != 0)
+      return -1;
+    snprintf(idx, sizeof idx, "linli:rsv:ow:%s", id);
+    const char *iargv[] = {"SET", idx, o->warehouse};
+    if (cmd(ctx, 3, iargv, NULL) != 0)
+      return -1;
+    if (o->reserved && !o->committed && !o->released &&
+        o->orders_partition >= 0) {
+      char zkey[64];
+      snprintf(zkey, sizeof zkey, "linli:rsv:exp:%d", (int)o->orders_partition);
+      const char *zargv[] = {"ZADD", zkey, exp, id};
+      if (cmd(ctx, 4, zargv, NULL) != 0)
+        return -1;
+    }
+  }
+  /* Refunds already requested: the same payment notice again must not
+   * ask for a second one. */
+  for (size_t i = 0; i < map_capacity(f->refunds); i++) {
+    const char *k = NULL;
+    int *n = map_at(f->refunds, i, &k);
+    if (!n || n[0] == 0)
+      continue;
+    char order_id[80];
+    const char *bar = strchr(k, '|');
+    if (!bar)
+      continue;
+    snprintf(order_id, sizeof order_id, "%.*s", (int)(bar - k), k);
+    struct order_fold *o = map_find(f->orders, order_id);
+    if (!o || !o->warehouse[0] || !audit_in_scope(ctx, o->warehouse))
+      continue;
+    char tag[96], suffix[96], key[256], field[96];
+    snprintf(tag, sizeof tag, "w:%s", o->warehouse);
+    snprintf(suffix, sizeof suffix, "o:%s", order_id);
+    linli_redis_key(key, sizeof key, tag, suffix);
+    snprintf(field, sizeof field, "rf:%s", bar + 1);
+    const char *argv[] = {"HSET", key, field, "1"};
+    if (cmd(ctx, 4, argv, NULL) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+const struct audit_rule audit_rule_orders = {
+    "orders (reserver, ledger)", order_topics, observe_orders, check_orders,
+    rebuild_orders};
+
+/* ---------------------------------------------------------------- refunds */
+
+static const char *const refund_topics[] = {LINLI_TOPIC_REFUNDS, NULL};
+
+static void observe_refunds(struct fold *f, const rd_kafka_message_t *m,
+                            const ProtobufCMessage *env) {
+  (void)m;
+  if (!env)
+    return;
+  const Linli__RefundEvent *ev = (const Linli__RefundEvent *)env;
+  if (ev->event_case != LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED)
+    return;
+  const Linli__RefundRequested *r = ev->refund_requested;
+  char key[160];
+  snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
+  int *n = map_get_or_add(f->refunds, key, NULL);
+  if (n)
+    n[1]++;
+  int *c = map_get_or_add(f->refund_ids, r->refund_id, NULL);
+  if (c)
+    (*c)++;
+}
+
+static void check_refunds(struct fold *f, struct audit_ctx *ctx) {
+  const char *rule = "refunds";
+  for (size_t i = 0; i < map_capacity(f->refunds); i++) {
+    const char *k = NULL;
+    int *n = map_at(f->refunds, i, &k);
+    if (!n)
+      continue;
+    if (ctx->warehouse) {
+      char order_id[80];
+      const char *bar = strchr(k, '|');
+      snprintf(order_id, sizeof order_id, "%.*s",
+               (int)(bar ? bar - k : (long)strlen(k)), k);
+      const struct order_fold *o = map_find(f->orders, order_id);
+      if (!o || !audit_in_scope(ctx, o->warehouse))
+        continue;
+    }
+    /* n[0]: refused payments owed back; n[1]: RefundRequested seen. */
+    if (n[0] > 0 && n[1] != 1)
+      audit_diff(ctx, rule, "payment %s was refused but %d refunds were "
+                 "requested (want exactly 1)", k, n[1]);
+    if (n[0] == 0 && n[1] > 0)
+      audit_diff(ctx, rule, "payment %s got %d refund(s) nobody owed", k,
+                 n[1]);
+  }
+  for (size_t i = 0; i < map_capacity(f->refund_ids) && !ctx->warehouse;
+       i++) {
+    const char *k = NULL;
+    int *c = map_at(f->refund_ids, i, &k);
+    if (c && *c > 1)
+      audit_diff(ctx, rule, "refund %s was requested %d times", k, *c);
+  }
+}
+
+const struct audit_rule audit_rule_refunds = {
+    "refunds (reserver)", refund_topics, observe_refunds, check_refunds, NULL};
