@@ -227,9 +227,10 @@ int replay_cmd_rebuild(const linli_config_t *cfg, int argc, char **argv) {
       {"target", required_argument, NULL, 't'},
       {"force", no_argument, NULL, 'f'},
       {"warehouse", required_argument, NULL, 'w'},
+      {"group", required_argument, NULL, 'g'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  const char *target = NULL, *warehouse = NULL;
+  const char *target = NULL, *warehouse = NULL, *group = "linli-reserver";
   int force = 0, c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -237,10 +238,11 @@ int replay_cmd_rebuild(const linli_config_t *cfg, int argc, char **argv) {
     case 't': target = optarg; break;
     case 'f': force = 1; break;
     case 'w': warehouse = optarg; break;
+    case 'g': group = optarg; break;
     default:
       fprintf(stderr,
               "usage: linli-replay rebuild --target redis [--warehouse W] "
-              "[--force]\n"
+              "[--group G] [--force]\n"
               "  Restores the consumers' hot state in Redis from the log.\n"
               "  Stop the consumers first; Redis should be empty (--force\n"
               "  overrides both checks).\n");
@@ -251,11 +253,12 @@ int replay_cmd_rebuild(const linli_config_t *cfg, int argc, char **argv) {
     fprintf(stderr, "rebuild: --target redis is the only target\n");
     return 2;
   }
-  int members = group_members(cfg, "linli-reserver");
+  int members = group_members(cfg, group);
   if (members != 0 && !force) {
-    fprintf(stderr, "rebuild: %s; stop the consumers first (or --force)\n",
-            members < 0 ? "cannot tell whether linli-reserver is running"
-                        : "linli-reserver has live members");
+    fprintf(stderr, "rebuild: %s %s; stop the consumers first (or --force)\n",
+            members < 0 ? "cannot tell whether this group is running:"
+                        : "live members in",
+            group);
     return 2;
   }
   struct fold f;
@@ -281,7 +284,7 @@ int replay_cmd_rebuild(const linli_config_t *cfg, int argc, char **argv) {
    * rest are still ahead of it and will apply when it resumes. */
   struct range inv = {0};
   inv.topics[inv.ntopics++] = LINLI_TOPIC_INVENTORY;
-  inv.end_at_group = "linli-reserver";
+  inv.end_at_group = group;
   struct range rest = {0};
   rule_topics(&rest, LINLI_TOPIC_INVENTORY);
   if (replay_read(cfg, &inv, observe_record, &f, 1, err, sizeof err) != 0 ||
