@@ -285,9 +285,9 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
                                                       : (uint8_t *)""),
                           "txn", o->txn, "amt", amt};
     size_t lens[20];
-    for (int j = 0; j < 20; j++)
-      lens[j] = strlen(argv[j]);
-    lens[15] = o->placed_pb ? o->placed_pb_len : 0;
+    for (int j = 0; j < 20; j++) /* argv[15] is bytes, not a string */
+      lens[j] = j == 15 ? (o->placed_pb ? o->placed_pb_len : 0)
+                        : strlen(argv[j]);
     int n = o->reserved ? 20 : 6;
     if (cmd(ctx, n, argv, lens) != 0)
       return -1;
