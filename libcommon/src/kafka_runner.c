@@ -382,8 +382,11 @@ int linli_runner_new(const linli_config_t *cfg, const linli_runner_spec_t *spec,
   r->spec = *spec;
   r->cfg = cfg;
   r->emit.r = r;
+  const char *cfg_group = linli_config_str(cfg, "runner.group");
   if (spec->group_id)
     snprintf(r->group, sizeof r->group, "%s", spec->group_id);
+  else if (cfg_group && cfg_group[0])
+    snprintf(r->group, sizeof r->group, "%s", cfg_group);
   else
     snprintf(r->group, sizeof r->group, "linli-%s", spec->name);
   const char *inst = linli_config_str(cfg, "runner.instance_id");

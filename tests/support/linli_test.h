@@ -40,6 +40,12 @@ int linli_test_create_topic(const char *topic, int partitions);
 pid_t linli_test_spawn(char *const argv[], char *const extra_env[],
                        const char *log_path);
 
+/* Like linli_test_spawn, but the child is SIGKILLed when the test process
+ * dies (PR_SET_PDEATHSIG): a crashed or aborted test never leaves a
+ * consumer running that would go on processing later runs' input. */
+pid_t linli_test_spawn_tied(char *const argv[], char *const extra_env[],
+                            const char *log_path);
+
 /* SIGTERM (or SIGKILL if hard) and reap; returns the exit status or -1. */
 int linli_test_stop(pid_t pid, int hard);
 
@@ -56,5 +62,57 @@ int linli_test_produce(const char *topic, const char *key, const void *value,
 
 /* Monotonic milliseconds, for test deadlines (not for the code under test). */
 int64_t linli_test_now_ms(void);
+
+/* ------------------------------------------------------------------------
+ * Topics shared across runs (the fixed linli.*.v1 names): create them
+ * idempotently, read only what a test wrote, start a consumer group at the
+ * current end of its input topics.
+ * --------------------------------------------------------------------- */
+
+/* Create topic with `partitions` partitions if it does not exist
+ * (cleanup_policy, e.g. "compact", may be NULL); an existing topic with
+ * fewer partitions is grown to `partitions`. Waits until every partition
+ * has a leader. 0 on success. */
+int linli_test_ensure_topic(const char *topic, int partitions,
+                            const char *cleanup_policy);
+
+/* Commit, for consumer group `group`, the current end offset of every
+ * partition of each topic (NULL-terminated), so that a consumer started in
+ * that group afterwards reads only records written from now on. The group
+ * must have no live members. 0 on success. */
+int linli_test_group_start_at_end(const char *group,
+                                  const char *const *topics);
+
+/* A read_committed reader of several topics (no consumer group
+ * membership: partitions assigned explicitly), that reads incrementally. */
+typedef struct linli_test_reader linli_test_reader_t;
+/* from_end: start at each partition's current end offset (only records
+ * written from now on), else from the beginning. NULL on error. */
+linli_test_reader_t *linli_test_reader_new(const char *const *topics,
+                                           int from_end);
+/* Poll for up to timeout_ms; cb (may be NULL) sees each record. Returns
+ * early, with no linger, once until(arg) (may be NULL) returns non-zero
+ * (checked before the first poll too). Returns the records read. */
+typedef int (*linli_test_until_fn)(void *arg);
+int linli_test_reader_poll(linli_test_reader_t *r, int timeout_ms,
+                           linli_test_record_fn cb, void *arg,
+                           linli_test_until_fn until);
+void linli_test_reader_free(linli_test_reader_t *r);
+
+/* Produce one record and report where it was written (partition/offset
+ * may be NULL). 0 on success. */
+int linli_test_produce_at(const char *topic, const char *key,
+                          const void *value, size_t len, int32_t *partition,
+                          int64_t *offset);
+
+/* Produce n records fast (asynchronously, then wait for all of them).
+ * keys[i] may be NULL. 0 when every record was acknowledged. */
+int linli_test_produce_batch(const char *topic, size_t n,
+                             const char *const *keys,
+                             const void *const *values, const size_t *lens);
+
+/* Copy the last header `name` of m as a string into out ("" if absent). */
+void linli_test_header(const rd_kafka_message_t *m, const char *name,
+                       char *out, size_t len);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -287,4 +288,388 @@ int linli_test_produce(const char *topic, const char *key, const void *value,
     return -1;
   }
   return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Shared topics: idempotent creation, group start offsets, incremental
+ * readers, fast producing.
+ * --------------------------------------------------------------------- */
+
+/* A librdkafka handle configured from the stack's [kafka] section, with
+ * extra properties (NULL-terminated name/value pairs). NULL on error. */
+static rd_kafka_t *new_handle(rd_kafka_type_t type, const char *const *extra) {
+  const linli_config_t *cfg = linli_test_config();
+  if (!cfg)
+    return NULL;
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (linli_config_kafka_apply(cfg, conf, err, sizeof err) != LINLI_OK)
+    goto fail;
+  for (int i = 0; extra && extra[i]; i += 2)
+    if (rd_kafka_conf_set(conf, extra[i], extra[i + 1], err, sizeof err))
+      goto fail;
+  rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (rk)
+    return rk;
+fail:
+  fprintf(stderr, "kafka handle: %s\n", err);
+  rd_kafka_conf_destroy(conf);
+  return NULL;
+}
+
+/* Partition count of topic (0 if it does not exist, -1 on error); with
+ * leaders_out, whether every partition has a leader. */
+static int topic_partitions(rd_kafka_t *rk, const char *topic,
+                            int *leaders_out) {
+  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+  const rd_kafka_metadata_t *md = NULL;
+  int n = -1, leaders = 0;
+  if (rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (md->topic_cnt == 1) {
+      rd_kafka_resp_err_t te = md->topics[0].err;
+      if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        n = 0;
+      else if (te == RD_KAFKA_RESP_ERR_NO_ERROR)
+        n = md->topics[0].partition_cnt;
+      leaders = n > 0;
+      for (int p = 0; p < md->topics[0].partition_cnt; p++)
+        if (md->topics[0].partitions[p].leader < 0)
+          leaders = 0;
+    }
+    rd_kafka_metadata_destroy(md);
+  }
+  rd_kafka_topic_destroy(t);
+  if (leaders_out)
+    *leaders_out = leaders;
+  return n;
+}
+
+/* Wait for an admin result event on q; 0 when the topic's result is OK or
+ * `tolerated`. */
+static int admin_result(rd_kafka_queue_t *q, const char *what,
+                        const char *topic, rd_kafka_resp_err_t tolerated) {
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+  if (!ev) {
+    fprintf(stderr, "%s %s: timed out\n", what, topic);
+    return -1;
+  }
+  int rc = -1;
+  const rd_kafka_topic_result_t **tr = NULL;
+  size_t n = 0;
+  if (rd_kafka_event_error(ev)) {
+    fprintf(stderr, "%s %s: %s\n", what, topic,
+            rd_kafka_event_error_string(ev));
+  } else {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATETOPICS_RESULT)
+      tr = rd_kafka_CreateTopics_result_topics(
+          rd_kafka_event_CreateTopics_result(ev), &n);
+    else if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT)
+      tr = rd_kafka_CreatePartitions_result_topics(
+          rd_kafka_event_CreatePartitions_result(ev), &n);
+    if (n == 1 && (rd_kafka_topic_result_error(tr[0]) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR ||
+                   rd_kafka_topic_result_error(tr[0]) == tolerated))
+      rc = 0;
+    else if (n == 1)
+      fprintf(stderr, "%s %s: %s\n", what, topic,
+              rd_kafka_topic_result_error_string(tr[0]));
+  }
+  rd_kafka_event_destroy(ev);
+  return rc;
+}
+
+int linli_test_ensure_topic(const char *topic, int partitions,
+                            const char *cleanup_policy) {
+  rd_kafka_t *rk = new_handle(RD_KAFKA_PRODUCER, NULL);
+  if (!rk)
+    return -1;
+  char err[512];
+  int rc = 0;
+  int have = topic_partitions(rk, topic, NULL);
+  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+  if (have == 0) {
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
+    if (!nt) {
+      fprintf(stderr, "create topic %s: %s\n", topic, err);
+      rc = -1;
+    } else {
+      if (cleanup_policy)
+        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", cleanup_policy);
+      rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+      rc = admin_result(q, "create topic", topic,
+                        RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS);
+      rd_kafka_NewTopic_destroy(nt);
+    }
+  } else if (have > 0 && have < partitions) {
+    rd_kafka_NewPartitions_t *np =
+        rd_kafka_NewPartitions_new(topic, (size_t)partitions, err, sizeof err);
+    if (!np) {
+      fprintf(stderr, "grow topic %s: %s\n", topic, err);
+      rc = -1;
+    } else {
+      rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
+      rc = admin_result(q, "grow topic", topic,
+                        RD_KAFKA_RESP_ERR_INVALID_PARTITIONS);
+      rd_kafka_NewPartitions_destroy(np);
+    }
+  } else if (have < 0) {
+    fprintf(stderr, "ensure topic %s: no metadata\n", topic);
+    rc = -1;
+  }
+  rd_kafka_queue_destroy(q);
+  /* Wait until the partitions exist and have leaders (at least as many as
+   * asked for: a topic someone made bigger is fine). */
+  for (int i = 0; rc == 0 && i < 100; i++) {
+    int leaders = 0;
+    int n = topic_partitions(rk, topic, &leaders);
+    if (n >= partitions && leaders)
+      break;
+    usleep(100 * 1000);
+  }
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+/* Every partition of the topics, at their current end offsets (high
+ * watermarks). NULL on error. */
+static rd_kafka_topic_partition_list_t *
+end_offsets(rd_kafka_t *rk, const char *const *topics, int from_end) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+  for (int i = 0; topics[i]; i++) {
+    int n = topic_partitions(rk, topics[i], NULL);
+    if (n <= 0) {
+      fprintf(stderr, "topic %s: no partitions\n", topics[i]);
+      rd_kafka_topic_partition_list_destroy(l);
+      return NULL;
+    }
+    for (int p = 0; p < n; p++) {
+      int64_t lo = 0, hi = 0;
+      if (from_end) {
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+            rk, topics[i], p, &lo, &hi, 10000);
+        if (e) {
+          fprintf(stderr, "watermarks %s[%d]: %s\n", topics[i], p,
+                  rd_kafka_err2str(e));
+          rd_kafka_topic_partition_list_destroy(l);
+          return NULL;
+        }
+      } else {
+        hi = RD_KAFKA_OFFSET_BEGINNING;
+      }
+      rd_kafka_topic_partition_list_add(l, topics[i], p)->offset = hi;
+    }
+  }
+  return l;
+}
+
+int linli_test_group_start_at_end(const char *group,
+                                  const char *const *topics) {
+  const char *extra[] = {"group.id", group, "enable.auto.commit", "false",
+                         NULL};
+  rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, extra);
+  if (!rk)
+    return -1;
+  int rc = -1;
+  rd_kafka_topic_partition_list_t *l = end_offsets(rk, topics, 1);
+  if (l) {
+    /* A commit outside any group generation: accepted while the group has
+     * no members. */
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+    if (e)
+      fprintf(stderr, "commit start offsets for %s: %s\n", group,
+              rd_kafka_err2str(e));
+    else
+      rc = 0;
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+struct linli_test_reader {
+  rd_kafka_t *rk;
+};
+
+linli_test_reader_t *linli_test_reader_new(const char *const *topics,
+                                           int from_end) {
+  char group[128];
+  linli_test_unique("reader", group, sizeof group);
+  const char *extra[] = {"group.id",           group,
+                         "isolation.level",    "read_committed",
+                         "enable.auto.commit", "false",
+                         NULL};
+  linli_test_reader_t *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  r->rk = new_handle(RD_KAFKA_CONSUMER, extra);
+  if (!r->rk) {
+    free(r);
+    return NULL;
+  }
+  rd_kafka_topic_partition_list_t *l = end_offsets(r->rk, topics, from_end);
+  if (!l || rd_kafka_assign(r->rk, l)) {
+    if (l)
+      rd_kafka_topic_partition_list_destroy(l);
+    linli_test_reader_free(r);
+    return NULL;
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  return r;
+}
+
+int linli_test_reader_poll(linli_test_reader_t *r, int timeout_ms,
+                           linli_test_record_fn cb, void *arg,
+                           linli_test_until_fn until) {
+  int seen = 0;
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  while (!(until && until(arg)) && linli_test_now_ms() < deadline) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 50);
+    if (!m)
+      continue;
+    if (!m->err) {
+      seen++;
+      if (cb)
+        cb(arg, m);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return seen;
+}
+
+void linli_test_reader_free(linli_test_reader_t *r) {
+  if (!r)
+    return;
+  if (r->rk) {
+    rd_kafka_consumer_close(r->rk);
+    rd_kafka_destroy(r->rk);
+  }
+  free(r);
+}
+
+static linli_producer_t *batch_producer;
+
+static void free_batch_producer(void) {
+  linli_producer_free(batch_producer);
+  batch_producer = NULL;
+}
+
+static linli_producer_t *get_batch_producer(void) {
+  if (batch_producer)
+    return batch_producer;
+  char err[512];
+  const linli_config_t *cfg = linli_test_config();
+  if (!cfg || linli_producer_new(cfg, "linli-test-batch", &batch_producer, err,
+                                 sizeof err)) {
+    fprintf(stderr, "test producer: %s\n", cfg ? err : "no config");
+    batch_producer = NULL;
+    return NULL;
+  }
+  atexit(free_batch_producer);
+  return batch_producer;
+}
+
+int linli_test_produce_at(const char *topic, const char *key,
+                          const void *value, size_t len, int32_t *partition,
+                          int64_t *offset) {
+  linli_producer_t *p = get_batch_producer();
+  char err[512];
+  if (!p)
+    return -1;
+  if (linli_producer_send_sync(p, topic, RD_KAFKA_PARTITION_UA, key,
+                               key ? strlen(key) : 0, value, len, NULL, 30000,
+                               partition, offset, err,
+                               sizeof err) != LINLI_OK) {
+    fprintf(stderr, "test produce: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+struct batch_state {
+  size_t failed;
+};
+
+static void batch_delivered(void *opaque, rd_kafka_resp_err_t err,
+                            int32_t partition, int64_t offset) {
+  (void)partition;
+  (void)offset;
+  struct batch_state *st = opaque;
+  if (err)
+    st->failed++;
+}
+
+int linli_test_produce_batch(const char *topic, size_t n,
+                             const char *const *keys,
+                             const void *const *values, const size_t *lens) {
+  linli_producer_t *p = get_batch_producer();
+  if (!p)
+    return -1;
+  struct batch_state st = {0};
+  char err[512];
+  for (size_t i = 0; i < n; i++) {
+    const char *key = keys ? keys[i] : NULL;
+    if (linli_producer_send_async(p, topic, RD_KAFKA_PARTITION_UA, key,
+                                  key ? strlen(key) : 0, values[i], lens[i],
+                                  NULL, batch_delivered, &st, 30000, err,
+                                  sizeof err) != LINLI_OK) {
+      fprintf(stderr, "test produce batch: %s\n", err);
+      linli_producer_flush(p, 30000);
+      return -1;
+    }
+  }
+  if (linli_producer_flush(p, 60000) != LINLI_OK || st.failed) {
+    fprintf(stderr, "test produce batch: %zu of %zu not delivered\n",
+            st.failed, n);
+    return -1;
+  }
+  return 0;
+}
+
+void linli_test_header(const rd_kafka_message_t *m, const char *name,
+                       char *out, size_t len) {
+  rd_kafka_headers_t *h = NULL;
+  const void *v = NULL;
+  size_t vlen = 0;
+  out[0] = '\0';
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(h, name, &v, &vlen) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR || !v)
+    return;
+  size_t n = vlen < len - 1 ? vlen : len - 1;
+  memcpy(out, v, n);
+  out[n] = '\0';
+}
+
+pid_t linli_test_spawn_tied(char *const argv[], char *const extra_env[],
+                            const char *log_path) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    /* Die with the test; if it is already gone, do not start at all. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+      _exit(127);
+    if (!getenv("LINLI_CONFIG")) {
+      char path[1024];
+      setenv("LINLI_CONFIG",
+             linli_test_source_path("config/linli.conf", path, sizeof path),
+             1);
+    }
+    for (int i = 0; extra_env && extra_env[i]; i++)
+      putenv(extra_env[i]);
+    if (log_path) {
+      int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+    }
+    execv(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
 }
