@@ -1,0 +1,397 @@
+/*
+ * http.c - the gateway's HTTP layer on libevent's evhttp: the route table
+ * (one source for dispatch, for 404/405 and for --routes, which the test
+ * compares with docs/openapi.yaml), bearer-token authentication and roles,
+ * the per-key rate limit, and JSON replies.
+ *
+ * evhttp's defaults are unlimited and text/html: the body and header size
+ * limits, timeouts, allowed methods and content type are set here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "gateway.h"
+#include "linli/error.h"
+#include "linli/ids.h"
+#include "linli/log.h"
+#include "linli/metrics.h"
+
+#define ROLES_ANY (GW_ROLE_APP | GW_ROLE_LOGISTICS | GW_ROLE_ADMIN)
+
+struct route {
+  enum evhttp_cmd_type method;
+  const char *path; /* "{id}" matches one id segment */
+  int roles;        /* 0 = open (no key needed) */
+  void (*fn)(struct gw_req *r);
+};
+
+static void get_healthz(struct gw_req *r);
+static void get_metrics(struct gw_req *r);
+
+static const struct route ROUTES[] = {
+    {EVHTTP_REQ_POST, "/v1/orders", GW_ROLE_APP, gw_post_order},
+    {EVHTTP_REQ_GET, "/v1/orders", GW_ROLE_APP | GW_ROLE_ADMIN,
+     gw_list_orders},
+    {EVHTTP_REQ_GET, "/v1/orders/{id}", GW_ROLE_APP | GW_ROLE_ADMIN,
+     gw_get_order},
+    {EVHTTP_REQ_POST, "/v1/orders/{id}/payment", GW_ROLE_APP,
+     gw_post_payment},
+    {EVHTTP_REQ_POST, "/v1/orders/{id}/cancel", GW_ROLE_APP, gw_post_cancel},
+    {EVHTTP_REQ_POST, "/v1/groupbuys", GW_ROLE_ADMIN, gw_post_campaign},
+    {EVHTTP_REQ_POST, "/v1/groupbuys/{id}/join", GW_ROLE_APP, gw_post_join},
+    {EVHTTP_REQ_POST, "/v1/groupbuys/{id}/leave", GW_ROLE_APP, gw_post_leave},
+    {EVHTTP_REQ_POST, "/v1/deliveries/events", GW_ROLE_LOGISTICS,
+     gw_post_delivery},
+    {EVHTTP_REQ_POST, "/v1/catalog/skus", GW_ROLE_ADMIN, gw_post_sku},
+    {EVHTTP_REQ_POST, "/v1/inventory/adjustments", GW_ROLE_ADMIN,
+     gw_post_adjustment},
+    {EVHTTP_REQ_GET, "/v1/stream/order-status", ROLES_ANY, gw_get_stream},
+    {EVHTTP_REQ_GET, "/healthz", 0, get_healthz},
+    {EVHTTP_REQ_GET, "/metrics", 0, get_metrics},
+};
+#define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
+
+static const char *method_name(enum evhttp_cmd_type m) {
+  switch (m) {
+  case EVHTTP_REQ_GET:
+    return "GET";
+  case EVHTTP_REQ_POST:
+    return "POST";
+  default:
+    return "?";
+  }
+}
+
+void gw_http_print_routes(void) {
+  for (size_t i = 0; i < NROUTES; i++)
+    printf("%s %s\n", method_name(ROUTES[i].method), ROUTES[i].path);
+}
+
+static int64_t now_us(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* ------------------------------------------------------------- replies */
+
+static void count(struct gw_req *r, int status) {
+  struct gw *gw = r->gw;
+  int cls = status / 100;
+  if (cls >= 2 && cls <= 5)
+    linli_counter_add(gw->m_requests[cls], 1);
+  linli_histogram_observe(gw->m_latency,
+                          (double)(now_us() - r->started_us) / 1e6);
+}
+
+static const char *reason_phrase(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 202: return "Accepted";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 413: return "Payload Too Large";
+  case 415: return "Unsupported Media Type";
+  case 429: return "Too Many Requests";
+  case 503: return "Service Unavailable";
+  default: return status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+void gw_reply_text(struct gw_req *r, int status, const char *json_text) {
+  struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+  evhttp_add_header(h, "Content-Type", "application/json");
+  evhttp_add_header(h, "Cache-Control", "no-store");
+  struct evbuffer *b = evbuffer_new();
+  if (b) {
+    evbuffer_add(b, json_text, strlen(json_text));
+    evbuffer_add(b, "\n", 1);
+  }
+  count(r, status);
+  evhttp_send_reply(r->req, status, reason_phrase(status), b);
+  if (b)
+    evbuffer_free(b);
+}
+
+void gw_reply_json(struct gw_req *r, int status, json_t *body) {
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  gw_reply_text(r, status, text ? text : "{\"error\":\"internal\"}");
+  free(text);
+}
+
+void gw_reply_error(struct gw_req *r, int status, const char *code,
+                    const char *msg) {
+  gw_reply_json(r, status,
+                json_pack("{s:s, s:s}", "error", code, "message", msg));
+}
+
+char *gw_body(struct gw_req *r, size_t *len) {
+  struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+  size_t n = evbuffer_get_length(in);
+  char *s = malloc(n + 1);
+  if (!s)
+    return NULL;
+  evbuffer_copyout(in, s, n);
+  s[n] = '\0';
+  *len = n;
+  return s;
+}
+
+const char *gw_header(struct gw_req *r, const char *name) {
+  return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
+/* ------------------------------------------------------------- routing */
+
+/* Does path match the template? Sets r->param for "{id}". 1 yes, 0 no. */
+static int match(const char *tmpl, const char *path, struct gw_req *r) {
+  const char *t = tmpl, *p = path;
+  while (*t && *p) {
+    if (strncmp(t, "{id}", 4) == 0) {
+      size_t n = strcspn(p, "/");
+      if (n == 0 || n >= sizeof r->param_buf)
+        return 0;
+      memcpy(r->param_buf, p, n);
+      r->param_buf[n] = '\0';
+      if (!linli_id_valid(r->param_buf))
+        return 0;
+      r->param = r->param_buf;
+      t += 4;
+      p += n;
+      continue;
+    }
+    if (*t != *p)
+      return 0;
+    t++;
+    p++;
+  }
+  return *t == '\0' && *p == '\0';
+}
+
+static const struct gw_key *authenticate(struct gw_req *r) {
+  const char *h = gw_header(r, "Authorization");
+  if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+    return NULL;
+  const char *tok = h + 7;
+  while (*tok == ' ')
+    tok++;
+  if (!*tok || strlen(tok) > 512)
+    return NULL;
+  return gw_keys_find(&r->gw->keys, tok);
+}
+
+static void dispatch(struct evhttp_request *req, void *arg) {
+  struct gw_req r;
+  memset(&r, 0, sizeof r);
+  r.gw = arg;
+  r.req = req;
+  r.started_us = now_us();
+  const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+  const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+  if (!path) {
+    gw_reply_error(&r, 400, "bad_request", "unparseable request target");
+    return;
+  }
+  enum evhttp_cmd_type method = evhttp_request_get_command(req);
+  const struct route *hit = NULL;
+  int path_known = 0;
+  char allow[64] = "";
+  for (size_t i = 0; i < NROUTES; i++) {
+    if (!match(ROUTES[i].path, path, &r))
+      continue;
+    path_known = 1;
+    size_t used = strlen(allow);
+    snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
+             method_name(ROUTES[i].method));
+    if (ROUTES[i].method == method && !hit)
+      hit = &ROUTES[i];
+  }
+  if (!hit) {
+    if (path_known) {
+      evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                        allow);
+      gw_reply_error(&r, 405, "method_not_allowed",
+                     "this path does not accept that method");
+    } else {
+      gw_reply_error(&r, 404, "not_found", "no such endpoint");
+    }
+    return;
+  }
+  /* match() of a later template may have overwritten the param: redo. */
+  r.param = NULL;
+  match(hit->path, path, &r);
+  if (hit->roles) {
+    r.key = authenticate(&r);
+    if (!r.key) {
+      evhttp_add_header(evhttp_request_get_output_headers(req),
+                        "WWW-Authenticate", "Bearer realm=\"linli\"");
+      gw_reply_error(&r, 401, "unauthorized",
+                     "send a valid API key as 'Authorization: Bearer <key>'");
+      return;
+    }
+    if (!(hit->roles & r.key->role)) {
+      gw_reply_error(&r, 403, "forbidden",
+                     "this API key's role may not use this endpoint");
+      return;
+    }
+    int wait = gw_rate_check(r.gw, r.key);
+    if (wait > 0) {
+      char s[16];
+      snprintf(s, sizeof s, "%d", wait);
+      evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                        s);
+      gw_reply_error(&r, 429, "rate_limited",
+                     "too many requests for this API key "
+                     "(gateway.rate_limit_per_s)");
+      return;
+    }
+    if (wait < 0) {
+      gw_reply_error(&r, 503, "unavailable",
+                     "shared state (Redis) is unreachable");
+      return;
+    }
+  }
+  hit->fn(&r);
+}
+
+static void get_healthz(struct gw_req *r) {
+  int ok = !linli_producer_fatal(r->gw->producer);
+  gw_reply_json(r, ok ? 200 : 503,
+                json_pack("{s:s}", "status", ok ? "ok" : "kafka producer failed"));
+}
+
+static void get_metrics(struct gw_req *r) {
+  char *text = NULL;
+  size_t len = 0;
+  if (linli_metrics_render(&text, &len) != LINLI_OK) {
+    gw_reply_error(r, 500, "internal", "cannot render metrics");
+    return;
+  }
+  struct evbuffer *b = evbuffer_new();
+  if (b)
+    evbuffer_add(b, text, len);
+  free(text);
+  evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
+                    "text/plain; version=0.0.4");
+  count(r, 200);
+  evhttp_send_reply(r->req, 200, "OK", b);
+  if (b)
+    evbuffer_free(b);
+}
+
+/* ----------------------------------------------------------------- TLS */
+
+static SSL_CTX *tls_ctx;
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
+  (void)arg;
+  SSL *ssl = SSL_new(tls_ctx);
+  if (!ssl)
+    return NULL;
+  return bufferevent_openssl_socket_new(base, -1, ssl,
+                                        BUFFEREVENT_SSL_ACCEPTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+}
+
+static int tls_setup(struct gw *gw, char *err, size_t errlen) {
+  const char *cert = linli_config_str(gw->cfg, "gateway.tls_cert");
+  const char *key = linli_config_str(gw->cfg, "gateway.tls_key");
+  if (!cert[0] && !key[0])
+    return LINLI_OK;
+  if (!cert[0] || !key[0]) {
+    snprintf(err, errlen, "gateway.tls_cert and gateway.tls_key go together");
+    return LINLI_ERR_CONFIG;
+  }
+  tls_ctx = SSL_CTX_new(TLS_server_method());
+  if (!tls_ctx ||
+      SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_use_certificate_chain_file(tls_ctx, cert) != 1 ||
+      SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(tls_ctx) != 1) {
+    char why[256];
+    ERR_error_string_n(ERR_get_error(), why, sizeof why);
+    snprintf(err, errlen, "TLS (gateway.tls_cert/tls_key): %s", why);
+    if (tls_ctx)
+      SSL_CTX_free(tls_ctx);
+    tls_ctx = NULL;
+    return LINLI_ERR_CONFIG;
+  }
+  evhttp_set_bevcb(gw->http, tls_bev, NULL);
+  LINLI_INFO("tls enabled", "cert=%s", cert);
+  return LINLI_OK;
+}
+
+/* --------------------------------------------------------------- server */
+
+int gw_http_start(struct gw *gw, char *err, size_t errlen) {
+  gw->http = evhttp_new(gw->base);
+  if (!gw->http) {
+    snprintf(err, errlen, "evhttp_new failed");
+    return LINLI_ERR_FATAL;
+  }
+  evhttp_set_max_body_size(gw->http,
+                           linli_config_int(gw->cfg, "gateway.max_body_bytes"));
+  evhttp_set_max_headers_size(gw->http, 16384);
+  evhttp_set_timeout(gw->http, 30);
+  evhttp_set_allowed_methods(gw->http,
+                             EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                 EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                 EVHTTP_REQ_PATCH);
+  evhttp_set_default_content_type(gw->http, "application/json");
+  evhttp_set_gencb(gw->http, dispatch, gw);
+  int rc = tls_setup(gw, err, errlen);
+  if (rc != LINLI_OK)
+    return rc;
+  const char *addr = linli_config_str(gw->cfg, "gateway.addr");
+  int port = (int)linli_config_int(gw->cfg, "gateway.port");
+  struct evhttp_bound_socket *s =
+      evhttp_bind_socket_with_handle(gw->http, addr, (ev_uint16_t)port);
+  if (!s) {
+    snprintf(err, errlen, "cannot listen on %s:%d (gateway.addr/port)", addr,
+             port);
+    return LINLI_ERR_CONFIG;
+  }
+  /* Report the real port when 0 asked for any free one. */
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  gw->port = port;
+  if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss,
+                  &sl) == 0) {
+    if (ss.ss_family == AF_INET)
+      gw->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      gw->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  LINLI_INFO("gateway listening", "addr=%s port=%d tls=%s", addr, gw->port,
+             tls_ctx ? "on" : "off");
+  return LINLI_OK;
+}
+
+void gw_http_stop(struct gw *gw) {
+  if (gw->http)
+    evhttp_free(gw->http);
+  gw->http = NULL;
+  if (tls_ctx)
+    SSL_CTX_free(tls_ctx);
+  tls_ctx = NULL;
+}

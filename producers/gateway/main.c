@@ -1,0 +1,163 @@
+/*
+ * main.c - linli-gateway: start-up, the event loop and shut-down.
+ *
+ *   linli-gateway [--config FILE]   serve (docs/api.md)
+ *   linli-gateway --routes          print "METHOD /path" per route and exit
+ *
+ * One thread runs the libevent loop. The Kafka producer's delivery reports
+ * are served from a 2 ms timer on that loop, so a publish request is
+ * answered from its own delivery report without ever blocking the loop.
+ * SIGTERM/SIGINT: stop the loop, wait for the outstanding deliveries (their
+ * requests still get their answers), then tear down.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "gateway.h"
+#include "linli/error.h"
+#include "linli/log.h"
+#include "linli/process.h"
+
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct gw *gw = arg;
+  linli_producer_poll(gw->producer, 0);
+  linli_metrics_set_healthy(!linli_producer_fatal(gw->producer));
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+  (void)what;
+  struct gw *gw = arg;
+  LINLI_INFO("stopping", "signal=%d inflight=%d", (int)sig, gw->inflight);
+  event_base_loopexit(gw->base, NULL);
+}
+
+static void register_metrics(struct gw *gw) {
+  static const char *const cls[] = {NULL, NULL, "code=\"2xx\"", "code=\"3xx\"",
+                                    "code=\"4xx\"", "code=\"5xx\""};
+  for (int i = 2; i <= 5; i++)
+    gw->m_requests[i] = linli_metrics_counter(
+        "linli_gateway_requests_total", cls[i], "HTTP requests answered");
+  gw->m_published = linli_metrics_counter(
+      "linli_gateway_published_total", NULL,
+      "events acknowledged by Kafka and answered 202");
+  gw->m_kafka_failed = linli_metrics_counter(
+      "linli_gateway_publish_failed_total", NULL,
+      "events Kafka did not acknowledge (answered 503)");
+  gw->m_latency = linli_metrics_histogram(
+      "linli_gateway_request_seconds", NULL,
+      "time from request to answer (publishes include the Kafka ack)", NULL,
+      0);
+}
+
+int main(int argc, char **argv) {
+  const char *config_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--routes") == 0) {
+      gw_http_print_routes();
+      return 0;
+    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      fprintf(stderr, "usage: linli-gateway [--config FILE] | --routes\n");
+      return 2;
+    }
+  }
+  struct gw gw;
+  memset(&gw, 0, sizeof gw);
+  if (linli_process_start("gateway", config_path, &gw.cfg) != LINLI_OK)
+    return 2;
+  int status = 1;
+  char err[512];
+  struct event *sig_int = NULL, *sig_term = NULL;
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) {
+    LINLI_ERROR("libsodium init failed", NULL);
+    goto out;
+  }
+  gw.max_lines = (int)linli_config_int(gw.cfg, "orders.max_lines");
+  gw.rate_limit = linli_config_int(gw.cfg, "gateway.rate_limit_per_s");
+  gw.user_cap = linli_config_int(gw.cfg, "gateway.campaign_user_cap");
+  gw.idem_ttl_s = linli_config_int(gw.cfg, "gateway.idempotency_ttl_s");
+  register_metrics(&gw);
+  if (gw_keys_load(&gw.keys, linli_config_str(gw.cfg, "gateway.keys_file"),
+                   err, sizeof err) != LINLI_OK) {
+    LINLI_ERROR("cannot load API keys", "reason=\"%s\"", err);
+    goto out;
+  }
+  LINLI_INFO("api keys loaded", "count=%zu", gw.keys.n);
+  gw.base = event_base_new();
+  if (!gw.base) {
+    LINLI_ERROR("event_base_new failed", NULL);
+    goto out;
+  }
+  if (linli_producer_new(gw.cfg, GW_PRODUCER, &gw.producer, err,
+                         sizeof err) != LINLI_OK) {
+    LINLI_ERROR("cannot create the kafka producer", "reason=\"%s\"", err);
+    goto out;
+  }
+  if (linli_redis_connect(linli_config_str(gw.cfg, "redis.host"),
+                          (int)linli_config_int(gw.cfg, "redis.port"),
+                          linli_config_str(gw.cfg, "redis.password"),
+                          (int)linli_config_int(gw.cfg,
+                                                "redis.connect_timeout_ms"),
+                          &gw.redis, err, sizeof err) != LINLI_OK) {
+    LINLI_ERROR("cannot connect to redis", "reason=\"%s\"", err);
+    goto out;
+  }
+  if (gw_guard_init(&gw, err, sizeof err) != LINLI_OK ||
+      gw_reads_init(&gw, err, sizeof err) != LINLI_OK ||
+      gw_sse_start(&gw, err, sizeof err) != LINLI_OK ||
+      gw_http_start(&gw, err, sizeof err) != LINLI_OK) {
+    LINLI_ERROR("start-up failed", "reason=\"%s\"", err);
+    goto out;
+  }
+  struct timeval tick = {0, 2000};
+  gw.poll_ev = event_new(gw.base, -1, EV_PERSIST, on_poll, &gw);
+  sig_int = evsignal_new(gw.base, SIGINT, on_signal, &gw);
+  sig_term = evsignal_new(gw.base, SIGTERM, on_signal, &gw);
+  if (!gw.poll_ev || !sig_int || !sig_term ||
+      event_add(gw.poll_ev, &tick) != 0 || event_add(sig_int, NULL) != 0 ||
+      event_add(sig_term, NULL) != 0) {
+    LINLI_ERROR("cannot set up events", NULL);
+    goto out;
+  }
+  event_base_dispatch(gw.base);
+  /* Answer what is in flight: delivery reports reply to their requests,
+   * which evhttp still holds. */
+  for (int i = 0; i < 500 && gw.inflight > 0; i++)
+    linli_producer_poll(gw.producer, 10);
+  status = 0;
+out:
+  if (gw.producer) {
+    /* Flush first: any last delivery reports still answer their requests. */
+    linli_producer_flush(gw.producer, 5000);
+    linli_producer_poll(gw.producer, 0);
+  }
+  gw_sse_stop(&gw);
+  gw_http_stop(&gw);
+  if (gw.producer)
+    linli_producer_free(gw.producer);
+  if (gw.poll_ev)
+    event_free(gw.poll_ev);
+  if (sig_int)
+    event_free(sig_int);
+  if (sig_term)
+    event_free(sig_term);
+  if (gw.redis)
+    linli_redis_free(gw.redis);
+  if (gw.pg)
+    linli_pg_free(gw.pg);
+  if (gw.base)
+    event_base_free(gw.base);
+  gw_keys_free(&gw.keys);
+  LINLI_INFO("stopped", "status=%d", status);
+  linli_process_exit(gw.cfg);
+  return status;
+}
