@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
   rs.payment_timeout_ms =
       linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
   rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
-  char err[1024];
+  char err[1024] = "script registration failed";
   int rc = linli_redis_connect(
       linli_config_str(cfg, "redis.host"),
       (int)linli_config_int(cfg, "redis.port"),

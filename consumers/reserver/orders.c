@@ -223,6 +223,18 @@ static int run_effect(struct reserver *rs, linli_redis_script_t *script,
     /* A script error is specific to this input: DLQ it, keep flowing. */
     return rc == LINLI_ERR_INVALID ? LINLI_ERR_INVALID : LINLI_ERR_TRANSIENT;
   }
+  if (replayed && *outlen == 0) {
+    /* Applied long ago (below the high-water mark) and its outcome has
+     * expired: the effect must not apply again and its events were
+     * committed with it, so there is nothing left to do. */
+    LINLI_WARN("input already applied, outcome forgotten: skipped",
+               "topic=%s partition=%d offset=%lld",
+               rd_kafka_topic_name(m->rkt), (int)m->partition,
+               (long long)m->offset);
+    free(*outcome);
+    *outcome = NULL;
+    return LINLI_ERR_CONFLICT;
+  }
   if (replayed)
     LINLI_INFO("replayed outcome", "topic=%s partition=%d offset=%lld",
                rd_kafka_topic_name(m->rkt), (int)m->partition,
@@ -279,6 +291,18 @@ static int handle_placed(struct reserver *rs, const rd_kafka_message_t *m,
   }
   if (!reject[0] && rej2[0])
     snprintf(reject, sizeof reject, "%s", rej2);
+  /* The order key lives under the warehouse's tag, so the script alone
+   * sees only a duplicate in the same warehouse; the order index knows
+   * the first order's warehouse. (Same order id, same partition: the
+   * first order's index entry is written before this record is read.) */
+  char first_wh[80];
+  rc = order_warehouse(rs, p->order_id, first_wh, sizeof first_wh);
+  if (rc == LINLI_OK && strcmp(first_wh, p->warehouse_id) != 0) {
+    snprintf(reject, sizeof reject, "DUPLICATE");
+  } else if (rc != LINLI_OK && rc != LINLI_ERR_NOTFOUND) {
+    snprintf(reason, reasonlen, "redis unavailable (order index)");
+    goto done;
+  }
   char err[256];
   if ((rc = reserver_ensure_stock(rs, p->warehouse_id, err, sizeof err)) !=
       LINLI_OK) {
@@ -469,10 +493,10 @@ static int handle_paid(struct reserver *rs, const rd_kafka_message_t *m,
   order_key(k_order, sizeof k_order, wh, p->order_id);
   snprintf(amt, sizeof amt, "%lld", (long long)p->amount_fen);
   const char *keys[] = {k_resv, k_sold, k_order};
-  const char *args[] = {p->payment_txn_id, amt};
+  const char *args[] = {p->payment_txn_id, amt, RESERVER_FINISHED_TTL_S};
   char *outcome = NULL;
   size_t outlen = 0;
-  rc = run_effect(rs, rs->pay, wh, m, 3, keys, 2, args, NULL, &outcome,
+  rc = run_effect(rs, rs->pay, wh, m, 3, keys, 3, args, NULL, &outcome,
                   &outlen, reason, reasonlen);
   if (rc != LINLI_OK)
     return rc;
@@ -573,6 +597,10 @@ static int handle_release(struct reserver *rs, const rd_kafka_message_t *m,
   char wh[80];
   rc = order_warehouse(rs, order_id, wh, sizeof wh);
   if (rc == LINLI_ERR_NOTFOUND) {
+    /* An expiry decided for an order that is gone must not be announced
+     * again and again. */
+    if (expiry)
+      reserver_expiry_remove(rs, m->partition, order_id);
     snprintf(reason, reasonlen, "%s: unknown order %s", field, order_id);
     return LINLI_ERR_INVALID;
   }
@@ -619,9 +647,16 @@ static int handle_release(struct reserver *rs, const rd_kafka_message_t *m,
     rc = out_reservation(emit, ctx, &res);
   } else {
     /* Already released, an expiry that lost the race to a payment, or an
-     * early expiry: the decision already taken stands; nothing changes. */
-    if (strcmp(f[0], "PAID") == 0)
+     * early expiry: the decision already taken stands; nothing changes.
+     * The expiry index must not keep the order: a stale entry would be
+     * announced every EXPIRY_RETRY_MS forever and, once a partition holds
+     * a batch of them, starve newer deadlines. An early expiry (the index
+     * held an earlier deadline than the order's, e.g. written under another
+     * payment timeout) is re-indexed at the order's own deadline. */
+    if (expiry || strcmp(f[0], "PAID") == 0)
       reserver_expiry_remove(rs, m->partition, order_id);
+    if (expiry && strcmp(f[0], "EARLY") == 0 && nf > 1)
+      reserver_expiry_add(rs, m->partition, order_id, atoll(f[1]));
     LINLI_INFO("release without effect", "order=%s outcome=%s", order_id,
                f[0]);
   }
@@ -669,5 +704,5 @@ int reserver_handle_order(struct reserver *rs, const rd_kafka_message_t *m,
     break;
   }
   linli__order_event__free_unpacked(ev, NULL);
-  return rc;
+  return rc == LINLI_ERR_CONFLICT ? LINLI_OK : rc; /* see run_effect */
 }

@@ -11,12 +11,14 @@
  * ARGV[4] lines "sku:qty,..." (merged, validated), ARGV[5] expires_at_ms,
  * ARGV[6] total_fen, ARGV[7] storage class, ARGV[8] OrderPlaced bytes,
  * ARGV[9] pre-decided rejection ("" or UNKNOWN_SKU|DELISTED|INVALID_ORDER
- * with detail after '|'), ARGV[10] TTL seconds for finished orders,
+ * with detail after '|', or DUPLICATE when the order id is already placed
+ * in another warehouse), ARGV[10] TTL seconds for finished orders,
  * ARGV[11] user id.
  * Outcomes: DUP | REJ|<reason>|<detail> | SHORT|sku:req:avail;... | RESERVED
  */
 const char RESERVER_LUA_PLACE[] =
     "if redis.call('EXISTS', KEYS[5]) == 1 then return 'DUP' end\n"
+    "if ARGV[9] == 'DUPLICATE' then return 'DUP' end\n"
     "if ARGV[9] ~= '' then\n"
     "  redis.call('HSET', KEYS[5], 'st', 'REJECTED', 'usr', ARGV[11])\n"
     "  redis.call('EXPIRE', KEYS[5], ARGV[10])\n"
@@ -47,7 +49,8 @@ const char RESERVER_LUA_PLACE[] =
 /*
  * Pay an order.
  * KEYS[3] resv, KEYS[4] sold, KEYS[5] order key
- * ARGV[4] payment txn id, ARGV[5] amount_fen
+ * ARGV[4] payment txn id, ARGV[5] amount_fen, ARGV[6] TTL seconds of a
+ * paid order (it is finished: only repeated or double payments need it)
  * Outcomes: NOORDER | COMMITTED|<sc>|<OrderPlaced bytes> | REPEAT |
  *   DOUBLE|<user>|<first txn> | LATE|<user> (expired) | CANCELLED|<user> |
  *   REJECTED|<user>
@@ -64,6 +67,7 @@ const char RESERVER_LUA_PAY[] =
     "    redis.call('HINCRBY', KEYS[4], sku, tonumber(qty))\n"
     "  end\n"
     "  redis.call('HSET', KEYS[5], 'st', 'COMMITTED', 'txn', ARGV[4], 'amt', ARGV[5])\n"
+    "  redis.call('EXPIRE', KEYS[5], ARGV[6])\n"
     "  local f = redis.call('HMGET', KEYS[5], 'sc', 'pb')\n"
     "  return 'COMMITTED|' .. (f[1] or '0') .. '|' .. (f[2] or '')\n"
     "end\n"
@@ -85,7 +89,8 @@ const char RESERVER_LUA_PAY[] =
  * KEYS[3] avail, KEYS[4] resv, KEYS[5] order key
  * ARGV[4] new state (CANCELLED|EXPIRED), ARGV[5] expiry deadline judged
  * (0 for a cancel), ARGV[6] TTL seconds for finished orders.
- * Outcomes: NOORDER | RELEASED|<user> | EARLY (deadline not reached) |
+ * Outcomes: NOORDER | RELEASED|<user> | EARLY|<the order's deadline> (an
+ *   expiry judged against an earlier deadline than the order's) |
  *   PAID|<user> | ALREADY|<state>
  */
 const char RESERVER_LUA_RELEASE[] =
@@ -94,9 +99,9 @@ const char RESERVER_LUA_RELEASE[] =
     "local usr = redis.call('HGET', KEYS[5], 'usr') or ''\n"
     "if st == 'COMMITTED' then return 'PAID|' .. usr end\n"
     "if st ~= 'RESERVED' then return 'ALREADY|' .. st end\n"
-    "if ARGV[4] == 'EXPIRED' and\n"
-    "   tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[5], 'exp')) then\n"
-    "  return 'EARLY'\n"
+    "local exp = redis.call('HGET', KEYS[5], 'exp') or '0'\n"
+    "if ARGV[4] == 'EXPIRED' and tonumber(ARGV[5]) < tonumber(exp) then\n"
+    "  return 'EARLY|' .. exp\n"
     "end\n"
     "local ln = redis.call('HGET', KEYS[5], 'ln')\n"
     "for sku, qty in string.gmatch(ln, '([^:,]+):(%d+)') do\n"

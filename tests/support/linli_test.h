@@ -115,4 +115,12 @@ int linli_test_produce_batch(const char *topic, size_t n,
 void linli_test_header(const rd_kafka_message_t *m, const char *name,
                        char *out, size_t len);
 
+/* Consumer groups with live members assigned partitions of topic (only
+ * members whose client.id starts with client_prefix, if not NULL): their
+ * number (-1 on error); their names, comma-separated, into names (may be
+ * NULL). Tests on the shared linli.*.v1 topics use it to wait until no
+ * other run's consumer (e.g. "linli-reserver") processes the same input. */
+int linli_test_topic_consumers(const char *topic, const char *client_prefix,
+                               char *names, size_t len);
+
 #endif

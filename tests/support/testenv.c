@@ -673,3 +673,83 @@ pid_t linli_test_spawn_tied(char *const argv[], char *const extra_env[],
   }
   return pid;
 }
+
+int linli_test_topic_consumers(const char *topic, const char *client_prefix,
+                               char *names, size_t len) {
+  if (names && len)
+    names[0] = '\0';
+  rd_kafka_t *rk = new_handle(RD_KAFKA_PRODUCER, NULL);
+  if (!rk)
+    return -1;
+  int found = -1;
+  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+  rd_kafka_event_t *ev = NULL, *dev = NULL;
+  const char **ids = NULL;
+  rd_kafka_ListConsumerGroups(rk, NULL, q);
+  ev = rd_kafka_queue_poll(q, 15000);
+  if (!ev || rd_kafka_event_error(ev))
+    goto done;
+  size_t n = 0;
+  const rd_kafka_ConsumerGroupListing_t **gl =
+      rd_kafka_ListConsumerGroups_result_valid(
+          rd_kafka_event_ListConsumerGroups_result(ev), &n);
+  ids = calloc(n ? n : 1, sizeof *ids);
+  if (!ids)
+    goto done;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    rd_kafka_consumer_group_state_t s = rd_kafka_ConsumerGroupListing_state(gl[i]);
+    if (s != RD_KAFKA_CONSUMER_GROUP_STATE_EMPTY &&
+        s != RD_KAFKA_CONSUMER_GROUP_STATE_DEAD)
+      ids[k++] = rd_kafka_ConsumerGroupListing_group_id(gl[i]);
+  }
+  found = 0;
+  if (k == 0)
+    goto done;
+  rd_kafka_DescribeConsumerGroups(rk, ids, k, NULL, q);
+  dev = rd_kafka_queue_poll(q, 15000);
+  if (!dev || rd_kafka_event_error(dev)) {
+    found = -1;
+    goto done;
+  }
+  size_t m = 0;
+  const rd_kafka_ConsumerGroupDescription_t **gd =
+      rd_kafka_DescribeConsumerGroups_result_groups(
+          rd_kafka_event_DescribeConsumerGroups_result(dev), &m);
+  for (size_t i = 0; i < m; i++) {
+    int uses = 0;
+    size_t mc = rd_kafka_ConsumerGroupDescription_member_count(gd[i]);
+    for (size_t j = 0; j < mc && !uses; j++) {
+      const rd_kafka_MemberDescription_t *md =
+          rd_kafka_ConsumerGroupDescription_member(gd[i], j);
+      const char *cid = rd_kafka_MemberDescription_client_id(md);
+      if (client_prefix &&
+          (!cid || strncmp(cid, client_prefix, strlen(client_prefix)) != 0))
+        continue;
+      const rd_kafka_MemberAssignment_t *a =
+          rd_kafka_MemberDescription_assignment(md);
+      const rd_kafka_topic_partition_list_t *pl =
+          a ? rd_kafka_MemberAssignment_partitions(a) : NULL;
+      for (int p = 0; pl && p < pl->cnt; p++)
+        if (strcmp(pl->elems[p].topic, topic) == 0)
+          uses = 1;
+    }
+    if (!uses)
+      continue;
+    found++;
+    if (names && len) {
+      size_t used = strlen(names);
+      snprintf(names + used, len - used, "%s%s", used ? "," : "",
+               rd_kafka_ConsumerGroupDescription_group_id(gd[i]));
+    }
+  }
+done:
+  if (dev)
+    rd_kafka_event_destroy(dev);
+  if (ev)
+    rd_kafka_event_destroy(ev);
+  free(ids);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+  return found;
+}
