@@ -53,6 +53,7 @@ static int check_log_level(const char *v, char *why, size_t whylen);
 static int check_hex_key(const char *v, char *why, size_t whylen);
 static int check_topic(const char *v, char *why, size_t whylen);
 static int check_nonempty(const char *v, char *why, size_t whylen);
+static int check_topic_suffix(const char *v, char *why, size_t whylen);
 
 /* Keep docs/config.md in sync with this table. */
 static const struct key_def KEYS[] = {
@@ -98,6 +99,9 @@ static const struct key_def KEYS[] = {
     {"crypto.key", KEY_STR, "", 0, 0, 0, check_hex_key,
      "key for personal data at rest: 64 hex characters (32 bytes); empty "
      "disables encryption-dependent features"},
+    {"ledger.topic_suffix", KEY_STR, "", 0, 0, 0, check_topic_suffix,
+     "appended to every topic name the ledger reads and writes (isolated "
+     "test topics); empty in production"},
     {"gateway.port", KEY_INT, "8080", 0, 65535, 0, NULL,
      "HTTP port of producers/gateway; 0 picks a free port"},
     {"gateway.addr", KEY_STR, "127.0.0.1", 0, 0, 0, check_nonempty,
@@ -164,6 +168,11 @@ static int check_topic(const char *v, char *why, size_t whylen) {
     }
   }
   return 0;
+}
+
+/* Empty, or what check_topic allows (appended to a topic name). */
+static int check_topic_suffix(const char *v, char *why, size_t whylen) {
+  return *v == '\0' ? 0 : check_topic(v, why, whylen);
 }
 
 static int check_nonempty(const char *v, char *why, size_t whylen) {

@@ -1,0 +1,130 @@
+/*
+ * apply.h - what the per-topic appliers share: the record being applied,
+ * SQL inside the open transaction, the DLQ verdict, and the order helpers
+ * (duplicate check, row lock, state transition, history).
+ *
+ * An applier decides before it writes: every check that can send a record
+ * to the DLQ runs before its first INSERT/UPDATE, so a DLQ verdict never
+ * needs to undo anything (no savepoints; an unexpected SQL error instead
+ * poisons the record and the batch runs again without it).
+ */
+#ifndef LEDGER_APPLY_H
+#define LEDGER_APPLY_H
+
+#include <libpq-fe.h>
+
+#include "common.pb-c.h"
+#include "ledger.h"
+#include "state.h"
+
+struct ledger_ev {
+  struct ledger *lg;
+  const rd_kafka_message_t *m;
+  const char *topic;
+  char partition[16];
+  char offset[24];
+  const ProtobufCMessage *env;    /* the decoded envelope */
+  const ProtobufCMessage *member; /* the oneof member set */
+  const char *type;               /* its short name, e.g. "OrderPlaced" */
+  const Linli__Meta *meta;        /* NULL if absent */
+  const char *event_id;           /* meta's, or derived from the position */
+  char event_id_buf[LINLI_ID_BUFSZ];
+  char occurred_ms[24];           /* event time, UTC ms as text */
+  char *err;                      /* SQL error text */
+  size_t errlen;
+  int dlq;                        /* set by ev_dlq */
+  char reason[512];
+};
+
+/* The record goes to the DLQ with this reason; returns LINLI_ERR_INVALID. */
+int ev_dlq(struct ledger_ev *ev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A prepared statement in the open transaction. */
+int ev_sql(struct ledger_ev *ev, const struct ledger_stmt *st,
+           const char *const *params, PGresult **res);
+/* 1 if s is a valid id; otherwise DLQ "<field>: must be ...". */
+int ev_check_id(struct ledger_ev *ev, const char *s, const char *field);
+/* NULL for "" (an absent optional id), else s. */
+const char *opt(const char *s);
+/* The name of enum value v ("ALIPAY"), "UNKNOWN" if it has none. */
+const char *ev_enum_name(const ProtobufCEnumDescriptor *d, int v);
+
+/* The order's row, locked (FOR UPDATE) for the rest of the transaction. */
+struct order_row {
+  int state;               /* ST_NONE if there is no row */
+  char payment_txn[128];   /* accepted payment, "" if none */
+  int placed;              /* OrderPlaced details recorded */
+};
+
+/* *seen = 1 if the event is already in order_events (a duplicate). */
+int ev_seen(struct ledger_ev *ev, int *seen);
+int ev_order_lock(struct ledger_ev *ev, const char *order_id,
+                  struct order_row *row);
+/*
+ * Apply the state machine for an event leading to target (reason: why the
+ * order is in that state, may be NULL). LEDGER_ILLEGAL -> DLQ; APPLY ->
+ * the row is created or moved to target. Must run before the event's other
+ * writes.
+ */
+int ev_order_advance(struct ledger_ev *ev, const char *order_id,
+                     struct order_row *row, int target, const char *reason);
+/* Append the event to order_events (payload without personal data). */
+int ev_history(struct ledger_ev *ev, const char *order_id);
+/* Bump version/updated_at of an order whose details changed (not state). */
+int ev_order_changed(struct ledger_ev *ev, const char *order_id);
+
+/* An order created before its OrderPlaced keeps what later events tell
+ * about it (ids, total; "" and 0 mean unknown) until OrderPlaced fills it
+ * in. No-op for an order whose OrderPlaced is recorded. */
+int ev_order_hints(struct ledger_ev *ev, const char *order_id,
+                   const char *user_id, const char *warehouse_id,
+                   const char *app_id, const char *campaign_id,
+                   long long total_fen);
+
+/* An order's lines merged by SKU (the reserver merges them the same way):
+ * line_no is the index of the SKU's first line. NULL and *rc set on a bad
+ * line (DLQ verdict) or no memory. Owned by the caller (free). */
+struct merged {
+  size_t n;
+  struct {
+    const char *sku;
+    long long qty;
+    long long price;
+    int line_no;
+  } l[];
+};
+struct merged *ev_merge_lines(struct ledger_ev *ev,
+                              Linli__OrderLine *const *lines, size_t n,
+                              const char *field, int *rc);
+
+/* Per-topic appliers. */
+int apply_orders(struct ledger_ev *ev);
+int apply_reservations(struct ledger_ev *ev);
+int apply_refunds(struct ledger_ev *ev);
+int apply_fulfillment(struct ledger_ev *ev);
+int apply_routes(struct ledger_ev *ev);
+int apply_delivery(struct ledger_ev *ev);
+int apply_notifications(struct ledger_ev *ev);
+int apply_catalog(struct ledger_ev *ev);
+int apply_inventory(struct ledger_ev *ev);
+int apply_dlq(struct ledger_ev *ev);
+int apply_groupbuy(struct ledger_ev *ev);
+int apply_settlements(struct ledger_ev *ev);
+
+/* apply_stock.c: one stock movement and its effect on inventory (applied
+ * only if the movement (event_id, sku) is new). */
+struct stock_move {
+  const char *event_id;
+  const char *warehouse_id;
+  const char *sku_id;
+  const char *kind;          /* ADJUST, RESERVE, COMMIT, RELEASE */
+  long long quantity;        /* units moved (signed for ADJUST) */
+  const char *reason;        /* may be NULL */
+  const char *order_id;      /* may be NULL */
+  const char *adjustment_id; /* may be NULL */
+  long long d_initial, d_available, d_reserved, d_sold;
+};
+int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
+                  int *inserted);
+
+#endif

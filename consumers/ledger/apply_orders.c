@@ -1,0 +1,394 @@
+/*
+ * apply_orders.c - what apps say about an order, into the record:
+ * linli.orders.v1 (OrderPlaced fills in the order, its lines and its
+ * encrypted personal data; payment notices, cancels and expiries join the
+ * history) and linli.refunds.v1 (every refund owed, once). The reserver's
+ * judgement of them is apply_reservations.c.
+ *
+ * A payment notice (OrderPaid) does not change an order's state: the
+ * reserver judges it, and its ReservationResult (COMMITTED, or REJECTED for
+ * a late or double payment) is what the record follows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "linli/error.h"
+#include "orders.pb-c.h"
+#include "refunds.pb-c.h"
+
+/* --------------------------------------------------------------- lines */
+
+struct merged *ev_merge_lines(struct ledger_ev *ev,
+                              Linli__OrderLine *const *lines, size_t n,
+                              const char *field, int *rc) {
+  struct merged *mg = calloc(1, sizeof *mg + (n ? n : 1) * sizeof mg->l[0]);
+  if (mg == NULL) {
+    *rc = LINLI_ERR_NOMEM;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const Linli__OrderLine *l = lines[i];
+    char f[96];
+    snprintf(f, sizeof f, "%s[%zu].sku_id", field, i);
+    if (!ev_check_id(ev, l->sku_id, f))
+      goto bad;
+    if (l->quantity <= 0) {
+      ev_dlq(ev, "%s[%zu].quantity: must be positive, got %d", field, i,
+             (int)l->quantity);
+      goto bad;
+    }
+    if (l->unit_price_fen < 0) {
+      ev_dlq(ev, "%s[%zu].unit_price_fen: must not be negative", field, i);
+      goto bad;
+    }
+    size_t j = 0;
+    while (j < mg->n && strcmp(mg->l[j].sku, l->sku_id) != 0)
+      j++;
+    if (j == mg->n) {
+      mg->l[j].sku = l->sku_id;
+      mg->l[j].price = l->unit_price_fen;
+      mg->l[j].line_no = (int)i;
+      mg->n++;
+    }
+    mg->l[j].qty += l->quantity;
+    if (mg->l[j].qty > 1000000) {
+      ev_dlq(ev, "%s[%zu].quantity: more than 1000000 units of %s", field, i,
+             l->sku_id);
+      goto bad;
+    }
+  }
+  *rc = LINLI_OK;
+  return mg;
+bad:
+  free(mg);
+  *rc = LINLI_ERR_INVALID;
+  return NULL;
+}
+
+/* ---------------------------------------------------------- OrderPlaced */
+
+static const struct ledger_stmt PLACE = {
+    "ledger_order_place",
+    "INSERT INTO orders (order_id, app_id, user_id, warehouse_id, "
+    "campaign_id, state, total_fen, delivery_kind, pickup_point_id, express, "
+    "recipient_name_enc, phone_enc, address_enc, location_enc, pii_key_id, "
+    "placed_at, last_event_id, placed_event_id, state_changed_at, "
+    "refunded_fen) VALUES ($1::text, $2, $3, $4, $5, 'PLACED', $6, $7, $8, "
+    "$9, "
+    "$10::bytea, $11::bytea, $12::bytea, $13::bytea, $14, "
+    "to_timestamp($15::bigint / 1000.0), $16, $16, "
+    "to_timestamp($17::bigint / 1000.0), (SELECT coalesce(sum(amount_fen), "
+    "0) FROM refunds WHERE order_id = $1::text)) "
+    "ON CONFLICT (order_id) DO UPDATE SET app_id = EXCLUDED.app_id, "
+    "user_id = EXCLUDED.user_id, warehouse_id = EXCLUDED.warehouse_id, "
+    "campaign_id = EXCLUDED.campaign_id, total_fen = EXCLUDED.total_fen, "
+    "delivery_kind = EXCLUDED.delivery_kind, "
+    "pickup_point_id = EXCLUDED.pickup_point_id, express = EXCLUDED.express, "
+    "recipient_name_enc = EXCLUDED.recipient_name_enc, "
+    "phone_enc = EXCLUDED.phone_enc, address_enc = EXCLUDED.address_enc, "
+    "location_enc = EXCLUDED.location_enc, pii_key_id = EXCLUDED.pii_key_id, "
+    "placed_at = EXCLUDED.placed_at, "
+    "placed_event_id = EXCLUDED.placed_event_id, "
+    "version = orders.version + 1, updated_at = now() "
+    "WHERE orders.placed_event_id IS NULL",
+    17};
+
+static const struct ledger_stmt LINE = {
+    "ledger_order_line",
+    "INSERT INTO order_lines (order_id, line_no, sku_id, quantity, "
+    "unit_price_fen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    5};
+
+/* Encrypted personal fields of a home delivery, as bytea literals. */
+struct pii {
+  char *name, *phone, *address, *location;
+};
+
+static void pii_free(struct pii *p) {
+  free(p->name);
+  free(p->phone);
+  free(p->address);
+  free(p->location);
+}
+
+static int pii_encrypt(struct ledger_ev *ev, const Linli__HomeDelivery *h,
+                       struct pii *p) {
+  const struct ledger_crypto *c = &ev->lg->crypto;
+  memset(p, 0, sizeof *p);
+  if (h == NULL)
+    return LINLI_OK;
+  if (opt(h->recipient_name) &&
+      !(p->name = ledger_encrypt_bytea(c, h->recipient_name,
+                                       strlen(h->recipient_name))))
+    return LINLI_ERR_NOMEM;
+  if (opt(h->phone) &&
+      !(p->phone = ledger_encrypt_bytea(c, h->phone, strlen(h->phone))))
+    return LINLI_ERR_NOMEM;
+  if (opt(h->address) &&
+      !(p->address = ledger_encrypt_bytea(c, h->address, strlen(h->address))))
+    return LINLI_ERR_NOMEM;
+  if (h->lat_e6 != 0 || h->lng_e6 != 0) {
+    char loc[32];
+    snprintf(loc, sizeof loc, "%d,%d", (int)h->lat_e6, (int)h->lng_e6);
+    if (!(p->location = ledger_encrypt_bytea(c, loc, strlen(loc))))
+      return LINLI_ERR_NOMEM;
+  }
+  return LINLI_OK;
+}
+
+static int validate_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
+  if (!ev_check_id(ev, p->order_id, "order_placed.order_id") ||
+      !ev_check_id(ev, p->user_id, "order_placed.user_id") ||
+      !ev_check_id(ev, p->warehouse_id, "order_placed.warehouse_id") ||
+      (opt(p->app_id) &&
+       !ev_check_id(ev, p->app_id, "order_placed.app_id")) ||
+      (opt(p->campaign_id) &&
+       !ev_check_id(ev, p->campaign_id, "order_placed.campaign_id")))
+    return LINLI_ERR_INVALID;
+  if (p->n_lines == 0)
+    return ev_dlq(ev, "order_placed.lines: an order needs at least one line");
+  if (p->total_fen < 0)
+    return ev_dlq(ev, "order_placed.total_fen: must not be negative");
+  if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_PICKUP) {
+    if (!ev_check_id(ev, p->pickup ? p->pickup->pickup_point_id : NULL,
+                     "order_placed.pickup.pickup_point_id"))
+      return LINLI_ERR_INVALID;
+  } else if (p->delivery_case != LINLI__ORDER_PLACED__DELIVERY_HOME) {
+    return ev_dlq(ev, "order_placed.delivery: choose pickup or home delivery");
+  }
+  return LINLI_OK;
+}
+
+static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
+  int rc = validate_placed(ev, p);
+  if (rc != LINLI_OK)
+    return rc;
+  struct merged *mg =
+      ev_merge_lines(ev, p->lines, p->n_lines, "order_placed.lines", &rc);
+  if (mg == NULL)
+    return rc;
+  struct pii pii = {0};
+  int seen = 0;
+  struct order_row row;
+  if ((rc = ev_seen(ev, &seen)) != LINLI_OK || seen)
+    goto done;
+  if ((rc = ev_order_lock(ev, p->order_id, &row)) != LINLI_OK)
+    goto done;
+  if ((rc = ev_history(ev, p->order_id)) != LINLI_OK)
+    goto done;
+  if (row.placed)
+    goto done; /* a second OrderPlaced for this id: history only */
+
+  long long total = 0;
+  for (size_t i = 0; i < mg->n; i++)
+    total += mg->l[i].qty * mg->l[i].price;
+  if (p->total_fen > 0)
+    total = p->total_fen;
+  int home = p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_HOME;
+  if ((rc = pii_encrypt(ev, home ? p->home : NULL, &pii)) != LINLI_OK)
+    goto done;
+  char total_s[24], placed_s[24];
+  snprintf(total_s, sizeof total_s, "%lld", total);
+  snprintf(placed_s, sizeof placed_s, "%lld",
+           p->placed_at_ms > 0 ? (long long)p->placed_at_ms
+                               : atoll(ev->occurred_ms));
+  const char *params[] = {p->order_id,
+                          opt(p->app_id),
+                          p->user_id,
+                          p->warehouse_id,
+                          opt(p->campaign_id),
+                          total_s,
+                          home ? "HOME" : "PICKUP",
+                          home ? NULL : p->pickup->pickup_point_id,
+                          p->express ? "true" : "false",
+                          pii.name,
+                          pii.phone,
+                          pii.address,
+                          pii.location,
+                          home ? ev->lg->crypto.key_id : NULL,
+                          placed_s,
+                          ev->event_id,
+                          ev->occurred_ms};
+  if ((rc = ev_sql(ev, &PLACE, params, NULL)) != LINLI_OK)
+    goto done;
+  for (size_t i = 0; i < mg->n; i++) {
+    char no[16], q[24], pr[24];
+    snprintf(no, sizeof no, "%d", mg->l[i].line_no);
+    snprintf(q, sizeof q, "%lld", mg->l[i].qty);
+    snprintf(pr, sizeof pr, "%lld", mg->l[i].price);
+    const char *lp[] = {p->order_id, no, mg->l[i].sku, q, pr};
+    if ((rc = ev_sql(ev, &LINE, lp, NULL)) != LINLI_OK)
+      goto done;
+  }
+  rc = ledger_touch(ev->lg, p->order_id);
+done:
+  pii_free(&pii);
+  free(mg);
+  return rc;
+}
+
+/* ------------------------------------------------------------ OrderPaid */
+
+static const struct ledger_stmt PAYMENT_NOTICE = {
+    "ledger_payment_notice",
+    "INSERT INTO payments (payment_txn_id, order_id, method, amount_fen, "
+    "paid_at, event_id) VALUES ($1, $2, $3, $4, "
+    "to_timestamp($5::bigint / 1000.0), $6) "
+    "ON CONFLICT (payment_txn_id) DO UPDATE SET "
+    "method = coalesce(payments.method, EXCLUDED.method), "
+    "paid_at = CASE WHEN payments.event_id IS NULL THEN EXCLUDED.paid_at "
+    "ELSE payments.paid_at END, "
+    "event_id = coalesce(payments.event_id, EXCLUDED.event_id)",
+    6};
+
+static const struct ledger_stmt ORDER_METHOD = {
+    "ledger_order_method",
+    "UPDATE orders SET payment_method = $3, paid_at = to_timestamp($4::bigint "
+    "/ 1000.0), updated_at = now() WHERE order_id = $1 AND "
+    "payment_txn_id = $2 AND payment_method IS NULL",
+    4};
+
+static int apply_paid(struct ledger_ev *ev, const Linli__OrderPaid *p) {
+  if (!ev_check_id(ev, p->order_id, "order_paid.order_id") ||
+      !ev_check_id(ev, p->payment_txn_id, "order_paid.payment_txn_id"))
+    return LINLI_ERR_INVALID;
+  if (p->amount_fen <= 0)
+    return ev_dlq(ev, "order_paid.amount_fen: must be positive");
+  if (p->method == LINLI__ORDER_PAID__METHOD__METHOD_UNSPECIFIED)
+    return ev_dlq(ev, "order_paid.method: WECHAT_PAY, ALIPAY or BANK_CARD");
+  int seen = 0;
+  int rc = ev_seen(ev, &seen);
+  if (rc != LINLI_OK || seen)
+    return rc;
+  if ((rc = ev_history(ev, p->order_id)) != LINLI_OK)
+    return rc;
+  char amount[24], paid_at[24];
+  snprintf(amount, sizeof amount, "%lld", (long long)p->amount_fen);
+  snprintf(paid_at, sizeof paid_at, "%lld",
+           p->paid_at_ms > 0 ? (long long)p->paid_at_ms
+                             : atoll(ev->occurred_ms));
+  const char *method =
+      ev_enum_name(&linli__order_paid__method__descriptor, p->method);
+  const char *pp[] = {p->payment_txn_id, p->order_id, method,
+                      amount,            paid_at,     ev->event_id};
+  if ((rc = ev_sql(ev, &PAYMENT_NOTICE, pp, NULL)) != LINLI_OK)
+    return rc;
+  const char *op[] = {p->order_id, p->payment_txn_id, method, paid_at};
+  return ev_sql(ev, &ORDER_METHOD, op, NULL);
+}
+
+/* Cancels and expiries are requests and clock decisions: the reserver's
+ * RELEASED (or refusal) decides. They join the history. */
+static int apply_history_only(struct ledger_ev *ev, const char *order_id,
+                              const char *field) {
+  if (!ev_check_id(ev, order_id, field))
+    return LINLI_ERR_INVALID;
+  int seen = 0;
+  int rc = ev_seen(ev, &seen);
+  if (rc != LINLI_OK || seen)
+    return rc;
+  return ev_history(ev, order_id);
+}
+
+int apply_orders(struct ledger_ev *ev) {
+  const Linli__OrderEvent *e = (const Linli__OrderEvent *)ev->env;
+  switch (e->event_case) {
+  case LINLI__ORDER_EVENT__EVENT_ORDER_PLACED:
+    return apply_placed(ev, e->order_placed);
+  case LINLI__ORDER_EVENT__EVENT_ORDER_PAID:
+    return apply_paid(ev, e->order_paid);
+  case LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED:
+    return apply_history_only(ev, e->order_cancelled->order_id,
+                              "order_cancelled.order_id");
+  case LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED:
+    return apply_history_only(ev, e->order_expired->order_id,
+                              "order_expired.order_id");
+  default:
+    return ev_dlq(ev, "OrderEvent carries no event");
+  }
+}
+
+static const struct ledger_stmt HINTS = {
+    "ledger_order_hints",
+    "UPDATE orders SET user_id = coalesce(user_id, $2), "
+    "warehouse_id = coalesce(warehouse_id, $3), "
+    "app_id = coalesce(app_id, $4), campaign_id = coalesce(campaign_id, $5), "
+    "total_fen = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE total_fen END "
+    "WHERE order_id = $1 AND placed_event_id IS NULL",
+    6};
+
+int ev_order_hints(struct ledger_ev *ev, const char *order_id,
+                   const char *user_id, const char *warehouse_id,
+                   const char *app_id, const char *campaign_id,
+                   long long total_fen) {
+  char total[24];
+  snprintf(total, sizeof total, "%lld", total_fen);
+  const char *p[] = {order_id,    opt(user_id),     opt(warehouse_id),
+                     opt(app_id), opt(campaign_id), total};
+  return ev_sql(ev, &HINTS, p, NULL);
+}
+
+/* ------------------------------------------------------ RefundRequested */
+
+static const struct ledger_stmt REFUND = {
+    "ledger_refund",
+    "INSERT INTO refunds (refund_id, order_id, user_id, amount_fen, reason, "
+    "cause_event_id, cause_topic, payment_txn_id, campaign_id, event_id, "
+    "requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+    "to_timestamp($11::bigint / 1000.0)) ON CONFLICT DO NOTHING "
+    "RETURNING refund_id",
+    11};
+
+static const struct ledger_stmt REFUNDED = {
+    "ledger_order_refunded",
+    "UPDATE orders SET refunded_fen = refunded_fen + $2, updated_at = now() "
+    "WHERE order_id = $1",
+    2};
+
+int apply_refunds(struct ledger_ev *ev) {
+  const Linli__RefundEvent *e = (const Linli__RefundEvent *)ev->env;
+  if (e->event_case != LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED)
+    return ev_dlq(ev, "RefundEvent carries no event");
+  const Linli__RefundRequested *r = e->refund_requested;
+  if (!ev_check_id(ev, r->refund_id, "refund_requested.refund_id") ||
+      !ev_check_id(ev, r->order_id, "refund_requested.order_id") ||
+      !ev_check_id(ev, r->user_id, "refund_requested.user_id") ||
+      (opt(r->campaign_id) &&
+       !ev_check_id(ev, r->campaign_id, "refund_requested.campaign_id")))
+    return LINLI_ERR_INVALID;
+  if (r->amount_fen <= 0)
+    return ev_dlq(ev, "refund_requested.amount_fen: must be positive");
+  if (r->reason == LINLI__REFUND_REQUESTED__REASON__REASON_UNSPECIFIED)
+    return ev_dlq(ev, "refund_requested.reason: must be set");
+  int seen = 0;
+  int rc = ev_seen(ev, &seen);
+  if (rc != LINLI_OK || seen)
+    return rc;
+  if ((rc = ev_history(ev, r->order_id)) != LINLI_OK)
+    return rc;
+  char amount[24];
+  snprintf(amount, sizeof amount, "%lld", (long long)r->amount_fen);
+  const char *p[] = {
+      r->refund_id,
+      r->order_id,
+      r->user_id,
+      amount,
+      ev_enum_name(&linli__refund_requested__reason__descriptor, r->reason),
+      r->cause_event_id ? r->cause_event_id : "",
+      r->cause_topic ? r->cause_topic : "",
+      opt(r->payment_txn_id),
+      opt(r->campaign_id),
+      ev->event_id,
+      ev->occurred_ms};
+  PGresult *res = NULL;
+  if ((rc = ev_sql(ev, &REFUND, p, &res)) != LINLI_OK)
+    return rc;
+  int inserted = PQntuples(res) == 1;
+  PQclear(res);
+  if (!inserted)
+    return LINLI_OK; /* the same refund under another event: owed once */
+  const char *op[] = {r->order_id, amount};
+  return ev_sql(ev, &REFUNDED, op, NULL);
+}

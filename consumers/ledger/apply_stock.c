@@ -1,0 +1,417 @@
+/*
+ * apply_stock.c - stock and the catalog in the record, and the DLQ:
+ * linli.catalog.v1 (the latest description of every SKU),
+ * linli.inventory.v1 (StockAdjusted adds to initial and available stock,
+ * once per event and SKU), and linli.dlq.v1 (every DLQ record, once per
+ * position; a StockAdjusted that the reserver refused is taken back out of
+ * the record).
+ *
+ * Every stock change is a stock_movements row keyed (event_id, sku_id); the
+ * inventory delta is applied only when that row is new, so a redelivered or
+ * duplicated event changes nothing. Each movement keeps the balance
+ * initial + adjusted = available + reserved + sold.
+ *
+ * A refused adjustment may reach the ledger before or after the adjustment
+ * itself (two topics): the adjustment is skipped if its refusal is already
+ * recorded, and reversed if it was applied first. Both paths take the same
+ * advisory lock on (warehouse, SKU) first, so two ledger instances reading
+ * the two topics cannot both miss each other.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "apply.h"
+#include "catalog.pb-c.h"
+#include "inventory.pb-c.h"
+#include "linli/error.h"
+#include "linli/log.h"
+#include "linli/schema.h"
+
+/* -------------------------------------------------------------- moves */
+
+static const struct ledger_stmt MOVEMENT = {
+    "ledger_stock_movement",
+    "INSERT INTO stock_movements (event_id, warehouse_id, sku_id, kind, "
+    "quantity, reason, order_id, adjustment_id, topic, partition, "
+    "kafka_offset, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, to_timestamp($12::bigint / 1000.0)) "
+    "ON CONFLICT (event_id, sku_id) DO NOTHING RETURNING movement_id",
+    12};
+
+/* UPDATE, else INSERT: an INSERT .. ON CONFLICT would check the proposed
+ * row (e.g. reserved -1) against the CHECK constraints before it finds the
+ * conflict. A concurrent INSERT of the same row is a unique violation: the
+ * batch runs again. */
+static const struct ledger_stmt STOCK = {
+    "ledger_stock",
+    "WITH up AS (UPDATE inventory SET initial = initial + $3, "
+    "available = available + $4, reserved = reserved + $5, "
+    "sold = sold + $6, updated_at = now() WHERE warehouse_id = $1 AND "
+    "sku_id = $2 RETURNING 1) "
+    "INSERT INTO inventory (warehouse_id, sku_id, initial, available, "
+    "reserved, sold) SELECT $1, $2, $3, $4, $5, $6 "
+    "WHERE NOT EXISTS (SELECT 1 FROM up)",
+    6};
+
+static const struct ledger_stmt STOCK_LOCK = {
+    "ledger_stock_lock",
+    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2};
+
+int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
+                  int *inserted) {
+  char q[24], d[4][24];
+  snprintf(q, sizeof q, "%lld", mv->quantity);
+  snprintf(d[0], sizeof d[0], "%lld", mv->d_initial);
+  snprintf(d[1], sizeof d[1], "%lld", mv->d_available);
+  snprintf(d[2], sizeof d[2], "%lld", mv->d_reserved);
+  snprintf(d[3], sizeof d[3], "%lld", mv->d_sold);
+  const char *p[] = {mv->event_id,  mv->warehouse_id, mv->sku_id,
+                     mv->kind,      q,                mv->reason,
+                     mv->order_id,  mv->adjustment_id, ev->topic,
+                     ev->partition, ev->offset,       ev->occurred_ms};
+  PGresult *res = NULL;
+  int rc = ev_sql(ev, &MOVEMENT, p, &res);
+  if (rc != LINLI_OK)
+    return rc;
+  *inserted = PQntuples(res) == 1;
+  PQclear(res);
+  if (!*inserted)
+    return LINLI_OK;
+  const char *sp[] = {mv->warehouse_id, mv->sku_id, d[0], d[1], d[2], d[3]};
+  rc = ev_sql(ev, &STOCK, sp, NULL);
+  return rc == LINLI_ERR_CONFLICT ? LINLI_ERR_TRANSIENT : rc;
+}
+
+static int stock_lock(struct ledger_ev *ev, const char *wh, const char *sku) {
+  const char *p[] = {wh, sku};
+  return ev_sql(ev, &STOCK_LOCK, p, NULL);
+}
+
+/* ------------------------------------------------------------- catalog */
+
+static const struct ledger_stmt SKU = {
+    "ledger_sku",
+    "INSERT INTO skus (sku_id, name, category, storage_class, weight_g, "
+    "list_price_fen, origin, status, last_event_id) VALUES ($1, $2, $3, $4, "
+    "$5, $6, $7, $8, $9) ON CONFLICT (sku_id) DO UPDATE SET "
+    "name = EXCLUDED.name, category = EXCLUDED.category, "
+    "storage_class = EXCLUDED.storage_class, weight_g = EXCLUDED.weight_g, "
+    "list_price_fen = EXCLUDED.list_price_fen, origin = EXCLUDED.origin, "
+    "status = EXCLUDED.status, last_event_id = EXCLUDED.last_event_id, "
+    "updated_at = now()",
+    9};
+
+int apply_catalog(struct ledger_ev *ev) {
+  const Linli__CatalogEvent *e = (const Linli__CatalogEvent *)ev->env;
+  if (e->event_case != LINLI__CATALOG_EVENT__EVENT_SKU)
+    return ev_dlq(ev, "CatalogEvent carries no event");
+  const Linli__Sku *s = e->sku;
+  if (!ev_check_id(ev, s->sku_id, "sku.sku_id"))
+    return LINLI_ERR_INVALID;
+  if (s->storage_class == LINLI__STORAGE_CLASS__STORAGE_CLASS_UNSPECIFIED)
+    return ev_dlq(ev, "sku.storage_class: AMBIENT, CHILLED or FROZEN");
+  if (s->status == LINLI__SKU__STATUS__STATUS_UNSPECIFIED)
+    return ev_dlq(ev, "sku.status: LISTED or DELISTED");
+  if (s->weight_g < 0 || s->list_price_fen < 0)
+    return ev_dlq(ev, "sku: weight_g and list_price_fen must not be negative");
+  char w[16], pr[24];
+  snprintf(w, sizeof w, "%d", (int)s->weight_g);
+  snprintf(pr, sizeof pr, "%lld", (long long)s->list_price_fen);
+  const char *p[] = {s->sku_id,
+                     s->name ? s->name : "",
+                     s->category ? s->category : "",
+                     ev_enum_name(&linli__storage_class__descriptor,
+                               s->storage_class),
+                     w,
+                     pr,
+                     s->origin ? s->origin : "",
+                     ev_enum_name(&linli__sku__status__descriptor, s->status),
+                     ev->event_id};
+  return ev_sql(ev, &SKU, p, NULL);
+}
+
+/* ----------------------------------------------------------- inventory */
+
+static const struct ledger_stmt REFUSED = {
+    "ledger_adjust_refused",
+    "SELECT 1 FROM dlq_records WHERE source_topic = $1 AND "
+    "source_partition = $2 AND source_offset = $3 AND consumer = $4",
+    4};
+
+/* The reserver's own checks (consumers/reserver/stock.c): what it sends to
+ * the DLQ never reaches its stock, so it never reaches the record either. */
+static int validate_adjust(struct ledger_ev *ev, const Linli__StockAdjusted *a) {
+  if (!ev_check_id(ev, a->warehouse_id, "stock_adjusted.warehouse_id") ||
+      !ev_check_id(ev, a->sku_id, "stock_adjusted.sku_id") ||
+      (opt(a->adjustment_id) &&
+       !ev_check_id(ev, a->adjustment_id, "stock_adjusted.adjustment_id")))
+    return LINLI_ERR_INVALID;
+  if (a->quantity == 0)
+    return ev_dlq(ev, "stock_adjusted.quantity: must not be 0");
+  if (a->reason == LINLI__STOCK_ADJUSTED__REASON__REASON_UNSPECIFIED)
+    return ev_dlq(ev, "stock_adjusted.reason: RESTOCK, DAMAGE, RECALL or "
+                      "COUNT");
+  if (a->reason == LINLI__STOCK_ADJUSTED__REASON__RESTOCK && a->quantity < 0)
+    return ev_dlq(ev, "stock_adjusted.quantity: a RESTOCK must be positive");
+  if ((a->reason == LINLI__STOCK_ADJUSTED__REASON__DAMAGE ||
+       a->reason == LINLI__STOCK_ADJUSTED__REASON__RECALL) &&
+      a->quantity > 0)
+    return ev_dlq(ev,
+                  "stock_adjusted.quantity: DAMAGE and RECALL must be negative");
+  return LINLI_OK;
+}
+
+int apply_inventory(struct ledger_ev *ev) {
+  const Linli__InventoryEvent *e = (const Linli__InventoryEvent *)ev->env;
+  if (e->event_case != LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED)
+    return ev_dlq(ev, "InventoryEvent carries no event");
+  const Linli__StockAdjusted *a = e->stock_adjusted;
+  int rc = validate_adjust(ev, a);
+  if (rc != LINLI_OK)
+    return rc;
+  if ((rc = stock_lock(ev, a->warehouse_id, a->sku_id)) != LINLI_OK)
+    return rc;
+  const char *rp[] = {ev->topic, ev->partition, ev->offset, LEDGER_RESERVER};
+  PGresult *res = NULL;
+  if ((rc = ev_sql(ev, &REFUSED, rp, &res)) != LINLI_OK)
+    return rc;
+  int refused = PQntuples(res) > 0;
+  PQclear(res);
+  if (refused) {
+    LINLI_INFO("adjustment refused by the reserver: not recorded",
+               "warehouse=%s sku=%s event_id=%s", a->warehouse_id, a->sku_id,
+               ev->event_id);
+    return LINLI_OK;
+  }
+  struct stock_move mv = {
+      .event_id = ev->event_id,
+      .warehouse_id = a->warehouse_id,
+      .sku_id = a->sku_id,
+      .kind = "ADJUST",
+      .quantity = a->quantity,
+      .reason = ev_enum_name(&linli__stock_adjusted__reason__descriptor,
+                          a->reason),
+      .adjustment_id = opt(a->adjustment_id),
+      .d_initial = a->quantity,
+      .d_available = a->quantity,
+  };
+  int inserted = 0;
+  rc = ev_stock_move(ev, &mv, &inserted);
+  if (rc == LINLI_OK && !inserted)
+    linli_counter_add(ev->lg->m_duplicates, 1);
+  return rc;
+}
+
+/* ----------------------------------------------------------------- DLQ */
+
+static const struct ledger_stmt DLQ_RECORD = {
+    "ledger_dlq_record",
+    "INSERT INTO dlq_records (dlq_partition, dlq_offset, source_topic, "
+    "source_partition, source_offset, consumer, error_code, reason, "
+    "msg_key, msg_value, headers, occurred_at) VALUES ($1, $2, $3, $4, $5, "
+    "$6, $7, $8, $9::bytea, $10::bytea, $11::jsonb, "
+    "to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING RETURNING 1",
+    12};
+
+static const struct ledger_stmt APPLIED_ADJUST = {
+    "ledger_applied_adjust",
+    "SELECT 1 FROM stock_movements WHERE event_id = $1 AND sku_id = $2 AND "
+    "kind = 'ADJUST' AND topic = $3 AND partition = $4 AND kafka_offset = $5",
+    5};
+
+/* Header value as text for PostgreSQL: NULL unless valid UTF-8 without
+ * NUL bytes (malloc'd). */
+static char *text_or_null(const void *v, size_t len) {
+  if (v == NULL || memchr(v, '\0', len) != NULL)
+    return NULL;
+  json_t *probe = json_stringn(v, len); /* NULL if not UTF-8 */
+  if (probe == NULL)
+    return NULL;
+  json_decref(probe);
+  char *s = malloc(len + 1);
+  if (s != NULL) {
+    memcpy(s, v, len);
+    s[len] = '\0';
+  }
+  return s;
+}
+
+static char *bytea_hex(const void *v, size_t len) {
+  if (v == NULL)
+    return NULL;
+  char *s = malloc(2 + 2 * len + 1);
+  if (s == NULL)
+    return NULL;
+  s[0] = '\\';
+  s[1] = 'x';
+  sodium_bin2hex(s + 2, 2 * len + 1, v, len);
+  return s;
+}
+
+struct dlq_hdrs {
+  char *topic, *partition, *offset, *consumer, *error, *reason;
+  char *json; /* every header as [{key,value}] */
+};
+
+static void dlq_hdrs_free(struct dlq_hdrs *h) {
+  free(h->topic);
+  free(h->partition);
+  free(h->offset);
+  free(h->consumer);
+  free(h->error);
+  free(h->reason);
+  free(h->json);
+}
+
+static int dlq_hdrs_read(const rd_kafka_message_t *m, struct dlq_hdrs *h) {
+  memset(h, 0, sizeof *h);
+  json_t *all = json_array();
+  if (all == NULL)
+    return LINLI_ERR_NOMEM;
+  rd_kafka_headers_t *hdrs = NULL;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char *name;
+    const void *val;
+    size_t len;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(hdrs, i, &name, &val, &len) ==
+         RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+      char *t = text_or_null(val, len);
+      char **slot = NULL;
+      if (strcmp(name, LINLI_DLQ_H_TOPIC) == 0)
+        slot = &h->topic;
+      else if (strcmp(name, LINLI_DLQ_H_PARTITION) == 0)
+        slot = &h->partition;
+      else if (strcmp(name, LINLI_DLQ_H_OFFSET) == 0)
+        slot = &h->offset;
+      else if (strcmp(name, LINLI_DLQ_H_CONSUMER) == 0)
+        slot = &h->consumer;
+      else if (strcmp(name, LINLI_DLQ_H_ERROR) == 0)
+        slot = &h->error;
+      else if (strcmp(name, LINLI_DLQ_H_REASON) == 0)
+        slot = &h->reason;
+      json_t *jn = json_string(name);
+      if (jn != NULL)
+        json_array_append_new(all, json_pack("{s:o, s:s?}", "key", jn,
+                                             "value", t));
+      if (slot != NULL && *slot == NULL)
+        *slot = t;
+      else
+        free(t);
+    }
+  }
+  /* Position headers must be numbers, or they are not recorded as such. */
+  char *end = NULL;
+  if (h->partition &&
+      (!h->partition[0] || strtol(h->partition, &end, 10) < 0 || *end)) {
+    free(h->partition);
+    h->partition = NULL;
+  }
+  if (h->offset &&
+      (!h->offset[0] || strtoll(h->offset, &end, 10) < 0 || *end)) {
+    free(h->offset);
+    h->offset = NULL;
+  }
+  h->json = json_dumps(all, JSON_COMPACT);
+  json_decref(all);
+  return h->json ? LINLI_OK : LINLI_ERR_NOMEM;
+}
+
+/* The reserver refused a StockAdjusted: take it back out of the record if
+ * the ledger applied it (the movement of that very position), once. */
+static int reverse_refused(struct ledger_ev *ev, const struct dlq_hdrs *h) {
+  const rd_kafka_message_t *m = ev->m;
+  if (m->payload == NULL || h->partition == NULL || h->offset == NULL)
+    return LINLI_OK;
+  Linli__InventoryEvent *e = linli__inventory_event__unpack(
+      NULL, m->len, (const uint8_t *)m->payload);
+  if (e == NULL)
+    return LINLI_OK; /* undecodable: the ledger never applied it either */
+  int rc = LINLI_OK;
+  const Linli__StockAdjusted *a = e->stock_adjusted;
+  if (e->event_case != LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED ||
+      !linli_id_valid(a->warehouse_id) || !linli_id_valid(a->sku_id))
+    goto done;
+  /* The same event id the adjustment was recorded under (apply.c). */
+  char derived[LINLI_ID_BUFSZ];
+  const char *eid = e->meta && opt(e->meta->event_id) ? e->meta->event_id
+                                                      : NULL;
+  if (eid == NULL) {
+    linli_id_derive(h->topic, (int32_t)atoi(h->partition),
+                    (int64_t)atoll(h->offset), 0, derived, sizeof derived);
+    eid = derived;
+  }
+  if ((rc = stock_lock(ev, a->warehouse_id, a->sku_id)) != LINLI_OK)
+    goto done;
+  const char *ap[] = {eid, a->sku_id, h->topic, h->partition, h->offset};
+  PGresult *res = NULL;
+  if ((rc = ev_sql(ev, &APPLIED_ADJUST, ap, &res)) != LINLI_OK)
+    goto done;
+  int applied = PQntuples(res) > 0;
+  PQclear(res);
+  if (!applied)
+    goto done; /* not applied (yet): apply_inventory will skip it */
+  char rev_id[LINLI_ID_BUFSZ + 16];
+  snprintf(rev_id, sizeof rev_id, "%s:refused", eid);
+  struct stock_move mv = {
+      .event_id = rev_id,
+      .warehouse_id = a->warehouse_id,
+      .sku_id = a->sku_id,
+      .kind = "ADJUST",
+      .quantity = -(long long)a->quantity,
+      .reason = "REFUSED_BY_RESERVER",
+      .adjustment_id = opt(a->adjustment_id) && linli_id_valid(a->adjustment_id)
+                           ? a->adjustment_id
+                           : NULL,
+      .d_initial = -(long long)a->quantity,
+      .d_available = -(long long)a->quantity,
+  };
+  int inserted = 0;
+  rc = ev_stock_move(ev, &mv, &inserted);
+  if (rc == LINLI_OK && inserted)
+    LINLI_INFO("refused adjustment reversed", "warehouse=%s sku=%s event_id=%s",
+               a->warehouse_id, a->sku_id, eid);
+done:
+  linli__inventory_event__free_unpacked(e, NULL);
+  return rc;
+}
+
+int apply_dlq(struct ledger_ev *ev) {
+  const rd_kafka_message_t *m = ev->m;
+  struct dlq_hdrs h;
+  int rc = dlq_hdrs_read(m, &h);
+  char *key = bytea_hex(m->key, m->key_len);
+  char *val = bytea_hex(m->payload, m->len);
+  if (rc != LINLI_OK || (m->key && !key) || (m->payload && !val)) {
+    rc = LINLI_ERR_NOMEM;
+    goto done;
+  }
+  rd_kafka_timestamp_type_t tt;
+  int64_t at = rd_kafka_message_timestamp(m, &tt);
+  snprintf(ev->occurred_ms, sizeof ev->occurred_ms, "%lld",
+           (long long)(at > 0 ? at : 0));
+  const char *p[] = {ev->partition, ev->offset, h.topic,  h.partition,
+                     h.offset,      h.consumer, h.error,  h.reason,
+                     key,           val,        h.json,
+                     at > 0 ? ev->occurred_ms : NULL};
+  PGresult *res = NULL;
+  if ((rc = ev_sql(ev, &DLQ_RECORD, p, &res)) != LINLI_OK)
+    goto done;
+  int inserted = PQntuples(res) == 1;
+  PQclear(res);
+  char base[256];
+  if (inserted && h.topic && h.consumer &&
+      strcmp(ledger_topic_base(ev->lg, h.topic, base, sizeof base),
+             LINLI_TOPIC_INVENTORY) == 0 &&
+      strcmp(h.consumer, LEDGER_RESERVER) == 0)
+    rc = reverse_refused(ev, &h);
+done:
+  free(key);
+  free(val);
+  dlq_hdrs_free(&h);
+  return rc;
+}

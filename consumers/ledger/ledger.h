@@ -1,0 +1,152 @@
+/*
+ * ledger.h - linli-ledger: every topic into PostgreSQL, the record.
+ *
+ * The ledger does not use the transactional runner: its offsets live in
+ * PostgreSQL (table consumer_offsets) and commit in the same database
+ * transaction as the rows the records produced (DESIGN.md rule 3). A batch
+ * of records is applied in one linli_pg_txn; after it committed, the ledger
+ * publishes what the transaction queued in ledger_outbox: the new state of
+ * every order it touched (linli.order-status.v1, of which it is the single
+ * writer) and its own DLQ records.
+ *
+ * Files: main.c (process), loop.c (consumer, batches, rebalances, offsets),
+ * apply.c (one record: decode, dedupe, dispatch, history, DLQ), appliers
+ * per topic family (apply_orders.c, apply_logistics.c, apply_stock.c,
+ * apply_groupbuy.c), state.c (the order state machine), crypto.c
+ * (personal data at rest), outbox.c (order-status and DLQ publishing).
+ */
+#ifndef LEDGER_H
+#define LEDGER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+#include <protobuf-c/protobuf-c.h>
+#include <sodium.h>
+
+#include "linli/config.h"
+#include "linli/ids.h"
+#include "linli/kafka.h"
+#include "linli/metrics.h"
+#include "linli/pg.h"
+
+#define LEDGER_NAME "ledger"            /* DLQ "consumer" header, producer */
+#define LEDGER_APP_NAME "linli-ledger"  /* PostgreSQL application_name */
+#define LEDGER_RESERVER "reserver"      /* the reserver's DLQ consumer name */
+
+/* ------------------------------------------------------------------ crypto */
+
+struct ledger_crypto {
+  unsigned char key[crypto_secretbox_KEYBYTES];
+  char key_id[24]; /* "k" + 16 hex of a hash of the key: names it, reveals
+                      nothing */
+};
+
+/* Load crypto.key (64 hex). An empty key is an error naming the key. */
+int ledger_crypto_init(struct ledger_crypto *c, const char *hex, char *err,
+                       size_t errlen);
+/* nonce || secretbox(plain) as a bytea text literal ("\x..."), malloc'd;
+ * NULL on allocation failure. */
+char *ledger_encrypt_bytea(const struct ledger_crypto *c, const char *plain,
+                           size_t len);
+void ledger_crypto_wipe(struct ledger_crypto *c);
+
+/* ------------------------------------------------------------- SQL helper */
+
+/* A prepared statement, registered with linli_pg on first use. */
+struct ledger_stmt {
+  const char *name;
+  const char *sql;
+  int nparams;
+};
+
+/* ------------------------------------------------------------------ ledger */
+
+/* One consumed record of the open batch. */
+struct ledger_rec {
+  rd_kafka_message_t *m;
+  char *poison; /* SQL error an earlier attempt hit on it: DLQ it, malloc'd */
+};
+
+/* State of one transaction attempt; reset at the start of every attempt,
+ * because linli_pg_txn may run the attempt again. */
+struct ledger_txn {
+  char **touched; /* order ids whose row changed (for order-status) */
+  size_t ntouched, captouched;
+  char **outbox; /* ledger_outbox seqs written (text) */
+  size_t noutbox, capoutbox;
+  int cur;           /* index of the record being applied, -1 outside */
+  int poison_idx;    /* record whose SQL failed (-1: none) */
+  char poison_reason[512];
+  size_t applied, skipped, dlq;
+};
+
+struct ledger {
+  const linli_config_t *cfg;
+  linli_pg_t *pg;
+  linli_producer_t *producer;
+  rd_kafka_t *consumer;
+  struct ledger_crypto crypto;
+  char group[256];
+  char dlq_topic[256];
+  char suffix[64];        /* ledger.topic_suffix: isolated test topics */
+  char status_topic[320]; /* linli.order-status.v1 + suffix */
+  char instance[128];
+  int batch_size;
+  int flush_ms;
+  int backoff_ms;
+  volatile sig_atomic_t stop;
+  int fatal;
+  int publish_failed; /* outbox deliveries that failed (outbox.c) */
+
+  struct ledger_rec *recs; /* the open batch */
+  int nrecs, caprecs;
+  int64_t batch_started_ms;
+  struct ledger_txn txn;
+
+  linli_counter_t *m_records, *m_dlq, *m_batches, *m_published,
+      *m_duplicates;
+  linli_histogram_t *m_batch_s;
+  linli_gauge_t *m_assigned;
+};
+
+/* The schema's name of topic (topic without ledger.topic_suffix); buf holds
+ * it if it had to be copied. */
+const char *ledger_topic_base(const struct ledger *lg, const char *topic,
+                              char *buf, size_t len);
+
+/* loop.c: consume until stopped; 0 after a clean stop. */
+int ledger_run(struct ledger *lg, char *err, size_t errlen);
+
+/* Run a prepared statement inside the open transaction; err gets
+ * "SQLSTATE: message". Same return codes as linli_pg_exec_prepared. */
+int ledger_sql(struct ledger *lg, const struct ledger_stmt *st,
+               const char *const *params, PGresult **res, char *err,
+               size_t errlen);
+/* Register every statement with linli_pg (at start-up). */
+int ledger_prepare(struct ledger *lg, const struct ledger_stmt *st);
+
+/* Remember order_id as touched by this attempt (for order-status). */
+int ledger_touch(struct ledger *lg, const char *order_id);
+
+/* apply.c: apply record i of the batch inside the open transaction.
+ * LINLI_OK (applied, skipped as a duplicate, or sent to the DLQ);
+ * LINLI_ERR_TRANSIENT to retry the batch; any other code is an SQL error
+ * on this record (the caller poisons it and runs the batch again). */
+int ledger_apply(struct ledger *lg, int i, char *err, size_t errlen);
+
+/* outbox.c */
+/* Queue a DLQ record for the input m (in the open transaction). */
+int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
+                      const char *reason, char *err, size_t errlen);
+/* Queue the current state of every touched order (in the transaction). */
+int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen);
+/* After COMMIT: publish the rows this transaction queued, delete them. */
+int ledger_outbox_publish_txn(struct ledger *lg);
+/* Publish rows older than min_age_s (rows left by a crash or a failed
+ * publish), in queue order, and delete them. */
+int ledger_outbox_sweep(struct ledger *lg, int min_age_s);
+
+#endif

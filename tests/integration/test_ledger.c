@@ -1,0 +1,1556 @@
+/*
+ * test_ledger.c - linli-ledger against the real stack: Kafka, and
+ * PostgreSQL in a fresh database (linli_ledger_<pid>) that linli-migrate
+ * creates, dropped at the end.
+ *
+ * The ledger runs under its own consumer group (runner.group) on topics of
+ * its own (ledger.topic_suffix, created from config/topics.conf and deleted
+ * at the end): on the shared dev broker other tests run reservers that
+ * would otherwise judge this test's orders too. The group's offsets are
+ * seeded in consumer_offsets (at 0), so the ledger resumes where PostgreSQL
+ * says from its first assignment on.
+ *
+ * What is asserted:
+ *  - the state machine (pure, on ledger_transition);
+ *  - an order's life into orders, order_lines, order_events, reservations,
+ *    payments, stock and delivery_events, with order-status published;
+ *  - events of one order arriving out of topic order;
+ *  - an illegal transition and a second payment go to linli.dlq.v1 with
+ *    their reason, and not into the record;
+ *  - personal fields are ciphertext that decrypts with the key, and never
+ *    in the history;
+ *  - replayed duplicates change nothing;
+ *  - a StockAdjusted refused by the reserver is taken back out;
+ *  - SIGKILL mid-ingest and restart, and PostgreSQL sessions terminated
+ *    mid-ingest, lose and duplicate nothing;
+ *  - a missing crypto.key is a start-up error; SIGTERM exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "delivery.pb-c.h"
+#include "fulfillment.pb-c.h"
+#include "inventory.pb-c.h"
+#include "linli/config.h"
+#include "linli/error.h"
+#include "linli/ids.h"
+#include "linli/kafka.h"
+#include "linli/schema.h"
+#include "linli_test.h"
+#include "order_status.pb-c.h"
+#include "orders.pb-c.h"
+#include "reservations.pb-c.h"
+
+/* The state machine is pure: test it in-process. */
+#include "../../consumers/ledger/state.c"
+
+/* ------------------------------------------------------------- fixture */
+
+static char db_name[64];
+static char *test_conninfo;
+static char *admin_conninfo;
+static PGconn *db;
+static char group[128];
+static char key_hex[2 * crypto_secretbox_KEYBYTES + 1];
+static char run_id[64]; /* prefix of every id this run creates */
+static char log_path[256];
+static pid_t ledger_pid = -1;
+static linli_producer_t *prod;
+static char sfx[80]; /* ledger.topic_suffix of this run */
+
+/* The run's name of a linli topic (base + suffix). */
+static const char *tn(const char *base) {
+  static char names[16][192];
+  size_t n = 0;
+  const linli_topic_schema_t *all = linli_schema_topics(&n);
+  for (size_t i = 0; i < n && i < 16; i++)
+    if (strcmp(all[i].name, base) == 0) {
+      snprintf(names[i], sizeof names[i], "%s%s", base, sfx);
+      return names[i];
+    }
+  return base;
+}
+
+/* Ends of the order-status and DLQ topics when the suite started. */
+#define MAXP 16
+static int64_t status_start[MAXP], dlq_start[MAXP];
+static int status_parts, dlq_parts;
+
+static char *join3(const char *a, const char *b, const char *c) {
+  size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+  char *s = malloc(la + lb + lc + 1);
+  if (s == NULL)
+    return NULL;
+  memcpy(s, a, la);
+  memcpy(s + la, b, lb);
+  memcpy(s + la + lb, c, lc + 1);
+  return s;
+}
+
+/* base conninfo with dbname (and user, if non-NULL) replaced; malloc'd. */
+static char *conninfo_with(const char *base, const char *dbname,
+                           const char *user) {
+  char *errmsg = NULL;
+  PQconninfoOption *opts = PQconninfoParse(base, &errmsg);
+  if (opts == NULL) {
+    PQfreemem(errmsg);
+    return NULL;
+  }
+  size_t cap = 1024, len = 0;
+  char *acc = malloc(cap);
+  if (acc == NULL) {
+    PQconninfoFree(opts);
+    return NULL;
+  }
+  acc[0] = '\0';
+  for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+    const char *val = o->val;
+    if (strcmp(o->keyword, "dbname") == 0)
+      val = dbname;
+    else if (user != NULL && strcmp(o->keyword, "user") == 0)
+      val = user;
+    if (val == NULL)
+      continue;
+    size_t need = len + strlen(o->keyword) + 2 * strlen(val) + 8;
+    if (need > cap) {
+      cap = need * 2;
+      char *n = realloc(acc, cap);
+      if (n == NULL) {
+        free(acc);
+        PQconninfoFree(opts);
+        return NULL;
+      }
+      acc = n;
+    }
+    char *p = acc + len;
+    if (len > 0)
+      *p++ = ' ';
+    size_t kl = strlen(o->keyword);
+    memcpy(p, o->keyword, kl);
+    p += kl;
+    *p++ = '=';
+    *p++ = '\'';
+    for (const char *v = val; *v; v++) {
+      if (*v == '\'' || *v == '\\')
+        *p++ = '\\';
+      *p++ = *v;
+    }
+    *p++ = '\'';
+    *p = '\0';
+    len = (size_t)(p - acc);
+  }
+  PQconninfoFree(opts);
+  return acc;
+}
+
+static int exec_sql(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+           PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok)
+    fprintf(stderr, "SQL failed: %s", PQerrorMessage(c));
+  PQclear(r);
+  return ok;
+}
+
+/* One value of a query with up to three text parameters; malloc'd or NULL. */
+static char *q_text(const char *sql, const char *a, const char *b,
+                    const char *c) {
+  const char *p[3] = {a, b, c};
+  int n = c ? 3 : b ? 2 : a ? 1 : 0;
+  PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
+  char *v = NULL;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 &&
+      !PQgetisnull(r, 0, 0))
+    v = strdup(PQgetvalue(r, 0, 0));
+  else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fprintf(stderr, "query failed: %s", PQerrorMessage(db));
+  PQclear(r);
+  return v;
+}
+
+static long q_long(const char *sql, const char *a, const char *b) {
+  char *v = q_text(sql, a, b, NULL);
+  long n = v ? strtol(v, NULL, 10) : -1;
+  free(v);
+  return n;
+}
+
+static int q_is(const char *sql, const char *a, const char *want) {
+  char *v = q_text(sql, a, NULL, NULL);
+  int yes = v && strcmp(v, want) == 0;
+  if (!yes)
+    fprintf(stderr, "  (got '%s', want '%s' for %s)\n", v ? v : "NULL", want,
+            a ? a : "");
+  free(v);
+  return yes;
+}
+
+/* Poll until the query (one parameter) returns want, up to timeout_ms. */
+static int wait_text(const char *sql, const char *a, const char *want,
+                     int timeout_ms) {
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  for (;;) {
+    char *v = q_text(sql, a, NULL, NULL);
+    int yes = v && strcmp(v, want) == 0;
+    free(v);
+    if (yes)
+      return 1;
+    if (linli_test_now_ms() > deadline)
+      return q_is(sql, a, want);
+    usleep(50000);
+  }
+}
+
+static int wait_long(const char *sql, const char *a, long want,
+                     int timeout_ms) {
+  char w[32];
+  snprintf(w, sizeof w, "%ld", want);
+  return wait_text(sql, a, w, timeout_ms);
+}
+
+/* Until the ledger has committed the record at (topic, partition, offset). */
+static int wait_consumed(const char *topic, int32_t part, int64_t off,
+                         int timeout_ms) {
+  char p[16], o[24];
+  snprintf(p, sizeof p, "%d", (int)part);
+  snprintf(o, sizeof o, "%lld", (long long)off);
+  const char *params[] = {group, topic, p};
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  for (;;) {
+    PGresult *r = PQexecParams(db,
+                               "SELECT next_offset FROM consumer_offsets "
+                               "WHERE consumer_group = $1 AND topic = $2 AND "
+                               "partition = $3",
+                               3, NULL, params, NULL, NULL, 0);
+    long long next = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      next = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (next > off)
+      return 1;
+    if (linli_test_now_ms() > deadline) {
+      fprintf(stderr, "  %s[%d]@%s not consumed (next %lld)\n", topic,
+              (int)part, o, next);
+      return 0;
+    }
+    usleep(50000);
+  }
+}
+
+/* Run a built tool and wait for it (up to timeout_ms); exit status or -1. */
+static int run_wait(char *const argv[], char *const env[], int timeout_ms) {
+  pid_t pid = linli_test_spawn(argv, env, log_path);
+  if (pid < 0)
+    return -1;
+  int status = 0;
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (linli_test_now_ms() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(20000);
+  }
+}
+
+/* ------------------------------------------------------- the ledger */
+
+static char env_pg[2048], env_key[128], env_group[200], env_inst[200],
+    env_batch[64], env_flush[64], env_log[64], env_sfx[128], env_dlq[256];
+
+static pid_t start_ledger(const char *batch_size) {
+  char bin[1024];
+  linli_test_binary_path("consumers/ledger/linli-ledger", bin, sizeof bin);
+  snprintf(env_batch, sizeof env_batch, "LINLI_RUNNER_BATCH_SIZE=%s",
+           batch_size);
+  char *argv[] = {bin, NULL};
+  char *env[] = {env_pg,    env_key, env_group, env_inst, env_batch,
+                 env_flush, env_log, env_sfx,   env_dlq,  NULL};
+  return linli_test_spawn(argv, env, log_path);
+}
+
+static void dump_log_tail(void) {
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "tail -n 40 '%s' >&2", log_path);
+  if (system(cmd) != 0)
+    fprintf(stderr, "(no ledger log)\n");
+}
+
+/* ------------------------------------------------------------- topics */
+
+/* Create the run's topics (config/topics.conf names + suffix), or with
+ * del, delete them. */
+static int run_topics(int del) {
+  char path[1024], line[512], name[320];
+  linli_test_source_path("config/topics.conf", path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  rd_kafka_t *rk = linli_producer_handle(prod);
+  int rc = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    int parts = 0;
+    char base[192];
+    if (line[0] == '#' || sscanf(line, "%191s %d", base, &parts) != 2)
+      continue;
+    snprintf(name, sizeof name, "%s%s", base, sfx);
+    if (!del) {
+      if (linli_test_create_topic(name, parts) != 0)
+        rc = -1;
+      continue;
+    }
+    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
+    if (ev != NULL)
+      rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_DeleteTopic_destroy(dt);
+  }
+  fclose(f);
+  return rc;
+}
+
+/* High watermarks of every partition of topic into ends[] (count in *n). */
+static int topic_ends(const char *topic, int64_t *ends, int *n) {
+  rd_kafka_t *rk = linli_producer_handle(prod);
+  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+  const rd_kafka_metadata_t *md = NULL;
+  *n = 0;
+  if (rd_kafka_metadata(rk, 0, t, &md, 10000) == 0) {
+    if (md->topic_cnt == 1)
+      *n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+  }
+  rd_kafka_topic_destroy(t);
+  if (*n <= 0 || *n > MAXP)
+    return -1;
+  for (int p = 0; p < *n; p++) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))
+      return -1;
+    ends[p] = hi;
+  }
+  return 0;
+}
+
+/* The ledger's group starts at the topics' current ends. */
+static int seed_offsets(void) {
+  size_t n = 0;
+  const linli_topic_schema_t *all = linli_schema_topics(&n);
+  for (size_t i = 0; i < n; i++) {
+    int64_t ends[MAXP];
+    int np = 0;
+    if (strcmp(all[i].name, LINLI_TOPIC_ORDER_STATUS) == 0)
+      continue;
+    const char *name = tn(all[i].name);
+    if (topic_ends(name, ends, &np) != 0) {
+      fprintf(stderr, "no metadata for %s\n", name);
+      return -1;
+    }
+    for (int p = 0; p < np; p++) {
+      char ps[16], os[24];
+      snprintf(ps, sizeof ps, "%d", p);
+      snprintf(os, sizeof os, "%lld", (long long)ends[p]);
+      const char *params[] = {group, name, ps, os};
+      PGresult *r = PQexecParams(db,
+                                 "INSERT INTO consumer_offsets (consumer_group, "
+                                 "topic, partition, next_offset) VALUES ($1, "
+                                 "$2, $3, $4)",
+                                 4, NULL, params, NULL, NULL, 0);
+      int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (!ok)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------- building events */
+
+struct sent {
+  char topic[64];
+  char key[80];
+  uint8_t *buf;
+  size_t len;
+  int32_t partition;
+  int64_t offset;
+};
+
+/* Pack and produce env under key; returns where it landed. *out (may be
+ * NULL) receives a copy to replay later (owned by the caller). */
+static int produce(const char *topic, const char *key,
+                   const ProtobufCMessage *env, struct sent *out) {
+  size_t len = protobuf_c_message_get_packed_size(env);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (buf == NULL)
+    return -1;
+  protobuf_c_message_pack(env, buf);
+  char err[256];
+  int32_t part = -1;
+  int64_t off = -1;
+  int rc = linli_producer_send_sync(prod, topic, RD_KAFKA_PARTITION_UA, key,
+                                    strlen(key), buf, len, NULL, 30000, &part,
+                                    &off, err, sizeof err);
+  if (rc != LINLI_OK)
+    fprintf(stderr, "produce %s: %s\n", topic, err);
+  if (out != NULL && rc == LINLI_OK) {
+    snprintf(out->topic, sizeof out->topic, "%s", topic);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    out->buf = buf;
+    out->len = len;
+    out->partition = part;
+    out->offset = off;
+  } else {
+    free(buf);
+  }
+  return rc == LINLI_OK ? 0 : -1;
+}
+
+/* Produce the same bytes again (a duplicate with the same event id). */
+static int reproduce(struct sent *s) {
+  char err[256];
+  int rc = linli_producer_send_sync(prod, s->topic, RD_KAFKA_PARTITION_UA,
+                                    s->key, strlen(s->key), s->buf, s->len,
+                                    NULL, 30000, &s->partition, &s->offset,
+                                    err, sizeof err);
+  return rc == LINLI_OK ? 0 : -1;
+}
+
+struct ev {
+  Linli__Meta meta;
+  char id[LINLI_ID_BUFSZ];
+};
+
+static Linli__Meta *meta(struct ev *e) {
+  linli__meta__init(&e->meta);
+  linli_id_new(e->id, sizeof e->id);
+  e->meta.event_id = e->id;
+  e->meta.occurred_at_ms = 1790000000000LL;
+  e->meta.producer = (char *)"test";
+  e->meta.trace_id = (char *)"";
+  e->meta.schema_version = 1;
+  e->meta.causation_id = (char *)"";
+  return &e->meta;
+}
+
+static void mkid(char *buf, size_t len, const char *what) {
+  snprintf(buf, len, "%s-%s", run_id, what);
+}
+
+static int send_placed(const char *order, const char *wh, const char *sku,
+                       int qty, const Linli__HomeDelivery *home,
+                       struct sent *out) {
+  struct ev e;
+  Linli__OrderEvent env = LINLI__ORDER_EVENT__INIT;
+  Linli__OrderPlaced p = LINLI__ORDER_PLACED__INIT;
+  Linli__OrderLine l = LINLI__ORDER_LINE__INIT;
+  Linli__OrderLine *lines[] = {&l};
+  Linli__PickupDelivery pk = LINLI__PICKUP_DELIVERY__INIT;
+  l.sku_id = (char *)sku;
+  l.quantity = qty;
+  l.unit_price_fen = 250;
+  p.order_id = (char *)order;
+  p.app_id = (char *)"app-1";
+  p.user_id = (char *)"user-1";
+  p.warehouse_id = (char *)wh;
+  p.n_lines = 1;
+  p.lines = lines;
+  p.total_fen = 250LL * qty;
+  p.campaign_id = (char *)"";
+  p.placed_at_ms = 1790000000000LL;
+  if (home != NULL) {
+    p.delivery_case = LINLI__ORDER_PLACED__DELIVERY_HOME;
+    p.home = (Linli__HomeDelivery *)home;
+  } else {
+    pk.pickup_point_id = (char *)"pp-1";
+    p.delivery_case = LINLI__ORDER_PLACED__DELIVERY_PICKUP;
+    p.pickup = &pk;
+  }
+  env.meta = meta(&e);
+  env.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
+  env.order_placed = &p;
+  return produce(tn(LINLI_TOPIC_ORDERS), order, &env.base, out);
+}
+
+static int send_paid(const char *order, const char *txn, int64_t amount,
+                     struct sent *out) {
+  struct ev e;
+  Linli__OrderEvent env = LINLI__ORDER_EVENT__INIT;
+  Linli__OrderPaid p = LINLI__ORDER_PAID__INIT;
+  p.order_id = (char *)order;
+  p.method = LINLI__ORDER_PAID__METHOD__ALIPAY;
+  p.payment_txn_id = (char *)txn;
+  p.amount_fen = amount;
+  p.paid_at_ms = 1790000001000LL;
+  env.meta = meta(&e);
+  env.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PAID;
+  env.order_paid = &p;
+  return produce(tn(LINLI_TOPIC_ORDERS), order, &env.base, out);
+}
+
+static int send_result(const char *order, const char *wh,
+                       Linli__ReservationResult__Status status,
+                       const char *sku, int qty, const char *txn,
+                       int64_t amount, const char *detail, struct sent *out) {
+  struct ev e;
+  Linli__ReservationEvent env = LINLI__RESERVATION_EVENT__INIT;
+  Linli__ReservationResult r = LINLI__RESERVATION_RESULT__INIT;
+  Linli__OrderLine l = LINLI__ORDER_LINE__INIT;
+  Linli__OrderLine *lines[] = {&l};
+  l.sku_id = (char *)sku;
+  l.quantity = qty;
+  l.unit_price_fen = 250;
+  r.order_id = (char *)order;
+  r.warehouse_id = (char *)wh;
+  r.user_id = (char *)"user-1";
+  r.status = status;
+  if (sku != NULL && status != LINLI__RESERVATION_RESULT__STATUS__RELEASED) {
+    r.n_lines = 1;
+    r.lines = lines;
+  }
+  if (status == LINLI__RESERVATION_RESULT__STATUS__RESERVED)
+    r.expires_at_ms = 1790000900000LL;
+  r.detail = (char *)(detail ? detail : "");
+  r.payment_txn_id = (char *)(txn ? txn : "");
+  r.amount_fen = amount;
+  r.total_fen = 250LL * qty;
+  r.app_id = (char *)"app-1";
+  r.campaign_id = (char *)"";
+  env.meta = meta(&e);
+  env.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
+  env.reservation_result = &r;
+  return produce(tn(LINLI_TOPIC_RESERVATIONS), order, &env.base, out);
+}
+
+static int send_item(const char *order, const char *wh, struct sent *out) {
+  struct ev e;
+  Linli__FulfillmentEvent env = LINLI__FULFILLMENT_EVENT__INIT;
+  Linli__FulfillmentItem it = LINLI__FULFILLMENT_ITEM__INIT;
+  Linli__PickupDelivery pk = LINLI__PICKUP_DELIVERY__INIT;
+  pk.pickup_point_id = (char *)"pp-1";
+  it.order_id = (char *)order;
+  it.warehouse_id = (char *)wh;
+  it.user_id = (char *)"user-1";
+  it.storage_class = LINLI__STORAGE_CLASS__CHILLED;
+  it.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP;
+  it.pickup = &pk;
+  it.wave_id = (char *)"";
+  it.campaign_id = (char *)"";
+  env.meta = meta(&e);
+  env.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
+  env.fulfillment_item = &it;
+  return produce(tn(LINLI_TOPIC_FULFILLMENT), wh, &env.base, out);
+}
+
+enum dkind { D_OUT, D_ARRIVED, D_PICKED, D_DELIVERED };
+
+static int send_delivery(const char *order, enum dkind k, struct sent *out,
+                         char *event_id, size_t idlen) {
+  struct ev e;
+  Linli__DeliveryEvent env = LINLI__DELIVERY_EVENT__INIT;
+  Linli__OutForDelivery o = LINLI__OUT_FOR_DELIVERY__INIT;
+  Linli__ArrivedAtPickupPoint a = LINLI__ARRIVED_AT_PICKUP_POINT__INIT;
+  Linli__PickedUp pu = LINLI__PICKED_UP__INIT;
+  Linli__Delivered d = LINLI__DELIVERED__INIT;
+  env.meta = meta(&e);
+  switch (k) {
+  case D_OUT:
+    o.order_id = (char *)order;
+    o.route_id = (char *)"route-1";
+    o.courier_id = (char *)"courier-1";
+    env.event_case = LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY;
+    env.out_for_delivery = &o;
+    break;
+  case D_ARRIVED:
+    a.order_id = (char *)order;
+    a.pickup_point_id = (char *)"pp-1";
+    a.pickup_code = (char *)"SECRET-CODE-4711";
+    env.event_case = LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT;
+    env.arrived_at_pickup_point = &a;
+    break;
+  case D_PICKED:
+    pu.order_id = (char *)order;
+    pu.pickup_code = (char *)"SECRET-CODE-4711";
+    env.event_case = LINLI__DELIVERY_EVENT__EVENT_PICKED_UP;
+    env.picked_up = &pu;
+    break;
+  case D_DELIVERED:
+    d.order_id = (char *)order;
+    d.proof = (char *)"photo-1";
+    env.event_case = LINLI__DELIVERY_EVENT__EVENT_DELIVERED;
+    env.delivered = &d;
+    break;
+  }
+  if (event_id != NULL)
+    snprintf(event_id, idlen, "%s", e.id);
+  return produce(tn(LINLI_TOPIC_DELIVERY), order, &env.base, out);
+}
+
+static uint8_t *pack_adjust(const char *wh, const char *sku, int qty,
+                            Linli__StockAdjusted__Reason reason, size_t *len) {
+  struct ev e;
+  Linli__InventoryEvent env = LINLI__INVENTORY_EVENT__INIT;
+  Linli__StockAdjusted a = LINLI__STOCK_ADJUSTED__INIT;
+  char adj[LINLI_ID_BUFSZ];
+  linli_id_new(adj, sizeof adj);
+  a.adjustment_id = adj;
+  a.warehouse_id = (char *)wh;
+  a.sku_id = (char *)sku;
+  a.quantity = qty;
+  a.reason = reason;
+  a.note = (char *)"";
+  env.meta = meta(&e);
+  env.event_case = LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED;
+  env.stock_adjusted = &a;
+  *len = linli__inventory_event__get_packed_size(&env);
+  uint8_t *buf = malloc(*len);
+  if (buf != NULL)
+    linli__inventory_event__pack(&env, buf);
+  return buf;
+}
+
+static int send_adjust(const char *wh, const char *sku, int qty,
+                       Linli__StockAdjusted__Reason reason, struct sent *out) {
+  size_t len = 0;
+  uint8_t *buf = pack_adjust(wh, sku, qty, reason, &len);
+  if (buf == NULL)
+    return -1;
+  char err[256];
+  int32_t part = -1;
+  int64_t off = -1;
+  int rc = linli_producer_send_sync(prod, tn(LINLI_TOPIC_INVENTORY),
+                                    RD_KAFKA_PARTITION_UA, wh, strlen(wh), buf,
+                                    len, NULL, 30000, &part, &off, err,
+                                    sizeof err);
+  if (rc == LINLI_OK && out != NULL) {
+    snprintf(out->topic, sizeof out->topic, "%s", tn(LINLI_TOPIC_INVENTORY));
+    snprintf(out->key, sizeof out->key, "%s", wh);
+    out->buf = buf;
+    out->len = len;
+    out->partition = part;
+    out->offset = off;
+    return 0;
+  }
+  free(buf);
+  return rc == LINLI_OK ? 0 : -1;
+}
+
+/* ---------------------------------------------------- reading topics */
+
+struct status_seen {
+  const char *order_id;
+  int found;
+  int state;
+  int64_t version, paid_fen;
+  int64_t last_offset;
+};
+
+struct dlq_seen {
+  const char *key;
+  const char *source_topic;
+  int count;
+  char reason[512];
+  char consumer[64];
+  char source_offset[32];
+};
+
+static void header_str(const rd_kafka_message_t *m, const char *name, char *out,
+                       size_t len) {
+  rd_kafka_headers_t *h = NULL;
+  const void *v = NULL;
+  size_t vlen = 0;
+  out[0] = '\0';
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(h, name, &v, &vlen) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR)
+    return;
+  size_t n = vlen < len - 1 ? vlen : len - 1;
+  memcpy(out, v, n);
+  out[n] = '\0';
+}
+
+static int key_is(const rd_kafka_message_t *m, const char *key) {
+  return m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0;
+}
+
+static void on_status(void *arg, const rd_kafka_message_t *m) {
+  struct status_seen *s = arg;
+  if (!key_is(m, s->order_id) || m->payload == NULL)
+    return;
+  Linli__OrderStatusEvent *e = linli__order_status_event__unpack(
+      NULL, m->len, (const uint8_t *)m->payload);
+  if (e == NULL || e->order_status == NULL) {
+    if (e)
+      linli__order_status_event__free_unpacked(e, NULL);
+    return;
+  }
+  if (m->offset >= s->last_offset) { /* one key, one partition: in order */
+    s->found = 1;
+    s->state = e->order_status->state;
+    s->version = e->order_status->version;
+    s->paid_fen = e->order_status->paid_fen;
+    s->last_offset = m->offset;
+  }
+  linli__order_status_event__free_unpacked(e, NULL);
+}
+
+static void on_dlq(void *arg, const rd_kafka_message_t *m) {
+  struct dlq_seen *d = arg;
+  char topic[128];
+  header_str(m, LINLI_DLQ_H_TOPIC, topic, sizeof topic);
+  if (!key_is(m, d->key) || strcmp(topic, d->source_topic) != 0)
+    return;
+  d->count++;
+  header_str(m, LINLI_DLQ_H_REASON, d->reason, sizeof d->reason);
+  header_str(m, LINLI_DLQ_H_CONSUMER, d->consumer, sizeof d->consumer);
+  header_str(m, LINLI_DLQ_H_OFFSET, d->source_offset, sizeof d->source_offset);
+}
+
+/* Read topic from the offsets the suite started at, for read_ms. */
+static void read_since(const char *topic, const int64_t *start, int nparts,
+                       int read_ms, linli_test_record_fn cb, void *arg) {
+  const linli_config_t *cfg = linli_test_config();
+  char err[512], g[128];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  linli_test_unique("ledger-reader", g, sizeof g);
+  if (linli_config_kafka_apply(cfg, conf, err, sizeof err) != LINLI_OK ||
+      rd_kafka_conf_set(conf, "group.id", g, err, sizeof err) ||
+      rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err)) {
+    rd_kafka_conf_destroy(conf);
+    return;
+  }
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (rk == NULL) {
+    rd_kafka_conf_destroy(conf);
+    return;
+  }
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
+  for (int p = 0; p < nparts; p++)
+    rd_kafka_topic_partition_list_add(l, topic, p)->offset = start[p];
+  rd_kafka_assign(rk, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  int64_t deadline = linli_test_now_ms() + read_ms;
+  while (linli_test_now_ms() < deadline) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+    if (m == NULL)
+      continue;
+    if (!m->err)
+      cb(arg, m);
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+/* The latest order-status of order_id, waiting up to timeout_ms for it to
+ * reach state want. */
+static int wait_status(const char *order_id, int want,
+                       struct status_seen *out, int timeout_ms) {
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  do {
+    memset(out, 0, sizeof *out);
+    out->order_id = order_id;
+    out->last_offset = -1;
+    read_since(tn(LINLI_TOPIC_ORDER_STATUS), status_start, status_parts, 1500,
+               on_status, out);
+    if (out->found && out->state == want)
+      return 1;
+  } while (linli_test_now_ms() < deadline);
+  fprintf(stderr, "  order-status of %s: found=%d state=%d (want %d)\n",
+          order_id, out->found, out->state, want);
+  return 0;
+}
+
+static int wait_dlq(const char *key, const char *source_topic,
+                    struct dlq_seen *out, int timeout_ms) {
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  do {
+    memset(out, 0, sizeof *out);
+    out->key = key;
+    out->source_topic = source_topic;
+    read_since(tn(LINLI_TOPIC_DLQ), dlq_start, dlq_parts, 1500, on_dlq, out);
+    if (out->count > 0)
+      return 1;
+  } while (linli_test_now_ms() < deadline);
+  return 0;
+}
+
+/* ----------------------------------------------------- suite set-up */
+
+static int create_database(void) {
+  const linli_config_t *cfg = linli_test_config();
+  if (cfg == NULL)
+    return -1;
+  const char *env = getenv("LINLI_PG_CONNINFO");
+  const char *base = (env && *env) ? env : linli_config_str(cfg, "pg.conninfo");
+  snprintf(db_name, sizeof db_name, "linli_ledger_%d", (int)getpid());
+  PGconn *c = PQconnectdb(base);
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "connect: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return -1;
+  }
+  PGresult *r = PQexec(c, "SELECT current_user");
+  char *role = PQresultStatus(r) == PGRES_TUPLES_OK
+                   ? strdup(PQgetvalue(r, 0, 0))
+                   : NULL;
+  PQclear(r);
+  char *qdb = PQescapeIdentifier(c, db_name, strlen(db_name));
+  char *qrole = role ? PQescapeIdentifier(c, role, strlen(role)) : NULL;
+  char *create = (qdb && qrole) ? join3("CREATE DATABASE ", qdb, " OWNER ")
+                                : NULL;
+  char *full = create ? join3(create, qrole, "") : NULL;
+  int ok = 0;
+  if (full != NULL) {
+    /* As the configured role if it may, else as the superuser for it. */
+    PGresult *cr = PQexec(c, full);
+    ok = PQresultStatus(cr) == PGRES_COMMAND_OK;
+    PQclear(cr);
+    if (ok) {
+      admin_conninfo = strdup(base);
+    } else {
+      admin_conninfo = conninfo_with(base, "postgres", "postgres");
+      PGconn *a = admin_conninfo ? PQconnectdb(admin_conninfo) : NULL;
+      if (a != NULL && PQstatus(a) == CONNECTION_OK)
+        ok = exec_sql(a, full);
+      PQfinish(a);
+    }
+  }
+  PQfreemem(qdb);
+  PQfreemem(qrole);
+  free(create);
+  free(full);
+  free(role);
+  PQfinish(c);
+  if (!ok)
+    return -1;
+  test_conninfo = conninfo_with(base, db_name, NULL);
+  db = test_conninfo ? PQconnectdb(test_conninfo) : NULL;
+  return db != NULL && PQstatus(db) == CONNECTION_OK ? 0 : -1;
+}
+
+static int suite_init(void) {
+  if (sodium_init() < 0 || create_database() != 0)
+    return -1;
+  snprintf(log_path, sizeof log_path, "/tmp/linli_test_ledger_%d.log",
+           (int)getpid());
+  unlink(log_path);
+  snprintf(env_pg, sizeof env_pg, "LINLI_PG_CONNINFO=%s", test_conninfo);
+
+  /* The record's schema, by the real tool. */
+  char bin[1024], dir[1024];
+  linli_test_binary_path("tools/linli-migrate", bin, sizeof bin);
+  linli_test_source_path("schemas/sql", dir, sizeof dir);
+  char *margv[] = {bin, (char *)"--dir", dir, NULL};
+  char *menv[] = {env_pg, NULL};
+  if (run_wait(margv, menv, 120000) != 0) {
+    fprintf(stderr, "linli-migrate failed\n");
+    dump_log_tail();
+    return -1;
+  }
+
+  char err[512];
+  if (linli_producer_new(linli_test_config(), "test-ledger", &prod, err,
+                         sizeof err) != LINLI_OK) {
+    fprintf(stderr, "producer: %s\n", err);
+    return -1;
+  }
+  linli_test_unique("tl", run_id, sizeof run_id);
+  for (char *p = run_id; *p; p++)
+    if (*p == '-')
+      *p = '_';
+  snprintf(sfx, sizeof sfx, ".%s", run_id);
+  snprintf(group, sizeof group, "linli-ledger-test-%s", run_id);
+  if (run_topics(0) != 0 || seed_offsets() != 0 ||
+      topic_ends(tn(LINLI_TOPIC_ORDER_STATUS), status_start, &status_parts) !=
+          0 ||
+      topic_ends(tn(LINLI_TOPIC_DLQ), dlq_start, &dlq_parts) != 0)
+    return -1;
+  snprintf(env_sfx, sizeof env_sfx, "LINLI_LEDGER_TOPIC_SUFFIX=%s", sfx);
+  snprintf(env_dlq, sizeof env_dlq, "LINLI_RUNNER_DLQ_TOPIC=%s",
+           tn(LINLI_TOPIC_DLQ));
+
+  unsigned char key[crypto_secretbox_KEYBYTES];
+  randombytes_buf(key, sizeof key);
+  sodium_bin2hex(key_hex, sizeof key_hex, key, sizeof key);
+  snprintf(env_key, sizeof env_key, "LINLI_CRYPTO_KEY=%s", key_hex);
+  snprintf(env_group, sizeof env_group, "LINLI_RUNNER_GROUP=%s", group);
+  snprintf(env_inst, sizeof env_inst, "LINLI_RUNNER_INSTANCE_ID=%s", run_id);
+  snprintf(env_flush, sizeof env_flush, "LINLI_RUNNER_FLUSH_INTERVAL_MS=50");
+  snprintf(env_log, sizeof env_log, "LINLI_LOG_LEVEL=info");
+  ledger_pid = start_ledger("500");
+  return ledger_pid > 0 ? 0 : -1;
+}
+
+static int suite_cleanup(void) {
+  if (ledger_pid > 0)
+    linli_test_stop(ledger_pid, 1);
+  ledger_pid = -1;
+  if (prod != NULL && sfx[0])
+    run_topics(1);
+  linli_producer_free(prod);
+  prod = NULL;
+  PQfinish(db);
+  db = NULL;
+  if (admin_conninfo != NULL) {
+    PGconn *a = PQconnectdb(admin_conninfo);
+    if (PQstatus(a) == CONNECTION_OK) {
+      char *q = PQescapeIdentifier(a, db_name, strlen(db_name));
+      char *drop = q ? join3("DROP DATABASE IF EXISTS ", q, " WITH (FORCE)")
+                     : NULL;
+      if (drop != NULL)
+        exec_sql(a, drop);
+      free(drop);
+      PQfreemem(q);
+    }
+    PQfinish(a);
+  }
+  free(admin_conninfo);
+  admin_conninfo = NULL;
+  free(test_conninfo);
+  test_conninfo = NULL;
+  if (CU_get_number_of_failures() == 0)
+    unlink(log_path); /* kept for a look when something failed */
+  return 0;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_state_machine(void) {
+  /* forward steps */
+  CU_ASSERT_EQUAL(ledger_transition(ST_NONE, ST_DELIVERED), LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PLACED, ST_RESERVED), LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_RESERVED, ST_PAID), LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PAID, ST_READY), LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_READY, ST_AT_PICKUP_POINT),
+                  LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_AT_PICKUP_POINT, ST_PICKED_UP),
+                  LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_OUT_FOR_DELIVERY, ST_DELIVERY_FAILED),
+                  LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_DELIVERY_FAILED, ST_OUT_FOR_DELIVERY),
+                  LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PLACED, ST_REJECTED), LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_RESERVED, ST_EXPIRED), LEDGER_APPLY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PLACED, ST_CANCELLED), LEDGER_APPLY);
+  /* a later step first: the earlier one only joins the history */
+  CU_ASSERT_EQUAL(ledger_transition(ST_READY, ST_PLACED), LEDGER_HISTORY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_READY, ST_PAID), LEDGER_HISTORY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PAID, ST_RESERVED), LEDGER_HISTORY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_DELIVERED, ST_OUT_FOR_DELIVERY),
+                  LEDGER_HISTORY);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PAID, ST_PAID), LEDGER_HISTORY);
+  /* a step recorded before its payment was read moves the order on */
+  CU_ASSERT_EQUAL(ledger_transition(ST_RESERVED, ST_READY), LEDGER_APPLY);
+  /* impossible in any arrival order */
+  CU_ASSERT_EQUAL(ledger_transition(ST_CANCELLED, ST_DELIVERED),
+                  LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_REJECTED, ST_DELIVERED),
+                  LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_EXPIRED, ST_OUT_FOR_DELIVERY),
+                  LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_PAID, ST_EXPIRED), LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_READY, ST_CANCELLED), LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_RESERVED, ST_REJECTED),
+                  LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_REJECTED, ST_RESERVED),
+                  LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_CANCELLED, ST_PAID), LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_DELIVERED, ST_PICKED_UP),
+                  LEDGER_ILLEGAL);
+  CU_ASSERT_EQUAL(ledger_transition(ST_EXPIRED, ST_CANCELLED), LEDGER_ILLEGAL);
+  CU_ASSERT_STRING_EQUAL(ledger_state_name(ST_OUT_FOR_DELIVERY),
+                         "OUT_FOR_DELIVERY");
+  CU_ASSERT_EQUAL(ledger_state_parse("DELIVERY_FAILED"), ST_DELIVERY_FAILED);
+  CU_ASSERT_EQUAL(ledger_state_parse("nope"), ST_NONE);
+}
+
+#define ORDER_STATE "SELECT state FROM orders WHERE order_id = $1"
+#define T 60000 /* ms to wait for the ledger */
+
+/* The events of the lifecycle order, kept for the replay test. */
+static struct sent life[12];
+static int nlife;
+static char life_order[80], life_wh[80], life_sku[80];
+
+static void test_lifecycle(void) {
+  mkid(life_order, sizeof life_order, "life");
+  mkid(life_wh, sizeof life_wh, "w1");
+  mkid(life_sku, sizeof life_sku, "rice");
+  const char *o = life_order;
+  char txn[96];
+  mkid(txn, sizeof txn, "txn1");
+  nlife = 0;
+  CU_ASSERT_EQUAL_FATAL(send_adjust(life_wh, life_sku, 10,
+                                    LINLI__STOCK_ADJUSTED__REASON__RESTOCK,
+                                    &life[nlife++]),
+                        0);
+  CU_ASSERT_EQUAL_FATAL(send_placed(o, life_wh, life_sku, 3, NULL,
+                                    &life[nlife++]),
+                        0);
+  CU_ASSERT_EQUAL_FATAL(
+      send_result(o, life_wh, LINLI__RESERVATION_RESULT__STATUS__RESERVED,
+                  life_sku, 3, NULL, 0, NULL, &life[nlife++]),
+      0);
+  CU_ASSERT_EQUAL_FATAL(send_paid(o, txn, 750, &life[nlife++]), 0);
+  CU_ASSERT_EQUAL_FATAL(
+      send_result(o, life_wh, LINLI__RESERVATION_RESULT__STATUS__COMMITTED,
+                  life_sku, 3, txn, 750, NULL, &life[nlife++]),
+      0);
+  CU_ASSERT_EQUAL_FATAL(send_item(o, life_wh, &life[nlife++]), 0);
+  CU_ASSERT_EQUAL_FATAL(send_delivery(o, D_OUT, &life[nlife++], NULL, 0), 0);
+  CU_ASSERT_EQUAL_FATAL(send_delivery(o, D_ARRIVED, &life[nlife++], NULL, 0),
+                        0);
+  CU_ASSERT_EQUAL_FATAL(send_delivery(o, D_PICKED, &life[nlife++], NULL, 0),
+                        0);
+
+  CU_ASSERT_TRUE(wait_text(ORDER_STATE, o, "PICKED_UP", T));
+  for (int i = 0; i < nlife; i++)
+    CU_ASSERT_TRUE(wait_consumed(life[i].topic, life[i].partition,
+                                 life[i].offset, T));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM order_events WHERE "
+                         "order_id = $1", o, NULL),
+                  8);
+  CU_ASSERT_EQUAL(q_long("SELECT quantity FROM order_lines WHERE "
+                         "order_id = $1 AND line_no = 0", o, NULL),
+                  3);
+  char want[400];
+  snprintf(want, sizeof want, "user-1|%s|PICKUP|pp-1|750|750|%s|ALIPAY",
+           life_wh, txn);
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', user_id, warehouse_id, "
+                      "delivery_kind, pickup_point_id, total_fen, paid_fen, "
+                      "payment_txn_id, payment_method) FROM orders WHERE "
+                      "order_id = $1",
+                      o, want));
+  CU_ASSERT_TRUE(q_is("SELECT status FROM reservations WHERE order_id = $1",
+                      o, "COMMITTED"));
+  CU_ASSERT_TRUE(q_is("SELECT status || '|' || method FROM payments WHERE "
+                      "order_id = $1",
+                      o, "ACCEPTED|ALIPAY"));
+  /* stock: restocked 10, reserved 3, sold 3 */
+  char inv[200];
+  snprintf(inv, sizeof inv, "%s", life_wh);
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', initial, available, reserved, "
+                      "sold) FROM inventory WHERE warehouse_id = $1",
+                      inv, "10|7|0|3"));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM stock_movements WHERE "
+                         "warehouse_id = $1", life_wh, NULL),
+                  3);
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM delivery_events WHERE "
+                         "order_id = $1", o, NULL),
+                  3);
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM fulfillment_items WHERE "
+                         "order_id = $1 AND storage_class = 'CHILLED'", o,
+                         NULL),
+                  1);
+  /* the pickup code is a secret: nowhere in the history */
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM order_events WHERE "
+                         "order_id = $1 AND payload::text LIKE "
+                         "'%SECRET-CODE%'", o, NULL),
+                  0);
+
+  struct status_seen st;
+  CU_ASSERT_TRUE(wait_status(o, LINLI__ORDER_STATUS__STATE__PICKED_UP, &st,
+                             T));
+  CU_ASSERT_EQUAL(st.paid_fen, 750);
+  char version[24];
+  snprintf(version, sizeof version, "%lld", (long long)st.version);
+  CU_ASSERT_TRUE(q_is("SELECT version FROM orders WHERE order_id = $1", o,
+                      version));
+}
+
+/* Replaying the very same records (same event ids) changes nothing. */
+static void test_replay(void) {
+  CU_ASSERT_FATAL(nlife > 0);
+  const char *o = life_order;
+  char *before = q_text("SELECT concat_ws('|', state, version, paid_fen, "
+                        "refunded_fen, (SELECT count(*) FROM order_events e "
+                        "WHERE e.order_id = o.order_id), (SELECT "
+                        "count(*) FROM payments p WHERE p.order_id = "
+                        "o.order_id)) FROM orders o WHERE order_id = $1",
+                        o, NULL, NULL);
+  for (int i = 0; i < nlife; i++)
+    CU_ASSERT_EQUAL(reproduce(&life[i]), 0);
+  for (int i = 0; i < nlife; i++)
+    CU_ASSERT_TRUE(wait_consumed(life[i].topic, life[i].partition,
+                                 life[i].offset, T));
+  char *after = q_text("SELECT concat_ws('|', state, version, paid_fen, "
+                       "refunded_fen, (SELECT count(*) FROM order_events e "
+                       "WHERE e.order_id = o.order_id), (SELECT "
+                       "count(*) FROM payments p WHERE p.order_id = "
+                       "o.order_id)) FROM orders o WHERE order_id = $1",
+                       o, NULL, NULL);
+  CU_ASSERT_PTR_NOT_NULL(before);
+  CU_ASSERT_PTR_NOT_NULL(after);
+  if (before && after)
+    CU_ASSERT_STRING_EQUAL(before, after);
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', initial, available, reserved, "
+                      "sold) FROM inventory WHERE warehouse_id = $1",
+                      life_wh, "10|7|0|3"));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM stock_movements WHERE "
+                         "warehouse_id = $1", life_wh, NULL),
+                  3);
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM delivery_events WHERE "
+                         "order_id = $1", o, NULL),
+                  3);
+  free(before);
+  free(after);
+  for (int i = 0; i < nlife; i++)
+    free(life[i].buf);
+  nlife = 0;
+}
+
+/* A delivery report read before the order's other events. */
+static void test_out_of_order(void) {
+  char o[80], wh[80], sku[80], txn[96];
+  mkid(o, sizeof o, "ooo");
+  mkid(wh, sizeof wh, "w2");
+  mkid(sku, sizeof sku, "tea");
+  mkid(txn, sizeof txn, "txn-ooo");
+  struct sent s;
+  CU_ASSERT_EQUAL_FATAL(send_item(o, wh, &s), 0);
+  free(s.buf);
+  CU_ASSERT_TRUE(wait_text(ORDER_STATE, o, "READY", T));
+  /* a row created by a later step has no details yet */
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM orders WHERE order_id = $1 "
+                         "AND placed_event_id IS NULL", o, NULL),
+                  1);
+  CU_ASSERT_EQUAL(send_placed(o, wh, sku, 2, NULL, NULL), 0);
+  CU_ASSERT_EQUAL(send_result(o, wh,
+                              LINLI__RESERVATION_RESULT__STATUS__RESERVED, sku,
+                              2, NULL, 0, NULL, NULL),
+                  0);
+  CU_ASSERT_EQUAL(send_result(o, wh,
+                              LINLI__RESERVATION_RESULT__STATUS__COMMITTED, sku,
+                              2, txn, 500, NULL, &s),
+                  0);
+  CU_ASSERT_TRUE(wait_consumed(s.topic, s.partition, s.offset, T));
+  free(s.buf);
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM order_events WHERE "
+                           "order_id = $1", o, 4, T));
+  /* the state stays at the latest step; details and payment are filled */
+  CU_ASSERT_TRUE(q_is(ORDER_STATE, o, "READY"));
+  CU_ASSERT_TRUE(wait_text("SELECT concat_ws('|', delivery_kind, total_fen, "
+                           "paid_fen, placed_event_id IS NOT NULL) FROM "
+                           "orders WHERE order_id = $1",
+                           o, "PICKUP|500|500|t", T));
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', available, reserved, sold) FROM "
+                      "inventory WHERE warehouse_id = $1",
+                      wh, "-2|0|2"));
+}
+
+/* Impossible transitions go to the DLQ with their reason, not the record. */
+static void test_illegal(void) {
+  char o[80], wh[80], sku[80], event_id[LINLI_ID_BUFSZ];
+  mkid(o, sizeof o, "cancel");
+  mkid(wh, sizeof wh, "w3");
+  mkid(sku, sizeof sku, "milk");
+  CU_ASSERT_EQUAL(send_placed(o, wh, sku, 1, NULL, NULL), 0);
+  CU_ASSERT_EQUAL(send_result(o, wh,
+                              LINLI__RESERVATION_RESULT__STATUS__RESERVED, sku,
+                              1, NULL, 0, NULL, NULL),
+                  0);
+  CU_ASSERT_EQUAL(send_result(o, wh, LINLI__RESERVATION_RESULT__STATUS__RELEASED,
+                              NULL, 0, NULL, 0, "cancelled before payment",
+                              NULL),
+                  0);
+  CU_ASSERT_TRUE(wait_text(ORDER_STATE, o, "CANCELLED", T));
+  struct sent s;
+  CU_ASSERT_EQUAL_FATAL(
+      send_delivery(o, D_DELIVERED, &s, event_id, sizeof event_id), 0);
+  CU_ASSERT_TRUE(wait_consumed(s.topic, s.partition, s.offset, T));
+  free(s.buf);
+
+  struct dlq_seen d;
+  CU_ASSERT_TRUE(wait_dlq(o, tn(LINLI_TOPIC_DELIVERY), &d, T));
+  char reason[300];
+  snprintf(reason, sizeof reason,
+           "illegal transition CANCELLED -> DELIVERED for order %s", o);
+  CU_ASSERT_STRING_EQUAL(d.reason, reason);
+  CU_ASSERT_STRING_EQUAL(d.consumer, "ledger");
+  CU_ASSERT_EQUAL(d.count, 1);
+  char off[24];
+  snprintf(off, sizeof off, "%lld", (long long)s.offset);
+  CU_ASSERT_STRING_EQUAL(d.source_offset, off);
+  /* not in the record */
+  CU_ASSERT_TRUE(q_is(ORDER_STATE, o, "CANCELLED"));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM order_events WHERE "
+                         "event_id = $1", event_id, NULL),
+                  0);
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM delivery_events WHERE "
+                         "order_id = $1", o, NULL),
+                  0);
+  /* stock went back on release */
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', available, reserved, sold) FROM "
+                      "inventory WHERE warehouse_id = $1",
+                      wh, "0|0|0"));
+  /* the ledger reads the DLQ too: its own record is recorded once */
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM dlq_records WHERE "
+                           "source_topic LIKE 'linli.delivery.v1%' AND "
+                           "consumer = 'ledger' AND msg_key = "
+                           "convert_to($1, 'UTF8')",
+                           o, 1, T));
+
+  /* A second, different payment accepted for a paid order. */
+  char o2[80], t1[96], t2[96];
+  mkid(o2, sizeof o2, "double");
+  mkid(t1, sizeof t1, "t1");
+  mkid(t2, sizeof t2, "t2");
+  CU_ASSERT_EQUAL(send_placed(o2, wh, sku, 1, NULL, NULL), 0);
+  CU_ASSERT_EQUAL(send_result(o2, wh,
+                              LINLI__RESERVATION_RESULT__STATUS__RESERVED, sku,
+                              1, NULL, 0, NULL, NULL),
+                  0);
+  CU_ASSERT_EQUAL(send_result(o2, wh,
+                              LINLI__RESERVATION_RESULT__STATUS__COMMITTED,
+                              sku, 1, t1, 250, NULL, NULL),
+                  0);
+  CU_ASSERT_EQUAL(send_result(o2, wh,
+                              LINLI__RESERVATION_RESULT__STATUS__COMMITTED,
+                              sku, 1, t2, 250, NULL, NULL),
+                  0);
+  CU_ASSERT_TRUE(wait_dlq(o2, tn(LINLI_TOPIC_RESERVATIONS), &d, T));
+  CU_ASSERT_PTR_NOT_NULL(strstr(d.reason, "already paid"));
+  CU_ASSERT_TRUE(q_is("SELECT payment_txn_id FROM orders WHERE order_id = $1",
+                      o2, t1));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM payments WHERE order_id = $1",
+                         o2, NULL),
+                  1);
+}
+
+static int contains_bytes(const unsigned char *hay, size_t n,
+                          const char *needle) {
+  size_t k = strlen(needle);
+  for (size_t i = 0; k <= n && i + k <= n; i++)
+    if (memcmp(hay + i, needle, k) == 0)
+      return 1;
+  return 0;
+}
+
+/* Personal fields: ciphertext in PostgreSQL, plaintext nowhere. */
+static void test_personal_data(void) {
+  char o[80], wh[80], sku[80];
+  mkid(o, sizeof o, "home");
+  mkid(wh, sizeof wh, "w4");
+  mkid(sku, sizeof sku, "eggs");
+  Linli__HomeDelivery h = LINLI__HOME_DELIVERY__INIT;
+  h.recipient_name = (char *)"Wang Xiaoming";
+  h.phone = (char *)"+8613800138000";
+  h.address = (char *)"Building 7, Lane 99, Ruijin Road";
+  h.lat_e6 = 31210000;
+  h.lng_e6 = 121470000;
+  CU_ASSERT_EQUAL_FATAL(send_placed(o, wh, sku, 1, &h, NULL), 0);
+  CU_ASSERT_TRUE(wait_text(ORDER_STATE, o, "PLACED", T));
+  CU_ASSERT_TRUE(q_is("SELECT delivery_kind FROM orders WHERE order_id = $1",
+                      o, "HOME"));
+  struct {
+    const char *col, *plain;
+  } f[] = {{"recipient_name_enc", h.recipient_name},
+           {"phone_enc", h.phone},
+           {"address_enc", h.address},
+           {"location_enc", "31210000,121470000"}};
+  unsigned char key[crypto_secretbox_KEYBYTES];
+  CU_ASSERT_EQUAL_FATAL(sodium_hex2bin(key, sizeof key, key_hex,
+                                       strlen(key_hex), NULL, NULL, NULL),
+                        0);
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT encode(%s, 'hex') FROM orders WHERE order_id = $1",
+             f[i].col);
+    char *hex = q_text(sql, o, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL(hex);
+    if (hex == NULL)
+      continue;
+    size_t hl = strlen(hex);
+    unsigned char *box = malloc(hl / 2 + 1);
+    size_t blen = 0;
+    CU_ASSERT_EQUAL(sodium_hex2bin(box, hl / 2 + 1, hex, hl, NULL, &blen,
+                                   NULL),
+                    0);
+    /* not the plaintext */
+    CU_ASSERT_FALSE(contains_bytes(box, blen, f[i].plain));
+    CU_ASSERT_TRUE(blen > crypto_secretbox_NONCEBYTES +
+                              crypto_secretbox_MACBYTES);
+    size_t plen = blen - crypto_secretbox_NONCEBYTES -
+                  crypto_secretbox_MACBYTES;
+    char *plain = malloc(plen + 1);
+    CU_ASSERT_EQUAL(crypto_secretbox_open_easy(
+                        (unsigned char *)plain,
+                        box + crypto_secretbox_NONCEBYTES,
+                        blen - crypto_secretbox_NONCEBYTES, box, key),
+                    0);
+    plain[plen] = '\0';
+    CU_ASSERT_STRING_EQUAL(plain, f[i].plain);
+    free(plain);
+    free(box);
+    free(hex);
+  }
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM orders WHERE order_id = $1 "
+                         "AND pii_key_id LIKE 'k%'", o, NULL),
+                  1);
+  /* the history holds the event without the personal fields */
+  char *payload = q_text("SELECT payload::text FROM order_events WHERE "
+                         "order_id = $1", o, NULL, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+  CU_ASSERT_PTR_NULL(strstr(payload, "Xiaoming"));
+  CU_ASSERT_PTR_NULL(strstr(payload, "13800138000"));
+  CU_ASSERT_PTR_NULL(strstr(payload, "Ruijin"));
+  CU_ASSERT_PTR_NULL(strstr(payload, "31210000"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(payload, "[encrypted]"));
+  free(payload);
+}
+
+/* The reserver refused an adjustment (to the DLQ): the record drops it. */
+static void test_refused_adjustment(void) {
+  char wh[80], sku[80];
+  mkid(wh, sizeof wh, "w5");
+  mkid(sku, sizeof sku, "oil");
+  struct sent s;
+  CU_ASSERT_EQUAL_FATAL(send_adjust(wh, sku, 4,
+                                    LINLI__STOCK_ADJUSTED__REASON__RESTOCK, NULL),
+                        0);
+  CU_ASSERT_EQUAL_FATAL(send_adjust(wh, sku, -9,
+                                    LINLI__STOCK_ADJUSTED__REASON__DAMAGE, &s),
+                        0);
+  CU_ASSERT_TRUE(wait_consumed(s.topic, s.partition, s.offset, T));
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', initial, available) FROM "
+                      "inventory WHERE warehouse_id = $1",
+                      wh, "-5|-5"));
+  /* what the reserver writes to the DLQ for it */
+  char part[16], off[24], err[256];
+  snprintf(part, sizeof part, "%d", (int)s.partition);
+  snprintf(off, sizeof off, "%lld", (long long)s.offset);
+  rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+  rd_kafka_header_add(h, LINLI_DLQ_H_TOPIC, -1, tn(LINLI_TOPIC_INVENTORY), -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_PARTITION, -1, part, -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_OFFSET, -1, off, -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_CONSUMER, -1, "reserver", -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_ERROR, -1, "invalid", -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_REASON, -1, "would make stock negative",
+                      -1);
+  int32_t dp = -1;
+  int64_t doff = -1;
+  CU_ASSERT_EQUAL_FATAL(linli_producer_send_sync(
+                            prod, tn(LINLI_TOPIC_DLQ), RD_KAFKA_PARTITION_UA, wh,
+                            strlen(wh), s.buf, s.len, h, 30000, &dp, &doff,
+                            err, sizeof err),
+                        LINLI_OK);
+  CU_ASSERT_TRUE(wait_consumed(tn(LINLI_TOPIC_DLQ), dp, doff, T));
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', initial, available) FROM "
+                      "inventory WHERE warehouse_id = $1",
+                      wh, "4|4"));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM dlq_records WHERE "
+                         "consumer = 'reserver' AND source_offset = $1::bigint "
+                         "AND source_partition = $2::int",
+                         off, part),
+                  1);
+  /* the same DLQ record again (a duplicate at another position): once */
+  h = rd_kafka_headers_new(4);
+  rd_kafka_header_add(h, LINLI_DLQ_H_TOPIC, -1, tn(LINLI_TOPIC_INVENTORY), -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_PARTITION, -1, part, -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_OFFSET, -1, off, -1);
+  rd_kafka_header_add(h, LINLI_DLQ_H_CONSUMER, -1, "reserver", -1);
+  CU_ASSERT_EQUAL(linli_producer_send_sync(prod, tn(LINLI_TOPIC_DLQ),
+                                           RD_KAFKA_PARTITION_UA, wh,
+                                           strlen(wh), s.buf, s.len, h, 30000,
+                                           &dp, &doff, err, sizeof err),
+                  LINLI_OK);
+  free(s.buf);
+  CU_ASSERT_TRUE(wait_consumed(tn(LINLI_TOPIC_DLQ), dp, doff, T));
+  CU_ASSERT_TRUE(q_is("SELECT concat_ws('|', initial, available) FROM "
+                      "inventory WHERE warehouse_id = $1",
+                      wh, "4|4"));
+}
+
+/* N orders placed and reserved from one warehouse's stock. */
+struct load {
+  char prefix[96];
+  char wh[128], sku[128];
+  int n;
+};
+
+static int produce_load(struct load *ld, const char *tag, int n,
+                        void (*every10)(void)) {
+  snprintf(ld->prefix, sizeof ld->prefix, "%s-%s", run_id, tag);
+  snprintf(ld->wh, sizeof ld->wh, "%s-wh", ld->prefix);
+  snprintf(ld->sku, sizeof ld->sku, "%s-sku", ld->prefix);
+  ld->n = n;
+  if (send_adjust(ld->wh, ld->sku, 10 * n,
+                  LINLI__STOCK_ADJUSTED__REASON__RESTOCK, NULL) != 0)
+    return -1;
+  for (int i = 0; i < n; i++) {
+    char o[128];
+    snprintf(o, sizeof o, "%s-o%d", ld->prefix, i);
+    struct sent a, b;
+    if (send_placed(o, ld->wh, ld->sku, 1 + i % 3, NULL, &a) != 0 ||
+        send_result(o, ld->wh, LINLI__RESERVATION_RESULT__STATUS__RESERVED,
+                    ld->sku, 1 + i % 3, NULL, 0, NULL, &b) != 0)
+      return -1;
+    free(a.buf);
+    free(b.buf);
+    if (every10 != NULL && i % 10 == 9)
+      every10();
+  }
+  return 0;
+}
+
+/* Everything of the load is in the record exactly once. */
+static void check_load(const struct load *ld) {
+  char like[128];
+  snprintf(like, sizeof like, "%s-o%%", ld->prefix);
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM order_events WHERE "
+                           "order_id LIKE $1",
+                           like, 2L * ld->n, 4 * T));
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM orders WHERE order_id LIKE "
+                           "$1 AND state = 'RESERVED'",
+                           like, ld->n, T));
+  long units = 0;
+  for (int i = 0; i < ld->n; i++)
+    units += 1 + i % 3;
+  char want[64];
+  snprintf(want, sizeof want, "%ld|%ld|%ld|0", 10L * ld->n,
+           10L * ld->n - units, units);
+  CU_ASSERT_TRUE(wait_text("SELECT concat_ws('|', initial, available, "
+                           "reserved, sold) FROM inventory WHERE "
+                           "warehouse_id = $1",
+                           ld->wh, want, T));
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM stock_movements WHERE "
+                         "warehouse_id = $1", ld->wh, NULL),
+                  ld->n + 1);
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM order_lines WHERE "
+                         "order_id LIKE $1", like, NULL),
+                  ld->n);
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM orders WHERE order_id LIKE $1 "
+                         "AND version = 2", like, NULL),
+                  ld->n);
+}
+
+static long count_like(const char *prefix) {
+  char like[128];
+  snprintf(like, sizeof like, "%s-o%%", prefix);
+  return q_long("SELECT count(*) FROM order_events WHERE order_id LIKE $1",
+                like, NULL);
+}
+
+/* SIGKILL mid-ingest, restart: nothing lost, nothing twice. */
+static void test_sigkill(void) {
+  /* A graceful stop first: exit 0 (and no leak reports under ASan). */
+  int st = linli_test_stop(ledger_pid, 0);
+  ledger_pid = -1;
+  CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+    dump_log_tail();
+
+  struct load ld;
+  CU_ASSERT_EQUAL_FATAL(produce_load(&ld, "kill", 150, NULL), 0);
+  ledger_pid = start_ledger("7");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  int64_t deadline = linli_test_now_ms() + T;
+  long seen = 0;
+  while ((seen = count_like(ld.prefix)) < 40 && linli_test_now_ms() < deadline)
+    usleep(5000);
+  linli_test_stop(ledger_pid, 1);
+  ledger_pid = -1;
+  long at_kill = count_like(ld.prefix);
+  fprintf(stderr, "  killed with %ld of %d events recorded\n", at_kill,
+          2 * ld.n);
+  CU_ASSERT_TRUE(at_kill > 0);
+  ledger_pid = start_ledger("7");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  check_load(&ld);
+  /* the outbox drains: every touched order's status was published */
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM ledger_outbox", NULL, 0, T));
+}
+
+static long kills;
+
+static void terminate_ledger_sessions(void) {
+  const char *p[] = {db_name};
+  PGresult *r = PQexecParams(
+      db,
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE datname = $1 AND application_name = 'linli-ledger'",
+      1, NULL, p, NULL, NULL, 0);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK)
+    kills += atol(PQgetvalue(r, 0, 0));
+  PQclear(r);
+}
+
+/* PostgreSQL sessions terminated while the ledger ingests. */
+static void test_pg_terminate(void) {
+  struct load ld;
+  kills = 0;
+  CU_ASSERT_EQUAL_FATAL(
+      produce_load(&ld, "term", 150, terminate_ledger_sessions), 0);
+  int64_t deadline = linli_test_now_ms() + 4 * T;
+  while (count_like(ld.prefix) < 2L * ld.n && linli_test_now_ms() < deadline) {
+    terminate_ledger_sessions();
+    usleep(150000);
+  }
+  fprintf(stderr, "  terminated %ld ledger sessions\n", kills);
+  CU_ASSERT_TRUE(kills > 0);
+  check_load(&ld);
+  CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
+}
+
+/* No key, no start: personal data is never stored in clear. */
+static void test_missing_key(void) {
+  char bin[1024];
+  linli_test_binary_path("consumers/ledger/linli-ledger", bin, sizeof bin);
+  char *argv[] = {bin, NULL};
+  char *env[] = {env_pg, (char *)"LINLI_CRYPTO_KEY=", env_group, NULL};
+  int rc = run_wait(argv, env, 30000);
+  CU_ASSERT_EQUAL(rc, 2);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "grep -q 'crypto.key is not set' '%s'", log_path);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static void test_stop(void) {
+  int st = linli_test_stop(ledger_pid, 0);
+  ledger_pid = -1;
+  CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+    dump_log_tail();
+}
+
+int linli_test_register(void) {
+  CU_pSuite u = CU_add_suite("ledger state machine", NULL, NULL);
+  if (u == NULL ||
+      CU_add_test(u, "transitions", test_state_machine) == NULL)
+    return -1;
+  CU_pSuite s = CU_add_suite("ledger", suite_init, suite_cleanup);
+  if (s == NULL ||
+      CU_add_test(s, "an order's life", test_lifecycle) == NULL ||
+      CU_add_test(s, "replayed records change nothing", test_replay) == NULL ||
+      CU_add_test(s, "events out of topic order", test_out_of_order) == NULL ||
+      CU_add_test(s, "illegal transitions to the DLQ", test_illegal) == NULL ||
+      CU_add_test(s, "personal data encrypted", test_personal_data) == NULL ||
+      CU_add_test(s, "adjustment refused by the reserver",
+                  test_refused_adjustment) == NULL ||
+      CU_add_test(s, "SIGKILL and restart", test_sigkill) == NULL ||
+      CU_add_test(s, "PostgreSQL sessions terminated", test_pg_terminate) ==
+          NULL ||
+      CU_add_test(s, "missing crypto.key", test_missing_key) == NULL ||
+      CU_add_test(s, "SIGTERM exits 0", test_stop) == NULL)
+    return -1;
+  return 0;
+}
