@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# demo.sh - linli end to end on this machine: installs the Debian packages,
-# builds (no sanitizers) into build-demo/, starts the local stack, pushes a
-# handful of events (config/demo/events.jsonl: two SKUs listed, two
-# restocks, an order placed and paid) through the real broker with
-# linli-produce and shows where they landed. The stack stays up afterwards;
-# stop it with scripts/stack.sh down.
+# demo.sh - a morning in a neighbourhood, end to end on this machine:
+# installs the Debian packages, builds (no sanitizers) into build-demo/,
+# starts the local stack, then runs the real consumers (linli-reserver,
+# linli-ledger) and the gateway (linli-gateway) against the real broker and
+# walks orders through them:
+#   - the catalog is listed with linli-produce (JSON lines on stdin), the
+#     warehouse restocked through the gateway;
+#   - o1 is placed and paid (reserved -> committed -> ready for delivery),
+#     collected at the pickup point by the courier's events;
+#   - o2 is placed for home delivery and cancelled (stock released);
+#   - o3 is placed and never paid: the reserver's clock writes OrderExpired
+#     when the payment window ([orders] payment_timeout_s, 12 s here) ends,
+#     and the payment that arrives afterwards is refused and refunded;
+#   - o4 asks for more rice than is left: rejected OUT_OF_STOCK;
+# and prints what happened: the reservation results and refunds on the log,
+# the stock in Redis, the orders in PostgreSQL (through the gateway), and
+# an audit of the warehouse. The stack stays up; the demo's processes stop.
 set -euo pipefail
 LINLI_LOG_TAG=demo
 # shellcheck source=scripts/lib.sh
@@ -13,8 +24,7 @@ cd "$LINLI_REPO"
 BUILD_DIR="${BUILD_DIR:-build-demo}"
 [[ "$BUILD_DIR" == /* ]] || BUILD_DIR="$LINLI_REPO/$BUILD_DIR"
 export BUILD_DIR
-EVENTS="${LINLI_DEMO_EVENTS:-$LINLI_REPO/config/demo/events.jsonl}"
-PRODUCE="$BUILD_DIR/producers/produce/linli-produce"
+export LINLI_CONFIG="${LINLI_CONFIG:-$LINLI_REPO/config/linli.conf}"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
@@ -22,42 +32,166 @@ step "packages"
 bash scripts/deps.sh
 
 step "build ($BUILD_DIR)"
-cmake -S "$LINLI_REPO" -B "$BUILD_DIR" -DLINLI_SANITIZE=OFF >/dev/null
-cmake --build "$BUILD_DIR" -j2
-
-if [[ ! -x "$PRODUCE" ]]; then
-  linli_die "$PRODUCE was not built: the demo needs producers/produce (linli-produce)"
-fi
+cmake -S "$LINLI_REPO" -B "$BUILD_DIR" -DLINLI_SANITIZE=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j2 >/dev/null
+PRODUCE="$BUILD_DIR/producers/produce/linli-produce"
+RESERVER="$BUILD_DIR/consumers/reserver/linli-reserver"
+LEDGER="$BUILD_DIR/consumers/ledger/linli-ledger"
+GATEWAY="$BUILD_DIR/producers/gateway/linli-gateway"
+REPLAY_BIN="$BUILD_DIR/consumers/replay/linli-replay"
+# One-shot tools open no metrics listener.
+replay() { LINLI_METRICS_PORT=-1 "$REPLAY_BIN" "$@"; }
+for bin in "$PRODUCE" "$RESERVER" "$LEDGER" "$GATEWAY" "$REPLAY_BIN"; do
+  [[ -x "$bin" ]] || linli_die "$bin was not built"
+done
 
 step "stack"
 bash scripts/stack.sh up
 
 BOOTSTRAP="$(linli_conf kafka bootstrap.servers 127.0.0.1:9092)"
+REDIS_PORT="$(linli_conf redis port 16379)"
+LOGS="$LINLI_REPO/.stack/demo"
+mkdir -p "$LOGS"
 
-step "producing $(grep -c . "$EVENTS") events from ${EVENTS#"$LINLI_REPO"/}"
-# The order's times are made current, so that the payment lands well within
-# the order's payment window ([orders] payment_timeout_s).
-now_ms="$(date +%s%3N)"
-echo "line event_id                   topic partition offset"
-sed -E -e "s/\"placed_at_ms\": *\"?[0-9]+\"?/\"placed_at_ms\": \"$((now_ms - 60000))\"/" \
-  -e "s/\"paid_at_ms\": *\"?[0-9]+\"?/\"paid_at_ms\": \"$now_ms\"/" "$EVENTS" \
-  | "$PRODUCE"
+# Every run gets its own warehouse and ids, so the demo can run again and
+# again on the same stack and still tell a clean story.
+RUN="$(date +%H%M%S)$((RANDOM % 90 + 10))"
+W="wh-pudong-$RUN"
+RICE="rice-5kg-$RUN"
+MILK="milk-1l-$RUN"
+o() { printf 'o%s-%s' "$1" "$RUN"; }
 
-for topic in linli.catalog.v1 linli.inventory.v1 linli.orders.v1; do
-  step "$topic (everything on the log, oldest first)"
-  kcat -b "$BOOTSTRAP" -C -t "$topic" -o beginning -e -q \
-    -f 'partition %p offset %o key %k  (%S bytes)\n'
+# The demo's own processes, stopped on exit (the stack stays up).
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+GW_PORT="${LINLI_DEMO_GATEWAY_PORT:-18080}"
+GW="http://127.0.0.1:$GW_PORT"
+# Demo-only secrets: the ledger's encryption key for personal data.
+export LINLI_CRYPTO_KEY="${LINLI_CRYPTO_KEY:-6c696e6c692d64656d6f2d6b65792d6e6f742d666f722d70726f647563743031}"
+export LINLI_METRICS_PORT=0
+
+step "consumers and gateway"
+LINLI_ORDERS_PAYMENT_TIMEOUT_S=12 LINLI_RUNNER_INSTANCE_ID="demo-$RUN" \
+  "$RESERVER" >"$LOGS/reserver.log" 2>&1 &
+PIDS+=($!)
+LINLI_RUNNER_INSTANCE_ID="demo-$RUN" "$LEDGER" >"$LOGS/ledger.log" 2>&1 &
+PIDS+=($!)
+LINLI_GATEWAY_PORT="$GW_PORT" "$GATEWAY" >"$LOGS/gateway.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do
+  curl -fsS "$GW/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "$GW/healthz" >/dev/null || linli_die "the gateway did not start (see $LOGS/gateway.log)"
+echo "reserver, ledger and gateway ($GW) running; logs in ${LOGS#"$LINLI_REPO"/}"
+
+J='Content-Type: application/json'
+APP='Authorization: Bearer dev-shop-a-token'
+ADMIN='Authorization: Bearer dev-ops-admin-token'
+COURIER='Authorization: Bearer dev-courier-x-token'
+post() { # post KEY PATH JSON: prints "<status> <body>"
+  local out status
+  out="$(curl -sS -o /dev/stdout -w ' %{http_code}' -X POST "$GW$2" -H "$1" \
+    -H "$J" -H "Idempotency-Key: demo-$RUN-$RANDOM$RANDOM" -d "$3")"
+  status="${out##* }"
+  out="${out% *}"
+  printf '  POST %-34s -> %s %s\n' "$2" "$status" "${out%$'\n'}"
+}
+
+step "catalog (linli-produce, JSON lines on stdin)"
+LINLI_METRICS_PORT=-1 "$PRODUCE" <<EOF
+{"topic": "linli.catalog.v1", "event": {"sku": {"sku_id": "$RICE", "name": "东北大米 5kg", "category": "grain/rice", "storage_class": "AMBIENT", "weight_g": 5000, "list_price_fen": "4990", "origin": "黑龙江五常", "status": "LISTED"}}}
+{"topic": "linli.catalog.v1", "event": {"sku": {"sku_id": "$MILK", "name": "鲜牛奶 1L", "category": "dairy/milk", "storage_class": "CHILLED", "weight_g": 1030, "list_price_fen": "1290", "origin": "内蒙古", "status": "LISTED"}}}
+EOF
+
+step "restock $W through the gateway (admin key)"
+post "$ADMIN" /v1/inventory/adjustments \
+  "{\"adjustment_id\":\"adj-rice-$RUN\",\"warehouse_id\":\"$W\",\"sku_id\":\"$RICE\",\"quantity\":5,\"reason\":\"RESTOCK\",\"note\":\"morning delivery\"}"
+post "$ADMIN" /v1/inventory/adjustments \
+  "{\"adjustment_id\":\"adj-milk-$RUN\",\"warehouse_id\":\"$W\",\"sku_id\":\"$MILK\",\"quantity\":10,\"reason\":\"RESTOCK\",\"note\":\"cold chain\"}"
+sleep 2 # let the reserver take the stock before the first order
+
+step "orders through the gateway (app key shop_a)"
+line() { printf '{"sku_id":"%s","quantity":%d,"unit_price_fen":%d}' "$1" "$2" "$3"; }
+post "$APP" /v1/orders "{\"order_id\":\"$(o 1)\",\"user_id\":\"u-li\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 2 4990),$(line "$MILK" 1 1290)],\"pickup\":{\"pickup_point_id\":\"pp-xiaoqu-3\"}}"
+post "$APP" /v1/orders "{\"order_id\":\"$(o 2)\",\"user_id\":\"u-wang\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 1 4990)],\"home\":{\"recipient_name\":\"王阿姨\",\"phone\":\"13800138000\",\"address\":\"浦东新区 幸福小区 5-302\",\"lat_e6\":31221000,\"lng_e6\":121544000}}"
+post "$APP" /v1/orders "{\"order_id\":\"$(o 3)\",\"user_id\":\"u-zhang\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 2 4990)],\"pickup\":{\"pickup_point_id\":\"pp-xiaoqu-3\"}}"
+post "$APP" /v1/orders "{\"order_id\":\"$(o 4)\",\"user_id\":\"u-zhao\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 5 4990)],\"pickup\":{\"pickup_point_id\":\"pp-xiaoqu-3\"}}"
+sleep 2
+post "$APP" "/v1/orders/$(o 1)/payment" '{"method":"WECHAT_PAY","payment_txn_id":"wx-'"$RUN"'-1","amount_fen":"11270"}'
+post "$APP" "/v1/orders/$(o 2)/cancel" '{"reason":"bought it downstairs"}'
+
+step "waiting for o3's payment window to close (12 s)"
+state_of() {
+  curl -fsS "$GW/v1/orders/$1" -H "$APP" 2>/dev/null |
+    sed -n 's/.*"state":"\([A-Z_]*\)".*/\1/p'
+}
+for _ in $(seq 1 60); do
+  [[ "$(state_of "$(o 3)")" == EXPIRED ]] && break
+  sleep 1
+done
+echo "  o3 is $(state_of "$(o 3)")"
+echo "  ... and now o3's payment arrives, too late:"
+post "$APP" "/v1/orders/$(o 3)/payment" '{"method":"ALIPAY","payment_txn_id":"ali-'"$RUN"'-3","amount_fen":"9980"}'
+
+step "o1 travels to the pickup point (courier key)"
+sleep 2
+post "$COURIER" /v1/deliveries/events "{\"out_for_delivery\":{\"order_id\":\"$(o 1)\",\"route_id\":\"r-$RUN\",\"courier_id\":\"c-7\"}}"
+post "$COURIER" /v1/deliveries/events "{\"arrived_at_pickup_point\":{\"order_id\":\"$(o 1)\",\"pickup_point_id\":\"pp-xiaoqu-3\",\"pickup_code\":\"4417\"}}"
+post "$COURIER" /v1/deliveries/events "{\"picked_up\":{\"order_id\":\"$(o 1)\",\"pickup_code\":\"4417\"}}"
+sleep 3
+
+step "what the reserver decided (linli.reservations.v1, from the log)"
+# Columns before the first repeated field (a quoted JSON cell) are safe to
+# split on commas; that is all this summary needs.
+replay export --topic linli.reservations.v1 --from "@$(( ($(date +%s) - 300) * 1000 ))" \
+    --format csv --quiet |
+  awk -F, -v run="-$RUN" '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    substr($col["reservation_result.order_id"], length($col["reservation_result.order_id"]) - length(run) + 1) == run {
+      printf "  %-16s %-10s %s\n",
+        $col["reservation_result.order_id"], $col["reservation_result.status"],
+        ($col["reservation_result.reason"] == "REASON_UNSPECIFIED" ? "" : $col["reservation_result.reason"]) }'
+
+step "refunds owed (linli.refunds.v1)"
+replay export --topic linli.refunds.v1 --from "@$(( ($(date +%s) - 300) * 1000 ))" \
+    --format csv --quiet |
+  awk -F, -v run="-$RUN" '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    substr($col["refund_requested.order_id"], length($col["refund_requested.order_id"]) - length(run) + 1) == run {
+      printf "  %-16s %-14s %s fen (payment %s)\n",
+        $col["refund_requested.order_id"], $col["refund_requested.reason"],
+        $col["refund_requested.amount_fen"], $col["refund_requested.payment_txn_id"] }'
+
+step "stock of $W in Redis (the reserver's hot state)"
+for sku in "$RICE" "$MILK"; do
+  printf '  %-20s' "$sku"
+  for f in init avail resv sold; do
+    printf ' %s=%s' "$f" "$(redis-cli -p "$REDIS_PORT" HGET "{w:$W}:$f" "$sku")"
+  done
+  echo
 done
 
-if bash scripts/stack.sh status >/dev/null 2>&1; then
-  echo
-  echo "The stack is still running. Next:"
-else
-  echo
-  echo "Some stack service is down (scripts/stack.sh status says which). Next:"
-fi
-printf '  %-62s # %s\n' \
+step "the orders in the record (GET /v1/orders/{id} through the gateway)"
+for n in 1 2 3 4; do
+  printf '  %-16s %s\n' "$(o "$n")" "$(state_of "$(o "$n")")"
+done
+
+step "audit of $W: the log vs PostgreSQL and Redis"
+replay audit --warehouse "$W" | tail -n 4 || true
+
+echo
+echo "The stack is still running. Next:"
+printf '  %-66s # %s\n' \
+  "curl -s $GW/v1/orders/$(o 1) -H '$APP'" "(gateway stopped with the demo)" \
+  "$REPLAY_BIN export --topic linli.orders.v1 --key $(o 3)" "an order's history" \
   "kcat -b $BOOTSTRAP -L" "topics and partitions" \
-  "kcat -b $BOOTSTRAP -C -t linli.orders.v1 -o beginning -e" "the orders log" \
   "scripts/stack.sh status" "services, ports, data folders" \
   "scripts/stack.sh down" "stop the stack"
