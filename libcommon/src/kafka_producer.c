@@ -163,27 +163,34 @@ static int produce_one(rd_kafka_t *rk, const char *topic, int32_t partition,
   }
 }
 
+/* A ticket for one message, or NULL with err set (hdrs then consumed). */
+static struct ticket *ticket_new(linli_producer_t *p, rd_kafka_headers_t *hdrs,
+                                 int *rc, char *err, size_t errlen) {
+  struct ticket *t = NULL;
+  if (atomic_load(&p->fatal)) {
+    snprintf(err, errlen, "producer is in a fatal state");
+    *rc = LINLI_ERR_FATAL;
+  } else if (!(t = calloc(1, sizeof *t))) {
+    snprintf(err, errlen, "out of memory");
+    *rc = LINLI_ERR_NOMEM;
+  }
+  if (!t && hdrs)
+    rd_kafka_headers_destroy(hdrs);
+  return t;
+}
+
 int linli_producer_send_sync(linli_producer_t *p, const char *topic,
                              int32_t partition, const void *key,
                              size_t keylen, const void *value, size_t vallen,
                              rd_kafka_headers_t *hdrs, int timeout_ms,
                              int32_t *partition_out, int64_t *offset_out,
                              char *err, size_t errlen) {
-  if (atomic_load(&p->fatal)) {
-    if (hdrs)
-      rd_kafka_headers_destroy(hdrs);
-    snprintf(err, errlen, "producer is in a fatal state");
-    return LINLI_ERR_FATAL;
-  }
-  struct ticket *t = calloc(1, sizeof *t);
-  if (!t) {
-    if (hdrs)
-      rd_kafka_headers_destroy(hdrs);
-    snprintf(err, errlen, "out of memory");
-    return LINLI_ERR_NOMEM;
-  }
+  int rc = LINLI_OK;
+  struct ticket *t = ticket_new(p, hdrs, &rc, err, errlen);
+  if (!t)
+    return rc;
   t->is_sync = 1;
-  int rc = produce_one(p->rk, topic, partition, key, keylen, value, vallen,
+  rc = produce_one(p->rk, topic, partition, key, keylen, value, vallen,
                        hdrs, t, timeout_ms, err, errlen);
   if (rc != LINLI_OK) {
     free(t);
@@ -220,22 +227,13 @@ int linli_producer_send_async(linli_producer_t *p, const char *topic,
                               rd_kafka_headers_t *hdrs, linli_delivery_fn cb,
                               void *opaque, int timeout_ms, char *err,
                               size_t errlen) {
-  if (atomic_load(&p->fatal)) {
-    if (hdrs)
-      rd_kafka_headers_destroy(hdrs);
-    snprintf(err, errlen, "producer is in a fatal state");
-    return LINLI_ERR_FATAL;
-  }
-  struct ticket *t = calloc(1, sizeof *t);
-  if (!t) {
-    if (hdrs)
-      rd_kafka_headers_destroy(hdrs);
-    snprintf(err, errlen, "out of memory");
-    return LINLI_ERR_NOMEM;
-  }
+  int rc = LINLI_OK;
+  struct ticket *t = ticket_new(p, hdrs, &rc, err, errlen);
+  if (!t)
+    return rc;
   t->cb = cb;
   t->opaque = opaque;
-  int rc = produce_one(p->rk, topic, partition, key, keylen, value, vallen,
+  rc = produce_one(p->rk, topic, partition, key, keylen, value, vallen,
                        hdrs, t, timeout_ms, err, errlen);
   if (rc != LINLI_OK)
     free(t);

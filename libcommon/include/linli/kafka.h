@@ -78,10 +78,12 @@ typedef struct linli_runner linli_runner_t;
 typedef struct linli_emit linli_emit_t;
 
 typedef struct linli_runner_spec {
-  /* Consumer name: group "linli-<name>" (unless group_id), DLQ "consumer"
-   * header, transactional.id "linli-<name>-<instance>", metrics labels. */
+  /* Consumer name: group "linli-<name>" (unless group_id or the config's
+   * runner.group), DLQ "consumer" header, transactional.id
+   * "linli-<name>-<instance>", metrics labels. */
   const char *name;
-  const char *group_id;        /* optional override of the group */
+  const char *group_id;        /* optional override of the group (wins over
+                                  runner.group) */
   const char *const *topics;   /* NULL-terminated input topics */
   void *app;                   /* passed to every callback */
 
