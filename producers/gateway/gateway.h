@@ -8,9 +8,15 @@
  *
  * Shared state between the gateway's files lives in struct gw; each file
  * owns one concern: main.c (start-up, loop), http.c (routing, replies,
- * auth), keys.c (API keys), guard.c (Redis: idempotency, rate limit, caps,
- * order ownership), publish.c (POST endpoints), validate.c (field rules),
- * reads.c (GET from PostgreSQL), sse.c (order-status stream).
+ * auth), keys.c (API keys), rds.c (the non-blocking Redis connection),
+ * pgq.c (non-blocking PostgreSQL queries), guard.c (Redis: idempotency,
+ * rate limit, caps, order ownership), publish.c (POST endpoints),
+ * validate.c (field rules), reads.c (GET from PostgreSQL), sse.c
+ * (order-status stream).
+ *
+ * Nothing on the loop waits for Redis or PostgreSQL: a request that needs
+ * them parks in a small heap context and goes on from the answer's
+ * callback (guard.c's and reads.c's functions take a callback).
  */
 #ifndef LINLI_GATEWAY_H
 #define LINLI_GATEWAY_H
@@ -26,10 +32,17 @@
 #include "linli/config.h"
 #include "linli/kafka.h"
 #include "linli/metrics.h"
-#include "linli/pg.h"
-#include "linli/redis.h"
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
 
 #define GW_PRODUCER "linli-gateway"
+/* A Redis connection with commands outstanding and no reply for this long
+ * is dropped: its requests answer 503 and it reconnects. */
+#define GW_REDIS_TIMEOUT_MS 2000
+/* The same for a PostgreSQL query (its connection is closed and opened
+ * again), and the number of PostgreSQL connections. */
+#define GW_PG_TIMEOUT_MS 2000
+#define GW_PG_CONNS 4
 
 /* Roles of API keys; a route lists the roles it admits. */
 enum gw_role { GW_ROLE_APP = 1, GW_ROLE_LOGISTICS = 2, GW_ROLE_ADMIN = 4 };
@@ -45,26 +58,29 @@ struct gw_keys {
   struct gw_key *k;
 };
 
-struct sse; /* sse.c */
+struct sse;      /* sse.c */
+struct gw_redis; /* rds.c */
+struct gw_pg;    /* pgq.c */
 
 struct gw {
   linli_config_t *cfg;
   struct event_base *base;
   struct evhttp *http;
   linli_producer_t *producer;
-  linli_redis_t *redis;
-  linli_pg_t *pg; /* NULL until connected; reads answer 503 without it */
+  struct gw_redis *rds;
+  struct gw_pg *pgq;
   struct gw_keys keys;
   struct sse *sse;
   struct event *poll_ev;
-  int port; /* bound port */
+  struct event *drain_ev; /* SIGTERM: waits for parked requests */
+  struct evhttp_bound_socket *listener;
+  int stopping; /* SIGTERM seen: draining */
+  int port;     /* bound port */
   int max_lines;
   int64_t rate_limit;
   int64_t user_cap;
   int64_t idem_ttl_s;
   int inflight; /* publish requests waiting for Kafka */
-  linli_redis_script_t *rl_script;
-  linli_redis_script_t *cap_script;
   linli_counter_t *m_requests[6]; /* by status class: 2xx..5xx, index 2..5 */
   linli_counter_t *m_published;
   linli_counter_t *m_kafka_failed;
@@ -83,7 +99,12 @@ struct gw_req {
 
 /* ------------------------------------------------------------- http.c */
 int gw_http_start(struct gw *gw, char *err, size_t errlen);
+/* Stop accepting connections (SIGTERM: the loop drains what is parked). */
+void gw_http_close_listener(struct gw *gw);
 void gw_http_stop(struct gw *gw);
+/* *dst := *src, with dst->param pointing into dst (contexts that outlive
+ * the dispatch copy the request this way). */
+void gw_req_copy(struct gw_req *dst, const struct gw_req *src);
 /* Print "METHOD /path/{id}" for every route (for --routes and the test that
  * checks docs/openapi.yaml against the server). */
 void gw_http_print_routes(void);
@@ -111,38 +132,91 @@ const struct gw_key *gw_keys_find(const struct gw_keys *keys,
 int gw_role_parse(const char *s);
 const char *gw_role_name(int role);
 
+/* -------------------------------------------------------------- rds.c */
+/* The reply (owned by hiredis: read it, never free it, never keep it), or
+ * NULL when Redis is unreachable or too slow. */
+typedef void (*gw_redis_fn)(struct gw *gw, const redisReply *reply,
+                            void *arg);
+/* Start connecting (Redis down is not an error: it reconnects). */
+int gw_redis_start(struct gw *gw, char *err, size_t errlen);
+/* Drop the connection: outstanding commands get their NULL callback. */
+void gw_redis_stop(struct gw *gw);
+/* Send argv (never a format string with user data). fn (NULL: fire and
+ * forget) runs exactly once, from the loop, never before this returns
+ * (except after gw_redis_stop or out of memory: NULL at once). */
+void gw_redis_cmd(struct gw *gw, gw_redis_fn fn, void *arg, int argc,
+                  const char **argv);
+/* EVAL lua with nkeys keys then nargs args (at most 13 in all). */
+void gw_redis_eval(struct gw *gw, const char *lua, gw_redis_fn fn, void *arg,
+                   int nkeys, const char **keys, int nargs,
+                   const char **args);
+int gw_redis_up(const struct gw *gw);
+/* Commands outstanding or failures still to answer (shutdown drains). */
+int gw_redis_busy(const struct gw *gw);
+
+/* -------------------------------------------------------------- pgq.c */
+/* Tuples (owned by pgq.c: read, never PQclear, never keep), or NULL when
+ * PostgreSQL is unreachable, too slow, or the query failed (logged). */
+typedef void (*gw_pg_fn)(struct gw *gw, const PGresult *res, void *arg);
+/* Open the connections (PostgreSQL down is not an error: they retry). */
+int gw_pg_start(struct gw *gw, char *err, size_t errlen);
+/* Close them: queued and running queries get their NULL callback. */
+void gw_pg_stop(struct gw *gw);
+/* Run constant sql with n text params (copied; NULL = SQL NULL). fn runs
+ * exactly once, from the loop, never before this returns (except after
+ * gw_pg_stop or out of memory: NULL at once). */
+void gw_pg_query(struct gw *gw, const char *sql, int n,
+                 const char *const *params, gw_pg_fn fn, void *arg);
+int gw_pg_up(const struct gw *gw);
+/* Queries queued, running or still to answer (shutdown drains). */
+int gw_pg_busy(const struct gw *gw);
+
 /* ------------------------------------------------------------ guard.c */
-int gw_guard_init(struct gw *gw, char *err, size_t errlen);
-/* 0 allowed; >0 denied: seconds to wait (Retry-After); <0 Redis down. */
-int gw_rate_check(struct gw *gw, const struct gw_key *key);
+/* Each check answers through its callback, which may run before the call
+ * returns (when no Redis round trip is needed): call them last. */
+
+/* wait: 0 allowed; >0 denied: seconds to wait (Retry-After); <0 Redis
+ * down. */
+typedef void (*gw_rate_fn)(struct gw *gw, int wait, void *arg);
+void gw_rate_check(struct gw *gw, const struct gw_key *key, gw_rate_fn fn,
+                   void *arg);
+
 /* Per-user cap on the orders (placed or joined) one user sends to one
- * campaign: LINLI_OK (*added = 1 if order_id was counted now),
+ * campaign: rc LINLI_OK (added = 1 if order_id was counted now),
  * LINLI_ERR_CONFLICT over the cap, LINLI_ERR_TRANSIENT. */
-int gw_cap_take(struct gw *gw, const char *campaign_id, const char *user_id,
-                const char *order_id, int *added);
+typedef void (*gw_cap_fn)(struct gw *gw, int rc, int added, void *arg);
+void gw_cap_take(struct gw *gw, const char *campaign_id, const char *user_id,
+                 const char *order_id, gw_cap_fn fn, void *arg);
 void gw_cap_give_back(struct gw *gw, const char *campaign_id,
                       const char *user_id, const char *order_id);
 
 /* Idempotency: begin claims key for (app, idem_key) with the request hash.
- * LINLI_OK: claimed, go on (finish with gw_idem_done or gw_idem_abort).
+ * rc LINLI_OK: claimed, go on (finish with gw_idem_done or gw_idem_abort).
  * LINLI_ERR_CONFLICT: the same key with another body (409).
- * LINLI_ERR_NOTFOUND never. 1: a recorded answer exists (*status, *body
- * malloc'd, to replay). 2: the first request is still in flight (409).
+ * 1: a recorded answer exists (status, body: valid during the callback
+ * only, to replay). 2: the first request is still in flight (409).
  * LINLI_ERR_TRANSIENT: Redis unreachable. */
-int gw_idem_begin(struct gw *gw, const char *app_id, const char *idem_key,
-                  const char *req_hash, int *status, char **body);
+typedef void (*gw_idem_fn)(struct gw *gw, int rc, int status,
+                           const char *body, void *arg);
+void gw_idem_begin(struct gw *gw, const char *app_id, const char *idem_key,
+                   const char *req_hash, gw_idem_fn fn, void *arg);
 void gw_idem_done(struct gw *gw, const char *app_id, const char *idem_key,
                   const char *req_hash, int status, const char *body);
 void gw_idem_abort(struct gw *gw, const char *app_id, const char *idem_key);
 
 /* Order ownership (tenant isolation): the app that placed order_id.
- * LINLI_OK with app in buf; LINLI_ERR_NOTFOUND; LINLI_ERR_TRANSIENT. */
-int gw_order_owner(struct gw *gw, const char *order_id, char *app,
-                   size_t applen);
-/* Claim order_id for app before publishing OrderPlaced: LINLI_OK (claimed
- * now, *fresh = 1, or already ours), LINLI_ERR_CONFLICT (another app's). */
-int gw_order_claim(struct gw *gw, const char *order_id, const char *app,
-                   int *fresh);
+ * rc LINLI_OK with app (valid during the callback); LINLI_ERR_NOTFOUND;
+ * LINLI_ERR_TRANSIENT. Redis first, then the record (PostgreSQL). */
+typedef void (*gw_owner_fn)(struct gw *gw, int rc, const char *app,
+                            void *arg);
+void gw_order_owner(struct gw *gw, const char *order_id, gw_owner_fn fn,
+                    void *arg);
+/* Claim order_id for app before publishing OrderPlaced: rc LINLI_OK
+ * (claimed now, fresh = 1, or already ours), LINLI_ERR_CONFLICT (another
+ * app's), LINLI_ERR_TRANSIENT. */
+typedef void (*gw_claim_fn)(struct gw *gw, int rc, int fresh, void *arg);
+void gw_order_claim(struct gw *gw, const char *order_id, const char *app,
+                    gw_claim_fn fn, void *arg);
 void gw_order_unclaim(struct gw *gw, const char *order_id);
 
 /* ---------------------------------------------------------- publish.c */
@@ -177,11 +251,11 @@ void gw_validate_sku(json_t *errs, const ProtobufCMessage *m);
 void gw_validate_adjustment(json_t *errs, const ProtobufCMessage *m);
 
 /* ------------------------------------------------------------ reads.c */
-int gw_reads_init(struct gw *gw, char *err, size_t errlen);
-/* orders.app_id of order_id from the record: LINLI_OK, LINLI_ERR_NOTFOUND,
- * LINLI_ERR_TRANSIENT (PostgreSQL unreachable). */
-int gw_pg_order_app(struct gw *gw, const char *order_id, char *app,
-                    size_t applen);
+/* orders.app_id of order_id from the record: rc LINLI_OK with app (valid
+ * during the callback), LINLI_ERR_NOTFOUND, LINLI_ERR_TRANSIENT. */
+typedef void (*gw_app_fn)(struct gw *gw, int rc, const char *app, void *arg);
+void gw_pg_order_app(struct gw *gw, const char *order_id, gw_app_fn fn,
+                     void *arg);
 void gw_get_order(struct gw_req *r);
 void gw_list_orders(struct gw_req *r);
 

@@ -8,8 +8,14 @@
  *   gw:cap:<campaign>:<user>       set of the orders one user sent to a
  *       campaign (orders with campaign_id and joins; one order counts once);
  *   gw:order:<order_id>            the app that placed the order (tenant
- *       isolation before the ledger has recorded it; PostgreSQL after).
+ *       isolation before the ledger has recorded it; PostgreSQL after,
+ *       read through pgq.c, also without blocking).
  * Single-key commands and scripts only, so Redis Cluster works unchanged.
+ *
+ * Every check is asynchronous (rds.c): it copies what it needs into a
+ * small context, sends, and answers its caller from the reply's callback.
+ * Undo operations (abort, unclaim, give back) are fire and forget: if Redis
+ * is down they are lost, and the TTLs above bound what is left behind.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +27,7 @@
 #include "gateway.h"
 #include "linli/error.h"
 #include "linli/log.h"
+#include "linli/ids.h"
 
 #define PENDING_TTL_S "120"
 #define CAP_TTL_S "2592000"   /* 30 days: longer than any campaign */
@@ -41,17 +48,6 @@ static const char CAP_LUA[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
     "return 2\n";
 
-int gw_guard_init(struct gw *gw, char *err, size_t errlen) {
-  if (linli_redis_script_register(gw->redis, "gateway-rate", RL_LUA,
-                                  &gw->rl_script) != LINLI_OK ||
-      linli_redis_script_register(gw->redis, "gateway-cap", CAP_LUA,
-                                  &gw->cap_script) != LINLI_OK) {
-    snprintf(err, errlen, "cannot load the gateway's Redis scripts");
-    return LINLI_ERR_TRANSIENT;
-  }
-  return LINLI_OK;
-}
-
 static void hex(const unsigned char *b, size_t n, char *out) {
   static const char d[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {
@@ -61,54 +57,91 @@ static void hex(const unsigned char *b, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-int gw_rate_check(struct gw *gw, const struct gw_key *key) {
-  if (gw->rate_limit <= 0)
-    return 0;
+/* A reply that is not an answer: Redis unreachable, or an error reply. */
+static int failed(const redisReply *rep) {
+  return !rep || rep->type == REDIS_REPLY_ERROR;
+}
+
+/* ------------------------------------------------------------ rate limit */
+
+struct rate_ctx {
+  gw_rate_fn fn;
+  void *arg;
+};
+
+static void on_rate(struct gw *gw, const redisReply *rep, void *arg) {
+  struct rate_ctx *c = arg;
+  int wait = -1;
+  if (rep && rep->type == REDIS_REPLY_INTEGER)
+    wait = rep->integer > gw->rate_limit ? 1 : 0; /* one-second window */
+  c->fn(gw, wait, c->arg);
+  free(c);
+}
+
+void gw_rate_check(struct gw *gw, const struct gw_key *key, gw_rate_fn fn,
+                   void *arg) {
+  if (gw->rate_limit <= 0) {
+    fn(gw, 0, arg);
+    return;
+  }
+  struct rate_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    fn(gw, -1, arg);
+    return;
+  }
+  c->fn = fn;
+  c->arg = arg;
   char id[17], k[96];
   hex(key->hash, 8, id);
   snprintf(k, sizeof k, "gw:rl:%s:%lld", id, (long long)time(NULL));
   const char *keys[] = {k};
-  redisReply *rep = NULL;
-  if (linli_redis_eval(gw->redis, gw->rl_script, 1, keys, 0, NULL, NULL,
-                       &rep) != LINLI_OK)
-    return -1;
-  int rc = 0;
-  if (rep->type != REDIS_REPLY_INTEGER)
-    rc = -1;
-  else if (rep->integer > gw->rate_limit)
-    rc = 1; /* the window is one second: retry in the next */
-  freeReplyObject(rep);
-  return rc;
+  gw_redis_eval(gw, RL_LUA, on_rate, c, 1, keys, 0, NULL);
 }
+
+/* ------------------------------------------------------------------ caps */
+
+struct cap_ctx {
+  gw_cap_fn fn;
+  void *arg;
+};
 
 static void cap_key(char *k, size_t len, const char *campaign,
                     const char *user) {
   snprintf(k, len, "gw:cap:%s:%s", campaign, user);
 }
 
-int gw_cap_take(struct gw *gw, const char *campaign_id, const char *user_id,
-                const char *order_id, int *added) {
-  *added = 0;
-  if (gw->user_cap <= 0 || !campaign_id || !campaign_id[0])
-    return LINLI_OK;
+static void on_cap(struct gw *gw, const redisReply *rep, void *arg) {
+  struct cap_ctx *c = arg;
+  int rc = LINLI_OK, added = 0;
+  if (!rep || rep->type != REDIS_REPLY_INTEGER)
+    rc = LINLI_ERR_TRANSIENT;
+  else if (rep->integer == 0)
+    rc = LINLI_ERR_CONFLICT;
+  else
+    added = rep->integer == 2;
+  c->fn(gw, rc, added, c->arg);
+  free(c);
+}
+
+void gw_cap_take(struct gw *gw, const char *campaign_id, const char *user_id,
+                 const char *order_id, gw_cap_fn fn, void *arg) {
+  if (gw->user_cap <= 0 || !campaign_id || !campaign_id[0]) {
+    fn(gw, LINLI_OK, 0, arg);
+    return;
+  }
+  struct cap_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    fn(gw, LINLI_ERR_TRANSIENT, 0, arg);
+    return;
+  }
+  c->fn = fn;
+  c->arg = arg;
   char k[160], cap[32];
   cap_key(k, sizeof k, campaign_id, user_id);
   snprintf(cap, sizeof cap, "%lld", (long long)gw->user_cap);
   const char *keys[] = {k};
   const char *args[] = {cap, CAP_TTL_S, order_id};
-  redisReply *rep = NULL;
-  if (linli_redis_eval(gw->redis, gw->cap_script, 1, keys, 3, args, NULL,
-                       &rep) != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  int rc = LINLI_OK;
-  if (rep->type != REDIS_REPLY_INTEGER)
-    rc = LINLI_ERR_TRANSIENT;
-  else if (rep->integer == 0)
-    rc = LINLI_ERR_CONFLICT;
-  else
-    *added = rep->integer == 2;
-  freeReplyObject(rep);
-  return rc;
+  gw_redis_eval(gw, CAP_LUA, on_cap, c, 1, keys, 3, args);
 }
 
 void gw_cap_give_back(struct gw *gw, const char *campaign_id,
@@ -116,12 +149,17 @@ void gw_cap_give_back(struct gw *gw, const char *campaign_id,
   char k[160];
   cap_key(k, sizeof k, campaign_id, user_id);
   const char *argv[] = {"SREM", k, order_id};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 3, argv, NULL, &rep) == LINLI_OK)
-    freeReplyObject(rep);
+  gw_redis_cmd(gw, NULL, NULL, 3, argv);
 }
 
 /* ---------------------------------------------------------- idempotency */
+
+struct idem_ctx {
+  gw_idem_fn fn;
+  void *arg;
+  char k[192];
+  char hash[65];
+};
 
 static void idem_key(char *k, size_t len, const char *app,
                      const char *idem) {
@@ -132,49 +170,70 @@ static void idem_key(char *k, size_t len, const char *app,
   snprintf(k, len, "gw:idem:%s:%s", app, hx);
 }
 
-int gw_idem_begin(struct gw *gw, const char *app_id, const char *key,
-                  const char *req_hash, int *status, char **body) {
-  char k[192], val[96];
-  idem_key(k, sizeof k, app_id, key);
-  snprintf(val, sizeof val, "P %s", req_hash);
-  const char *set[] = {"SET", k, val, "NX", "EX", PENDING_TTL_S};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 6, set, NULL, &rep) != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  int claimed = rep->type == REDIS_REPLY_STATUS;
-  int error = rep->type == REDIS_REPLY_ERROR;
-  freeReplyObject(rep);
-  if (error)
-    return LINLI_ERR_TRANSIENT;
-  if (claimed)
-    return LINLI_OK;
-  const char *get[] = {"GET", k};
-  if (linli_redis_command(gw->redis, 2, get, NULL, &rep) != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  int rc;
-  size_t hl = strlen(req_hash);
-  if (rep->type != REDIS_REPLY_STRING) {
+static void idem_answer(struct gw *gw, struct idem_ctx *c, int rc,
+                        int status, const char *body) {
+  c->fn(gw, rc, status, body, c->arg);
+  free(c);
+}
+
+static void on_idem_get(struct gw *gw, const redisReply *rep, void *arg) {
+  struct idem_ctx *c = arg;
+  size_t hl = strlen(c->hash);
+  if (failed(rep)) {
+    idem_answer(gw, c, LINLI_ERR_TRANSIENT, 0, NULL);
+  } else if (rep->type != REDIS_REPLY_STRING) {
     /* Expired between SET and GET: the caller may simply retry. */
-    rc = 2;
-  } else if (rep->len < hl + 2 || memcmp(rep->str + 2, req_hash, hl) != 0) {
-    rc = LINLI_ERR_CONFLICT;
+    idem_answer(gw, c, 2, 0, NULL);
+  } else if (rep->len < hl + 2 || memcmp(rep->str + 2, c->hash, hl) != 0) {
+    idem_answer(gw, c, LINLI_ERR_CONFLICT, 0, NULL);
   } else if (rep->str[0] == 'P') {
-    rc = 2;
+    idem_answer(gw, c, 2, 0, NULL);
   } else {
-    /* "D <hash> <status> <body>" */
+    /* "D <hash> <status> <body>"; hiredis NUL-terminates the string. */
     const char *p = rep->str + 2 + hl;
     char *end = NULL;
     long st = strtol(p, &end, 10);
-    if (!end || *end != ' ' || st < 100 || st > 599) {
-      rc = LINLI_ERR_TRANSIENT;
-    } else {
-      *status = (int)st;
-      *body = strdup(end + 1);
-      rc = *body ? 1 : LINLI_ERR_NOMEM;
-    }
+    if (!end || *end != ' ' || st < 100 || st > 599)
+      idem_answer(gw, c, LINLI_ERR_TRANSIENT, 0, NULL);
+    else
+      idem_answer(gw, c, 1, (int)st, end + 1);
   }
-  freeReplyObject(rep);
-  return rc;
+}
+
+static void on_idem_set(struct gw *gw, const redisReply *rep, void *arg) {
+  struct idem_ctx *c = arg;
+  if (failed(rep)) {
+    idem_answer(gw, c, LINLI_ERR_TRANSIENT, 0, NULL);
+  } else if (rep->type == REDIS_REPLY_STATUS) {
+    idem_answer(gw, c, LINLI_OK, 0, NULL); /* claimed */
+  } else {
+    const char *get[] = {"GET", c->k};
+    gw_redis_cmd(gw, on_idem_get, c, 2, get);
+  }
+}
+
+void gw_idem_begin(struct gw *gw, const char *app_id, const char *key,
+                   const char *req_hash, gw_idem_fn fn, void *arg) {
+  struct idem_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    fn(gw, LINLI_ERR_TRANSIENT, 0, NULL, arg);
+    return;
+  }
+  c->fn = fn;
+  c->arg = arg;
+  idem_key(c->k, sizeof c->k, app_id, key);
+  snprintf(c->hash, sizeof c->hash, "%s", req_hash);
+  char val[96];
+  snprintf(val, sizeof val, "P %s", req_hash);
+  const char *set[] = {"SET", c->k, val, "NX", "EX", PENDING_TTL_S};
+  gw_redis_cmd(gw, on_idem_set, c, 6, set);
+}
+
+static void on_idem_done(struct gw *gw, const redisReply *rep, void *arg) {
+  (void)gw;
+  (void)arg;
+  if (failed(rep))
+    LINLI_WARN("idempotency answer not recorded", NULL);
 }
 
 void gw_idem_done(struct gw *gw, const char *app_id, const char *key,
@@ -188,11 +247,7 @@ void gw_idem_done(struct gw *gw, const char *app_id, const char *key,
   snprintf(val, n, "D %s %d %s", req_hash, status, body);
   snprintf(ttl, sizeof ttl, "%lld", (long long)gw->idem_ttl_s);
   const char *set[] = {"SET", k, val, "EX", ttl};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 5, set, NULL, &rep) == LINLI_OK)
-    freeReplyObject(rep);
-  else
-    LINLI_WARN("idempotency answer not recorded", "app=%s", app_id);
+  gw_redis_cmd(gw, on_idem_done, NULL, 5, set); /* hiredis copied argv */
   free(val);
 }
 
@@ -200,65 +255,134 @@ void gw_idem_abort(struct gw *gw, const char *app_id, const char *key) {
   char k[192];
   idem_key(k, sizeof k, app_id, key);
   const char *del[] = {"DEL", k};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 2, del, NULL, &rep) == LINLI_OK)
-    freeReplyObject(rep);
+  gw_redis_cmd(gw, NULL, NULL, 2, del);
 }
 
 /* ------------------------------------------------------ order ownership */
 
-int gw_order_owner(struct gw *gw, const char *order_id, char *app,
-                   size_t applen) {
+struct owner_ctx {
+  gw_owner_fn fn;
+  void *arg;
+  char order[LINLI_ID_BUFSZ];
+};
+
+static void on_owner_pg(struct gw *gw, int rc, const char *app, void *arg) {
+  struct owner_ctx *c = arg;
+  c->fn(gw, rc, app, c->arg);
+  free(c);
+}
+
+static void on_owner(struct gw *gw, const redisReply *rep, void *arg) {
+  struct owner_ctx *c = arg;
+  if (failed(rep)) {
+    c->fn(gw, LINLI_ERR_TRANSIENT, NULL, c->arg);
+  } else if (rep->type == REDIS_REPLY_STRING) {
+    c->fn(gw, LINLI_OK, rep->str, c->arg);
+  } else {
+    /* Placed through another producer, or long ago: the record knows. */
+    gw_pg_order_app(gw, c->order, on_owner_pg, c);
+    return;
+  }
+  free(c);
+}
+
+void gw_order_owner(struct gw *gw, const char *order_id, gw_owner_fn fn,
+                    void *arg) {
+  struct owner_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    fn(gw, LINLI_ERR_TRANSIENT, NULL, arg);
+    return;
+  }
+  c->fn = fn;
+  c->arg = arg;
+  snprintf(c->order, sizeof c->order, "%s", order_id);
   char k[96];
   snprintf(k, sizeof k, "gw:order:%s", order_id);
   const char *get[] = {"GET", k};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 2, get, NULL, &rep) != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  if (rep->type == REDIS_REPLY_STRING) {
-    snprintf(app, applen, "%s", rep->str);
-    freeReplyObject(rep);
-    return LINLI_OK;
-  }
-  freeReplyObject(rep);
-  /* Placed through another producer, or long ago: the record knows. */
-  return gw_pg_order_app(gw, order_id, app, applen);
+  gw_redis_cmd(gw, on_owner, c, 2, get);
 }
 
-int gw_order_claim(struct gw *gw, const char *order_id, const char *app,
-                   int *fresh) {
-  char k[96], owner[72];
-  *fresh = 0;
-  snprintf(k, sizeof k, "gw:order:%s", order_id);
-  const char *set[] = {"SET", k, app, "NX", "EX", OWNER_TTL_S};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 6, set, NULL, &rep) != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  int claimed = rep->type == REDIS_REPLY_STATUS;
-  freeReplyObject(rep);
-  if (!claimed) {
-    int rc = gw_order_owner(gw, order_id, owner, sizeof owner);
-    if (rc == LINLI_ERR_NOTFOUND) /* expired in between: claim again */
-      return gw_order_claim(gw, order_id, app, fresh);
-    if (rc != LINLI_OK)
-      return rc;
-    return strcmp(owner, app) == 0 ? LINLI_OK : LINLI_ERR_CONFLICT;
+struct claim_ctx {
+  gw_claim_fn fn;
+  void *arg;
+  char order[LINLI_ID_BUFSZ];
+  char app[LINLI_ID_BUFSZ];
+  int tries;
+};
+
+static void claim_answer(struct gw *gw, struct claim_ctx *c, int rc,
+                         int fresh) {
+  c->fn(gw, rc, fresh, c->arg);
+  free(c);
+}
+
+static void claim_send(struct gw *gw, struct claim_ctx *c);
+
+static void on_claim_owner(struct gw *gw, int rc, const char *owner,
+                           void *arg) {
+  struct claim_ctx *c = arg;
+  if (rc == LINLI_ERR_NOTFOUND && c->tries < 3)
+    claim_send(gw, c); /* expired in between: claim again */
+  else if (rc == LINLI_OK)
+    claim_answer(gw, c,
+                 strcmp(owner, c->app) == 0 ? LINLI_OK : LINLI_ERR_CONFLICT,
+                 0);
+  else
+    claim_answer(gw, c, LINLI_ERR_TRANSIENT, 0);
+}
+
+static void on_claim_pg(struct gw *gw, int rc, const char *owner,
+                        void *arg) {
+  struct claim_ctx *c = arg;
+  if (rc == LINLI_OK && strcmp(owner, c->app) != 0) {
+    gw_order_unclaim(gw, c->order);
+    claim_answer(gw, c, LINLI_ERR_CONFLICT, 0);
+    return;
+  }
+  /* Not in the record, or the record unreachable: the Redis claim holds
+   * (the record is checked again by the ledger). */
+  claim_answer(gw, c, LINLI_OK, 1);
+}
+
+static void on_claim_set(struct gw *gw, const redisReply *rep, void *arg) {
+  struct claim_ctx *c = arg;
+  if (failed(rep)) {
+    claim_answer(gw, c, LINLI_ERR_TRANSIENT, 0);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_STATUS) {
+    gw_order_owner(gw, c->order, on_claim_owner, c);
+    return;
   }
   /* Redis may have lost the claim of an order the record already holds. */
-  int rc = gw_pg_order_app(gw, order_id, owner, sizeof owner);
-  if (rc == LINLI_OK && strcmp(owner, app) != 0) {
-    gw_order_unclaim(gw, order_id);
-    return LINLI_ERR_CONFLICT;
+  gw_pg_order_app(gw, c->order, on_claim_pg, c);
+}
+
+static void claim_send(struct gw *gw, struct claim_ctx *c) {
+  char k[96];
+  c->tries++;
+  snprintf(k, sizeof k, "gw:order:%s", c->order);
+  const char *set[] = {"SET", k, c->app, "NX", "EX", OWNER_TTL_S};
+  gw_redis_cmd(gw, on_claim_set, c, 6, set);
+}
+
+void gw_order_claim(struct gw *gw, const char *order_id, const char *app,
+                    gw_claim_fn fn, void *arg) {
+  struct claim_ctx *c = calloc(1, sizeof *c);
+  if (!c) {
+    fn(gw, LINLI_ERR_TRANSIENT, 0, arg);
+    return;
   }
-  *fresh = 1;
-  return LINLI_OK;
+  c->fn = fn;
+  c->arg = arg;
+  snprintf(c->order, sizeof c->order, "%s", order_id);
+  snprintf(c->app, sizeof c->app, "%s", app);
+  claim_send(gw, c);
 }
 
 void gw_order_unclaim(struct gw *gw, const char *order_id) {
   char k[96];
   snprintf(k, sizeof k, "gw:order:%s", order_id);
   const char *del[] = {"DEL", k};
-  redisReply *rep = NULL;
-  if (linli_redis_command(gw->redis, 2, del, NULL, &rep) == LINLI_OK)
-    freeReplyObject(rep);
+  gw_redis_cmd(gw, NULL, NULL, 2, del);
 }

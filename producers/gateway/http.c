@@ -199,6 +199,39 @@ static const struct gw_key *authenticate(struct gw_req *r) {
   return gw_keys_find(&r->gw->keys, tok);
 }
 
+void gw_req_copy(struct gw_req *dst, const struct gw_req *src) {
+  *dst = *src;
+  if (src->param)
+    dst->param = dst->param_buf;
+}
+
+/* A request waiting for its rate-limit verdict from Redis. */
+struct gated {
+  struct gw_req r;
+  void (*fn)(struct gw_req *r);
+};
+
+static void on_rate(struct gw *gw, int wait, void *arg) {
+  (void)gw;
+  struct gated *g = arg;
+  struct gw_req *r = &g->r;
+  if (wait > 0) {
+    char s[16];
+    snprintf(s, sizeof s, "%d", wait);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req),
+                      "Retry-After", s);
+    gw_reply_error(r, 429, "rate_limited",
+                   "too many requests for this API key "
+                   "(gateway.rate_limit_per_s)");
+  } else if (wait < 0) {
+    gw_reply_error(r, 503, "unavailable",
+                   "shared state (Redis) is unreachable");
+  } else {
+    g->fn(r); /* handlers copy what they keep beyond this call */
+  }
+  free(g);
+}
+
 static void dispatch(struct evhttp_request *req, void *arg) {
   struct gw_req r;
   memset(&r, 0, sizeof r);
@@ -253,30 +286,28 @@ static void dispatch(struct evhttp_request *req, void *arg) {
                      "this API key's role may not use this endpoint");
       return;
     }
-    int wait = gw_rate_check(r.gw, r.key);
-    if (wait > 0) {
-      char s[16];
-      snprintf(s, sizeof s, "%d", wait);
-      evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
-                        s);
-      gw_reply_error(&r, 429, "rate_limited",
-                     "too many requests for this API key "
-                     "(gateway.rate_limit_per_s)");
+    struct gated *g = malloc(sizeof *g);
+    if (!g) {
+      gw_reply_error(&r, 500, "internal", "out of memory");
       return;
     }
-    if (wait < 0) {
-      gw_reply_error(&r, 503, "unavailable",
-                     "shared state (Redis) is unreachable");
-      return;
-    }
+    gw_req_copy(&g->r, &r);
+    g->fn = hit->fn;
+    gw_rate_check(r.gw, r.key, on_rate, g);
+    return;
   }
   hit->fn(&r);
 }
 
 static void get_healthz(struct gw_req *r) {
+  /* Liveness: only a fatal producer needs a restart. Redis and
+   * PostgreSQL reconnect by themselves; their state is informative. */
   int ok = !linli_producer_fatal(r->gw->producer);
   gw_reply_json(r, ok ? 200 : 503,
-                json_pack("{s:s}", "status", ok ? "ok" : "kafka producer failed"));
+                json_pack("{s:s, s:s, s:s}", "status",
+                          ok ? "ok" : "kafka producer failed", "redis",
+                          gw_redis_up(r->gw) ? "up" : "down", "postgresql",
+                          gw_pg_up(r->gw) ? "up" : "down"));
 }
 
 static void get_metrics(struct gw_req *r) {
@@ -366,6 +397,7 @@ int gw_http_start(struct gw *gw, char *err, size_t errlen) {
   int port = (int)linli_config_int(gw->cfg, "gateway.port");
   struct evhttp_bound_socket *s =
       evhttp_bind_socket_with_handle(gw->http, addr, (ev_uint16_t)port);
+  gw->listener = s;
   if (!s) {
     snprintf(err, errlen, "cannot listen on %s:%d (gateway.addr/port)", addr,
              port);
@@ -385,6 +417,12 @@ int gw_http_start(struct gw *gw, char *err, size_t errlen) {
   LINLI_INFO("gateway listening", "addr=%s port=%d tls=%s", addr, gw->port,
              tls_ctx ? "on" : "off");
   return LINLI_OK;
+}
+
+void gw_http_close_listener(struct gw *gw) {
+  if (gw->http && gw->listener)
+    evhttp_del_accept_socket(gw->http, gw->listener);
+  gw->listener = NULL;
 }
 
 void gw_http_stop(struct gw *gw) {

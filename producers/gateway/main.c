@@ -6,9 +6,12 @@
  *
  * One thread runs the libevent loop. The Kafka producer's delivery reports
  * are served from a 2 ms timer on that loop, so a publish request is
- * answered from its own delivery report without ever blocking the loop.
- * SIGTERM/SIGINT: stop the loop, wait for the outstanding deliveries (their
- * requests still get their answers), then tear down.
+ * answered from its own delivery report without ever blocking the loop;
+ * Redis and PostgreSQL are asynchronous on the same loop (rds.c, pgq.c).
+ * SIGTERM/SIGINT: stop accepting connections, keep the loop running until
+ * every parked request (waiting for Redis, PostgreSQL or Kafka) has its
+ * answer and the fire-and-forget Redis writes are out (at most DRAIN_S),
+ * then tear down.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +26,8 @@
 #include "linli/log.h"
 #include "linli/process.h"
 
+#define DRAIN_S 15
+
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
@@ -31,11 +36,31 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
   linli_metrics_set_healthy(!linli_producer_fatal(gw->producer));
 }
 
+static void on_drain(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct gw *gw = arg;
+  static int ticks, idle;
+  int busy = gw->inflight > 0 || gw_redis_busy(gw) || gw_pg_busy(gw);
+  idle = busy ? 0 : idle + 1;
+  /* Idle for 100 ms: the last answers have left their output buffers. */
+  if (idle >= 10 || ++ticks > DRAIN_S * 100)
+    event_base_loopexit(gw->base, NULL);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
   (void)what;
   struct gw *gw = arg;
+  if (gw->stopping)
+    return;
+  gw->stopping = 1;
   LINLI_INFO("stopping", "signal=%d inflight=%d", (int)sig, gw->inflight);
-  event_base_loopexit(gw->base, NULL);
+  gw_http_close_listener(gw);
+  struct timeval tick = {0, 10000};
+  if (!gw->drain_ev)
+    gw->drain_ev = event_new(gw->base, -1, EV_PERSIST, on_drain, gw);
+  if (!gw->drain_ev || event_add(gw->drain_ev, &tick) != 0)
+    event_base_loopexit(gw->base, NULL);
 }
 
 static void register_metrics(struct gw *gw) {
@@ -102,17 +127,8 @@ int main(int argc, char **argv) {
     LINLI_ERROR("cannot create the kafka producer", "reason=\"%s\"", err);
     goto out;
   }
-  if (linli_redis_connect(linli_config_str(gw.cfg, "redis.host"),
-                          (int)linli_config_int(gw.cfg, "redis.port"),
-                          linli_config_str(gw.cfg, "redis.password"),
-                          (int)linli_config_int(gw.cfg,
-                                                "redis.connect_timeout_ms"),
-                          &gw.redis, err, sizeof err) != LINLI_OK) {
-    LINLI_ERROR("cannot connect to redis", "reason=\"%s\"", err);
-    goto out;
-  }
-  if (gw_guard_init(&gw, err, sizeof err) != LINLI_OK ||
-      gw_reads_init(&gw, err, sizeof err) != LINLI_OK ||
+  if (gw_redis_start(&gw, err, sizeof err) != LINLI_OK ||
+      gw_pg_start(&gw, err, sizeof err) != LINLI_OK ||
       gw_sse_start(&gw, err, sizeof err) != LINLI_OK ||
       gw_http_start(&gw, err, sizeof err) != LINLI_OK) {
     LINLI_ERROR("start-up failed", "reason=\"%s\"", err);
@@ -129,14 +145,14 @@ int main(int argc, char **argv) {
     goto out;
   }
   event_base_dispatch(gw.base);
-  /* Answer what is in flight: delivery reports reply to their requests,
-   * which evhttp still holds. */
-  for (int i = 0; i < 500 && gw.inflight > 0; i++)
-    linli_producer_poll(gw.producer, 10);
   status = 0;
 out:
+  /* Normally nothing is left (the drain waited). Commands and queries
+   * still outstanding answer NULL now (503 to their requests); then the
+   * last delivery reports answer theirs - evhttp still holds them all. */
+  gw_redis_stop(&gw);
+  gw_pg_stop(&gw);
   if (gw.producer) {
-    /* Flush first: any last delivery reports still answer their requests. */
     linli_producer_flush(gw.producer, 5000);
     linli_producer_poll(gw.producer, 0);
   }
@@ -150,10 +166,8 @@ out:
     event_free(sig_int);
   if (sig_term)
     event_free(sig_term);
-  if (gw.redis)
-    linli_redis_free(gw.redis);
-  if (gw.pg)
-    linli_pg_free(gw.pg);
+  if (gw.drain_ev)
+    event_free(gw.drain_ev);
   if (gw.base)
     event_base_free(gw.base);
   gw_keys_free(&gw.keys);

@@ -3,6 +3,13 @@
  * (linli/json.h), field rules (validate.c), idempotency, tenant checks and
  * per-user caps (guard.c), then one event to its topic.
  *
+ * After the synchronous part (parse, validate) a publish is a struct pub
+ * that walks its steps, each one a Redis round trip answered by callback
+ * (guard.c), so nothing blocks the loop: idempotency key, order-id claim
+ * (POST /v1/orders), order ownership, per-user cap, then the send. Which
+ * steps run is set per endpoint; the envelope is built by the endpoint's
+ * send function from the parsed message, which the pub owns.
+ *
  * The answer is sent from the producer's delivery report (polled from a
  * libevent timer in main.c): 202 with the event id once Kafka acknowledged
  * the write (acks=all, idempotent producer), 503 if it could not be written
@@ -34,12 +41,23 @@
 
 #define IDEM_MAX 255
 
-/* One publish in flight: everything needed to answer and to undo. */
+enum { STEP_IDEM, STEP_CLAIM, STEP_OWN, STEP_CAP, STEP_SEND };
+
+/* One publish in flight: everything needed to go on, to answer and to
+ * undo. */
 struct pub {
   struct gw *gw;
   struct evhttp_request *req;
   const struct gw_key *key;
   int64_t started_us;
+  int step;
+  ProtobufCMessage *m; /* the parsed body (owned; freed once sent) */
+  /* Steps to run (NULL: skip); they point into m. */
+  const char *claim;                           /* order id to claim */
+  const char *own;                             /* order id that must be ours */
+  const char *campaign, *cap_for_user, *order; /* cap: count order */
+  void (*send)(struct pub *p);
+  char trace[65];
   const char *topic;
   char event_id[LINLI_ID_BUFSZ];
   char msg_key[LINLI_ID_BUFSZ];
@@ -62,6 +80,12 @@ static struct gw_req as_req(struct pub *p) {
   return r;
 }
 
+static void pub_free(struct pub *p) {
+  if (p->m)
+    protobuf_c_message_free_unpacked(p->m, NULL);
+  free(p);
+}
+
 /* Undo the claims, answer with an error, free. */
 static void pub_fail(struct pub *p, int status, const char *code,
                      const char *msg) {
@@ -74,7 +98,7 @@ static void pub_fail(struct pub *p, int status, const char *code,
     gw_idem_abort(gw, p->key->app_id, p->idem);
   struct gw_req r = as_req(p);
   gw_reply_error(&r, status, code, msg);
-  free(p);
+  pub_free(p);
 }
 
 static void redis_down(struct pub *p) {
@@ -173,11 +197,30 @@ static int valid_idem_key(const char *k) {
   return 1;
 }
 
-/* Start a publish: the Idempotency-Key check. NULL if it already replied
- * (a replayed answer, 409, 400, 503). */
-static struct pub *pub_begin(struct gw_req *r) {
+/* A trace id from traceparent (W3C) or X-Request-Id, else "". */
+static void trace_id(struct gw_req *r, char *buf, size_t len) {
+  const char *tp = gw_header(r, "traceparent");
+  buf[0] = '\0';
+  if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-') {
+    for (int i = 3; i < 35; i++)
+      if (!strchr("0123456789abcdef", tp[i]) || !tp[i])
+        return;
+    snprintf(buf, len, "%.32s", tp + 3);
+    return;
+  }
+  const char *rid = gw_header(r, "X-Request-Id");
+  if (rid && linli_id_valid(rid))
+    snprintf(buf, len, "%s", rid);
+}
+
+/* A publish for the parsed message m (taken: freed by the pub, or here if
+ * this replies). NULL if it already replied (400 on a bad
+ * Idempotency-Key, 500). */
+static struct pub *pub_new(struct gw_req *r, ProtobufCMessage *m,
+                           void (*send)(struct pub *p)) {
   struct pub *p = calloc(1, sizeof *p);
   if (!p) {
+    protobuf_c_message_free_unpacked(m, NULL);
     gw_reply_error(r, 500, "internal", "out of memory");
     return NULL;
   }
@@ -185,11 +228,14 @@ static struct pub *pub_begin(struct gw_req *r) {
   p->req = r->req;
   p->key = r->key;
   p->started_us = r->started_us;
+  p->m = m;
+  p->send = send;
+  trace_id(r, p->trace, sizeof p->trace);
   const char *idem = gw_header(r, "Idempotency-Key");
   if (!idem)
     return p;
   if (!valid_idem_key(idem)) {
-    free(p);
+    pub_free(p);
     gw_reply_error(r, 400, "invalid_idempotency_key",
                    "Idempotency-Key must be 1-255 printable ASCII characters");
     return NULL;
@@ -208,33 +254,129 @@ static struct pub *pub_begin(struct gw_req *r) {
   free(body);
   sodium_bin2hex(p->hash, sizeof p->hash, h, sizeof h);
   snprintf(p->idem, sizeof p->idem, "%s", idem);
+  return p;
+}
 
-  int status = 0;
-  char *answer = NULL;
-  int rc = gw_idem_begin(r->gw, r->key->app_id, idem, p->hash, &status,
-                         &answer);
+/* ------------------------------------------------------------ the steps */
+
+static void pub_step(struct pub *p);
+
+static void on_idem(struct gw *gw, int rc, int status, const char *answer,
+                    void *arg) {
+  (void)gw;
+  struct pub *p = arg;
   if (rc == LINLI_OK) {
     p->has_idem = 1;
-    return p;
+    pub_step(p);
+    return;
   }
-  free(p);
+  struct gw_req r = as_req(p);
   if (rc == 1) {
-    evhttp_add_header(evhttp_request_get_output_headers(r->req),
+    evhttp_add_header(evhttp_request_get_output_headers(p->req),
                       "Idempotent-Replayed", "true");
-    gw_reply_text(r, status, answer);
-    free(answer);
+    gw_reply_text(&r, status, answer);
   } else if (rc == 2) {
-    gw_reply_error(r, 409, "idempotency_in_flight",
+    gw_reply_error(&r, 409, "idempotency_in_flight",
                    "a request with this Idempotency-Key is still in flight; "
                    "retry shortly");
   } else if (rc == LINLI_ERR_CONFLICT) {
-    gw_reply_error(r, 409, "idempotency_key_reused",
+    gw_reply_error(&r, 409, "idempotency_key_reused",
                    "this Idempotency-Key was used with a different request");
   } else {
-    gw_reply_error(r, 503, "unavailable",
+    gw_reply_error(&r, 503, "unavailable",
                    "shared state (Redis) is unreachable");
   }
-  return NULL;
+  pub_free(p); /* nothing was claimed */
+}
+
+static void on_claim(struct gw *gw, int rc, int fresh, void *arg) {
+  (void)gw;
+  struct pub *p = arg;
+  if (rc == LINLI_ERR_CONFLICT) {
+    pub_fail(p, 409, "order_id_taken", "this order id is already in use");
+    return;
+  }
+  if (rc != LINLI_OK) {
+    redis_down(p);
+    return;
+  }
+  if (fresh)
+    snprintf(p->claimed_order, sizeof p->claimed_order, "%s", p->claim);
+  pub_step(p);
+}
+
+/* The order must exist and belong to the caller's app. */
+static void on_owner(struct gw *gw, int rc, const char *owner, void *arg) {
+  (void)gw;
+  struct pub *p = arg;
+  if (rc == LINLI_OK && strcmp(owner, p->key->app_id) == 0)
+    pub_step(p);
+  else if (rc == LINLI_ERR_TRANSIENT)
+    pub_fail(p, 503, "unavailable", "cannot look the order up right now");
+  else /* another app's order answers exactly like an unknown one */
+    pub_fail(p, 404, "not_found", "no such order");
+}
+
+/* Count the order against the user's cap on the campaign. */
+static void on_cap(struct gw *gw, int rc, int added, void *arg) {
+  struct pub *p = arg;
+  if (rc == LINLI_ERR_TRANSIENT) {
+    redis_down(p);
+    return;
+  }
+  if (rc == LINLI_ERR_CONFLICT) {
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "this user already has %lld orders in this campaign "
+             "(gateway.campaign_user_cap)",
+             (long long)gw->user_cap);
+    pub_fail(p, 429, "user_cap_reached", msg);
+    return;
+  }
+  if (added) {
+    p->cap_added = 1;
+    snprintf(p->cap_campaign, sizeof p->cap_campaign, "%s", p->campaign);
+    snprintf(p->cap_user, sizeof p->cap_user, "%s", p->cap_for_user);
+    snprintf(p->cap_order, sizeof p->cap_order, "%s", p->order);
+  }
+  pub_step(p);
+}
+
+/* Run the next step that applies; each answers through a callback that
+ * comes back here, or fails the publish. */
+static void pub_step(struct pub *p) {
+  struct gw *gw = p->gw;
+  for (;;) {
+    switch (p->step++) {
+    case STEP_IDEM:
+      if (p->idem[0]) {
+        gw_idem_begin(gw, p->key->app_id, p->idem, p->hash, on_idem, p);
+        return;
+      }
+      break;
+    case STEP_CLAIM:
+      if (p->claim) {
+        gw_order_claim(gw, p->claim, p->key->app_id, on_claim, p);
+        return;
+      }
+      break;
+    case STEP_OWN:
+      if (p->own) {
+        gw_order_owner(gw, p->own, on_owner, p);
+        return;
+      }
+      break;
+    case STEP_CAP:
+      if (p->campaign) {
+        gw_cap_take(gw, p->campaign, p->cap_for_user, p->order, on_cap, p);
+        return;
+      }
+      break;
+    default:
+      p->send(p);
+      return;
+    }
+  }
 }
 
 /* ---------------------------------------------------------- sending */
@@ -262,40 +404,22 @@ static void on_delivery(void *opaque, rd_kafka_resp_err_t err,
   struct gw_req r = as_req(p);
   if (!text) {
     gw_reply_error(&r, 500, "internal", "out of memory");
-    free(p);
+    pub_free(p);
     return;
   }
   if (p->has_idem)
     gw_idem_done(gw, p->key->app_id, p->idem, p->hash, 202, text);
   gw_reply_text(&r, 202, text);
   free(text);
-  free(p);
+  pub_free(p);
 }
 
-/* A trace id from traceparent (W3C) or X-Request-Id, else "". */
-static void trace_id(struct gw_req *r, char *buf, size_t len) {
-  const char *tp = gw_header(r, "traceparent");
-  buf[0] = '\0';
-  if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-') {
-    for (int i = 3; i < 35; i++)
-      if (!strchr("0123456789abcdef", tp[i]) || !tp[i])
-        return;
-    snprintf(buf, len, "%.32s", tp + 3);
-    return;
-  }
-  const char *rid = gw_header(r, "X-Request-Id");
-  if (rid && linli_id_valid(rid))
-    snprintf(buf, len, "%s", rid);
-}
-
-/* Fill meta, pack envelope, send; replies 503 itself if the event cannot
- * even be queued. envelope's meta field is set here. */
-static void pub_send(struct gw_req *r, struct pub *p, const char *topic,
-                     const char *key, ProtobufCMessage *envelope,
-                     Linli__Meta **meta_field) {
+/* Fill meta, pack envelope, send; answers 503 itself if the event cannot
+ * even be queued. envelope's meta field is set here. p->m is freed once
+ * packed: only the delivery report is awaited after this. */
+static void pub_send(struct pub *p, const char *topic, const char *key,
+                     ProtobufCMessage *envelope, Linli__Meta **meta_field) {
   Linli__Meta meta = LINLI__META__INIT;
-  char trace[65];
-  trace_id(r, trace, sizeof trace);
   if (linli_id_new(p->event_id, sizeof p->event_id) != LINLI_OK) {
     pub_fail(p, 500, "internal", "cannot make an event id");
     return;
@@ -303,7 +427,7 @@ static void pub_send(struct gw_req *r, struct pub *p, const char *topic,
   meta.event_id = p->event_id;
   meta.occurred_at_ms = linli_clock_now_ms();
   meta.producer = (char *)GW_PRODUCER;
-  meta.trace_id = trace;
+  meta.trace_id = p->trace;
   meta.schema_version = LINLI_SCHEMA_VERSION;
   *meta_field = &meta;
   size_t len = protobuf_c_message_get_packed_size(envelope);
@@ -317,11 +441,14 @@ static void pub_send(struct gw_req *r, struct pub *p, const char *topic,
   *meta_field = NULL;
   p->topic = topic;
   snprintf(p->msg_key, sizeof p->msg_key, "%s", key);
+  /* key and envelope point into p->m: not used after this. */
+  protobuf_c_message_free_unpacked(p->m, NULL);
+  p->m = NULL;
   char err[256];
   int rc = linli_producer_send_async(p->gw->producer, topic,
-                                     RD_KAFKA_PARTITION_UA, key, strlen(key),
-                                     buf, len, NULL, on_delivery, p, 0, err,
-                                     sizeof err);
+                                     RD_KAFKA_PARTITION_UA, p->msg_key,
+                                     strlen(p->msg_key), buf, len, NULL,
+                                     on_delivery, p, 0, err, sizeof err);
   free(buf);
   if (rc != LINLI_OK) {
     LINLI_WARN("publish not queued", "topic=%s reason=\"%s\"", topic, err);
@@ -332,50 +459,15 @@ static void pub_send(struct gw_req *r, struct pub *p, const char *topic,
   p->gw->inflight++;
 }
 
-/* The order must exist and belong to the caller's app: LINLI_OK, or it
- * answered (404 / 503) and freed p. */
-static int own_order(struct pub *p, const char *order_id) {
-  char owner[LINLI_ID_BUFSZ];
-  int rc = gw_order_owner(p->gw, order_id, owner, sizeof owner);
-  if (rc == LINLI_OK && strcmp(owner, p->key->app_id) == 0)
-    return LINLI_OK;
-  if (rc == LINLI_ERR_TRANSIENT) {
-    pub_fail(p, 503, "unavailable", "cannot look the order up right now");
-    return rc;
-  }
-  /* Another app's order answers exactly like an unknown one. */
-  pub_fail(p, 404, "not_found", "no such order");
-  return LINLI_ERR_NOTFOUND;
-}
-
-/* Count order_id against the user's cap on the campaign. */
-static int take_cap(struct pub *p, const char *campaign, const char *user,
-                    const char *order) {
-  int added = 0;
-  int rc = gw_cap_take(p->gw, campaign, user, order, &added);
-  if (rc == LINLI_ERR_TRANSIENT) {
-    redis_down(p);
-    return rc;
-  }
-  if (rc == LINLI_ERR_CONFLICT) {
-    char msg[160];
-    snprintf(msg, sizeof msg,
-             "this user already has %lld orders in this campaign "
-             "(gateway.campaign_user_cap)",
-             (long long)p->gw->user_cap);
-    pub_fail(p, 429, "user_cap_reached", msg);
-    return rc;
-  }
-  if (added) {
-    p->cap_added = 1;
-    snprintf(p->cap_campaign, sizeof p->cap_campaign, "%s", campaign);
-    snprintf(p->cap_user, sizeof p->cap_user, "%s", user);
-    snprintf(p->cap_order, sizeof p->cap_order, "%s", order);
-  }
-  return LINLI_OK;
-}
-
 /* -------------------------------------------------------------- orders */
+
+static void send_order(struct pub *p) {
+  Linli__OrderPlaced *o = (Linli__OrderPlaced *)p->m;
+  Linli__OrderEvent ev = LINLI__ORDER_EVENT__INIT;
+  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
+  ev.order_placed = o;
+  pub_send(p, LINLI_TOPIC_ORDERS, o->order_id, &ev.base, &ev.meta);
+}
 
 void gw_post_order(struct gw_req *r) {
   ProtobufCMessage *m = parse_body(r, &linli__order_placed__descriptor);
@@ -388,36 +480,33 @@ void gw_post_order(struct gw_req *r) {
   else if (set_str(&o->app_id, r->key->app_id) != LINLI_OK)
     gw_verr(errs, "app_id", "out of memory");
   gw_validate_placed(errs, m, r->gw->max_lines);
-  if (reject_invalid(r, errs))
-    goto done;
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
   if (o->total_fen == 0)
     for (size_t i = 0; i < o->n_lines; i++)
       o->total_fen += o->lines[i]->unit_price_fen * o->lines[i]->quantity;
   if (o->placed_at_ms == 0)
     o->placed_at_ms = linli_clock_now_ms();
-  struct pub *p = pub_begin(r);
+  struct pub *p = pub_new(r, m, send_order);
   if (!p)
-    goto done;
-  int fresh = 0;
-  int rc = gw_order_claim(r->gw, o->order_id, r->key->app_id, &fresh);
-  if (rc == LINLI_ERR_CONFLICT) {
-    pub_fail(p, 409, "order_id_taken", "this order id is already in use");
-    goto done;
+    return;
+  p->claim = o->order_id;
+  if (o->campaign_id && o->campaign_id[0]) {
+    p->campaign = o->campaign_id;
+    p->cap_for_user = o->user_id;
+    p->order = o->order_id;
   }
-  if (rc != LINLI_OK) {
-    redis_down(p);
-    goto done;
-  }
-  if (fresh)
-    snprintf(p->claimed_order, sizeof p->claimed_order, "%s", o->order_id);
-  if (take_cap(p, o->campaign_id, o->user_id, o->order_id) != LINLI_OK)
-    goto done;
+  pub_step(p);
+}
+
+static void send_paid(struct pub *p) {
+  Linli__OrderPaid *o = (Linli__OrderPaid *)p->m;
   Linli__OrderEvent ev = LINLI__ORDER_EVENT__INIT;
-  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
-  ev.order_placed = o;
-  pub_send(r, p, LINLI_TOPIC_ORDERS, o->order_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PAID;
+  ev.order_paid = o;
+  pub_send(p, LINLI_TOPIC_ORDERS, o->order_id, &ev.base, &ev.meta);
 }
 
 void gw_post_payment(struct gw_req *r) {
@@ -428,19 +517,25 @@ void gw_post_payment(struct gw_req *r) {
   json_t *errs = json_array();
   path_id(r, &o->order_id, "order_id", errs);
   gw_validate_paid(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
   if (o->paid_at_ms == 0)
     o->paid_at_ms = linli_clock_now_ms();
-  struct pub *p = pub_begin(r);
-  if (!p || own_order(p, o->order_id) != LINLI_OK)
-    goto done;
+  struct pub *p = pub_new(r, m, send_paid);
+  if (!p)
+    return;
+  p->own = o->order_id;
+  pub_step(p);
+}
+
+static void send_cancelled(struct pub *p) {
+  Linli__OrderCancelled *o = (Linli__OrderCancelled *)p->m;
   Linli__OrderEvent ev = LINLI__ORDER_EVENT__INIT;
-  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PAID;
-  ev.order_paid = o;
-  pub_send(r, p, LINLI_TOPIC_ORDERS, o->order_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED;
+  ev.order_cancelled = o;
+  pub_send(p, LINLI_TOPIC_ORDERS, o->order_id, &ev.base, &ev.meta);
 }
 
 void gw_post_cancel(struct gw_req *r) {
@@ -451,20 +546,26 @@ void gw_post_cancel(struct gw_req *r) {
   json_t *errs = json_array();
   path_id(r, &o->order_id, "order_id", errs);
   gw_validate_cancelled(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p || own_order(p, o->order_id) != LINLI_OK)
-    goto done;
-  Linli__OrderEvent ev = LINLI__ORDER_EVENT__INIT;
-  ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED;
-  ev.order_cancelled = o;
-  pub_send(r, p, LINLI_TOPIC_ORDERS, o->order_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_cancelled);
+  if (!p)
+    return;
+  p->own = o->order_id;
+  pub_step(p);
 }
 
 /* ----------------------------------------------------------- group-buys */
+
+static void send_campaign(struct pub *p) {
+  Linli__CampaignOpened *c = (Linli__CampaignOpened *)p->m;
+  Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
+  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_OPENED;
+  ev.campaign_opened = c;
+  pub_send(p, LINLI_TOPIC_GROUPBUY, c->campaign_id, &ev.base, &ev.meta);
+}
 
 void gw_post_campaign(struct gw_req *r) {
   ProtobufCMessage *m = parse_body(r, &linli__campaign_opened__descriptor);
@@ -477,17 +578,21 @@ void gw_post_campaign(struct gw_req *r) {
       set_str(&c->app_id, r->key->app_id) != LINLI_OK)
     gw_verr(errs, "app_id", "out of memory");
   gw_validate_campaign(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p)
-    goto done;
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_campaign);
+  if (p)
+    pub_step(p);
+}
+
+static void send_joined(struct pub *p) {
+  Linli__GroupBuyJoined *j = (Linli__GroupBuyJoined *)p->m;
   Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
-  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_OPENED;
-  ev.campaign_opened = c;
-  pub_send(r, p, LINLI_TOPIC_GROUPBUY, c->campaign_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_JOINED;
+  ev.group_buy_joined = j;
+  pub_send(p, LINLI_TOPIC_GROUPBUY, j->campaign_id, &ev.base, &ev.meta);
 }
 
 void gw_post_join(struct gw_req *r) {
@@ -498,18 +603,26 @@ void gw_post_join(struct gw_req *r) {
   json_t *errs = json_array();
   path_id(r, &j->campaign_id, "campaign_id", errs);
   gw_validate_joined(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p || own_order(p, j->order_id) != LINLI_OK ||
-      take_cap(p, j->campaign_id, j->user_id, j->order_id) != LINLI_OK)
-    goto done;
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_joined);
+  if (!p)
+    return;
+  p->own = j->order_id;
+  p->campaign = j->campaign_id;
+  p->cap_for_user = j->user_id;
+  p->order = j->order_id;
+  pub_step(p);
+}
+
+static void send_left(struct pub *p) {
+  Linli__GroupBuyLeft *l = (Linli__GroupBuyLeft *)p->m;
   Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
-  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_JOINED;
-  ev.group_buy_joined = j;
-  pub_send(r, p, LINLI_TOPIC_GROUPBUY, j->campaign_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_LEFT;
+  ev.group_buy_left = l;
+  pub_send(p, LINLI_TOPIC_GROUPBUY, l->campaign_id, &ev.base, &ev.meta);
 }
 
 void gw_post_leave(struct gw_req *r) {
@@ -520,17 +633,15 @@ void gw_post_leave(struct gw_req *r) {
   json_t *errs = json_array();
   path_id(r, &l->campaign_id, "campaign_id", errs);
   gw_validate_left(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p || own_order(p, l->order_id) != LINLI_OK)
-    goto done;
-  Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
-  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_LEFT;
-  ev.group_buy_left = l;
-  pub_send(r, p, LINLI_TOPIC_GROUPBUY, l->campaign_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_left);
+  if (!p)
+    return;
+  p->own = l->order_id;
+  pub_step(p);
 }
 
 /* ---------------------------------------------- deliveries, admin feeds */
@@ -552,60 +663,70 @@ static const char *delivery_order(const Linli__DeliveryEvent *e) {
   }
 }
 
+static void send_delivery(struct pub *p) {
+  /* The body is the envelope itself, without meta. */
+  Linli__DeliveryEvent *e = (Linli__DeliveryEvent *)p->m;
+  pub_send(p, LINLI_TOPIC_DELIVERY, delivery_order(e), p->m, &e->meta);
+}
+
 void gw_post_delivery(struct gw_req *r) {
   /* The body is the envelope without meta: {"delivered": {...}}. */
   ProtobufCMessage *m = parse_body(r, &linli__delivery_event__descriptor);
   if (!m)
     return;
-  Linli__DeliveryEvent *e = (Linli__DeliveryEvent *)m;
   json_t *errs = json_array();
   gw_validate_delivery(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p)
-    goto done;
-  pub_send(r, p, LINLI_TOPIC_DELIVERY, delivery_order(e), m, &e->meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_delivery);
+  if (p)
+    pub_step(p);
+}
+
+static void send_sku(struct pub *p) {
+  Linli__Sku *s = (Linli__Sku *)p->m;
+  Linli__CatalogEvent ev = LINLI__CATALOG_EVENT__INIT;
+  ev.event_case = LINLI__CATALOG_EVENT__EVENT_SKU;
+  ev.sku = s;
+  pub_send(p, LINLI_TOPIC_CATALOG, s->sku_id, &ev.base, &ev.meta);
 }
 
 void gw_post_sku(struct gw_req *r) {
   ProtobufCMessage *m = parse_body(r, &linli__sku__descriptor);
   if (!m)
     return;
-  Linli__Sku *s = (Linli__Sku *)m;
   json_t *errs = json_array();
   gw_validate_sku(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p)
-    goto done;
-  Linli__CatalogEvent ev = LINLI__CATALOG_EVENT__INIT;
-  ev.event_case = LINLI__CATALOG_EVENT__EVENT_SKU;
-  ev.sku = s;
-  pub_send(r, p, LINLI_TOPIC_CATALOG, s->sku_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_sku);
+  if (p)
+    pub_step(p);
+}
+
+static void send_adjustment(struct pub *p) {
+  Linli__StockAdjusted *a = (Linli__StockAdjusted *)p->m;
+  Linli__InventoryEvent ev = LINLI__INVENTORY_EVENT__INIT;
+  ev.event_case = LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED;
+  ev.stock_adjusted = a;
+  pub_send(p, LINLI_TOPIC_INVENTORY, a->warehouse_id, &ev.base, &ev.meta);
 }
 
 void gw_post_adjustment(struct gw_req *r) {
   ProtobufCMessage *m = parse_body(r, &linli__stock_adjusted__descriptor);
   if (!m)
     return;
-  Linli__StockAdjusted *a = (Linli__StockAdjusted *)m;
   json_t *errs = json_array();
   gw_validate_adjustment(errs, m);
-  if (reject_invalid(r, errs))
-    goto done;
-  struct pub *p = pub_begin(r);
-  if (!p)
-    goto done;
-  Linli__InventoryEvent ev = LINLI__INVENTORY_EVENT__INIT;
-  ev.event_case = LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED;
-  ev.stock_adjusted = a;
-  pub_send(r, p, LINLI_TOPIC_INVENTORY, a->warehouse_id, &ev.base, &ev.meta);
-done:
-  protobuf_c_message_free_unpacked(m, NULL);
+  if (reject_invalid(r, errs)) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return;
+  }
+  struct pub *p = pub_new(r, m, send_adjustment);
+  if (p)
+    pub_step(p);
 }

@@ -6,10 +6,9 @@
  * exactly as if it did not exist. An order the gateway accepted but the
  * ledger has not recorded yet answers state ACCEPTED, recorded false.
  *
- * Queries are prepared constant SQL with $n parameters. They run
- * synchronously on the event loop: each is an index lookup on loopback
- * (sub-millisecond); a gateway that must survive a slow database would move
- * them to libpq's async API (documented limitation in docs/api.md).
+ * Queries are constant SQL with $n parameters, run without blocking the
+ * loop (pgq.c): a request parks in a context and is answered from the
+ * callbacks. A found order's four detail tables are read in parallel.
  * int64 values (money, times) are JSON strings, like everywhere in linli.
  */
 #include <stdio.h>
@@ -69,79 +68,46 @@ static const char SQL_LIST[] =
     "(timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::text)) "
     "ORDER BY placed_at DESC, order_id DESC LIMIT $6::int";
 
-static const struct {
-  const char *name, *sql;
-  int n;
-} STMTS[] = {
-    {"gw_app", SQL_APP, 1},
-    {"gw_order", SQL_ORDER, 1},
-    {"gw_lines", SQL_LINES, 1},
-    {"gw_reservation", SQL_RESERVATION, 1},
-    {"gw_payments", SQL_PAYMENTS, 1},
-    {"gw_delivery", SQL_DELIVERY, 1},
-    {"gw_list", SQL_LIST, 6},
+/* ------------------------------------------------------------ owner */
+
+struct app_ctx {
+  gw_app_fn fn;
+  void *arg;
 };
 
-/* Connect (once; linli_pg reconnects by itself afterwards). */
-static int pg_ready(struct gw *gw) {
-  if (gw->pg)
-    return 1;
-  char err[256];
-  if (linli_pg_connect(linli_config_str(gw->cfg, "pg.conninfo"), 1000,
-                       &gw->pg, err, sizeof err) != LINLI_OK) {
-    LINLI_WARN("postgresql unreachable", "reason=\"%s\"", err);
-    gw->pg = NULL;
-    return 0;
+static void on_app(struct gw *gw, const PGresult *res, void *arg) {
+  struct app_ctx *c = arg;
+  if (!res)
+    c->fn(gw, LINLI_ERR_TRANSIENT, NULL, c->arg);
+  else if (PQntuples(res) == 1)
+    c->fn(gw, LINLI_OK, PQgetvalue(res, 0, 0), c->arg);
+  else
+    c->fn(gw, LINLI_ERR_NOTFOUND, NULL, c->arg);
+  free(c);
+}
+
+void gw_pg_order_app(struct gw *gw, const char *order_id, gw_app_fn fn,
+                     void *arg) {
+  struct app_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    fn(gw, LINLI_ERR_TRANSIENT, NULL, arg);
+    return;
   }
-  for (size_t i = 0; i < sizeof STMTS / sizeof STMTS[0]; i++)
-    linli_pg_prepare(gw->pg, STMTS[i].name, STMTS[i].sql, STMTS[i].n);
-  return 1;
-}
-
-int gw_reads_init(struct gw *gw, char *err, size_t errlen) {
-  (void)err;
-  (void)errlen;
-  /* Not fatal: publishing works without the record. */
-  pg_ready(gw);
-  return LINLI_OK;
-}
-
-static int query(struct gw *gw, const char *stmt, int n,
-                 const char *const *params, PGresult **res) {
-  char err[256];
-  if (!pg_ready(gw))
-    return LINLI_ERR_TRANSIENT;
-  int rc = linli_pg_exec_prepared(gw->pg, stmt, n, params, res, err,
-                                  sizeof err);
-  if (rc != LINLI_OK)
-    LINLI_WARN("read query failed", "stmt=%s reason=\"%s\"", stmt, err);
-  return rc;
-}
-
-int gw_pg_order_app(struct gw *gw, const char *order_id, char *app,
-                    size_t applen) {
-  PGresult *res = NULL;
+  c->fn = fn;
+  c->arg = arg;
   const char *p[] = {order_id};
-  int rc = query(gw, "gw_app", 1, p, &res);
-  if (rc != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  if (PQntuples(res) == 1) {
-    snprintf(app, applen, "%s", PQgetvalue(res, 0, 0));
-    rc = LINLI_OK;
-  } else {
-    rc = LINLI_ERR_NOTFOUND;
-  }
-  PQclear(res);
-  return rc;
+  gw_pg_query(gw, SQL_APP, 1, p, on_app, c);
 }
 
 /* Put column c of row i into o as a string (skipped when NULL). */
-static void put(json_t *o, const char *name, PGresult *res, int i, int c) {
+static void put(json_t *o, const char *name, const PGresult *res, int i,
+                int c) {
   if (!PQgetisnull(res, i, c))
     json_object_set_new(o, name, json_string(PQgetvalue(res, i, c)));
 }
 
-static void put_int(json_t *o, const char *name, PGresult *res, int i, int c) {
+static void put_int(json_t *o, const char *name, const PGresult *res, int i,
+                    int c) {
   if (!PQgetisnull(res, i, c))
     json_object_set_new(o, name,
                         json_integer(strtoll(PQgetvalue(res, i, c), NULL, 10)));
@@ -152,13 +118,8 @@ static int visible(const struct gw_req *r, const char *app) {
   return r->key->role == GW_ROLE_ADMIN || strcmp(r->key->app_id, app) == 0;
 }
 
-static json_t *rows_of(struct gw *gw, const char *stmt, const char *id,
-                       const char *const *names, const int *is_int, int *rc) {
-  PGresult *res = NULL;
-  const char *p[] = {id};
-  *rc = query(gw, stmt, 1, p, &res);
-  if (*rc != LINLI_OK)
-    return NULL;
+static json_t *rows_of(const PGresult *res, const char *const *names,
+                       const int *is_int) {
   json_t *arr = json_array();
   for (int i = 0; i < PQntuples(res); i++) {
     json_t *o = json_object();
@@ -170,87 +131,156 @@ static json_t *rows_of(struct gw *gw, const char *stmt, const char *id,
     }
     json_array_append_new(arr, o);
   }
-  PQclear(res);
   return arr;
 }
 
-void gw_get_order(struct gw_req *r) {
-  struct gw *gw = r->gw;
-  PGresult *res = NULL;
-  const char *p[] = {r->param};
-  if (query(gw, "gw_order", 1, p, &res) != LINLI_OK) {
-    gw_reply_error(r, 503, "unavailable", "the record is unreachable");
+/* ------------------------------------------------------------ one order */
+
+static const char *const LCOLS[] = {"sku_id", "quantity", "unit_price_fen",
+                                    NULL};
+static const int LINT[] = {0, 1, 0};
+static const char *const RCOLS[] = {"status",          "reason",
+                                    "detail",          "expires_at_ms",
+                                    "reserved_at_ms",  "released_at_ms",
+                                    "committed_at_ms", NULL};
+static const char *const PCOLS[] = {"payment_txn_id", "method",
+                                    "amount_fen",     "status",
+                                    "refusal_reason", "paid_at_ms", NULL};
+static const char *const DCOLS[] = {"event_id",        "type",
+                                    "route_id",        "courier_id",
+                                    "pickup_point_id", "proof",
+                                    "reason",          "occurred_at_ms",
+                                    NULL};
+
+/* The order's detail tables, read in parallel once the order is found. */
+static const struct {
+  const char *sql;
+  const char *const *cols;
+  const int *is_int;
+} PARTS[] = {
+    {SQL_LINES, LCOLS, LINT},
+    {SQL_RESERVATION, RCOLS, NULL},
+    {SQL_PAYMENTS, PCOLS, NULL},
+    {SQL_DELIVERY, DCOLS, NULL},
+};
+#define NPARTS (sizeof PARTS / sizeof PARTS[0])
+
+struct get_ctx;
+struct part {
+  struct get_ctx *g;
+  size_t i;
+};
+
+struct get_ctx {
+  struct gw_req r;
+  json_t *o;
+  json_t *rows[NPARTS];
+  struct part parts[NPARTS];
+  size_t pending;
+  int failed;
+};
+
+static void get_free(struct get_ctx *g) {
+  json_decref(g->o);
+  for (size_t i = 0; i < NPARTS; i++)
+    json_decref(g->rows[i]);
+  free(g);
+}
+
+static void on_accepted_owner(struct gw *gw, int rc, const char *owner,
+                              void *arg) {
+  (void)gw;
+  struct get_ctx *g = arg;
+  struct gw_req *r = &g->r;
+  if (rc == LINLI_OK && visible(r, owner))
+    gw_reply_json(r, 200,
+                  json_pack("{s:s, s:s, s:s, s:b}", "order_id", r->param,
+                            "app_id", owner, "state", "ACCEPTED", "recorded",
+                            0));
+  else if (rc == LINLI_ERR_TRANSIENT)
+    gw_reply_error(r, 503, "unavailable", "shared state is unreachable");
+  else
+    gw_reply_error(r, 404, "not_found", "no such order");
+  get_free(g);
+}
+
+static void on_part(struct gw *gw, const PGresult *res, void *arg) {
+  (void)gw;
+  struct part *pt = arg;
+  struct get_ctx *g = pt->g;
+  if (res)
+    g->rows[pt->i] = rows_of(res, PARTS[pt->i].cols, PARTS[pt->i].is_int);
+  else
+    g->failed = 1;
+  if (--g->pending > 0)
+    return;
+  if (g->failed) {
+    gw_reply_error(&g->r, 503, "unavailable", "the record is unreachable");
+    get_free(g);
     return;
   }
-  if (PQntuples(res) != 1 || !visible(r, PQgetvalue(res, 0, 1))) {
-    int found = PQntuples(res) == 1;
-    PQclear(res);
-    char owner[LINLI_ID_BUFSZ];
-    /* Accepted by a gateway, not yet in the record. */
-    if (!found &&
-        gw_order_owner(gw, r->param, owner, sizeof owner) == LINLI_OK &&
-        visible(r, owner)) {
-      gw_reply_json(r, 200,
-                    json_pack("{s:s, s:s, s:s, s:b}", "order_id", r->param,
-                              "app_id", owner, "state", "ACCEPTED",
-                              "recorded", 0));
-      return;
-    }
+  json_t *o = g->o;
+  json_object_set(o, "lines", g->rows[0]);
+  if (json_array_size(g->rows[1]) > 0)
+    json_object_set(o, "reservation", json_array_get(g->rows[1], 0));
+  json_object_set(o, "payments", g->rows[2]);
+  json_object_set(o, "delivery", g->rows[3]);
+  g->o = NULL;
+  gw_reply_json(&g->r, 200, o);
+  get_free(g);
+}
+
+static void on_order(struct gw *gw, const PGresult *res, void *arg) {
+  struct get_ctx *g = arg;
+  struct gw_req *r = &g->r;
+  if (!res) {
+    gw_reply_error(r, 503, "unavailable", "the record is unreachable");
+    get_free(g);
+    return;
+  }
+  if (PQntuples(res) != 1) {
+    /* Perhaps accepted by a gateway, not yet in the record: Redis knows. */
+    gw_order_owner(gw, r->param, on_accepted_owner, g);
+    return;
+  }
+  if (!visible(r, PQgetvalue(res, 0, 1))) {
     gw_reply_error(r, 404, "not_found", "no such order");
+    get_free(g);
     return;
   }
   static const char *const cols[] = {
-      "order_id",      "app_id",         "user_id",     "warehouse_id",
-      "campaign_id",   "state",          "reason",      "total_fen",
-      "paid_fen",      "refunded_fen",   "payment_txn_id", "payment_method",
-      "delivery_kind", "pickup_point_id", NULL,          "placed_at_ms",
-      "expires_at_ms", "paid_at_ms",     "version",     "last_event_id",
+      "order_id",      "app_id",          "user_id",        "warehouse_id",
+      "campaign_id",   "state",           "reason",         "total_fen",
+      "paid_fen",      "refunded_fen",    "payment_txn_id", "payment_method",
+      "delivery_kind", "pickup_point_id", NULL,             "placed_at_ms",
+      "expires_at_ms", "paid_at_ms",      "version",        "last_event_id",
       "updated_at_ms"};
-  json_t *o = json_object();
+  g->o = json_object();
   for (int c = 0; c < (int)(sizeof cols / sizeof cols[0]); c++)
     if (cols[c])
-      put(o, cols[c], res, 0, c);
-  json_object_set_new(o, "express",
-                      json_boolean(strcmp(PQgetvalue(res, 0, 14), "true") == 0));
-  json_object_set_new(o, "recorded", json_true());
-  PQclear(res);
+      put(g->o, cols[c], res, 0, c);
+  json_object_set_new(g->o, "express",
+                      json_boolean(strcmp(PQgetvalue(res, 0, 14), "true") ==
+                                   0));
+  json_object_set_new(g->o, "recorded", json_true());
+  const char *p[] = {r->param};
+  g->pending = NPARTS;
+  for (size_t i = 0; i < NPARTS; i++) {
+    g->parts[i].g = g;
+    g->parts[i].i = i;
+    gw_pg_query(gw, PARTS[i].sql, 1, p, on_part, &g->parts[i]);
+  }
+}
 
-  static const char *const lcols[] = {"sku_id", "quantity", "unit_price_fen",
-                                      NULL};
-  static const int lint[] = {0, 1, 0};
-  static const char *const rcols[] = {"status",         "reason",
-                                      "detail",         "expires_at_ms",
-                                      "reserved_at_ms", "released_at_ms",
-                                      "committed_at_ms", NULL};
-  static const char *const pcols[] = {"payment_txn_id", "method",
-                                      "amount_fen",     "status",
-                                      "refusal_reason", "paid_at_ms", NULL};
-  static const char *const dcols[] = {"event_id",        "type",
-                                      "route_id",        "courier_id",
-                                      "pickup_point_id", "proof",
-                                      "reason",          "occurred_at_ms",
-                                      NULL};
-  int rc1, rc2, rc3, rc4;
-  json_t *lines = rows_of(gw, "gw_lines", r->param, lcols, lint, &rc1);
-  json_t *resv = rows_of(gw, "gw_reservation", r->param, rcols, NULL, &rc2);
-  json_t *pays = rows_of(gw, "gw_payments", r->param, pcols, NULL, &rc3);
-  json_t *dels = rows_of(gw, "gw_delivery", r->param, dcols, NULL, &rc4);
-  if (rc1 || rc2 || rc3 || rc4) {
-    json_decref(o);
-    json_decref(lines);
-    json_decref(resv);
-    json_decref(pays);
-    json_decref(dels);
-    gw_reply_error(r, 503, "unavailable", "the record is unreachable");
+void gw_get_order(struct gw_req *r) {
+  struct get_ctx *g = calloc(1, sizeof *g);
+  if (!g) {
+    gw_reply_error(r, 500, "internal", "out of memory");
     return;
   }
-  json_object_set_new(o, "lines", lines);
-  if (json_array_size(resv) > 0)
-    json_object_set(o, "reservation", json_array_get(resv, 0));
-  json_decref(resv);
-  json_object_set_new(o, "payments", pays);
-  json_object_set_new(o, "delivery", dels);
-  gw_reply_json(r, 200, o);
+  gw_req_copy(&g->r, r);
+  const char *p[] = {r->param};
+  gw_pg_query(r->gw, SQL_ORDER, 1, p, on_order, g);
 }
 
 /* ---------------------------------------------------------------- list */
@@ -268,6 +298,42 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
     return 0;
   *out = v;
   return 1;
+}
+
+struct list_ctx {
+  struct gw_req r;
+  int limit;
+};
+
+static void on_list(struct gw *gw, const PGresult *res, void *arg) {
+  (void)gw;
+  struct list_ctx *c = arg;
+  if (!res) {
+    gw_reply_error(&c->r, 503, "unavailable", "the record is unreachable");
+    free(c);
+    return;
+  }
+  static const char *const cols[] = {
+      "order_id", "app_id",       "warehouse_id",    "campaign_id",
+      "state",    "total_fen",    "paid_fen",        "delivery_kind",
+      "pickup_point_id", "placed_at_ms"};
+  json_t *arr = json_array();
+  int n = PQntuples(res);
+  for (int i = 0; i < n; i++) {
+    json_t *o = json_object();
+    for (int k = 0; k < (int)(sizeof cols / sizeof cols[0]); k++)
+      put(o, cols[k], res, i, k);
+    json_array_append_new(arr, o);
+  }
+  json_t *body = json_pack("{s:o}", "orders", arr);
+  if (n == c->limit) {
+    char next[96];
+    snprintf(next, sizeof next, "%s.%s", PQgetvalue(res, n - 1, 10),
+             PQgetvalue(res, n - 1, 0));
+    json_object_set_new(body, "next_cursor", json_string(next));
+  }
+  gw_reply_json(&c->r, 200, body);
+  free(c);
 }
 
 void gw_list_orders(struct gw_req *r) {
@@ -321,32 +387,14 @@ void gw_list_orders(struct gw_req *r) {
   const char *params[6] = {
       user, r->key->role == GW_ROLE_ADMIN ? NULL : r->key->app_id, since_t,
       cursor ? cur_t : NULL, cursor ? cur_id : NULL, limit_t};
-  PGresult *res = NULL;
-  int rc = query(r->gw, "gw_list", 6, params, &res);
-  evhttp_clear_headers(&q);
-  if (rc != LINLI_OK) {
-    gw_reply_error(r, 503, "unavailable", "the record is unreachable");
+  struct list_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    evhttp_clear_headers(&q);
+    gw_reply_error(r, 500, "internal", "out of memory");
     return;
   }
-  static const char *const cols[] = {
-      "order_id", "app_id",       "warehouse_id",    "campaign_id",
-      "state",    "total_fen",    "paid_fen",        "delivery_kind",
-      "pickup_point_id", "placed_at_ms"};
-  json_t *arr = json_array();
-  int n = PQntuples(res);
-  for (int i = 0; i < n; i++) {
-    json_t *o = json_object();
-    for (int c = 0; c < (int)(sizeof cols / sizeof cols[0]); c++)
-      put(o, cols[c], res, i, c);
-    json_array_append_new(arr, o);
-  }
-  json_t *body = json_pack("{s:o}", "orders", arr);
-  if (n == limit) {
-    char next[96];
-    snprintf(next, sizeof next, "%s.%s", PQgetvalue(res, n - 1, 10),
-             PQgetvalue(res, n - 1, 0));
-    json_object_set_new(body, "next_cursor", json_string(next));
-  }
-  PQclear(res);
-  gw_reply_json(r, 200, body);
+  gw_req_copy(&c->r, r);
+  c->limit = (int)limit;
+  gw_pg_query(r->gw, SQL_LIST, 6, params, on_list, c); /* copies params */
+  evhttp_clear_headers(&q);
 }

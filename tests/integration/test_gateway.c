@@ -7,7 +7,9 @@
  * isolation on writes and reads (reads from rows put into PostgreSQL the
  * way the ledger writes them); rate limit and per-user cap; hostile bodies
  * (10 MB, invalid UTF-8, deep nesting, injection strings); Kafka
- * unreachable -> 503 with nothing accepted; the SSE stream with filters,
+ * unreachable -> 503 with nothing accepted; Redis down or stalled, or
+ * PostgreSQL stalled -> 503 within a bounded time while the loop keeps
+ * serving, then recovery once they answer again; the SSE stream with filters,
  * tenant isolation, Last-Event-ID resume and the slow-client cut-off; and
  * that the server's routes agree with docs/openapi.yaml.
  *
@@ -17,7 +19,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,7 +247,37 @@ static int stop_gateway(struct gwproc *g) {
   return 0;
 }
 
-static int port_for(int n) { return 20000 + (int)(getpid() % 9000) * 4 + n; }
+/* Eight ports per test process (n = 0..7): a block found free at the start
+ * (see pick_port_base), apart from other runs' and other tests' ports. */
+static int port_base;
+static int port_for(int n) { return port_base + n; }
+
+static int port_free(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  if (fd >= 0)
+    close(fd);
+  return ok;
+}
+
+static void pick_port_base(void) {
+  int slot = (int)(getpid() % 5000);
+  for (int tries = 0; tries < 100; tries++, slot = (slot + 1) % 5000) {
+    int base = 20000 + slot * 8, ok = 1;
+    for (int i = 0; i < 8 && ok; i++)
+      ok = port_free(base + i);
+    if (ok) {
+      port_base = base;
+      return;
+    }
+  }
+  port_base = 20000 + (int)(getpid() % 5000) * 8; /* and hope */
+}
 
 /* ------------------------------------------------------------- Kafka */
 
@@ -418,6 +453,7 @@ static int place(const char *token, const char *order, const char *user,
 /* ------------------------------------------------------------ suite */
 
 static int suite_init(void) {
+  pick_port_base();
   snprintf(run_id, sizeof run_id, "gwt%d-%lld", (int)getpid(),
            (long long)(time(NULL) % 100000));
   /* The stack's tables (idempotent; scripts/stack.sh up does the same). */
@@ -1033,6 +1069,12 @@ static void test_rate_limit(void) {
   struct gwproc g;
   char *extra[] = {"LINLI_GATEWAY_RATE_LIMIT_PER_S=3", NULL};
   CU_ASSERT_FATAL(start_gateway(&g, port_for(1), extra) == 0);
+  /* The window is one wall-clock second per key, shared through Redis by
+   * every gateway: start in a fresh one, so that this key's requests from
+   * the tests before do not count. */
+  struct timeval now;
+  gettimeofday(&now, NULL);
+  usleep((useconds_t)(1000000 - now.tv_usec) + 20000);
   int limited = 0, ok = 0;
   for (int i = 0; i < 12; i++) {
     struct resp r;
@@ -1073,6 +1115,30 @@ static void test_kafka_down(void) {
   CU_ASSERT_EQUAL(r.status, 503);
   CU_ASSERT(linli_test_now_ms() - t0 < 15000);
   resp_free(&r);
+  /* SIGTERM while a request waits for Kafka: it still gets its answer
+   * before the gateway exits (0, no leaks). */
+  char order2[96];
+  uid("down", order2, sizeof order2);
+  char *b2 = order_body(order2, "u-down", NULL);
+  int parked = dial(g.port);
+  CU_ASSERT_FATAL(parked >= 0);
+  char head[512];
+  int hn = snprintf(head, sizeof head,
+                    "POST /v1/orders HTTP/1.1\r\nHost: x\r\nConnection: "
+                    "close\r\nAuthorization: Bearer " TOK_A "\r\n"
+                    "Content-Type: application/json\r\nContent-Length: "
+                    "%zu\r\n\r\n",
+                    strlen(b2));
+  CU_ASSERT(write_all(parked, head, (size_t)hn) == 0);
+  CU_ASSERT(write_all(parked, b2, strlen(b2)) == 0);
+  free(b2);
+  usleep(300 * 1000);
+  kill(g.pid, SIGTERM);
+  read_all(parked, &r);
+  close(parked);
+  CU_ASSERT_EQUAL(r.status, 503);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nothing was accepted"));
+  resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
   /* Nothing was accepted: the order is unknown, the key is free again, and
    * a healthy gateway accepts the same request with the same key. */
@@ -1085,6 +1151,318 @@ static void test_kafka_down(void) {
   CU_ASSERT_PTR_NULL(strstr(r.raw, "Idempotent-Replayed"));
   resp_free(&r);
   free(b);
+}
+
+/* ------------------------------------------------ Redis down or slow */
+
+/*
+ * A fake server in front of the real Redis or PostgreSQL, on a loopback
+ * port: in STALL mode it accepts connections and never reads or answers
+ * them (a server stuck in a long command, or behind a dead network path);
+ * in RELAY mode it relays connections to the real server; in FREEZE mode
+ * it stops relaying the established ones and holds new ones. Leaving STALL
+ * or FREEZE for RELAY closes the connections held or frozen.
+ */
+enum { FAKE_STALL, FAKE_RELAY, FAKE_FREEZE };
+
+struct fake_server {
+  int lfd, port, up_port;
+  char up_host[64];
+  atomic_int mode, stop;
+  pthread_t th;
+};
+
+static int fake_connect_up(struct fake_server *f) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)f->up_port);
+  inet_pton(AF_INET, f->up_host, &a.sin_addr);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+    return fd;
+  if (fd >= 0)
+    close(fd);
+  return -1;
+}
+
+static void *fake_run(void *arg) {
+  struct fake_server *f = arg;
+  enum { MAXC = 32 };
+  int held[MAXC], nheld = 0, pa[MAXC], pb[MAXC], npairs = 0;
+  char buf[65536];
+  int last = atomic_load(&f->mode);
+  while (!atomic_load(&f->stop)) {
+    int mode = atomic_load(&f->mode);
+    if (mode == FAKE_RELAY)
+      while (nheld > 0)
+        close(held[--nheld]);
+    if (mode == FAKE_RELAY && last == FAKE_FREEZE) {
+      for (int i = 0; i < npairs; i++) {
+        close(pa[i]);
+        close(pb[i]);
+      }
+      npairs = 0;
+    }
+    last = mode;
+    struct pollfd pf[1 + 2 * MAXC];
+    int n = 0;
+    pf[n++] = (struct pollfd){f->lfd, POLLIN, 0};
+    for (int i = 0; mode == FAKE_RELAY && i < npairs; i++) {
+      pf[n++] = (struct pollfd){pa[i], POLLIN, 0};
+      pf[n++] = (struct pollfd){pb[i], POLLIN, 0};
+    }
+    if (poll(pf, (nfds_t)n, 50) <= 0)
+      continue;
+    for (int i = 0; mode == FAKE_RELAY && i < npairs; i++) {
+      for (int dir = 0; dir < 2; dir++) {
+        short ev = pf[1 + 2 * i + dir].revents;
+        int from = dir ? pb[i] : pa[i], to = dir ? pa[i] : pb[i];
+        if (from < 0 || !(ev & (POLLIN | POLLHUP | POLLERR)))
+          continue;
+        ssize_t r = recv(from, buf, sizeof buf, 0);
+        if (r <= 0 || write_all(to, buf, (size_t)r) != 0) {
+          close(pa[i]);
+          close(pb[i]);
+          pa[i] = pb[i] = -1;
+        }
+      }
+    }
+    int k = 0;
+    for (int i = 0; i < npairs; i++)
+      if (pa[i] >= 0) {
+        pa[k] = pa[i];
+        pb[k++] = pb[i];
+      }
+    npairs = k;
+    if (pf[0].revents & POLLIN) {
+      int c = accept(f->lfd, NULL, NULL);
+      if (c < 0)
+        continue;
+      int u = mode == FAKE_RELAY ? fake_connect_up(f) : -1;
+      if (mode != FAKE_RELAY && nheld < MAXC) {
+        held[nheld++] = c;
+      } else if (u >= 0 && npairs < MAXC) {
+        pa[npairs] = c;
+        pb[npairs++] = u;
+      } else {
+        close(c);
+        if (u >= 0)
+          close(u);
+      }
+    }
+  }
+  while (nheld > 0)
+    close(held[--nheld]);
+  for (int i = 0; i < npairs; i++) {
+    close(pa[i]);
+    close(pb[i]);
+  }
+  return NULL;
+}
+
+/* In front of up_host:up_port, listening on port, in mode. */
+static int fake_start(struct fake_server *f, int port, const char *up_host,
+                      int up_port, int mode) {
+  memset(f, 0, sizeof *f);
+  snprintf(f->up_host, sizeof f->up_host, "%s", up_host);
+  f->up_port = up_port;
+  f->port = port;
+  f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(f->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      listen(f->lfd, 16) != 0) {
+    close(f->lfd);
+    return -1;
+  }
+  atomic_store(&f->mode, mode);
+  if (pthread_create(&f->th, NULL, fake_run, f) != 0) {
+    close(f->lfd);
+    return -1;
+  }
+  return 0;
+}
+
+static void fake_stop(struct fake_server *f) {
+  atomic_store(&f->stop, 1);
+  pthread_join(f->th, NULL);
+  close(f->lfd);
+}
+
+static void test_redis_down(void) {
+  /* Nothing listens: every Redis-backed request is a fast 503, and the
+   * gateway still serves and says so. */
+  struct gwproc g;
+  char *extra[] = {"LINLI_REDIS_PORT=1", NULL};
+  CU_ASSERT_FATAL(start_gateway(&g, port_for(5), extra) == 0);
+  struct resp r;
+  int64_t t0 = linli_test_now_ms();
+  http_on(g.port, "GET", "/v1/orders/redis-down", TOK_A, NULL, NULL, 0, &r);
+  CU_ASSERT_EQUAL(r.status, 503);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "Redis"));
+  CU_ASSERT(linli_test_now_ms() - t0 < 1000);
+  resp_free(&r);
+  char *b = order_body("redis-down-order", "u", NULL);
+  http_on(g.port, "POST", "/v1/orders", TOK_A, NULL, b, strlen(b), &r);
+  CU_ASSERT_EQUAL(r.status, 503);
+  resp_free(&r);
+  free(b);
+  http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"redis\":\"down\""));
+  resp_free(&r);
+  CU_ASSERT(stop_gateway(&g) == 0);
+}
+
+static void test_redis_stalled(void) {
+  struct fake_server f;
+  int fport = port_for(6);
+  const linli_config_t *cfg = linli_test_config();
+  CU_ASSERT_FATAL(fake_start(&f, fport, linli_config_str(cfg, "redis.host"),
+                             (int)linli_config_int(cfg, "redis.port"),
+                             FAKE_STALL) == 0);
+  char env_port[64];
+  snprintf(env_port, sizeof env_port, "LINLI_REDIS_PORT=%d", fport);
+  char *extra[] = {env_port, NULL};
+  struct gwproc g;
+  if (start_gateway(&g, port_for(7), extra) != 0) {
+    fake_stop(&f);
+    CU_FAIL_FATAL("gateway did not start");
+  }
+  /* A request parks on the stalled Redis (its rate-limit check)... */
+  int parked = dial(g.port);
+  CU_ASSERT_FATAL(parked >= 0);
+  static const char req[] =
+      "GET /v1/orders/stalled HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Authorization: Bearer " TOK_A "\r\n\r\n";
+  int64_t t0 = linli_test_now_ms();
+  CU_ASSERT(write_all(parked, req, sizeof req - 1) == 0);
+  usleep(200 * 1000);
+  /* ...while the loop goes on serving everything else at once. */
+  for (int i = 0; i < 5; i++) {
+    struct resp r;
+    int64_t t1 = linli_test_now_ms();
+    http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(linli_test_now_ms() - t1 < 500);
+    resp_free(&r);
+  }
+  /* The parked request gets its 503 once the connection is given up
+   * (GW_REDIS_TIMEOUT_MS, 2 s), not never. */
+  struct resp pr;
+  read_all(parked, &pr);
+  close(parked);
+  int64_t took = linli_test_now_ms() - t0;
+  CU_ASSERT_EQUAL(pr.status, 503);
+  CU_ASSERT(took >= 1500 && took < 6000);
+  resp_free(&pr);
+  /* Redis answers again: the gateway reconnects by itself. */
+  atomic_store(&f.mode, FAKE_RELAY);
+  int status = 0;
+  int64_t end = linli_test_now_ms() + 15000;
+  while (status != 404 && linli_test_now_ms() < end) {
+    struct resp r;
+    http_on(g.port, "GET", "/v1/orders/stalled-none", TOK_A, NULL, NULL, 0,
+            &r);
+    status = r.status;
+    CU_ASSERT(status == 404 || status == 503);
+    resp_free(&r);
+    if (status != 404)
+      usleep(100 * 1000);
+  }
+  CU_ASSERT_EQUAL(status, 404);
+  char order[96];
+  uid("stall", order, sizeof order);
+  char *b = order_body(order, "u-stall", NULL);
+  struct resp r;
+  http_on(g.port, "POST", "/v1/orders", TOK_A, NULL, b, strlen(b), &r);
+  CU_ASSERT_EQUAL(r.status, 202);
+  resp_free(&r);
+  free(b);
+  CU_ASSERT(stop_gateway(&g) == 0);
+  fake_stop(&f);
+}
+
+/* GET /v1/orders/{missing} until it answers want (15 s at most). */
+static int get_until(int port, const char *id, int want) {
+  char path[160];
+  snprintf(path, sizeof path, "/v1/orders/%s", id);
+  int status = 0;
+  int64_t end = linli_test_now_ms() + 15000;
+  while (status != want && linli_test_now_ms() < end) {
+    struct resp r;
+    http_on(port, "GET", path, TOK_A, NULL, NULL, 0, &r);
+    status = r.status;
+    resp_free(&r);
+    if (status != want)
+      usleep(100 * 1000);
+  }
+  return status;
+}
+
+static void test_pg_stalled(void) {
+  /* The gateway's PostgreSQL connections go through a relay that can
+   * freeze them mid-session (a database that stopped answering). */
+  struct fake_server f;
+  int fport = port_for(6);
+  char conninfo[512], host[64] = "127.0.0.1", env_pg[600];
+  const linli_config_t *cfg = linli_test_config();
+  const char *ci = linli_config_str(cfg, "pg.conninfo");
+  int up_port = 5432;
+  const char *hp = strstr(ci, "host=");
+  if (hp)
+    sscanf(hp, "host=%63[^ ]", host);
+  const char *pp = strstr(ci, "port=");
+  if (pp)
+    sscanf(pp, "port=%d", &up_port);
+  CU_ASSERT_FATAL(fake_start(&f, fport, host, up_port, FAKE_RELAY) == 0);
+  /* The same conninfo with the relay's host and port last (libpq: the last
+   * one wins). */
+  snprintf(conninfo, sizeof conninfo, "%s host=127.0.0.1 port=%d", ci, fport);
+  snprintf(env_pg, sizeof env_pg, "LINLI_PG_CONNINFO=%s", conninfo);
+  char *extra[] = {env_pg, NULL};
+  struct gwproc g;
+  if (start_gateway(&g, port_for(7), extra) != 0) {
+    fake_stop(&f);
+    CU_FAIL_FATAL("gateway did not start");
+  }
+  CU_ASSERT_EQUAL(get_until(g.port, "pg-none", 404), 404);
+  atomic_store(&f.mode, FAKE_FREEZE);
+  usleep(100 * 1000);
+  int parked = dial(g.port);
+  CU_ASSERT_FATAL(parked >= 0);
+  static const char req[] =
+      "GET /v1/orders/pg-stalled HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Authorization: Bearer " TOK_A "\r\n\r\n";
+  int64_t t0 = linli_test_now_ms();
+  CU_ASSERT(write_all(parked, req, sizeof req - 1) == 0);
+  usleep(200 * 1000);
+  for (int i = 0; i < 5; i++) {
+    struct resp r;
+    int64_t t1 = linli_test_now_ms();
+    http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(linli_test_now_ms() - t1 < 500);
+    resp_free(&r);
+  }
+  struct resp pr;
+  read_all(parked, &pr);
+  close(parked);
+  int64_t took = linli_test_now_ms() - t0;
+  CU_ASSERT_EQUAL(pr.status, 503);
+  CU_ASSERT(took >= 1500 && took < 6000);
+  resp_free(&pr);
+  /* The database answers again: the pool reconnects by itself. */
+  atomic_store(&f.mode, FAKE_RELAY);
+  CU_ASSERT_EQUAL(get_until(g.port, "pg-none-2", 404), 404);
+  CU_ASSERT(stop_gateway(&g) == 0);
+  fake_stop(&f);
 }
 
 /* ------------------------------------------------------------ SSE */
@@ -1313,7 +1691,7 @@ static void test_tls(void) {
   linli_test_binary_path("producers/gateway/linli-gateway", bin, sizeof bin);
   linli_test_source_path("config/gateway-keys.conf", keys, sizeof keys);
   snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
-  g.port = port_for(3) + 1;
+  g.port = port_for(4);
   snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", g.port);
   char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1", extra[0],
                  extra[1], NULL};
@@ -1421,7 +1799,7 @@ static void test_routes_match_openapi(void) {
   }
   for (int i = 0; i < n; i++) {
     char e[170];
-    snprintf(e, sizeof e, "%s\n", entries[i]);
+    snprintf(e, sizeof e, "%.160s\n", entries[i]);
     if (!strstr(server, e))
       fprintf(stderr, "docs/openapi.yaml has a route the server lacks: %s\n",
               entries[i]);
@@ -1446,7 +1824,13 @@ int linli_test_register(void) {
   CU_add_test(s, "reads from PostgreSQL", test_reads);
   CU_add_test(s, "per-user campaign cap", test_user_cap);
   CU_add_test(s, "rate limit 429", test_rate_limit);
-  CU_add_test(s, "kafka unreachable: 503, nothing accepted", test_kafka_down);
+  CU_add_test(s, "kafka unreachable: 503, nothing accepted, SIGTERM drains",
+              test_kafka_down);
+  CU_add_test(s, "redis unreachable: fast 503, still serving", test_redis_down);
+  CU_add_test(s, "redis stalled: loop not blocked, 503, recovers",
+              test_redis_stalled);
+  CU_add_test(s, "postgresql stalled: loop not blocked, 503, recovers",
+              test_pg_stalled);
   CU_add_test(s, "sse: filters, tenants, resume", test_sse);
   CU_add_test(s, "sse: slow client cut off", test_sse_slow_client);
   CU_add_test(s, "tls", test_tls);
