@@ -7,8 +7,9 @@
  *  - after the warehouse's hot state is wiped, rebuild restores it, the
  *    audit passes again, and a restarted reserver continues with no
  *    oversell.
- * PostgreSQL is left out here (--no-pg): the ledger's own tests compare the
- * record; this file pins the log <-> Redis half.
+ * A real linli-ledger records the same day in PostgreSQL, so the audit
+ * compares the log with both the hot state and the record; a deliberate
+ * change to PostgreSQL is named too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +22,16 @@
 #include "inventory.pb-c.h"
 #include "linli/error.h"
 #include "linli/ids.h"
+#include "linli/pg.h"
 #include "linli/redis.h"
+#include "linli/schema.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
 
 static char wh[80], sku[80], group[112], inst[112], run[48];
-static char env_group[160], env_inst[160];
+static char env_group[160], env_inst[160], ledger_group[112];
+static char env_ledger_group[160], env_ledger_inst[160];
 
 static const char *const inputs[] = {"linli.catalog.v1", "linli.inventory.v1",
                                      "linli.orders.v1", NULL};
@@ -190,6 +194,80 @@ static pid_t start_reserver(void) {
   return linli_test_spawn(argv, env, log);
 }
 
+/* The ledger keeps its offsets in PostgreSQL: start its group at the
+ * current end of every topic, so it records this run and not the whole
+ * shared log. */
+static int ledger_start_at_end(void) {
+  const linli_config_t *cfg = linli_test_config();
+  char err[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  linli_config_kafka_apply(cfg, conf, err, sizeof err);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  linli_pg_t *pg = NULL;
+  if (!rk || linli_pg_connect(linli_config_str(cfg, "pg.conninfo"), 10000, &pg,
+                              err, sizeof err) != LINLI_OK) {
+    fprintf(stderr, "ledger start: %s\n", err);
+    if (rk)
+      rd_kafka_destroy(rk);
+    return -1;
+  }
+  int rc = 0;
+  size_t n = 0;
+  const linli_topic_schema_t *topics = linli_schema_topics(&n);
+  for (size_t t = 0; t < n && rc == 0; t++) {
+    if (strcmp(topics[t].name, LINLI_TOPIC_ORDER_STATUS) == 0)
+      continue;
+    for (int p = 0; p < 64; p++) {
+      int64_t lo = 0, hi = 0;
+      if (rd_kafka_query_watermark_offsets(rk, topics[t].name, p, &lo, &hi,
+                                           10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        break; /* past the last partition */
+      char part[16], off[32];
+      snprintf(part, sizeof part, "%d", p);
+      snprintf(off, sizeof off, "%lld", (long long)hi);
+      const char *params[] = {ledger_group, topics[t].name, part, off};
+      if (linli_pg_exec(pg,
+                        "INSERT INTO consumer_offsets (consumer_group, topic, "
+                        "partition, next_offset) VALUES ($1, $2, $3, $4) "
+                        "ON CONFLICT (consumer_group, topic, partition) DO "
+                        "UPDATE SET next_offset = EXCLUDED.next_offset",
+                        4, params, NULL, err, sizeof err) != LINLI_OK) {
+        fprintf(stderr, "ledger start: %s\n", err);
+        rc = -1;
+        break;
+      }
+    }
+  }
+  linli_pg_free(pg);
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+static pid_t start_ledger(void) {
+  char bin[512], log[256];
+  linli_test_binary_path("consumers/ledger/linli-ledger", bin, sizeof bin);
+  snprintf(log, sizeof log, "/tmp/%s-ledger.log", run);
+  char *argv[] = {bin, NULL};
+  char *env[] = {env_ledger_group, env_ledger_inst, "LINLI_METRICS_PORT=0",
+                 "LINLI_CRYPTO_KEY="
+                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                 NULL};
+  return linli_test_spawn(argv, env, log);
+}
+
+static int pg_exec(const char *sql, const char *a, const char *b) {
+  const linli_config_t *cfg = linli_test_config();
+  linli_pg_t *pg = NULL;
+  char err[256];
+  if (linli_pg_connect(linli_config_str(cfg, "pg.conninfo"), 10000, &pg, err,
+                       sizeof err) != LINLI_OK)
+    return -1;
+  const char *params[] = {a, b};
+  int rc = linli_pg_exec(pg, sql, 2, params, NULL, err, sizeof err);
+  linli_pg_free(pg);
+  return rc;
+}
+
 /* Run linli-replay; its stdout+stderr go to out_path. Exit status. */
 static int replay(char *const args[], const char *out_path) {
   char bin[512];
@@ -295,6 +373,11 @@ static void test_audit_and_rebuild(void) {
   snprintf(inst, sizeof inst, "%s-i", run);
   snprintf(env_group, sizeof env_group, "LINLI_RUNNER_GROUP=%s", group);
   snprintf(env_inst, sizeof env_inst, "LINLI_RUNNER_INSTANCE_ID=%s", inst);
+  snprintf(ledger_group, sizeof ledger_group, "%s-lg", run);
+  snprintf(env_ledger_group, sizeof env_ledger_group, "LINLI_RUNNER_GROUP=%s",
+           ledger_group);
+  snprintf(env_ledger_inst, sizeof env_ledger_inst,
+           "LINLI_RUNNER_INSTANCE_ID=%s-l", run);
   CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic("linli.catalog.v1", 3,
                                                 "compact"), 0);
   const char *others[] = {"linli.inventory.v1", "linli.orders.v1",
@@ -304,6 +387,9 @@ static void test_audit_and_rebuild(void) {
     CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(others[i], 6, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic("linli.dlq.v1", 3, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(linli_test_group_start_at_end(group, inputs), 0);
+  CU_ASSERT_EQUAL_FATAL(ledger_start_at_end(), 0);
+  pid_t ledger = start_ledger();
+  CU_ASSERT_FATAL(ledger > 0);
   const char *outs[] = {"linli.reservations.v1", NULL};
   linli_test_reader_t *reader = linli_test_reader_new(outs, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(reader);
@@ -338,7 +424,30 @@ static void test_audit_and_rebuild(void) {
 
   char out[256];
   snprintf(out, sizeof out, "/tmp/%s-audit.out", run);
-  char *audit[] = {"audit", "--warehouse", wh, "--no-pg", NULL};
+  char *audit[] = {"audit", "--warehouse", wh, NULL};
+  /* The ledger records asynchronously: the audit passes once it caught up. */
+  int arc = -1;
+  for (int i = 0; i < 60 && arc != 0; i++) {
+    if (i)
+      sleep(1);
+    arc = replay(audit, out);
+  }
+  CU_ASSERT_EQUAL(arc, 0);
+
+  /* A deliberate change to PostgreSQL: the audit names it. */
+  CU_ASSERT_EQUAL(pg_exec("UPDATE inventory SET sold = sold + 1, available = available - 1 "
+                          "WHERE "
+                          "warehouse_id = $1 AND sku_id = $2", wh, sku),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(replay(audit, out), 1);
+  char pg_needle[256];
+  snprintf(pg_needle, sizeof pg_needle,
+           "%s/%s: PostgreSQL inventory.sold = 5, the log says 4", wh, sku);
+  CU_ASSERT(file_contains(out, pg_needle));
+  CU_ASSERT_EQUAL(pg_exec("UPDATE inventory SET sold = sold - 1, available = available + 1 "
+                          "WHERE "
+                          "warehouse_id = $1 AND sku_id = $2", wh, sku),
+                  LINLI_OK);
   CU_ASSERT_EQUAL(replay(audit, out), 0);
 
   /* A deliberate change to Redis: the audit names it. */
@@ -383,7 +492,15 @@ static void test_audit_and_rebuild(void) {
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 0);
   status = linli_test_stop(pid, 0);
   CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  CU_ASSERT_EQUAL(replay(audit, out), 0);
+  arc = -1;
+  for (int i = 0; i < 60 && arc != 0; i++) {
+    if (i)
+      sleep(1);
+    arc = replay(audit, out);
+  }
+  CU_ASSERT_EQUAL(arc, 0);
+  status = linli_test_stop(ledger, 0);
+  CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   linli_redis_free(r);
   linli_test_reader_free(reader);
 }
