@@ -191,7 +191,7 @@ static pid_t start_reserver(void) {
   char *argv[] = {bin, NULL};
   char *env[] = {env_group, env_inst, "LINLI_METRICS_PORT=0",
                  "LINLI_RUNNER_FLUSH_INTERVAL_MS=50", NULL};
-  return linli_test_spawn(argv, env, log);
+  return linli_test_spawn_tied(argv, env, log);
 }
 
 /* The ledger keeps its offsets in PostgreSQL: start its group at the
@@ -252,7 +252,7 @@ static pid_t start_ledger(void) {
                  "LINLI_CRYPTO_KEY="
                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
                  NULL};
-  return linli_test_spawn(argv, env, log);
+  return linli_test_spawn_tied(argv, env, log);
 }
 
 static int pg_exec(const char *sql, const char *a, const char *b) {
@@ -401,6 +401,18 @@ static void test_audit_and_rebuild(void) {
   CU_ASSERT_EQUAL_FATAL(restock(10), 0);
   pid_t pid = start_reserver();
   CU_ASSERT_FATAL(pid > 0);
+  /* Topics are read in no particular order: let the reserver take the
+   * catalog and the stock before the first order arrives. */
+  linli_redis_t *r = redis();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  char k_avail[160];
+  wh_key(k_avail, sizeof k_avail, "avail");
+  int64_t deadline = linli_test_now_ms() + 60000;
+  while ((redis_int(r, "HGET", k_avail, sku) != 10 ||
+          redis_int(r, "HEXISTS", "linli:catalog", sku) != 1) &&
+         linli_test_now_ms() < deadline)
+    usleep(100 * 1000);
+  CU_ASSERT_EQUAL_FATAL(redis_int(r, "HGET", k_avail, sku), 10);
   struct results res = {0};
   want_count = 1;
   CU_ASSERT_EQUAL_FATAL(place(1, 2), 0);
@@ -451,10 +463,6 @@ static void test_audit_and_rebuild(void) {
   CU_ASSERT_EQUAL(replay(audit, out), 0);
 
   /* A deliberate change to Redis: the audit names it. */
-  linli_redis_t *r = redis();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-  char k_avail[160];
-  wh_key(k_avail, sizeof k_avail, "avail");
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 2);
   const char *bump[] = {"HINCRBY", k_avail, sku, "3"};
   redisReply *rep = NULL;

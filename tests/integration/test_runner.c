@@ -114,7 +114,7 @@ static pid_t scenario_spawn(struct scenario *s) {
   char *env[] = {s->env_in,    s->env_out,   s->env_dlq,  s->env_tag,
                  s->env_group, s->env_batch, s->env_flush, s->env_inst,
                  s->env_crash[0] ? s->env_crash : NULL, NULL};
-  return linli_test_spawn(argv, env, s->log);
+  return linli_test_spawn_tied(argv, env, s->log);
 }
 
 static long redis_counter(const char *tag) {
