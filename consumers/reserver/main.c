@@ -118,6 +118,7 @@ int main(int argc, char **argv) {
     LINLI_ERROR("reserver stopped", "reason=\"%s\"", err);
   linli_runner_free(runner);
 out:
+  reserver_loaded_free(&rs);
   linli_redis_free(rs.redis);
   linli_pg_free(rs.pg);
   linli_process_exit(cfg);

@@ -167,26 +167,12 @@ static int order_warehouse(struct reserver *rs, const char *order_id,
   return rc;
 }
 
-/* Catalog check: UNKNOWN_SKU / DELISTED pre-rejections and the coldest
- * storage class of the order. */
-static int check_catalog(struct reserver *rs, const struct merged *mg,
+/* Catalog check from the HMGET reply: UNKNOWN_SKU / DELISTED
+ * pre-rejections and the coldest storage class of the order. */
+static int check_catalog(const redisReply *r, const struct merged *mg,
                          char *reject, size_t rejlen, int *storage_class) {
-  const char **argv = calloc(mg->n + 2, sizeof *argv);
-  if (!argv)
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != mg->n)
     return LINLI_ERR_TRANSIENT;
-  argv[0] = "HMGET";
-  argv[1] = RESERVER_KEY_CATALOG;
-  for (size_t i = 0; i < mg->n; i++)
-    argv[i + 2] = mg->l[i].sku;
-  redisReply *r = NULL;
-  int rc = linli_redis_command(rs->redis, (int)mg->n + 2, argv, NULL, &r);
-  free(argv);
-  if (rc != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != mg->n) {
-    freeReplyObject(r);
-    return LINLI_ERR_TRANSIENT;
-  }
   reject[0] = '\0';
   *storage_class = 0;
   for (size_t i = 0; i < mg->n && !reject[0]; i++) {
@@ -202,8 +188,48 @@ static int check_catalog(struct reserver *rs, const struct merged *mg,
         *storage_class = sc;
     }
   }
-  freeReplyObject(r);
   return LINLI_OK;
+}
+
+/* An order's checks before its script, in one round trip: the catalog
+ * entries of its SKUs and the warehouse the order index holds for its id
+ * (*first_wh "" if none). */
+static int order_lookups(struct reserver *rs, const Linli__OrderPlaced *p,
+                         const struct merged *mg, char *reject,
+                         size_t rejlen, int *storage_class, char *first_wh,
+                         size_t whlen, char *reason, size_t reasonlen) {
+  const char **hmget = calloc(mg->n + 2, sizeof *hmget);
+  if (!hmget)
+    return LINLI_ERR_TRANSIENT;
+  hmget[0] = "HMGET";
+  hmget[1] = RESERVER_KEY_CATALOG;
+  for (size_t i = 0; i < mg->n; i++)
+    hmget[i + 2] = mg->l[i].sku;
+  char ikey[128];
+  snprintf(ikey, sizeof ikey, "%s%s", RESERVER_KEY_ORDER_WH, p->order_id);
+  const char *get[] = {"GET", ikey};
+  struct reserver_cmd cmds[] = {{(int)mg->n + 2, hmget, NULL}, {2, get, NULL}};
+  redisReply *r[2] = {NULL, NULL};
+  int rc = reserver_redis_pipeline(rs, 2, cmds, r);
+  free(hmget);
+  if (rc != LINLI_OK) {
+    snprintf(reason, reasonlen, "redis unavailable (catalog, order index)");
+    return LINLI_ERR_TRANSIENT;
+  }
+  if (check_catalog(r[0], mg, reject, rejlen, storage_class) != LINLI_OK) {
+    snprintf(reason, reasonlen, "redis unavailable (catalog)");
+    rc = LINLI_ERR_TRANSIENT;
+  } else if (r[1]->type == REDIS_REPLY_STRING) {
+    snprintf(first_wh, whlen, "%s", r[1]->str);
+  } else if (r[1]->type == REDIS_REPLY_NIL) {
+    first_wh[0] = '\0';
+  } else {
+    snprintf(reason, reasonlen, "redis unavailable (order index)");
+    rc = LINLI_ERR_TRANSIENT;
+  }
+  freeReplyObject(r[0]);
+  freeReplyObject(r[1]);
+  return rc;
 }
 
 static int run_effect(struct reserver *rs, linli_redis_script_t *script,
@@ -211,13 +237,11 @@ static int run_effect(struct reserver *rs, linli_redis_script_t *script,
                       const char **keys, int nargs, const char **args,
                       const size_t *arglens, char **outcome, size_t *outlen,
                       char *reason, size_t reasonlen) {
-  char tag[96], err[512];
+  char err[512];
   int replayed = 0;
-  snprintf(tag, sizeof tag, "w:%s", wh);
-  int rc = linli_redis_eval_hwm(rs->redis, script, tag,
-                                rd_kafka_topic_name(m->rkt), m->partition,
-                                m->offset, nkeys, keys, nargs, args, arglens,
-                                &replayed, outcome, outlen, err, sizeof err);
+  int rc = reserver_effect(rs, script, wh, m, nkeys, keys, nargs, args,
+                           arglens, &replayed, outcome, outlen, err,
+                           sizeof err);
   if (rc != LINLI_OK) {
     snprintf(reason, reasonlen, "redis: %s", err);
     /* A script error is specific to this input: DLQ it, keep flowing. */
@@ -283,26 +307,19 @@ static int handle_placed(struct reserver *rs, const rd_kafka_message_t *m,
              "INVALID_ORDER|total_fen %lld does not match the lines (%lld)",
              (long long)p->total_fen, (long long)total);
   int storage_class = 0;
-  char rej2[256];
-  if ((rc = check_catalog(rs, &mg, rej2, sizeof rej2, &storage_class)) !=
-      LINLI_OK) {
-    snprintf(reason, reasonlen, "redis unavailable (catalog)");
+  char rej2[256], first_wh[80];
+  if ((rc = order_lookups(rs, p, &mg, rej2, sizeof rej2, &storage_class,
+                          first_wh, sizeof first_wh, reason, reasonlen)) !=
+      LINLI_OK)
     goto done;
-  }
   if (!reject[0] && rej2[0])
     snprintf(reject, sizeof reject, "%s", rej2);
   /* The order key lives under the warehouse's tag, so the script alone
    * sees only a duplicate in the same warehouse; the order index knows
    * the first order's warehouse. (Same order id, same partition: the
    * first order's index entry is written before this record is read.) */
-  char first_wh[80];
-  rc = order_warehouse(rs, p->order_id, first_wh, sizeof first_wh);
-  if (rc == LINLI_OK && strcmp(first_wh, p->warehouse_id) != 0) {
+  if (first_wh[0] && strcmp(first_wh, p->warehouse_id) != 0)
     snprintf(reject, sizeof reject, "DUPLICATE");
-  } else if (rc != LINLI_OK && rc != LINLI_ERR_NOTFOUND) {
-    snprintf(reason, reasonlen, "redis unavailable (order index)");
-    goto done;
-  }
   char err[256];
   if ((rc = reserver_ensure_stock(rs, p->warehouse_id, err, sizeof err)) !=
       LINLI_OK) {
@@ -412,20 +429,43 @@ static int handle_placed(struct reserver *rs, const rd_kafka_message_t *m,
     goto done;
   }
 
-  if (res.reason != LINLI__RESERVATION_RESULT__REASON__DUPLICATE) {
-    /* Index order -> warehouse for payments, cancels and expiry (NX: a
-     * duplicate id must not repoint the first order). Idempotent. */
-    char ikey[128];
-    snprintf(ikey, sizeof ikey, "%s%s", RESERVER_KEY_ORDER_WH, p->order_id);
-    const char *argv[] = {"SET", ikey, p->warehouse_id, "NX", "EX",
-                          RESERVER_FINISHED_TTL_S};
-    if ((rc = reserver_redis_simple(rs, 6, argv, NULL)) != LINLI_OK) {
-      snprintf(reason, reasonlen, "redis unavailable (order index)");
+  /* After the script, in one round trip (one fsync turn of Redis): the
+   * index order -> warehouse for payments, cancels and expiry (NX: a
+   * duplicate id must not repoint the first order), and the reservation's
+   * payment deadline in the expiry index. Both idempotent; both before the
+   * transaction commits, so a failure retries the batch (the script's
+   * outcome is then replayed) and no committed reservation lacks them. */
+  char ikey[128], xkey[64], score[32];
+  snprintf(ikey, sizeof ikey, "%s%s", RESERVER_KEY_ORDER_WH, p->order_id);
+  snprintf(xkey, sizeof xkey, "%s%d", RESERVER_KEY_EXPIRY, (int)m->partition);
+  snprintf(score, sizeof score, "%lld", (long long)expires_at);
+  const char *set[] = {"SET", ikey, p->warehouse_id, "NX", "EX",
+                       RESERVER_FINISHED_TTL_S};
+  const char *zadd[] = {"ZADD", xkey, score, p->order_id};
+  struct reserver_cmd post[2];
+  int npost = 0;
+  if (res.reason != LINLI__RESERVATION_RESULT__REASON__DUPLICATE)
+    post[npost++] = (struct reserver_cmd){6, set, NULL};
+  if (res.status == LINLI__RESERVATION_RESULT__STATUS__RESERVED)
+    post[npost++] = (struct reserver_cmd){4, zadd, NULL};
+  if (npost > 0) {
+    redisReply *r[2] = {NULL, NULL};
+    if ((rc = reserver_redis_pipeline(rs, npost, post, r)) == LINLI_OK) {
+      for (int i = 0; i < npost; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+          LINLI_WARN("redis command failed", "cmd=%s reason=\"%s\"",
+                     post[i].argv[0], r[i]->str);
+          rc = LINLI_ERR_TRANSIENT;
+        }
+        freeReplyObject(r[i]);
+      }
+    }
+    if (rc != LINLI_OK) {
+      snprintf(reason, reasonlen, "redis unavailable (order and expiry index)");
+      rc = LINLI_ERR_TRANSIENT;
       goto done;
     }
   }
-  if (res.status == LINLI__RESERVATION_RESULT__STATUS__RESERVED)
-    reserver_expiry_add(rs, m->partition, p->order_id, expires_at);
   rc = out_reservation(emit, ctx, &res);
 
 done:

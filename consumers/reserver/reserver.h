@@ -47,6 +47,18 @@ struct reserver {
   int max_lines;
   /* orders partitions this instance owns (for the expiry clock) */
   unsigned char owned[RESERVER_MAX_PARTITIONS];
+  /* Warehouses whose `loaded` marker this process has seen, so that an
+   * order costs no EXISTS round trip. Safe because every stock script
+   * checks the marker itself (see scripts.h) and a miss reloads. */
+  char **loaded;
+  size_t nloaded, loaded_cap;
+};
+
+/* One command of a pipeline (argv form; lens may be NULL). */
+struct reserver_cmd {
+  int argc;
+  const char **argv;
+  const size_t *lens;
 };
 
 /* Handlers for one decoded input; same contract as the runner's handle(). */
@@ -61,6 +73,17 @@ int reserver_handle_catalog(struct reserver *rs, const rd_kafka_message_t *m,
 /* Make sure warehouse's stock is in Redis (load it from PostgreSQL once). */
 int reserver_ensure_stock(struct reserver *rs, const char *warehouse_id,
                           char *err, size_t errlen);
+/* Forget the cached `loaded` markers (at exit). */
+void reserver_loaded_free(struct reserver *rs);
+
+/* linli_redis_eval_hwm for an effect on warehouse wh's stock: appends the
+ * `loaded` key to keys and, if the script finds the stock gone from Redis,
+ * loads it and runs the script once more. Same results as eval_hwm. */
+int reserver_effect(struct reserver *rs, linli_redis_script_t *script,
+                    const char *wh, const rd_kafka_message_t *m, int nkeys,
+                    const char **keys, int nargs, const char **args,
+                    const size_t *lens, int *replayed, char **outcome,
+                    size_t *outlen, char *err, size_t errlen);
 
 /* The expiry clock (runner tick). */
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms);
@@ -74,5 +97,14 @@ void reserver_expiry_remove(struct reserver *rs, int32_t partition,
 /* Redis helper: run a command given as argv, ignore the reply; 0 or error. */
 int reserver_redis_simple(struct reserver *rs, int argc, const char **argv,
                           const size_t *lens);
+
+/* Send n commands in one write and read their n replies (one round trip;
+ * Redis applies them in one event-loop turn, so writes share one fsync).
+ * Only for commands that are safe to send twice: after a lost connection
+ * it reconnects and sends them all again once. On LINLI_OK replies[0..n-1]
+ * are owned by the caller (freeReplyObject); else none is set. */
+int reserver_redis_pipeline(struct reserver *rs, int n,
+                            const struct reserver_cmd *cmds,
+                            redisReply **replies);
 
 #endif

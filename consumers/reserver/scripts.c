@@ -5,9 +5,16 @@
  */
 #include "scripts.h"
 
+/* First lines of every script that touches stock: `loaded` is the last key.
+ * An error reply leaves the high-water mark and the outcome unrecorded. */
+#define LOADED_GUARD                                                         \
+  "if redis.call('EXISTS', KEYS[#KEYS]) == 0 then\n"                          \
+  "  return redis.error_reply('TRYAGAIN " RESERVER_NOT_LOADED "')\n"         \
+  "end\n"
+
 /*
  * Place an order, all lines or none.
- * KEYS[3] avail, KEYS[4] resv, KEYS[5] order key
+ * KEYS[3] avail, KEYS[4] resv, KEYS[5] order key, KEYS[6] loaded
  * ARGV[4] lines "sku:qty,..." (merged, validated), ARGV[5] expires_at_ms,
  * ARGV[6] total_fen, ARGV[7] storage class, ARGV[8] OrderPlaced bytes,
  * ARGV[9] pre-decided rejection ("" or UNKNOWN_SKU|DELISTED|INVALID_ORDER
@@ -17,6 +24,7 @@
  * Outcomes: DUP | REJ|<reason>|<detail> | SHORT|sku:req:avail;... | RESERVED
  */
 const char RESERVER_LUA_PLACE[] =
+    LOADED_GUARD
     "if redis.call('EXISTS', KEYS[5]) == 1 then return 'DUP' end\n"
     "if ARGV[9] == 'DUPLICATE' then return 'DUP' end\n"
     "if ARGV[9] ~= '' then\n"
@@ -48,7 +56,7 @@ const char RESERVER_LUA_PLACE[] =
 
 /*
  * Pay an order.
- * KEYS[3] resv, KEYS[4] sold, KEYS[5] order key
+ * KEYS[3] resv, KEYS[4] sold, KEYS[5] order key, KEYS[6] loaded
  * ARGV[4] payment txn id, ARGV[5] amount_fen, ARGV[6] TTL seconds of a
  * paid order (it is finished: only repeated or double payments need it)
  * Outcomes: NOORDER | COMMITTED|<sc>|<OrderPlaced bytes> | REPEAT |
@@ -58,6 +66,7 @@ const char RESERVER_LUA_PLACE[] =
  * REPEAT and no second refund is asked for.
  */
 const char RESERVER_LUA_PAY[] =
+    LOADED_GUARD
     "local st = redis.call('HGET', KEYS[5], 'st')\n"
     "if not st then return 'NOORDER' end\n"
     "if st == 'RESERVED' then\n"
@@ -86,7 +95,7 @@ const char RESERVER_LUA_PAY[] =
 
 /*
  * Release a live reservation (cancel or expiry).
- * KEYS[3] avail, KEYS[4] resv, KEYS[5] order key
+ * KEYS[3] avail, KEYS[4] resv, KEYS[5] order key, KEYS[6] loaded
  * ARGV[4] new state (CANCELLED|EXPIRED), ARGV[5] expiry deadline judged
  * (0 for a cancel), ARGV[6] TTL seconds for finished orders.
  * Outcomes: NOORDER | RELEASED|<user> | EARLY|<the order's deadline> (an
@@ -94,6 +103,7 @@ const char RESERVER_LUA_PAY[] =
  *   PAID|<user> | ALREADY|<state>
  */
 const char RESERVER_LUA_RELEASE[] =
+    LOADED_GUARD
     "local st = redis.call('HGET', KEYS[5], 'st')\n"
     "if not st then return 'NOORDER' end\n"
     "local usr = redis.call('HGET', KEYS[5], 'usr') or ''\n"
@@ -114,11 +124,13 @@ const char RESERVER_LUA_RELEASE[] =
 
 /*
  * Adjust stock (restock, damage, recall, count correction).
- * KEYS[3] avail, KEYS[4] init; ARGV[4] sku, ARGV[5] signed delta
+ * KEYS[3] avail, KEYS[4] init, KEYS[5] loaded
+ * ARGV[4] sku, ARGV[5] signed delta
  * Outcomes: OK|<available after> | NEG|<available> (refused: it would
  * make available stock negative)
  */
 const char RESERVER_LUA_ADJUST[] =
+    LOADED_GUARD
     "local a = tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '0')\n"
     "local d = tonumber(ARGV[5])\n"
     "if a + d < 0 then return 'NEG|' .. a end\n"
@@ -129,16 +141,27 @@ const char RESERVER_LUA_ADJUST[] =
 /*
  * Load a warehouse's stock from the record when its hot state is missing.
  * Not HWM-wrapped: it applies only while the `loaded` marker is absent.
- * KEYS[1] loaded, KEYS[2] avail, KEYS[3] resv, KEYS[4] sold, KEYS[5] init
- * ARGV: repeated sku, available, reserved, sold, initial
+ * KEYS[1] loaded, KEYS[2] avail, KEYS[3] resv, KEYS[4] sold, KEYS[5] init,
+ * KEYS[6] the warehouse's HWM hash ("{w:W}:hwm", linli/redis.h)
+ * ARGV[1] n, then n times: sku, available, reserved, sold, initial;
+ * then pairs "linli.inventory.v1:<partition>", offset: the record already
+ * holds the warehouse's adjustments up to that offset, so the HWM moves
+ * there (never back) and the adjust script skips them.
  */
 const char RESERVER_LUA_LOAD[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "for i = 1, #ARGV, 5 do\n"
+    "local n = tonumber(ARGV[1])\n"
+    "for i = 2, 1 + 5 * n, 5 do\n"
     "  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
     "  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])\n"
     "  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 3])\n"
     "  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 4])\n"
+    "end\n"
+    "for i = 2 + 5 * n, #ARGV, 2 do\n"
+    "  local cur = tonumber(redis.call('HGET', KEYS[6], ARGV[i]) or '-1')\n"
+    "  if tonumber(ARGV[i + 1]) > cur then\n"
+    "    redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])\n"
+    "  end\n"
     "end\n"
     "redis.call('SET', KEYS[1], '1')\n"
     "return 1\n";

@@ -12,11 +12,20 @@
  *                             pb (the OrderPlaced bytes), txn, amt,
  *                             rf:<payment txn> (refund already requested)
  *   loaded                    present once stock was loaded (from PostgreSQL)
+ *
+ * The place, pay, release and adjust scripts take `loaded` as their last
+ * key and refuse to run without it (a TRYAGAIN error carrying
+ * RESERVER_NOT_LOADED, which records nothing), so that the process may
+ * cache "this warehouse is loaded" and still never apply an effect to
+ * stock that Redis lost since.
  */
 #ifndef RESERVER_SCRIPTS_H
 #define RESERVER_SCRIPTS_H
 
-/* KEYS[3..6] avail resv order-key; ARGV[4..] see scripts.c */
+/* Text of the error a script returns when `loaded` is missing. */
+#define RESERVER_NOT_LOADED "warehouse stock not loaded"
+
+/* KEYS[3..] and ARGV[4..]: see scripts.c */
 extern const char RESERVER_LUA_PLACE[];
 extern const char RESERVER_LUA_PAY[];
 extern const char RESERVER_LUA_RELEASE[];

@@ -15,6 +15,10 @@
 #include "linli/ids.h"
 #include "linli/log.h"
 #include "reserver.h"
+#include "scripts.h"
+
+/* More warehouses than this per process are simply not cached. */
+#define LOADED_CACHE_MAX 4096
 
 int reserver_redis_simple(struct reserver *rs, int argc, const char **argv,
                           const size_t *lens) {
@@ -28,16 +32,142 @@ int reserver_redis_simple(struct reserver *rs, int argc, const char **argv,
   return rc;
 }
 
+int reserver_redis_pipeline(struct reserver *rs, int n,
+                            const struct reserver_cmd *cmds,
+                            redisReply **replies) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    redisContext *c = linli_redis_context(rs->redis);
+    int sent = 0, got = 0;
+    if (c) {
+      while (sent < n && redisAppendCommandArgv(c, cmds[sent].argc,
+                                                cmds[sent].argv,
+                                                cmds[sent].lens) == REDIS_OK)
+        sent++;
+      while (sent == n && got < n &&
+             redisGetReply(c, (void **)&replies[got]) == REDIS_OK &&
+             replies[got])
+        got++;
+      if (got == n)
+        return LINLI_OK;
+      for (int i = 0; i < got; i++)
+        freeReplyObject(replies[i]);
+      LINLI_WARN("redis pipeline failed", "reason=\"%s\" retry=%d",
+                 c->err ? c->errstr : "no reply", attempt == 0);
+    }
+    /* The broken (or missing) connection is replaced by the next command
+     * that goes through linli_redis, which reconnects. */
+    const char *ping[] = {"PING"};
+    redisReply *r = NULL;
+    if (linli_redis_command(rs->redis, 1, ping, NULL, &r) != LINLI_OK)
+      return LINLI_ERR_TRANSIENT;
+    freeReplyObject(r);
+  }
+  return LINLI_ERR_TRANSIENT;
+}
+
+static int loaded_cached(const struct reserver *rs, const char *wh) {
+  for (size_t i = 0; i < rs->nloaded; i++)
+    if (strcmp(rs->loaded[i], wh) == 0)
+      return 1;
+  return 0;
+}
+
+static void loaded_remember(struct reserver *rs, const char *wh) {
+  if (rs->nloaded >= LOADED_CACHE_MAX || loaded_cached(rs, wh))
+    return;
+  if (rs->nloaded == rs->loaded_cap) {
+    size_t cap = rs->loaded_cap ? rs->loaded_cap * 2 : 16;
+    char **v = realloc(rs->loaded, cap * sizeof *v);
+    if (!v)
+      return; /* not cached: only costs a round trip later */
+    rs->loaded = v;
+    rs->loaded_cap = cap;
+  }
+  char *copy = strdup(wh);
+  if (copy)
+    rs->loaded[rs->nloaded++] = copy;
+}
+
+static void loaded_forget(struct reserver *rs, const char *wh) {
+  for (size_t i = 0; i < rs->nloaded; i++)
+    if (strcmp(rs->loaded[i], wh) == 0) {
+      free(rs->loaded[i]);
+      rs->loaded[i] = rs->loaded[--rs->nloaded];
+      return;
+    }
+}
+
+void reserver_loaded_free(struct reserver *rs) {
+  for (size_t i = 0; i < rs->nloaded; i++)
+    free(rs->loaded[i]);
+  free(rs->loaded);
+  rs->loaded = NULL;
+  rs->nloaded = rs->loaded_cap = 0;
+}
+
+#define EFFECT_MAX_KEYS 8
+
+int reserver_effect(struct reserver *rs, linli_redis_script_t *script,
+                    const char *wh, const rd_kafka_message_t *m, int nkeys,
+                    const char **keys, int nargs, const char **args,
+                    const size_t *lens, int *replayed, char **outcome,
+                    size_t *outlen, char *err, size_t errlen) {
+  char tag[96], k_loaded[160];
+  const char *all[EFFECT_MAX_KEYS + 1];
+  if (nkeys < 0 || nkeys > EFFECT_MAX_KEYS) {
+    snprintf(err, errlen, "too many keys for an effect");
+    return LINLI_ERR_FATAL;
+  }
+  snprintf(tag, sizeof tag, "w:%s", wh);
+  linli_redis_key(k_loaded, sizeof k_loaded, tag, "loaded");
+  for (int i = 0; i < nkeys; i++)
+    all[i] = keys[i];
+  all[nkeys] = k_loaded;
+  int rc = LINLI_OK;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    rc = linli_redis_eval_hwm(rs->redis, script, tag,
+                              rd_kafka_topic_name(m->rkt), m->partition,
+                              m->offset, nkeys + 1, all, nargs, args, lens,
+                              replayed, outcome, outlen, err, errlen);
+    if (rc != LINLI_ERR_TRANSIENT || !strstr(err, RESERVER_NOT_LOADED))
+      return rc;
+    /* Redis lost the warehouse since we saw it loaded (a flush, a
+     * rebuild in progress): load it from the record, as on first use. */
+    LINLI_WARN("warehouse stock missing from redis: loading it",
+               "warehouse=%s", wh);
+    loaded_forget(rs, wh);
+    char lerr[256];
+    if (reserver_ensure_stock(rs, wh, lerr, sizeof lerr) != LINLI_OK) {
+      snprintf(err, errlen, "%s", lerr);
+      return LINLI_ERR_TRANSIENT;
+    }
+  }
+  return rc;
+}
+
 /* Redis "init" is everything ever added (initial stock + adjustments),
- * so that init = avail + resv + sold holds in Redis as in the record. */
+ * so that init = avail + resv + sold holds in Redis as in the record.
+ * One statement, one snapshot: 'S' rows are the stock of each SKU, 'H'
+ * rows the last offset of each linli.inventory.v1 partition whose
+ * adjustments of this warehouse the record already holds. The record
+ * (the ledger) may be ahead of this reserver: an adjustment in both the
+ * loaded stock and the reserver's input would otherwise count twice. */
 static const char LOAD_SQL[] =
-    "SELECT sku_id, available, reserved, sold, initial + adjusted "
-    "FROM inventory WHERE warehouse_id = $1";
+    "SELECT 'S', sku_id::text, available::text, reserved::text, sold::text, "
+    "(initial + adjusted)::text FROM inventory WHERE warehouse_id = $1 "
+    "UNION ALL "
+    "SELECT 'H', partition::text, max(kafka_offset)::text, '', '', '' "
+    "FROM stock_movements WHERE warehouse_id = $1 AND topic = $2 "
+    "AND kind = 'ADJUST' GROUP BY partition";
+
+#define HWM_FIELD_MAX 300
 
 int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
                           size_t errlen) {
   char tag[96], k_loaded[160], k_avail[160], k_resv[160], k_sold[160],
-      k_init[160];
+      k_init[160], k_hwm[160];
+  if (loaded_cached(rs, wh))
+    return LINLI_OK;
   snprintf(tag, sizeof tag, "w:%s", wh);
   linli_redis_key(k_loaded, sizeof k_loaded, tag, "loaded");
   const char *ex[] = {"EXISTS", k_loaded};
@@ -48,8 +178,10 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
   }
   int loaded = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
   freeReplyObject(r);
-  if (loaded)
+  if (loaded) {
+    loaded_remember(rs, wh);
     return LINLI_OK;
+  }
 
   /* Hot state missing: load what the record holds for this warehouse. */
   if (!rs->pg) {
@@ -60,9 +192,9 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
     if (rc != LINLI_OK)
       return LINLI_ERR_TRANSIENT;
   }
-  const char *params[] = {wh};
+  const char *params[] = {wh, RESERVER_TOPIC_INVENTORY};
   PGresult *res = NULL;
-  int rc = linli_pg_exec(rs->pg, LOAD_SQL, 1, params, &res, err, errlen);
+  int rc = linli_pg_exec(rs->pg, LOAD_SQL, 2, params, &res, err, errlen);
   if (rc != LINLI_OK) {
     if (res)
       PQclear(res);
@@ -71,25 +203,46 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
       return LINLI_ERR_TRANSIENT;
     res = NULL;
   }
-  int rows = res ? PQntuples(res) : 0;
+  int rows = res ? PQntuples(res) : 0, nstock = 0, nhwm = 0;
+  for (int i = 0; i < rows; i++)
+    nstock += PQgetvalue(res, i, 0)[0] == 'S';
+  nhwm = rows - nstock;
+  /* ARGV: the number of SKUs, 5 values per SKU, then (field, offset) per
+   * inventory partition for the warehouse's high-water mark. */
   const char **argv = calloc((size_t)rows * 5 + 8, sizeof *argv);
-  if (!argv) {
+  char(*fields)[HWM_FIELD_MAX] = calloc((size_t)nhwm + 1, sizeof *fields);
+  char nstock_s[16];
+  if (!argv || !fields) {
+    free(argv);
+    free(fields);
     if (res)
       PQclear(res);
     return LINLI_ERR_TRANSIENT;
   }
+  snprintf(nstock_s, sizeof nstock_s, "%d", nstock);
+  int n = 0, h = 0;
+  argv[n++] = nstock_s;
+  for (int i = 0; i < rows; i++)
+    if (PQgetvalue(res, i, 0)[0] == 'S')
+      for (int c = 1; c <= 5; c++)
+        argv[n++] = PQgetvalue(res, i, c);
+  for (int i = 0; i < rows; i++)
+    if (PQgetvalue(res, i, 0)[0] == 'H') {
+      snprintf(fields[h], sizeof fields[h], "%s:%s", RESERVER_TOPIC_INVENTORY,
+               PQgetvalue(res, i, 1));
+      argv[n++] = fields[h++];
+      argv[n++] = PQgetvalue(res, i, 2);
+    }
   linli_redis_key(k_avail, sizeof k_avail, tag, "avail");
   linli_redis_key(k_resv, sizeof k_resv, tag, "resv");
   linli_redis_key(k_sold, sizeof k_sold, tag, "sold");
   linli_redis_key(k_init, sizeof k_init, tag, "init");
-  const char *keys[] = {k_loaded, k_avail, k_resv, k_sold, k_init};
-  for (int i = 0; i < rows; i++)
-    for (int c = 0; c < 5; c++)
-      argv[i * 5 + c] = PQgetvalue(res, i, c);
+  linli_redis_key(k_hwm, sizeof k_hwm, tag, "hwm"); /* see linli/redis.h */
+  const char *keys[] = {k_loaded, k_avail, k_resv, k_sold, k_init, k_hwm};
   r = NULL;
-  rc = linli_redis_eval(rs->redis, rs->load, 5, keys, rows * 5, argv, NULL,
-                        &r);
+  rc = linli_redis_eval(rs->redis, rs->load, 6, keys, n, argv, NULL, &r);
   free(argv);
+  free(fields);
   if (res)
     PQclear(res);
   if (rc != LINLI_OK || r->type == REDIS_REPLY_ERROR) {
@@ -100,9 +253,11 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
     return LINLI_ERR_TRANSIENT;
   }
   if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
-    LINLI_INFO("stock loaded from the record", "warehouse=%s skus=%d", wh,
-               rows);
+    LINLI_INFO("stock loaded from the record",
+               "warehouse=%s skus=%d inventory_partitions_recorded=%d", wh,
+               nstock, nhwm);
   freeReplyObject(r);
+  loaded_remember(rs, wh);
   return LINLI_OK;
 }
 
@@ -162,17 +317,16 @@ int reserver_handle_inventory(struct reserver *rs, const rd_kafka_message_t *m,
     int replayed = 0;
     char *outcome = NULL;
     size_t outlen = 0;
-    rc = linli_redis_eval_hwm(rs->redis, rs->adjust, tag,
-                              rd_kafka_topic_name(m->rkt), m->partition,
-                              m->offset, 2, keys, 2, args, NULL, &replayed,
-                              &outcome, &outlen, err, sizeof err);
+    rc = reserver_effect(rs, rs->adjust, a->warehouse_id, m, 2, keys, 2, args,
+                         NULL, &replayed, &outcome, &outlen, err, sizeof err);
     if (rc != LINLI_OK) {
       snprintf(reason, reasonlen, "redis: %s", err);
       goto done;
     }
     if (replayed && outcome[0] == '\0') {
-      /* Applied long ago (its recorded outcome expired): nothing to do. */
-      LINLI_WARN("adjustment already applied, outcome forgotten",
+      /* Applied long ago (its recorded outcome expired), or already in
+       * the record the warehouse was loaded from: nothing to do. */
+      LINLI_INFO("adjustment already applied: skipped",
                  "topic=%s partition=%d offset=%lld",
                  rd_kafka_topic_name(m->rkt), (int)m->partition,
                  (long long)m->offset);

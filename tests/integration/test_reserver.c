@@ -14,11 +14,14 @@
  * Suites:
  *  - scenarios: catalog rejections, all-or-nothing multi-line orders,
  *    duplicates (also across warehouses), payment (repeat, double), cancel,
- *    bad input to the DLQ, expiry with an injected clock (it moves the
+ *    bad input to the DLQ, a warehouse Redis loses while the reserver runs
+ *    (reloaded from the record), expiry with an injected clock (it moves the
  *    clock: after the others), a drained stop, and a new group re-reading
  *    the log (same events again; an input whose outcome expired skipped);
  *  - flash sale: 2,000 one-unit orders for 100 units over 3 instances, once
- *    undisturbed and once with an instance SIGKILLed mid-way.
+ *    undisturbed and once with an instance SIGKILLed mid-way; then a
+ *    warehouse whose first restock the record (the ledger) holds before
+ *    any reserver saw it: loaded once, not counted twice.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +37,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/kafka.h"
+#include "linli/pg.h"
 #include "linli/redis.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
@@ -455,13 +459,17 @@ static struct buf sku_ev(const char *sku, Linli__Sku__Status status,
   return pack(&ev.base);
 }
 
-static struct buf stock_ev(const char *wh, const char *sku, int qty,
-                           Linli__StockAdjusted__Reason reason) {
+/* StockAdjusted; its meta.event_id into eid_out (may be NULL). */
+static struct buf stock_ev_id(const char *wh, const char *sku, int qty,
+                              Linli__StockAdjusted__Reason reason,
+                              char *eid_out) {
   Linli__InventoryEvent ev = LINLI__INVENTORY_EVENT__INIT;
   Linli__Meta meta = LINLI__META__INIT;
   Linli__StockAdjusted a = LINLI__STOCK_ADJUSTED__INIT;
   char eid[LINLI_ID_BUFSZ], adj[LINLI_ID_BUFSZ];
   meta_fill(&meta, eid, linli_clock_now_ms());
+  if (eid_out)
+    snprintf(eid_out, LINLI_ID_BUFSZ, "%s", eid);
   linli_id_new(adj, sizeof adj);
   a.adjustment_id = adj;
   a.warehouse_id = (char *)wh;
@@ -472,6 +480,11 @@ static struct buf stock_ev(const char *wh, const char *sku, int qty,
   ev.event_case = LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED;
   ev.stock_adjusted = &a;
   return pack(&ev.base);
+}
+
+static struct buf stock_ev(const char *wh, const char *sku, int qty,
+                           Linli__StockAdjusted__Reason reason) {
+  return stock_ev_id(wh, sku, qty, reason, NULL);
 }
 
 /* Produce and free; where it landed into part/off (may be NULL). */
@@ -995,6 +1008,87 @@ static void test_cancel(void) {
   CU_ASSERT_EQUAL(stock(sc_wh, "resv", sku_b), r0);
 }
 
+/* ------------------------------------------------------------ lost state */
+
+static int pg_run(linli_pg_t *pg, const char *sql, int n, const char **params) {
+  PGresult *res = NULL;
+  char err[256];
+  int rc = linli_pg_exec(pg, sql, n, params, &res, err, sizeof err);
+  if (res)
+    PQclear(res);
+  if (rc != LINLI_OK)
+    fprintf(stderr, "\n  postgres: %s\n", err);
+  return rc;
+}
+
+/* Redis loses a warehouse while the reserver runs. The reserver saw it
+ * loaded before and may remember that, but must not place the next order
+ * on the missing stock (OUT_OF_STOCK): it loads the warehouse from the
+ * record (PostgreSQL) and serves the order from there. The warehouse's
+ * stock comes from the record alone (as if imported), so that a ledger
+ * running on the same database never changes it during the test. */
+static void test_lost_state(void) {
+  char wh[96], o1[96], o2[96], tag[128], key[256];
+  id(wh, sizeof wh, "W3");
+  id(o1, sizeof o1, "lost1");
+  id(o2, sizeof o2, "lost2");
+  const char *s[] = {sku_a};
+  const int q1[] = {100}, q2[] = {2};
+  const linli_config_t *cfg = linli_test_config();
+  linli_pg_t *pg = NULL;
+  char err[256];
+  CU_ASSERT_FATAL(cfg != NULL);
+  CU_ASSERT_EQUAL_FATAL(linli_pg_connect(linli_config_str(cfg, "pg.conninfo"),
+                                         5000, &pg, err, sizeof err),
+                        LINLI_OK);
+  const char *row[] = {wh, sku_a};
+  int ok = pg_run(pg,
+                  "INSERT INTO inventory (warehouse_id, sku_id, initial, "
+                  "adjusted, available, reserved, sold) "
+                  "VALUES ($1, $2, 7, 0, 7, 0, 0)",
+                  2, row) == LINLI_OK;
+  CU_ASSERT_FATAL(ok);
+  /* An order the reserver cannot serve: it loads the warehouse (and may
+   * remember that it did) without moving stock. */
+  place(o1, wh, 1, s, q1, T0);
+  CU_ASSERT(wait_res(o1, ST_REJECTED,
+                     LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK));
+  CU_ASSERT_EQUAL(stock(wh, "avail", sku_a), 7);
+
+  /* The loss. */
+  snprintf(tag, sizeof tag, "w:%s", wh);
+  const char *hashes[] = {"avail", "resv", "sold", "init", "loaded"};
+  for (size_t i = 0; i < 5; i++) {
+    linli_redis_key(key, sizeof key, tag, hashes[i]);
+    const char *del[] = {"DEL", key};
+    redisReply *r = NULL;
+    CU_ASSERT_EQUAL(linli_redis_command(redis, 2, del, NULL, &r), LINLI_OK);
+    if (r)
+      freeReplyObject(r);
+  }
+
+  place(o2, wh, 1, s, q2, T0);
+  CU_ASSERT(wait_res(o2, ST_RESERVED, ANY));
+  CU_ASSERT_EQUAL(n_res(o2, ST_REJECTED, ANY), 0);
+  CU_ASSERT_EQUAL(stock(wh, "avail", sku_a), 5);
+  CU_ASSERT_EQUAL(stock(wh, "resv", sku_a), 2);
+  CU_ASSERT_EQUAL(stock(wh, "init", sku_a), 7);
+  linli_redis_key(key, sizeof key, tag, "loaded");
+  const char *ex[] = {"EXISTS", key};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL(linli_redis_command(redis, 2, ex, NULL, &r), LINLI_OK);
+  CU_ASSERT(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+  if (r)
+    freeReplyObject(r);
+  /* Release it, so that the expiry test's clock finds nothing here. */
+  put(T_ORDERS, o2, cancelled_ev(o2, T0));
+  CU_ASSERT(wait_res(o2, ST_RELEASED, ANY));
+  CU_ASSERT_EQUAL(stock(wh, "avail", sku_a), 7);
+  CU_ASSERT_EQUAL(stock(wh, "resv", sku_a), 0);
+  pg_run(pg, "DELETE FROM inventory WHERE warehouse_id = $1", 1, row);
+  linli_pg_free(pg);
+}
+
 /* ------------------------------------------------------------ bad input */
 
 struct bad {
@@ -1463,6 +1557,82 @@ static void flash_sale(int kill_one) {
 static void test_flash_sale(void) { flash_sale(0); }
 static void test_flash_sale_sigkill(void) { flash_sale(1); }
 
+/* -------------------------------------------------- record ahead */
+
+/* The ledger may record a restock before any reserver has seen the
+ * warehouse. The reserver then loads the warehouse from the record, which
+ * already holds that restock, and must not add it a second time when it
+ * reads it; later adjustments still apply. */
+static void test_record_ahead(void) {
+  char wh[96], sku[96], group[96], eid[LINLI_ID_BUFSZ], part[16], off[24];
+  snprintf(wh, sizeof wh, "%s-ra-W", RUN);
+  snprintf(sku, sizeof sku, "%s-ra-S", RUN);
+  /* Another group's reserver would load the warehouse first. */
+  wait_orders_idle();
+  linli_test_unique("rsv-ra", group, sizeof group);
+  CU_ASSERT_EQUAL_FATAL(linli_test_group_start_at_end(group, INPUTS), 0);
+  put(T_CATALOG, sku,
+      sku_ev(sku, LINLI__SKU__STATUS__LISTED, LINLI__STORAGE_CLASS__AMBIENT));
+  int32_t p = -1;
+  int64_t o = -1;
+  send_at(T_INVENTORY, wh,
+          stock_ev_id(wh, sku, 5, LINLI__STOCK_ADJUSTED__REASON__RESTOCK, eid),
+          &p, &o);
+  snprintf(part, sizeof part, "%d", (int)p);
+  snprintf(off, sizeof off, "%lld", (long long)o);
+
+  /* Record it as the ledger does (consumers/ledger/apply_stock.c): the
+   * movement once per event id, the stock only with a new movement, under
+   * the same lock, so a ledger running on this database agrees. */
+  const linli_config_t *cfg = linli_test_config();
+  linli_pg_t *pg = NULL;
+  char err[256];
+  CU_ASSERT_FATAL(cfg != NULL);
+  CU_ASSERT_EQUAL_FATAL(linli_pg_connect(linli_config_str(cfg, "pg.conninfo"),
+                                         5000, &pg, err, sizeof err),
+                        LINLI_OK);
+  const char *params[] = {wh, sku, eid, part, off};
+  int rc = pg_run(
+      pg,
+      "WITH lk AS (SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))), "
+      "mv AS (INSERT INTO stock_movements (event_id, warehouse_id, sku_id, "
+      "kind, quantity, reason, topic, partition, kafka_offset, occurred_at) "
+      "SELECT $3, $1, $2, 'ADJUST', 5, 'RESTOCK', 'linli.inventory.v1', "
+      "$4::int, $5::bigint, now() FROM lk "
+      "ON CONFLICT (event_id, sku_id) DO NOTHING RETURNING 1) "
+      "INSERT INTO inventory (warehouse_id, sku_id, initial, available) "
+      "SELECT $1, $2, 5, 5 FROM mv ON CONFLICT (warehouse_id, sku_id) DO "
+      "UPDATE SET initial = inventory.initial + 5, "
+      "available = inventory.available + 5",
+      5, params);
+  linli_pg_free(pg);
+  CU_ASSERT_EQUAL_FATAL(rc, LINLI_OK);
+
+  struct rsv r;
+  memset(&r, 0, sizeof r);
+  snprintf(r.inst, sizeof r.inst, "%s-ra", RUN);
+  spawn_reserver(&r, group, NULL);
+  CU_ASSERT(wait_catalog(sku, 'L', 60000));
+  CU_ASSERT(wait_stock(wh, sku, 5, 60000));
+  put(T_INVENTORY, wh,
+      stock_ev(wh, sku, 3, LINLI__STOCK_ADJUSTED__REASON__RESTOCK));
+  CU_ASSERT(wait_stock(wh, sku, 8, 30000));
+  settle(1000);
+  CU_ASSERT_EQUAL(stock(wh, "avail", sku), 8); /* not 13 */
+  CU_ASSERT_EQUAL(stock(wh, "init", sku), 8);
+  stop_reserver(&r);
+  /* It was this reserver that loaded the warehouse from the record. */
+  FILE *f = fopen(r.log, "r");
+  char line[1024];
+  int loaded = 0;
+  while (f && fgets(line, sizeof line, f))
+    loaded |= strstr(line, "stock loaded from the record") != NULL &&
+              strstr(line, wh) != NULL;
+  if (f)
+    fclose(f);
+  CU_ASSERT(loaded);
+}
+
 static int flash_init(void) { return setup_once(); }
 
 /* ============================================================ register */
@@ -1481,6 +1651,8 @@ int linli_test_register(void) {
   CU_add_test(s, "cancel, then payment after cancel", test_cancel);
   CU_add_test(s, "bad input goes to the DLQ; the partition flows",
               test_bad_input);
+  CU_add_test(s, "a warehouse lost from Redis is reloaded, not sold out",
+              test_lost_state);
   CU_add_test(s, "expiry by the injected clock; late payment",
               test_expiry);
   CU_add_test(s, "(re-read position marked; an order paid)",
@@ -1495,5 +1667,7 @@ int linli_test_register(void) {
   CU_add_test(f, "2000 orders, 100 units, 3 instances", test_flash_sale);
   CU_add_test(f, "the same with an instance SIGKILLed and restarted",
               test_flash_sale_sigkill);
+  CU_add_test(f, "a warehouse the record holds ahead of the reserver",
+              test_record_ahead);
   return 0;
 }
