@@ -173,4 +173,9 @@ request = function()
 end
 LUA
 bench "GET /v1/orders/{id} ($kind)" "$work/get.lua" || rc=1
+# The reserver's end-to-end throughput (its own script; BENCH_SKIP_RESERVER=1
+# skips it).
+if [[ "${BENCH_SKIP_RESERVER:-0}" != 1 ]]; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/bench_reserver.sh" || rc=1
+fi
 exit "$rc"
