@@ -35,6 +35,7 @@ struct stock_cell {
 struct order_fold {
   char warehouse[72], user[72], app[72];
   char lines[1024];       /* "sku:qty,..." of the reservation */
+  int lines_truncated;    /* too many lines for `lines`: not auditable */
   char txn[72];           /* the accepted payment */
   int64_t amount, total, expires_at;
   int32_t orders_partition; /* where OrderPlaced was, -1 unknown */

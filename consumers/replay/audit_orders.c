@@ -193,6 +193,9 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
       continue; /* only mentioned (e.g. a refund): nothing to check */
     if (!audit_in_scope(ctx, o->warehouse))
       continue;
+    if (o->lines_truncated)
+      audit_diff(ctx, rule, "order %s has more lines than the audit can "
+                 "fold; its stock movements are not checked", id);
     if (o->reserved > 1)
       audit_diff(ctx, rule, "order %s was RESERVED %d times", id, o->reserved);
     if (o->committed > 1)

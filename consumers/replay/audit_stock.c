@@ -124,10 +124,18 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
     case LINLI__RESERVATION_RESULT__STATUS__RESERVED: {
       size_t off = 0;
       o->lines[0] = '\0';
-      for (size_t i = 0; i < r->n_lines && off < sizeof o->lines; i++)
-        off += (size_t)snprintf(o->lines + off, sizeof o->lines - off,
-                                "%s%s:%d", i ? "," : "", r->lines[i]->sku_id,
-                                (int)r->lines[i]->quantity);
+      for (size_t i = 0; i < r->n_lines && !o->lines_truncated; i++) {
+        int n = snprintf(o->lines + off, sizeof o->lines - off, "%s%s:%d",
+                         i ? "," : "", r->lines[i]->sku_id,
+                         (int)r->lines[i]->quantity);
+        if (n < 0 || (size_t)n >= sizeof o->lines - off) {
+          /* Never fold a cut line into the stock: say so instead. */
+          o->lines_truncated = 1;
+          o->lines[off] = '\0';
+        } else {
+          off += (size_t)n;
+        }
+      }
       snprintf(o->warehouse, sizeof o->warehouse, "%s", r->warehouse_id);
       fold_apply_lines(f, r->warehouse_id, o->lines, +1, 0);
       break;

@@ -116,7 +116,18 @@ static int validate_placed(const struct reserver *rs,
       snprintf(reason, len, "%s.unit_price_fen: out of range", field);
       return LINLI_ERR_INVALID;
     }
-    *total += l->unit_price_fen * l->quantity;
+    if (l->quantity > 1000000) {
+      snprintf(reason, len, "%s.quantity: more than 1000000 units", field);
+      return LINLI_ERR_INVALID;
+    }
+    /* price <= 1e11 and quantity <= 1e6: the product fits; the sum might
+     * not, over many lines. */
+    int64_t amount = l->unit_price_fen * l->quantity;
+    if (amount > INT64_MAX - *total) {
+      snprintf(reason, len, "%s: the order's total exceeds int64 fen", field);
+      return LINLI_ERR_INVALID;
+    }
+    *total += amount;
     size_t j = 0;
     while (j < mg->n && strcmp(mg->l[j].sku, l->sku_id) != 0)
       j++;
@@ -440,7 +451,7 @@ static int handle_placed(struct reserver *rs, const rd_kafka_message_t *m,
   snprintf(xkey, sizeof xkey, "%s%d", RESERVER_KEY_EXPIRY, (int)m->partition);
   snprintf(score, sizeof score, "%lld", (long long)expires_at);
   const char *set[] = {"SET", ikey, p->warehouse_id, "NX", "EX",
-                       RESERVER_FINISHED_TTL_S};
+                       RESERVER_INDEX_TTL_S};
   const char *zadd[] = {"ZADD", xkey, score, p->order_id};
   struct reserver_cmd post[2];
   int npost = 0;

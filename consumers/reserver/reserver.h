@@ -37,6 +37,9 @@
 
 #define RESERVER_MAX_PARTITIONS 1024
 #define RESERVER_FINISHED_TTL_S "2592000" /* 30 days */
+/* The order -> warehouse index outlives every order record it points to
+ * (a paid order's record is kept 30 days from its payment). */
+#define RESERVER_INDEX_TTL_S "7776000" /* 90 days */
 
 struct reserver {
   const linli_config_t *cfg;
