@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kafka_internal.h"
+#include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/kafka.h"
 #include "linli/log.h"
@@ -140,7 +141,8 @@ static int produce_one(rd_kafka_t *rk, const char *topic, int32_t partition,
                        const void *key, size_t keylen, const void *value,
                        size_t vallen, rd_kafka_headers_t *hdrs, void *opaque,
                        int timeout_ms, char *err, size_t errlen) {
-  int waited = 0;
+  /* poll() returns early when it serves anything: count time, not turns. */
+  int64_t deadline = linli_clock_mono_ms() + timeout_ms;
   for (;;) {
     rd_kafka_resp_err_t e = rd_kafka_producev(
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
@@ -150,9 +152,9 @@ static int produce_one(rd_kafka_t *rk, const char *topic, int32_t partition,
         RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
       return LINLI_OK;
-    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && waited < timeout_ms) {
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+        linli_clock_mono_ms() < deadline) {
       rd_kafka_poll(rk, 50);
-      waited += 50;
       continue;
     }
     if (hdrs)
@@ -196,11 +198,9 @@ int linli_producer_send_sync(linli_producer_t *p, const char *topic,
     free(t);
     return rc;
   }
-  int64_t waited = 0;
-  while (!t->done && waited < timeout_ms) {
+  int64_t deadline = linli_clock_mono_ms() + timeout_ms;
+  while (!t->done && linli_clock_mono_ms() < deadline)
     rd_kafka_poll(p->rk, 20);
-    waited += 20;
-  }
   if (!t->done) {
     t->abandoned = 1; /* the delivery report frees it later */
     snprintf(err, errlen, "no acknowledgement from Kafka within %d ms",

@@ -163,14 +163,22 @@ static int txn_begin(linli_runner_t *r) {
 static void txn_abort(linli_runner_t *r, int rewind) {
   if (!r->txn_open)
     return;
-  rd_kafka_error_t *e = rd_kafka_abort_transaction(r->producer,
-                                                   RUNNER_API_TIMEOUT_MS);
+  /* A timed-out abort is still in progress inside librdkafka: retry it
+   * (the call resumes the same abort) before anything else begins. */
+  rd_kafka_error_t *e = NULL;
+  for (int attempt = 0;; attempt++) {
+    e = rd_kafka_abort_transaction(r->producer, RUNNER_API_TIMEOUT_MS);
+    if (!e || !rd_kafka_error_is_retriable(e) || attempt >= 10)
+      break;
+    LINLI_WARN("abort_transaction retried", "consumer=%s reason=\"%s\"",
+               r->spec.name, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
   if (e) {
-    if (rd_kafka_error_is_fatal(e))
-      set_fatal(r, "abort_transaction", rd_kafka_error_string(e));
-    else
-      LINLI_WARN("abort_transaction failed", "consumer=%s reason=\"%s\"",
-                 r->spec.name, rd_kafka_error_string(e));
+    /* Neither fatal nor retriable means the abort cannot complete: the
+     * next begin_transaction would fail, so stop and let a restart fence
+     * this producer. */
+    set_fatal(r, "abort_transaction", rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
   }
   r->txn_open = 0;
@@ -186,11 +194,16 @@ static void txn_abort(linli_runner_t *r, int rewind) {
     } else {
       for (int i = 0; i < r->start->cnt; i++) {
         rd_kafka_topic_partition_t *p = &r->start->elems[i];
-        if (p->err) {
+        if (p->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+            p->err == RD_KAFKA_RESP_ERR__STATE) {
           /* Not assigned any more: the new owner reads it from the
            * committed offset, which this transaction never moved. */
           LINLI_INFO("rewind skipped", "topic=%s partition=%d reason=\"%s\"",
                      p->topic, (int)p->partition, rd_kafka_err2str(p->err));
+        } else if (p->err) {
+          /* Still ours but not rewound: going on would commit offsets past
+           * the aborted records. Stop; a restart reads from the commit. */
+          set_fatal(r, "seek after abort", rd_kafka_err2str(p->err));
         }
       }
     }
@@ -253,7 +266,8 @@ int linli_emit(linli_emit_t *e, const char *topic, int32_t partition,
                const void *key, size_t keylen, const void *value,
                size_t vallen, rd_kafka_headers_t *hdrs) {
   linli_runner_t *r = e->r;
-  for (int waited = 0;; waited += 50) {
+  int64_t deadline = linli_clock_mono_ms() + 10000;
+  for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, vallen),
@@ -263,7 +277,8 @@ int linli_emit(linli_emit_t *e, const char *topic, int32_t partition,
       linli_counter_add(r->m_produced, 1);
       return LINLI_OK;
     }
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && waited < 10000) {
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+        linli_clock_mono_ms() < deadline) {
       rd_kafka_poll(r->producer, 50);
       continue;
     }
