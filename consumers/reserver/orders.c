@@ -508,6 +508,26 @@ static int split_outcome(char *s, char **fields, int max, int last_rest) {
   return n;
 }
 
+/* The warehouse an order was placed in, with its stock in Redis: a
+ * payment, cancel or expiry of an unknown order is bad input (INVALID). */
+static int locate_order(struct reserver *rs, const char *order_id,
+                        const char *field, char *wh, size_t whlen,
+                        char *reason, size_t reasonlen) {
+  int rc = order_warehouse(rs, order_id, wh, whlen);
+  if (rc == LINLI_ERR_NOTFOUND) {
+    snprintf(reason, reasonlen, "%s: unknown order %s", field, order_id);
+    return LINLI_ERR_INVALID;
+  }
+  if (rc != LINLI_OK) {
+    snprintf(reason, reasonlen, "redis unavailable (order index)");
+    return rc;
+  }
+  char err[256];
+  if ((rc = reserver_ensure_stock(rs, wh, err, sizeof err)) != LINLI_OK)
+    snprintf(reason, reasonlen, "%s", err);
+  return rc;
+}
+
 static int handle_paid(struct reserver *rs, const rd_kafka_message_t *m,
                        const struct out_ctx *ctx, const Linli__OrderPaid *p,
                        linli_emit_t *emit, char *reason, size_t reasonlen) {
@@ -523,21 +543,9 @@ static int handle_paid(struct reserver *rs, const rd_kafka_message_t *m,
     return bad(reason, reasonlen, "%s: WECHAT_PAY, ALIPAY or BANK_CARD",
                "order_paid.method");
   char wh[80];
-  rc = order_warehouse(rs, p->order_id, wh, sizeof wh);
-  if (rc == LINLI_ERR_NOTFOUND) {
-    snprintf(reason, reasonlen, "order_paid.order_id: unknown order %s",
-             p->order_id);
-    return LINLI_ERR_INVALID;
-  }
-  if (rc != LINLI_OK) {
-    snprintf(reason, reasonlen, "redis unavailable (order index)");
+  if ((rc = locate_order(rs, p->order_id, "order_paid.order_id", wh,
+                         sizeof wh, reason, reasonlen)) != LINLI_OK)
     return rc;
-  }
-  char err[256];
-  if ((rc = reserver_ensure_stock(rs, wh, err, sizeof err)) != LINLI_OK) {
-    snprintf(reason, reasonlen, "%s", err);
-    return rc;
-  }
   char k_resv[160], k_sold[160], k_order[200], amt[32];
   wh_key(k_resv, sizeof k_resv, wh, "resv");
   wh_key(k_sold, sizeof k_sold, wh, "sold");
@@ -646,24 +654,13 @@ static int handle_release(struct reserver *rs, const rd_kafka_message_t *m,
   if (rc)
     return rc;
   char wh[80];
-  rc = order_warehouse(rs, order_id, wh, sizeof wh);
-  if (rc == LINLI_ERR_NOTFOUND) {
+  rc = locate_order(rs, order_id, field, wh, sizeof wh, reason, reasonlen);
+  if (rc == LINLI_ERR_INVALID && expiry)
     /* An expiry decided for an order that is gone must not be announced
      * again and again. */
-    if (expiry)
-      reserver_expiry_remove(rs, m->partition, order_id);
-    snprintf(reason, reasonlen, "%s: unknown order %s", field, order_id);
-    return LINLI_ERR_INVALID;
-  }
-  if (rc != LINLI_OK) {
-    snprintf(reason, reasonlen, "redis unavailable (order index)");
+    reserver_expiry_remove(rs, m->partition, order_id);
+  if (rc != LINLI_OK)
     return rc;
-  }
-  char err[256];
-  if ((rc = reserver_ensure_stock(rs, wh, err, sizeof err)) != LINLI_OK) {
-    snprintf(reason, reasonlen, "%s", err);
-    return rc;
-  }
   char k_avail[160], k_resv[160], k_order[200], dl[32];
   wh_key(k_avail, sizeof k_avail, wh, "avail");
   wh_key(k_resv, sizeof k_resv, wh, "resv");

@@ -113,6 +113,9 @@ void gw_http_print_routes(void);
  * and count it. */
 void gw_reply_json(struct gw_req *r, int status, json_t *body);
 /* {"error": code, "message": msg} with status. */
+/* 400 "invalid_request" naming every field in errs (consumed) with
+ * message; returns 1 if it replied, 0 (errs freed) when errs is empty. */
+int gw_reply_invalid(struct gw_req *r, json_t *errs, const char *message);
 void gw_reply_error(struct gw_req *r, int status, const char *code,
                     const char *msg);
 /* Reply from a raw JSON text (idempotent replays). */

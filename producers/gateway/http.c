@@ -144,6 +144,17 @@ void gw_reply_error(struct gw_req *r, int status, const char *code,
                 json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
+int gw_reply_invalid(struct gw_req *r, json_t *errs, const char *message) {
+  if (json_array_size(errs) == 0) {
+    json_decref(errs);
+    return 0;
+  }
+  gw_reply_json(r, 400,
+                json_pack("{s:s, s:s, s:o}", "error", "invalid_request",
+                          "message", message, "fields", errs));
+  return 1;
+}
+
 char *gw_body(struct gw_req *r, size_t *len) {
   struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
   size_t n = evbuffer_get_length(in);

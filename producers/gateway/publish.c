@@ -142,24 +142,13 @@ static ProtobufCMessage *parse_body(struct gw_req *r,
   } else {
     gw_verr(errs, "(body)", "%s", err);
   }
-  gw_reply_json(r, 400,
-                json_pack("{s:s, s:s, s:o}", "error", "invalid_request",
-                          "message", "the body does not match the schema",
-                          "fields", errs));
+  gw_reply_invalid(r, errs, "the body does not match the schema");
   return NULL;
 }
 
 /* 400 naming every field in errs (consumed); returns 1 if it replied. */
 static int reject_invalid(struct gw_req *r, json_t *errs) {
-  if (json_array_size(errs) == 0) {
-    json_decref(errs);
-    return 0;
-  }
-  gw_reply_json(r, 400,
-                json_pack("{s:s, s:s, s:o}", "error", "invalid_request",
-                          "message", "some fields are invalid", "fields",
-                          errs));
-  return 1;
+  return gw_reply_invalid(r, errs, "some fields are invalid");
 }
 
 /* *field := value (a string field of a message from the JSON layer, which

@@ -371,15 +371,10 @@ void gw_list_orders(struct gw_req *r) {
         snprintf(cur_id, sizeof cur_id, "%s", dot + 1);
     }
   }
-  if (json_array_size(errs) > 0) {
+  if (gw_reply_invalid(r, errs, "some query parameters are invalid")) {
     evhttp_clear_headers(&q);
-    gw_reply_json(r, 400,
-                  json_pack("{s:s, s:s, s:o}", "error", "invalid_request",
-                            "message", "some query parameters are invalid",
-                            "fields", errs));
     return;
   }
-  json_decref(errs);
   char since_t[24], cur_t[24], limit_t[24];
   snprintf(since_t, sizeof since_t, "%lld", (long long)since);
   snprintf(cur_t, sizeof cur_t, "%lld", (long long)cur_us);

@@ -365,15 +365,10 @@ void gw_get_stream(struct gw_req *r) {
   json_t *errs = json_array();
   gw_check_opt_id(errs, "warehouse", wh);
   gw_check_opt_id(errs, "pickup_point", pp);
-  if (json_array_size(errs) > 0) {
+  if (gw_reply_invalid(r, errs, "some query parameters are invalid")) {
     evhttp_clear_headers(&q);
-    gw_reply_json(r, 400,
-                  json_pack("{s:s, s:s, s:o}", "error", "invalid_request",
-                            "message", "some query parameters are invalid",
-                            "fields", errs));
     return;
   }
-  json_decref(errs);
   struct client *c = calloc(1, sizeof *c);
   if (!c) {
     evhttp_clear_headers(&q);
