@@ -36,6 +36,14 @@ struct linli_emit {
   linli_runner_t *r;
 };
 
+struct linli_batch {
+  linli_runner_t *r;
+  rd_kafka_message_t **msgs; /* owned until the batch is done */
+  size_t n, cap;
+  int *verdict;              /* per record: LINLI_OK or the reject code */
+  char **reason;             /* per record: malloc'd reject reason or NULL */
+};
+
 struct linli_runner {
   linli_runner_spec_t spec;
   const linli_config_t *cfg;
@@ -50,8 +58,10 @@ struct linli_runner {
   int txn_timeout_ms;
 
   rd_kafka_t *consumer;
-  rd_kafka_t *producer;
+  rd_kafka_t *producer;      /* NULL with an external offset store */
   struct linli_emit emit;
+  struct linli_batch batch;  /* the records collected for the next batch */
+  int64_t collect_started_ms;
 
   volatile sig_atomic_t stop;
   int fatal;
@@ -73,6 +83,7 @@ struct linli_runner {
   linli_counter_t *m_aborts;
   linli_counter_t *m_retries;
   linli_histogram_t *m_commit_s;
+  linli_histogram_t *m_batch_records;
   linli_gauge_t *m_assigned;
 };
 
@@ -144,7 +155,8 @@ static void reset_tracking(linli_runner_t *r) {
 static int txn_begin(linli_runner_t *r) {
   if (r->txn_open)
     return LINLI_OK;
-  rd_kafka_error_t *e = rd_kafka_begin_transaction(r->producer);
+  rd_kafka_error_t *e =
+      r->producer ? rd_kafka_begin_transaction(r->producer) : NULL;
   if (e) {
     set_fatal(r, "begin_transaction", rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
@@ -166,7 +178,7 @@ static void txn_abort(linli_runner_t *r, int rewind) {
   /* A timed-out abort is still in progress inside librdkafka: retry it
    * (the call resumes the same abort) before anything else begins. */
   rd_kafka_error_t *e = NULL;
-  for (int attempt = 0;; attempt++) {
+  for (int attempt = 0; r->producer; attempt++) {
     e = rd_kafka_abort_transaction(r->producer, RUNNER_API_TIMEOUT_MS);
     if (!e || !rd_kafka_error_is_retriable(e) || attempt >= 10)
       break;
@@ -218,6 +230,8 @@ static int txn_commit(linli_runner_t *r) {
     return LINLI_OK;
   int64_t t0 = linli_clock_mono_ms();
   rd_kafka_error_t *e = NULL;
+  if (!r->producer)
+    goto committed; /* the handler committed its own store */
   if (r->next->cnt > 0) {
     rd_kafka_consumer_group_metadata_t *md =
         rd_kafka_consumer_group_metadata(r->consumer);
@@ -248,6 +262,7 @@ static int txn_commit(linli_runner_t *r) {
     txn_abort(r, 1);
     return LINLI_ERR_TRANSIENT;
   }
+committed:
   r->txn_open = 0;
   linli_counter_add(r->m_commits, 1);
   linli_histogram_observe(r->m_commit_s,
@@ -316,6 +331,23 @@ static int emit_dlq(linli_runner_t *r, const rd_kafka_message_t *m, int code,
 
 /* -------------------------------------------------------------- rebalance */
 
+/* Forget collected records of partitions this instance no longer owns:
+ * nothing was applied for them yet, and their new owner reads them from the
+ * committed offset. */
+static void drop_collected(linli_runner_t *r,
+                           const rd_kafka_topic_partition_list_t *parts) {
+  size_t kept = 0;
+  for (size_t i = 0; i < r->batch.n; i++) {
+    rd_kafka_message_t *m = r->batch.msgs[i];
+    if (rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(m->rkt),
+                                           m->partition))
+      rd_kafka_message_destroy(m);
+    else
+      r->batch.msgs[kept++] = m;
+  }
+  r->batch.n = kept;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
@@ -324,6 +356,18 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
     LINLI_INFO("partitions assigned", "consumer=%s count=%d", r->spec.name,
                parts->cnt);
+    if (r->spec.offsets_load) {
+      /* External store: read from where the store says each partition
+       * stands. Until it answers, nothing is assigned: a failure stops the
+       * runner rather than reading from a guessed offset. */
+      for (int i = 0; i < parts->cnt; i++)
+        parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+      if (r->spec.offsets_load(r->spec.app, parts) != LINLI_OK) {
+        set_fatal(r, "offsets_load", "the offset store did not answer");
+        rd_kafka_assign(rk, NULL);
+        break;
+      }
+    }
     rd_kafka_assign(rk, parts);
     linli_gauge_set(r->m_assigned, parts->cnt);
     if (r->spec.on_assign)
@@ -332,15 +376,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
     LINLI_INFO("partitions revoked", "consumer=%s count=%d lost=%d",
                r->spec.name, parts->cnt, rd_kafka_assignment_lost(rk));
-    if (r->txn_open) {
-      /* Finish our batch while we still own the partitions; if they were
-       * lost, our offsets would be refused: abort and let the new owner
-       * redo the batch. */
-      if (rd_kafka_assignment_lost(rk))
-        txn_abort(r, 0);
-      else
-        txn_commit(r);
-    }
+    /* Batches are processed and committed between polls, so no
+     * transaction is open here; only collected records can be pending. */
+    if (r->txn_open)
+      txn_abort(r, 0);
+    drop_collected(r, parts);
     if (r->spec.on_revoke)
       r->spec.on_revoke(r->spec.app, parts);
     rd_kafka_assign(rk, NULL);
@@ -349,6 +389,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   default:
     LINLI_ERROR("rebalance error", "consumer=%s reason=\"%s\"", r->spec.name,
                 rd_kafka_err2str(err));
+    drop_collected(r, parts);
     rd_kafka_assign(rk, NULL);
     break;
   }
@@ -385,8 +426,9 @@ static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason,
 int linli_runner_new(const linli_config_t *cfg, const linli_runner_spec_t *spec,
                      linli_runner_t **out, char *err, size_t errlen) {
   if (!spec || !spec->name || !spec->topics || !spec->topics[0] ||
-      !spec->handle) {
-    snprintf(err, errlen, "runner spec needs a name, topics and handle()");
+      !spec->handle == !spec->handle_batch) {
+    snprintf(err, errlen, "runner spec needs a name, topics and one of "
+                          "handle_batch() or handle()");
     return LINLI_ERR_INVALID;
   }
   linli_runner_t *r = calloc(1, sizeof *r);
@@ -397,6 +439,7 @@ int linli_runner_new(const linli_config_t *cfg, const linli_runner_spec_t *spec,
   r->spec = *spec;
   r->cfg = cfg;
   r->emit.r = r;
+  r->batch.r = r;
   const char *cfg_group = linli_config_str(cfg, "runner.group");
   if (spec->group_id)
     snprintf(r->group, sizeof r->group, "%s", spec->group_id);
@@ -440,10 +483,25 @@ int linli_runner_new(const linli_config_t *cfg, const linli_runner_spec_t *spec,
                                        "Batches retried after a transient error");
   r->m_commit_s = linli_metrics_histogram("linli_runner_commit_seconds", labels,
                                           "Transaction commit latency", NULL, 0);
+  static const double batch_buckets[] = {1,   10,   100,  500,
+                                         1000, 2000, 5000, 10000};
+  r->m_batch_records = linli_metrics_histogram(
+      "linli_runner_batch_records", labels, "Records per batch",
+      batch_buckets, sizeof batch_buckets / sizeof batch_buckets[0]);
   r->m_assigned = linli_metrics_gauge("linli_runner_assigned_partitions",
                                       labels, "Partitions assigned");
   *out = r;
   return LINLI_OK;
+}
+
+/* Set key=value on conf unless the config's [kafka] section sets key: the
+ * runner's tuning defaults, which an operator may still override. */
+static int conf_default(const linli_config_t *cfg, rd_kafka_conf_t *conf,
+                        const char *key, const char *value, char *err,
+                        size_t errlen) {
+  if (cfg && linli_config_kafka_get(cfg, key))
+    return 0;
+  return rd_kafka_conf_set(conf, key, value, err, errlen) != RD_KAFKA_CONF_OK;
 }
 
 static int create_clients(linli_runner_t *r, char *err, size_t errlen) {
@@ -451,28 +509,42 @@ static int create_clients(linli_runner_t *r, char *err, size_t errlen) {
   char num[32];
   snprintf(client_id, sizeof client_id, "%s", r->txn_id);
 
-  /* Transactional producer. */
-  rd_kafka_conf_t *pc = rd_kafka_conf_new();
-  if (linli_kafka_conf_base(r->cfg, pc, client_id, err, errlen) != LINLI_OK)
-    goto perr;
-  snprintf(num, sizeof num, "%d", r->txn_timeout_ms);
-  if (rd_kafka_conf_set(pc, "transactional.id", r->txn_id, err, errlen) ||
-      rd_kafka_conf_set(pc, "transaction.timeout.ms", num, err, errlen) ||
-      rd_kafka_conf_set(pc, "enable.idempotence", "true", err, errlen) ||
-      rd_kafka_conf_set(pc, "acks", "all", err, errlen))
-    goto perr;
-  rd_kafka_conf_set_error_cb(pc, producer_error_cb);
-  rd_kafka_conf_set_opaque(pc, r);
-  r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
-  if (!r->producer)
-    goto perr;
-  pc = NULL;
+  /* Transactional producer (none with an external offset store). */
+  rd_kafka_conf_t *pc = NULL;
+  if (!r->spec.offsets_load) {
+    pc = rd_kafka_conf_new();
+    if (linli_kafka_conf_base(r->cfg, pc, client_id, err, errlen) != LINLI_OK)
+      goto perr;
+    snprintf(num, sizeof num, "%d", r->txn_timeout_ms);
+    /* librdkafka 2.0.2 retries AddOffsetsToTxn, refused with
+     * CONCURRENT_TRANSACTIONS while the previous commit completes on the
+     * broker, after retry.backoff.ms (100 ms by default): that wait, not
+     * the commit, would bound small transactions. */
+    if (conf_default(r->cfg, pc, "retry.backoff.ms", "5", err, errlen) ||
+        rd_kafka_conf_set(pc, "transactional.id", r->txn_id, err, errlen) ||
+        rd_kafka_conf_set(pc, "transaction.timeout.ms", num, err, errlen) ||
+        rd_kafka_conf_set(pc, "enable.idempotence", "true", err, errlen) ||
+        rd_kafka_conf_set(pc, "acks", "all", err, errlen))
+      goto perr;
+    rd_kafka_conf_set_error_cb(pc, producer_error_cb);
+    rd_kafka_conf_set_opaque(pc, r);
+    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, errlen);
+    if (!r->producer)
+      goto perr;
+    pc = NULL;
+  }
 
-  /* read_committed consumer, offsets only through transactions. */
+  /* read_committed consumer, offsets only through transactions (or the
+   * external store). */
   rd_kafka_conf_t *cc = rd_kafka_conf_new();
   if (linli_kafka_conf_base(r->cfg, cc, client_id, err, errlen) != LINLI_OK)
     goto cerr;
-  if (rd_kafka_conf_set(cc, "group.id", r->group, err, errlen) ||
+  /* The pre-fetch queue is what dominates a consumer's memory: librdkafka
+   * keeps up to 64 MiB per instance by default. 8 MiB still holds many
+   * batches of small events. */
+  if (conf_default(r->cfg, cc, "queued.max.messages.kbytes", "8192", err,
+                   errlen) ||
+      rd_kafka_conf_set(cc, "group.id", r->group, err, errlen) ||
       rd_kafka_conf_set(cc, "isolation.level", "read_committed", err,
                         errlen) ||
       rd_kafka_conf_set(cc, "enable.auto.commit", "false", err, errlen) ||
@@ -506,63 +578,248 @@ static void backoff(linli_runner_t *r) {
   for (int slept = 0; slept < r->backoff_ms && !r->stop; slept += 20) {
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
-    rd_kafka_poll(r->producer, 0);
+    if (r->producer)
+      rd_kafka_poll(r->producer, 0);
   }
 }
 
-static void process(linli_runner_t *r, rd_kafka_message_t *m) {
-  if (m->err) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      LINLI_WARN("consume error", "consumer=%s reason=\"%s\"", r->spec.name,
-                 rd_kafka_message_errstr(m));
+/* ------------------------------------------------------------------ batch */
+
+size_t linli_batch_count(const linli_batch_t *b) { return b->n; }
+
+const rd_kafka_message_t *linli_batch_msg(const linli_batch_t *b, size_t i) {
+  return i < b->n ? b->msgs[i] : NULL;
+}
+
+int64_t linli_batch_start(const linli_batch_t *b, const char *topic,
+                          int32_t partition) {
+  const rd_kafka_topic_partition_t *p =
+      rd_kafka_topic_partition_list_find(b->r->start, topic, partition);
+  return p ? p->offset : -1;
+}
+
+void linli_batch_reject(linli_batch_t *b, size_t i, int code,
+                        const char *reason) {
+  if (i >= b->n)
+    return;
+  b->verdict[i] = code != LINLI_OK ? code : LINLI_ERR_INVALID;
+  free(b->reason[i]);
+  b->reason[i] = strdup(reason && reason[0] ? reason : "rejected");
+}
+
+int linli_batch_verdict(const linli_batch_t *b, size_t i, const char **reason) {
+  if (reason)
+    *reason = i < b->n ? b->reason[i] : NULL;
+  return i < b->n ? b->verdict[i] : LINLI_ERR_INVALID;
+}
+
+const rd_kafka_topic_partition_list_t *
+linli_batch_next_offsets(const linli_batch_t *b) {
+  return b->r->next;
+}
+
+static int batch_reserve(linli_batch_t *b, size_t need) {
+  if (need <= b->cap)
+    return LINLI_OK;
+  size_t cap = b->cap ? b->cap * 2 : 256;
+  while (cap < need)
+    cap *= 2;
+  rd_kafka_message_t **m = realloc(b->msgs, cap * sizeof *m);
+  if (!m)
+    return LINLI_ERR_NOMEM;
+  b->msgs = m;
+  int *v = realloc(b->verdict, cap * sizeof *v);
+  if (!v)
+    return LINLI_ERR_NOMEM;
+  b->verdict = v;
+  char **rs = realloc(b->reason, cap * sizeof *rs);
+  if (!rs)
+    return LINLI_ERR_NOMEM;
+  b->reason = rs;
+  b->cap = cap;
+  return LINLI_OK;
+}
+
+/* Destroy the batch's records and verdicts (the batch is done). */
+static void batch_clear(linli_batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    rd_kafka_message_destroy(b->msgs[i]);
+    free(b->reason[i]);
+  }
+  b->n = 0;
+}
+
+/* The single-record contract as a batch handler: one record after the
+ * other, stopping the batch at the first transient or fatal failure. */
+static int handle_each(linli_runner_t *r, linli_batch_t *b, char *reason,
+                       size_t reasonlen) {
+  for (size_t i = 0; i < b->n; i++) {
+    const rd_kafka_message_t *m = b->msgs[i];
+    reason[0] = '\0';
+    int rc = r->spec.handle(r->spec.app, m, &r->emit, reason, reasonlen);
+    if (rc == LINLI_OK)
+      continue;
+    if (rc == LINLI_ERR_INVALID) {
+      linli_batch_reject(b, i, rc, reason);
+      continue;
+    }
+    if (rc != LINLI_ERR_FATAL) {
+      LINLI_WARN("record failed", "consumer=%s topic=%s partition=%d "
+                 "offset=%lld reason=\"%s\"",
+                 r->spec.name, rd_kafka_topic_name(m->rkt), (int)m->partition,
+                 (long long)m->offset, reason);
+      return LINLI_ERR_TRANSIENT;
+    }
+    return rc;
+  }
+  return LINLI_OK;
+}
+
+/* Give up the open batch: abort, rewind, count a retry, back off. */
+static void batch_retry(linli_runner_t *r) {
+  txn_abort(r, 1);
+  linli_counter_add(r->m_retries, 1);
+  backoff(r);
+}
+
+/*
+ * Process the collected batch in one transaction: the handler decides and
+ * applies every record, the rejected ones go to the DLQ, and the outputs
+ * commit with the offsets. Any failure before the commit rewinds the
+ * partitions to the batch start, so the same records come again.
+ */
+static void process_batch(linli_runner_t *r) {
+  linli_batch_t *b = &r->batch;
+  if (b->n == 0)
+    return;
+  if (txn_begin(r) != LINLI_OK) {
+    batch_clear(b);
     return;
   }
-  if (txn_begin(r) != LINLI_OK)
-    return;
-  track_start(r, m);
+  for (size_t i = 0; i < b->n; i++) {
+    track_start(r, b->msgs[i]);
+    track_done(r, b->msgs[i]);
+  }
+  r->batch_count = (int)b->n;
+  linli_histogram_observe(r->m_batch_records, (double)b->n);
+
   char reason[512] = "";
-  int rc = r->spec.handle(r->spec.app, m, &r->emit, reason, sizeof reason);
-  linli_counter_add(r->m_consumed, 1);
-  switch (rc) {
-  case LINLI_OK:
-    break;
-  case LINLI_ERR_INVALID:
-    if (!reason[0])
-      snprintf(reason, sizeof reason, "rejected by %s", r->spec.name);
-    if (emit_dlq(r, m, rc, reason) != LINLI_OK) {
-      txn_abort(r, 1);
-      linli_counter_add(r->m_retries, 1);
-      backoff(r);
+  int rc = r->spec.handle_batch
+               ? r->spec.handle_batch(r->spec.app, b,
+                                      r->producer ? &r->emit : NULL, reason,
+                                      sizeof reason)
+               : handle_each(r, b, reason, sizeof reason);
+  linli_counter_add(r->m_consumed, b->n);
+  if (rc == LINLI_ERR_FATAL) {
+    set_fatal(r, "handler", reason[0] ? reason : "fatal error");
+    batch_clear(b);
+    return;
+  }
+  if (rc != LINLI_OK) {
+    LINLI_WARN("batch retried", "consumer=%s records=%zu reason=\"%s\"",
+               r->spec.name, b->n, reason);
+    batch_clear(b);
+    batch_retry(r);
+    return;
+  }
+  for (size_t i = 0; i < b->n; i++) {
+    if (b->verdict[i] == LINLI_OK)
+      continue;
+    if (!r->producer) {
+      linli_counter_add(r->m_dlq, 1); /* the handler stored it */
+      continue;
+    }
+    if (emit_dlq(r, b->msgs[i], b->verdict[i], b->reason[i]) != LINLI_OK) {
+      batch_clear(b);
+      batch_retry(r);
       return;
     }
-    break;
-  case LINLI_ERR_FATAL:
-    set_fatal(r, "handler", reason[0] ? reason : "fatal error");
-    return;
-  default:
-    LINLI_WARN("batch retried", "consumer=%s topic=%s partition=%d "
-               "offset=%lld reason=\"%s\"",
-               r->spec.name, rd_kafka_topic_name(m->rkt), (int)m->partition,
-               (long long)m->offset, reason);
-    txn_abort(r, 1);
+  }
+  batch_clear(b);
+  if (txn_commit(r) == LINLI_ERR_TRANSIENT) {
     linli_counter_add(r->m_retries, 1);
     backoff(r);
-    return;
   }
-  track_done(r, m);
-  r->batch_count++;
+}
+
+/* Collect records until the batch is full or runner.flush_interval_ms has
+ * passed since its first record (or a stop was asked). */
+static void collect(linli_runner_t *r) {
+  linli_batch_t *b = &r->batch;
+  while (!r->stop && !r->fatal && b->n < (size_t)r->batch_size) {
+    int timeout = 100;
+    if (b->n > 0) {
+      int64_t left =
+          r->collect_started_ms + r->flush_ms - linli_clock_mono_ms();
+      if (left <= 0)
+        break;
+      timeout = left < 100 ? (int)left : 100;
+    }
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, timeout);
+    if (r->producer)
+      rd_kafka_poll(r->producer, 0);
+    if (!m) {
+      if (b->n == 0)
+        break; /* idle: give the clock its turn */
+      continue;
+    }
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        LINLI_WARN("consume error", "consumer=%s reason=\"%s\"", r->spec.name,
+                   rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (batch_reserve(b, b->n + 1) != LINLI_OK) {
+      /* Not taken: rewind to it so it comes again after this batch. */
+      rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt),
+                                        m->partition)
+          ->offset = m->offset;
+      rd_kafka_error_t *se = rd_kafka_seek_partitions(r->consumer, l, 5000);
+      if (se) {
+        set_fatal(r, "seek", rd_kafka_error_string(se));
+        rd_kafka_error_destroy(se);
+      }
+      rd_kafka_topic_partition_list_destroy(l);
+      rd_kafka_message_destroy(m);
+      break;
+    }
+    if (b->n == 0)
+      r->collect_started_ms = linli_clock_mono_ms();
+    b->verdict[b->n] = LINLI_OK;
+    b->reason[b->n] = NULL;
+    b->msgs[b->n++] = m;
+  }
+}
+
+static void run_tick(linli_runner_t *r) {
+  if (txn_begin(r) != LINLI_OK)
+    return;
+  int rc = r->spec.tick(r->spec.app, r->producer ? &r->emit : NULL,
+                        linli_clock_now_ms());
+  if (rc == LINLI_ERR_FATAL) {
+    set_fatal(r, "tick", "fatal error");
+  } else if (rc != LINLI_OK) {
+    txn_abort(r, 1);
+    backoff(r);
+  } else if (txn_commit(r) == LINLI_ERR_TRANSIENT) {
+    backoff(r);
+  }
 }
 
 int linli_runner_run(linli_runner_t *r, char *err, size_t errlen) {
   if (create_clients(r, err, errlen) != LINLI_OK)
     return LINLI_ERR_CONFIG;
-  rd_kafka_error_t *e =
-      rd_kafka_init_transactions(r->producer, RUNNER_API_TIMEOUT_MS * 2);
-  if (e) {
-    snprintf(err, errlen, "init_transactions (%s): %s", r->txn_id,
-             rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
-    return LINLI_ERR_FATAL;
+  if (r->producer) {
+    rd_kafka_error_t *e =
+        rd_kafka_init_transactions(r->producer, RUNNER_API_TIMEOUT_MS * 2);
+    if (e) {
+      snprintf(err, errlen, "init_transactions (%s): %s", r->txn_id,
+               rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      return LINLI_ERR_FATAL;
+    }
   }
   int n = 0;
   while (r->spec.topics[n])
@@ -579,43 +836,25 @@ int linli_runner_run(linli_runner_t *r, char *err, size_t errlen) {
   }
   LINLI_INFO("runner started",
              "consumer=%s group=%s transactional_id=%s batch_size=%d "
-             "flush_interval_ms=%d",
-             r->spec.name, r->group, r->txn_id, r->batch_size, r->flush_ms);
+             "flush_interval_ms=%d offsets=%s",
+             r->spec.name, r->group, r->producer ? r->txn_id : "-",
+             r->batch_size, r->flush_ms,
+             r->spec.offsets_load ? "external" : "kafka");
 
   int64_t next_tick = linli_clock_mono_ms() + r->tick_ms;
   while (!r->stop && !r->fatal) {
-    int timeout = 100;
-    if (r->txn_open) {
-      int64_t left = r->batch_started_ms + r->flush_ms - linli_clock_mono_ms();
-      timeout = left < 0 ? 0 : (left < 100 ? (int)left : 100);
-    }
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, timeout);
-    rd_kafka_poll(r->producer, 0);
-    if (m) {
-      process(r, m);
-      rd_kafka_message_destroy(m);
-    }
+    collect(r);
+    if (r->fatal)
+      break;
+    /* A stop during collection still processes what was collected: the
+     * graceful drain finishes the batch in hand. */
+    process_batch(r);
     if (r->fatal)
       break;
     int64_t now = linli_clock_mono_ms();
-    if (r->txn_open && (r->batch_count >= r->batch_size ||
-                        now - r->batch_started_ms >= r->flush_ms)) {
-      if (txn_commit(r) == LINLI_ERR_TRANSIENT)
-        backoff(r);
-    }
-    if (r->spec.tick && now >= next_tick && !r->fatal) {
+    if (r->spec.tick && now >= next_tick && !r->stop) {
       next_tick = now + r->tick_ms;
-      if (txn_begin(r) == LINLI_OK) {
-        int rc = r->spec.tick(r->spec.app, &r->emit, linli_clock_now_ms());
-        if (rc == LINLI_ERR_FATAL) {
-          set_fatal(r, "tick", "fatal error");
-        } else if (rc != LINLI_OK) {
-          txn_abort(r, 1);
-          backoff(r);
-        } else if (txn_commit(r) == LINLI_ERR_TRANSIENT) {
-          backoff(r);
-        }
-      }
+      run_tick(r);
     }
   }
 
@@ -626,11 +865,11 @@ int linli_runner_run(linli_runner_t *r, char *err, size_t errlen) {
     snprintf(err, errlen, "%s", r->fatal_reason);
     rc = LINLI_ERR_FATAL;
   } else {
-    /* Graceful drain: finish the batch in hand, then leave the group. */
-    txn_commit(r);
     LINLI_INFO("runner draining", "consumer=%s", r->spec.name);
   }
+  batch_clear(&r->batch);
   rd_kafka_consumer_close(r->consumer);
+  batch_clear(&r->batch); /* anything a last rebalance left */
   if (r->txn_open)
     txn_abort(r, 0);
   return rc;
@@ -639,6 +878,10 @@ int linli_runner_run(linli_runner_t *r, char *err, size_t errlen) {
 void linli_runner_free(linli_runner_t *r) {
   if (!r)
     return;
+  batch_clear(&r->batch);
+  free(r->batch.msgs);
+  free(r->batch.verdict);
+  free(r->batch.reason);
   if (r->consumer)
     rd_kafka_destroy(r->consumer);
   if (r->producer) {

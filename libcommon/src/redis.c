@@ -44,7 +44,7 @@ struct linli_redis_script {
   char *name;                     /* for logs */
   char *lua;                      /* the full source sent by SCRIPT LOAD */
   char sha[41];                   /* hex SHA1 as Redis reported it */
-  int hwm;                        /* built by linli_redis_script_hwm */
+  int hwm; /* 1: linli_redis_script_hwm, 2: linli_redis_script_batch */
   struct linli_redis_script *next;
 };
 
@@ -552,13 +552,13 @@ int linli_redis_eval_hwm(linli_redis_t *r, linli_redis_script_t *s,
     *outcome = NULL;
   if (outcome_len != NULL)
     *outcome_len = 0;
-  if (r == NULL || s == NULL || !s->hwm || !valid_tag(tag) || topic == NULL ||
+  if (r == NULL || s == NULL || s->hwm != 1 || !valid_tag(tag) || topic == NULL ||
       partition < 0 || offset < 0 || nextra_keys < 0 || nextra_args < 0 ||
       (nextra_keys > 0 && extra_keys == NULL) ||
       (nextra_args > 0 && extra_args == NULL) || replayed == NULL ||
       outcome == NULL) {
     set_err(err, errlen, "redis hwm: %s",
-            s != NULL && !s->hwm ? "script is not an HWM script"
+            s != NULL && s->hwm != 1 ? "script is not an HWM script"
                                  : "bad arguments");
     return LINLI_ERR_INVALID;
   }
@@ -646,4 +646,502 @@ done:
   free(args);
   free(argslen);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pipelines                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int linli_redis_pipeline(linli_redis_t *r, int n, const linli_redis_cmd_t *cmds,
+                         redisReply **replies) {
+  if (r == NULL || n <= 0 || cmds == NULL || replies == NULL)
+    return LINLI_ERR_INVALID;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (r->ctx == NULL && redis_open(r) != LINLI_OK)
+      return LINLI_ERR_TRANSIENT;
+    redisContext *c = r->ctx;
+    int sent = 0, got = 0;
+    while (sent < n && redisAppendCommandArgv(c, cmds[sent].argc,
+                                              cmds[sent].argv,
+                                              cmds[sent].lens) == REDIS_OK)
+      sent++;
+    while (sent == n && got < n) {
+      void *rep = NULL;
+      if (redisGetReply(c, &rep) != REDIS_OK || rep == NULL)
+        break;
+      replies[got++] = rep;
+    }
+    if (got == n)
+      return LINLI_OK;
+    for (int i = 0; i < got; i++)
+      freeReplyObject(replies[i]);
+    snprintf(r->errstr, sizeof r->errstr, "%s",
+             c->err ? c->errstr : "no reply");
+    LINLI_WARN("redis pipeline failed", "host=%s port=%d err=\"%s\" retry=%d",
+               r->host, r->port, r->errstr, attempt == 0);
+    /* The reader's state is unknown after a partial read: never reuse it. */
+    drop_ctx(r);
+  }
+  return LINLI_ERR_TRANSIENT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batch high-water-mark scripts                                            */
+/* ------------------------------------------------------------------------ */
+
+/* ARGV: [1] key prefix "{tag}:", [2] outcome TTL (s), [3] number of
+ * partitions np, then np pairs (field "topic:partition", batch start
+ * offset), then per input: partition index (1-based), offset, nargs, args.
+ * KEYS: [1] the shard's mark hash, [1 + p] partition p's outcome hash. */
+static const char BATCH_PROLOGUE[] =
+    "local P = ARGV[1]\n"
+    "local before = nil\n"
+    "local apply = nil\n";
+static const char BATCH_EPILOGUE[] =
+    "\nif before then\n"
+    "  local e = before(P)\n"
+    "  if e then return e end\n"
+    "end\n"
+    "local ttl = ARGV[2]\n"
+    "local np = tonumber(ARGV[3])\n"
+    "local fields, marks, touched = {}, {}, {}\n"
+    "local i = 4\n"
+    "for p = 1, np do\n"
+    "  fields[p] = ARGV[i]\n"
+    "  local start = tonumber(ARGV[i + 1])\n"
+    "  i = i + 2\n"
+    "  local mx = redis.call('HGET', KEYS[1 + p], 'max')\n"
+    "  if mx and tonumber(mx) < start then redis.call('DEL', KEYS[1 + p]) end\n"
+    "  marks[p] = tonumber(redis.call('HGET', KEYS[1], fields[p]) or '-1')\n"
+    "end\n"
+    "local out = {}\n"
+    "while i <= #ARGV do\n"
+    "  local p = tonumber(ARGV[i])\n"
+    "  local off = ARGV[i + 1]\n"
+    "  local n = tonumber(ARGV[i + 2])\n"
+    "  local A = {}\n"
+    "  for j = 1, n do A[j] = ARGV[i + 2 + j] end\n"
+    "  i = i + 3 + n\n"
+    "  if tonumber(off) <= marks[p] then\n"
+    "    local o = redis.call('HGET', KEYS[1 + p], off)\n"
+    "    if o then out[#out + 1] = 1; out[#out + 1] = o\n"
+    "    else out[#out + 1] = 2; out[#out + 1] = '' end\n"
+    "  else\n"
+    "    local ok, o = pcall(apply, P, A)\n"
+    "    if not ok then\n"
+    "      local msg = type(o) == 'table' and (o.err or '?') or tostring(o)\n"
+    "      if string.find(msg, '^OOM') then return redis.error_reply(msg) end\n"
+    "      o = 'ERR|' .. msg\n"
+    "    elseif type(o) == 'number' then o = tostring(o)\n"
+    "    elseif type(o) ~= 'string' then o = 'ERR|body returned no string' end\n"
+    /* The mark moves with each effect: a later error reply must not
+     * leave an applied effect unmarked (Redis keeps a script's writes). */
+    "    redis.call('HSET', KEYS[1], fields[p], off)\n"
+    "    redis.call('HSET', KEYS[1 + p], off, o, 'max', off)\n"
+    "    if not touched[p] then\n"
+    "      redis.call('EXPIRE', KEYS[1 + p], ttl)\n"
+    "      touched[p] = true\n"
+    "    end\n"
+    "    marks[p] = tonumber(off)\n"
+    "    out[#out + 1] = 0; out[#out + 1] = o\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+int linli_redis_script_batch(linli_redis_t *r, const char *name,
+                             const char *body_lua, linli_redis_script_t **out) {
+  if (r == NULL || body_lua == NULL || out == NULL)
+    return LINLI_ERR_INVALID;
+  *out = NULL;
+  size_t n1 = strlen(BATCH_PROLOGUE), n2 = strlen(body_lua),
+         n3 = strlen(BATCH_EPILOGUE);
+  char *lua = malloc(n1 + n2 + n3 + 1);
+  if (lua == NULL)
+    return LINLI_ERR_NOMEM;
+  memcpy(lua, BATCH_PROLOGUE, n1);
+  memcpy(lua + n1, body_lua, n2);
+  memcpy(lua + n1 + n2, BATCH_EPILOGUE, n3 + 1);
+  return script_add(r, name, lua, 2, out);
+}
+
+struct batch_part {
+  char *field; /* "topic:partition" */
+  char *key;   /* "{tag}:out:topic:partition" */
+  int64_t start;
+};
+
+struct batch_result {
+  int effect;
+  char *outcome; /* owned */
+  size_t len;
+};
+
+struct linli_redis_batch {
+  linli_redis_script_t *script;
+  char *tag;
+  char *prefix; /* "{tag}:" */
+  char *hwm_key;
+  struct batch_part *parts;
+  size_t nparts, parts_cap;
+  /* Input arguments, flattened: argument strings in one growing buffer,
+   * addressed by (offset, length) so that growing it moves nothing that
+   * is referenced by pointer. */
+  char *buf;
+  size_t buflen, bufcap;
+  size_t *arg_off, *arg_len;
+  size_t nargs, args_cap;
+  size_t ninputs;
+  struct batch_result *results; /* ninputs of them after exec */
+  int status;
+  char *status_msg;
+};
+
+static int buf_reserve(char **buf, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return LINLI_OK;
+  size_t c = *cap ? *cap : 256;
+  while (c < need)
+    c *= 2;
+  char *n = realloc(*buf, c);
+  if (n == NULL)
+    return LINLI_ERR_NOMEM;
+  *buf = n;
+  *cap = c;
+  return LINLI_OK;
+}
+
+static int batch_push_arg(linli_redis_batch_t *b, const char *s, size_t len) {
+  if (b->nargs == b->args_cap) {
+    size_t c = b->args_cap ? b->args_cap * 2 : 64;
+    size_t *o = realloc(b->arg_off, c * sizeof *o);
+    if (o == NULL)
+      return LINLI_ERR_NOMEM;
+    b->arg_off = o;
+    size_t *l = realloc(b->arg_len, c * sizeof *l);
+    if (l == NULL)
+      return LINLI_ERR_NOMEM;
+    b->arg_len = l;
+    b->args_cap = c;
+  }
+  if (buf_reserve(&b->buf, &b->bufcap, b->buflen + len + 1) != LINLI_OK)
+    return LINLI_ERR_NOMEM;
+  if (len > 0)
+    memcpy(b->buf + b->buflen, s, len);
+  b->buf[b->buflen + len] = '\0';
+  b->arg_off[b->nargs] = b->buflen;
+  b->arg_len[b->nargs] = len;
+  b->buflen += len + 1;
+  b->nargs++;
+  return LINLI_OK;
+}
+
+static void batch_clear_results(linli_redis_batch_t *b) {
+  if (b->results != NULL)
+    for (size_t i = 0; i < b->ninputs; i++)
+      free(b->results[i].outcome);
+  free(b->results);
+  b->results = NULL;
+  free(b->status_msg);
+  b->status_msg = NULL;
+  b->status = LINLI_ERR_TRANSIENT; /* not run yet */
+}
+
+static char *str_printf2(const char *fmt, const char *a, const char *b2) {
+  int n = snprintf(NULL, 0, fmt, a, b2);
+  if (n < 0)
+    return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (s != NULL)
+    snprintf(s, (size_t)n + 1, fmt, a, b2);
+  return s;
+}
+
+int linli_redis_batch_new(linli_redis_script_t *s, const char *tag,
+                          linli_redis_batch_t **out) {
+  if (s == NULL || s->hwm != 2 || !valid_tag(tag) || out == NULL)
+    return LINLI_ERR_INVALID;
+  *out = NULL;
+  linli_redis_batch_t *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return LINLI_ERR_NOMEM;
+  b->script = s;
+  b->status = LINLI_ERR_TRANSIENT;
+  b->tag = strdup(tag);
+  b->prefix = str_printf2("{%s}:%s", tag, "");
+  b->hwm_key = str_printf2("{%s}:%s", tag, "hwm");
+  if (b->tag == NULL || b->prefix == NULL || b->hwm_key == NULL) {
+    linli_redis_batch_free(b);
+    return LINLI_ERR_NOMEM;
+  }
+  *out = b;
+  return LINLI_OK;
+}
+
+void linli_redis_batch_free(linli_redis_batch_t *b) {
+  if (b == NULL)
+    return;
+  batch_clear_results(b);
+  for (size_t i = 0; i < b->nparts; i++) {
+    free(b->parts[i].field);
+    free(b->parts[i].key);
+  }
+  free(b->parts);
+  free(b->buf);
+  free(b->arg_off);
+  free(b->arg_len);
+  free(b->tag);
+  free(b->prefix);
+  free(b->hwm_key);
+  free(b);
+}
+
+const char *linli_redis_batch_tag(const linli_redis_batch_t *b) {
+  return b != NULL ? b->tag : NULL;
+}
+
+size_t linli_redis_batch_count(const linli_redis_batch_t *b) {
+  return b != NULL ? b->ninputs : 0;
+}
+
+/* Index (1-based, as the script numbers them) of the batch's partition. */
+static int batch_part(linli_redis_batch_t *b, const char *topic,
+                      int32_t partition, int64_t start) {
+  char field[320];
+  int n = snprintf(field, sizeof field, "%s:%" PRId32, topic, partition);
+  if (n < 0 || (size_t)n >= sizeof field)
+    return LINLI_ERR_TOOBIG;
+  for (size_t i = 0; i < b->nparts; i++)
+    if (strcmp(b->parts[i].field, field) == 0)
+      return (int)i + 1;
+  if (b->nparts == b->parts_cap) {
+    size_t c = b->parts_cap ? b->parts_cap * 2 : 4;
+    struct batch_part *p = realloc(b->parts, c * sizeof *p);
+    if (p == NULL)
+      return LINLI_ERR_NOMEM;
+    b->parts = p;
+    b->parts_cap = c;
+  }
+  struct batch_part *p = &b->parts[b->nparts];
+  p->field = strdup(field);
+  p->key = str_printf2("{%s}:out:%s", b->tag, field);
+  p->start = start;
+  if (p->field == NULL || p->key == NULL) {
+    free(p->field);
+    free(p->key);
+    return LINLI_ERR_NOMEM;
+  }
+  b->nparts++;
+  return (int)b->nparts;
+}
+
+int linli_redis_batch_add(linli_redis_batch_t *b, const char *topic,
+                          int32_t partition, int64_t offset, int64_t start,
+                          int nargs, const char **args, const size_t *lens) {
+  if (b == NULL || topic == NULL || partition < 0 || offset < 0 ||
+      start < 0 || start > offset || nargs < 0 || (nargs > 0 && args == NULL))
+    return LINLI_ERR_INVALID;
+  batch_clear_results(b);
+  int p = batch_part(b, topic, partition, start);
+  if (p < 0)
+    return p;
+  char num[3][24];
+  snprintf(num[0], sizeof num[0], "%d", p);
+  snprintf(num[1], sizeof num[1], "%" PRId64, offset);
+  snprintf(num[2], sizeof num[2], "%d", nargs);
+  for (int i = 0; i < 3; i++)
+    if (batch_push_arg(b, num[i], strlen(num[i])) != LINLI_OK)
+      return LINLI_ERR_NOMEM;
+  for (int i = 0; i < nargs; i++) {
+    const char *a = args[i] != NULL ? args[i] : "";
+    size_t len = lens != NULL ? lens[i] : strlen(a);
+    if (batch_push_arg(b, a, len) != LINLI_OK)
+      return LINLI_ERR_NOMEM;
+  }
+  return (int)b->ninputs++;
+}
+
+/* The EVALSHA argv of one batch (pointers into b; freed by the caller). */
+static int batch_argv(linli_redis_t *r, linli_redis_batch_t *b,
+                      linli_redis_cmd_t *cmd, char *numkeys, size_t nklen,
+                      char *ttl, size_t ttllen, char *np, size_t nplen,
+                      char (*starts)[24]) {
+  size_t nkeys = 1 + b->nparts;
+  size_t argc = 3 + nkeys + 3 + 2 * b->nparts + b->nargs;
+  const char **argv = malloc(argc * sizeof *argv);
+  size_t *lens = malloc(argc * sizeof *lens);
+  if (argv == NULL || lens == NULL) {
+    free(argv);
+    free(lens);
+    return LINLI_ERR_NOMEM;
+  }
+  snprintf(numkeys, nklen, "%zu", nkeys);
+  snprintf(ttl, ttllen, "%" PRId64, r->outcome_ttl_s);
+  snprintf(np, nplen, "%zu", b->nparts);
+  size_t k = 0;
+  argv[k++] = "EVALSHA";
+  argv[k++] = b->script->sha;
+  argv[k++] = numkeys;
+  argv[k++] = b->hwm_key;
+  for (size_t i = 0; i < b->nparts; i++)
+    argv[k++] = b->parts[i].key;
+  argv[k++] = b->prefix;
+  argv[k++] = ttl;
+  argv[k++] = np;
+  for (size_t i = 0; i < b->nparts; i++) {
+    argv[k++] = b->parts[i].field;
+    snprintf(starts[i], 24, "%" PRId64, b->parts[i].start);
+    argv[k++] = starts[i];
+  }
+  for (size_t i = 0; i < k; i++)
+    lens[i] = strlen(argv[i]);
+  for (size_t i = 0; i < b->nargs; i++, k++) {
+    argv[k] = b->buf + b->arg_off[i];
+    lens[k] = b->arg_len[i];
+  }
+  cmd->argc = (int)argc;
+  cmd->argv = argv;
+  cmd->lens = lens;
+  return LINLI_OK;
+}
+
+/* Take one batch's reply apart into its results and status. */
+static void batch_take_reply(linli_redis_batch_t *b, const redisReply *rep) {
+  batch_clear_results(b);
+  if (is_error_reply(rep)) {
+    b->status = error_reply_is_transient(rep) ? LINLI_ERR_TRANSIENT
+                                              : LINLI_ERR_INVALID;
+    b->status_msg = strdup(rep->str != NULL ? rep->str : "error");
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 * b->ninputs) {
+    b->status = LINLI_ERR_INVALID;
+    b->status_msg = strdup("batch script: unexpected reply");
+    return;
+  }
+  b->results = calloc(b->ninputs ? b->ninputs : 1, sizeof *b->results);
+  if (b->results == NULL) {
+    b->status = LINLI_ERR_NOMEM;
+    return;
+  }
+  for (size_t i = 0; i < b->ninputs; i++) {
+    const redisReply *e = rep->element[2 * i];
+    const redisReply *o = rep->element[2 * i + 1];
+    if (e->type != REDIS_REPLY_INTEGER || o->type != REDIS_REPLY_STRING) {
+      batch_clear_results(b);
+      b->status = LINLI_ERR_INVALID;
+      b->status_msg = strdup("batch script: unexpected reply element");
+      return;
+    }
+    b->results[i].effect = (int)e->integer;
+    b->results[i].outcome = malloc(o->len + 1);
+    if (b->results[i].outcome == NULL) {
+      batch_clear_results(b);
+      b->status = LINLI_ERR_NOMEM;
+      return;
+    }
+    memcpy(b->results[i].outcome, o->str, o->len);
+    b->results[i].outcome[o->len] = '\0';
+    b->results[i].len = o->len;
+  }
+  b->status = LINLI_OK;
+}
+
+int linli_redis_batch_exec(linli_redis_t *r, linli_redis_batch_t *const *bs,
+                           size_t n, char *err, size_t errlen) {
+  if (r == NULL || (n > 0 && bs == NULL))
+    return LINLI_ERR_INVALID;
+  if (n == 0)
+    return LINLI_OK;
+  int rc = LINLI_ERR_NOMEM;
+  linli_redis_cmd_t *cmds = calloc(n, sizeof *cmds);
+  redisReply **reps = calloc(n, sizeof *reps);
+  char (*nums)[3][24] = calloc(n, sizeof *nums);
+  char(**starts)[24] = calloc(n, sizeof *starts);
+  if (cmds == NULL || reps == NULL || nums == NULL || starts == NULL)
+    goto done;
+  for (size_t i = 0; i < n; i++) {
+    if (bs[i] == NULL || bs[i]->ninputs == 0) {
+      rc = LINLI_ERR_INVALID;
+      set_err(err, errlen, "redis batch: %s", "an empty or missing batch");
+      goto done;
+    }
+    starts[i] = calloc(bs[i]->nparts, sizeof *starts[i]);
+    if (starts[i] == NULL ||
+        batch_argv(r, bs[i], &cmds[i], nums[i][0], 24, nums[i][1], 24,
+                   nums[i][2], 24, starts[i]) != LINLI_OK)
+      goto done;
+  }
+  for (int attempt = 0; attempt < 2; attempt++) {
+    rc = linli_redis_pipeline(r, (int)n, cmds, reps);
+    if (rc != LINLI_OK) {
+      set_err(err, errlen, "redis batch: %s",
+              r->errstr[0] ? r->errstr : linli_strerror(rc));
+      goto done;
+    }
+    int reload = 0;
+    for (size_t i = 0; i < n; i++)
+      if (is_noscript(reps[i]))
+        reload = 1;
+    if (!reload || attempt == 1)
+      break;
+    /* Redis forgot a script (restart, SCRIPT FLUSH, failover): load and
+     * send the whole pipeline again; shards that ran replay their
+     * outcomes. */
+    for (size_t i = 0; i < n; i++) {
+      if (is_noscript(reps[i])) {
+        LINLI_INFO("redis script reload", "script=%s", bs[i]->script->name);
+        int lrc = script_load(r, bs[i]->script);
+        if (lrc != LINLI_OK) {
+          rc = lrc;
+          set_err(err, errlen, "redis batch: %s", r->errstr);
+          goto done;
+        }
+      }
+      freeReplyObject(reps[i]);
+      reps[i] = NULL;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    batch_take_reply(bs[i], reps[i]);
+  rc = LINLI_OK;
+done:
+  if (rc == LINLI_ERR_NOMEM)
+    set_err(err, errlen, "redis batch: %s", "out of memory");
+  if (cmds != NULL)
+    for (size_t i = 0; i < n; i++) {
+      free((void *)cmds[i].argv);
+      free((void *)cmds[i].lens);
+    }
+  if (reps != NULL)
+    for (size_t i = 0; i < n; i++)
+      if (reps[i] != NULL)
+        freeReplyObject(reps[i]);
+  if (starts != NULL)
+    for (size_t i = 0; i < n; i++)
+      free(starts[i]);
+  free(cmds);
+  free(reps);
+  free(nums);
+  free(starts);
+  return rc;
+}
+
+int linli_redis_batch_status(const linli_redis_batch_t *b, const char **msg) {
+  if (msg != NULL)
+    *msg = b != NULL && b->status_msg != NULL ? b->status_msg : "";
+  return b != NULL ? b->status : LINLI_ERR_INVALID;
+}
+
+int linli_redis_batch_result(const linli_redis_batch_t *b, size_t i,
+                             int *effect, const char **outcome, size_t *len) {
+  if (b == NULL || b->status != LINLI_OK || b->results == NULL ||
+      i >= b->ninputs)
+    return LINLI_ERR_INVALID;
+  if (effect != NULL)
+    *effect = b->results[i].effect;
+  if (outcome != NULL)
+    *outcome = b->results[i].outcome;
+  if (len != NULL)
+    *len = b->results[i].len;
+  return LINLI_OK;
 }

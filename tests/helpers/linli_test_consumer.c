@@ -4,12 +4,13 @@
  * rules on the real broker and Redis.
  *
  * Each input value is a decimal amount ("7") or anything else (bad input).
- * An amount is added to a Redis counter under the shard tag through the
- * offset high-water mark, and one output event "<partition>:<offset>:<outcome>:<replayed>"
- * is written to the output topic with a derived id as its key. Bad input
- * goes to the DLQ. LINLI_TEST_CRASH_AFTER=N makes the process SIGKILL
- * itself right after handling its N-th record, i.e. after the Redis effect
- * and before the transaction commits.
+ * Each batch adds its amounts to a Redis counter under the shard tag in one
+ * round trip (a batch HWM script), and one output event
+ * "<partition>:<offset>:<outcome>:<effect>" is written to the output topic
+ * per record with a derived id as its key. Bad input goes to the DLQ.
+ * LINLI_TEST_CRASH_AFTER=N makes the process SIGKILL itself at the end of
+ * the batch in which it handled its N-th record: after the Redis round trip
+ * and the outputs, before the transaction commits.
  *
  * Environment: LINLI_TEST_IN, LINLI_TEST_OUT, LINLI_TEST_TAG (all required),
  * LINLI_TEST_GROUP (optional), plus the usual LINLI_* config overrides.
@@ -35,9 +36,11 @@ struct app {
   long handled;
 };
 
-/* KEYS[3] = counter; ARGV[4] = amount. Outcome: the counter after adding. */
+/* A[1] = amount. Outcome: the shard's counter after adding. */
 static const char ADD_LUA[] =
-    "return tostring(redis.call('INCRBY', KEYS[3], ARGV[4]))";
+    "apply = function(P, A)\n"
+    "  return tostring(redis.call('INCRBY', P .. 'counter', A[1]))\n"
+    "end\n";
 
 static int parse_amount(const rd_kafka_message_t *m, long *amount) {
   char buf[32];
@@ -53,41 +56,70 @@ static int parse_amount(const rd_kafka_message_t *m, long *amount) {
   return 0;
 }
 
-static int handle(void *arg, const rd_kafka_message_t *m, linli_emit_t *emit,
-                  char *reason, size_t reasonlen) {
+/* The batch contract as a consumer uses it: decide per record (bad input
+ * rejected), one Redis round trip for the shard, then the outputs. */
+static int handle_batch(void *arg, linli_batch_t *batch, linli_emit_t *emit,
+                        char *reason, size_t reasonlen) {
   struct app *a = arg;
-  long amount = 0;
-  if (parse_amount(m, &amount) != 0) {
-    snprintf(reason, reasonlen, "value is not a positive amount (%zu bytes)",
-             m->len);
-    return LINLI_ERR_INVALID;
+  size_t n = linli_batch_count(batch);
+  linli_redis_batch_t *rb = NULL;
+  int *slot = calloc(n ? n : 1, sizeof *slot);
+  int rc = slot ? linli_redis_batch_new(a->add, a->tag, &rb) : LINLI_ERR_NOMEM;
+  for (size_t i = 0; rc == LINLI_OK && i < n; i++) {
+    const rd_kafka_message_t *m = linli_batch_msg(batch, i);
+    long amount = 0;
+    slot[i] = -1;
+    if (parse_amount(m, &amount) != 0) {
+      char why[128];
+      snprintf(why, sizeof why, "value is not a positive amount (%zu bytes)",
+               m->len);
+      linli_batch_reject(batch, i, LINLI_ERR_INVALID, why);
+      continue;
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    char amount_s[32];
+    snprintf(amount_s, sizeof amount_s, "%ld", amount);
+    const char *args[] = {amount_s};
+    slot[i] = linli_redis_batch_add(
+        rb, topic, m->partition, m->offset,
+        linli_batch_start(batch, topic, m->partition), 1, args, NULL);
+    if (slot[i] < 0)
+      rc = slot[i];
   }
-  const char *topic = rd_kafka_topic_name(m->rkt);
-  char counter[256], amount_s[32], err[512];
-  linli_redis_key(counter, sizeof counter, a->tag, "counter");
-  snprintf(amount_s, sizeof amount_s, "%ld", amount);
-  const char *keys[] = {counter};
-  const char *args[] = {amount_s};
-  int replayed = 0;
-  char *outcome = NULL;
-  size_t outlen = 0;
-  int rc = linli_redis_eval_hwm(a->redis, a->add, a->tag, topic, m->partition,
-                                m->offset, 1, keys, 1, args, NULL, &replayed,
-                                &outcome, &outlen, err, sizeof err);
+  char err[512] = "";
+  if (rc == LINLI_OK && linli_redis_batch_count(rb) > 0) {
+    rc = linli_redis_batch_exec(a->redis, &rb, 1, err, sizeof err);
+    const char *msg = NULL;
+    if (rc == LINLI_OK && linli_redis_batch_status(rb, &msg) != LINLI_OK) {
+      snprintf(err, sizeof err, "%s", msg);
+      rc = LINLI_ERR_TRANSIENT;
+    }
+  }
+  for (size_t i = 0; rc == LINLI_OK && i < n; i++) {
+    if (slot[i] < 0)
+      continue;
+    const rd_kafka_message_t *m = linli_batch_msg(batch, i);
+    int effect = 0;
+    const char *outcome = NULL;
+    linli_redis_batch_result(rb, (size_t)slot[i], &effect, &outcome, NULL);
+    if (effect == LINLI_REDIS_FORGOTTEN)
+      continue; /* applied and committed long ago */
+    char id[LINLI_ID_BUFSZ], value[128];
+    linli_id_derive(rd_kafka_topic_name(m->rkt), m->partition, m->offset, 0,
+                    id, sizeof id);
+    int len = snprintf(value, sizeof value, "%d:%lld:%s:%d", (int)m->partition,
+                       (long long)m->offset, outcome, effect);
+    rc = linli_emit(emit, a->out_topic, RD_KAFKA_PARTITION_UA, id, strlen(id),
+                    value, (size_t)len, NULL);
+    a->handled++;
+  }
+  linli_redis_batch_free(rb);
+  free(slot);
   if (rc != LINLI_OK) {
-    snprintf(reason, reasonlen, "redis: %s", err);
-    return rc == LINLI_ERR_INVALID ? LINLI_ERR_INVALID : LINLI_ERR_TRANSIENT;
+    snprintf(reason, reasonlen, "%s", err[0] ? err : linli_strerror(rc));
+    return rc == LINLI_ERR_FATAL ? rc : LINLI_ERR_TRANSIENT;
   }
-  char id[LINLI_ID_BUFSZ], value[128];
-  linli_id_derive(topic, m->partition, m->offset, 0, id, sizeof id);
-  int n = snprintf(value, sizeof value, "%d:%lld:%s:%d", (int)m->partition,
-                   (long long)m->offset, outcome, replayed);
-  free(outcome);
-  rc = linli_emit(emit, a->out_topic, RD_KAFKA_PARTITION_UA, id, strlen(id),
-                  value, (size_t)n, NULL);
-  if (rc != LINLI_OK)
-    return rc;
-  a->handled++;
+  /* Between the Redis round trip and the Kafka commit. */
   if (a->crash_after > 0 && a->handled >= a->crash_after) {
     LINLI_WARN("crashing on purpose", "handled=%ld", a->handled);
     raise(SIGKILL);
@@ -116,7 +148,7 @@ int main(void) {
                                linli_config_str(cfg, "redis.password"), 5000,
                                &a.redis, err, sizeof err);
   if (rc == LINLI_OK)
-    rc = linli_redis_script_hwm(a.redis, "test-add", ADD_LUA, &a.add);
+    rc = linli_redis_script_batch(a.redis, "test-add", ADD_LUA, &a.add);
   if (rc != LINLI_OK) {
     fprintf(stderr, "redis: %s\n", err);
     linli_redis_free(a.redis);
@@ -129,7 +161,7 @@ int main(void) {
       .group_id = getenv("LINLI_TEST_GROUP"),
       .topics = topics,
       .app = &a,
-      .handle = handle,
+      .handle_batch = handle_batch,
   };
   linli_runner_t *r = NULL;
   rc = linli_runner_new(cfg, &spec, &r, err, sizeof err);

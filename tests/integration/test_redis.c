@@ -512,6 +512,229 @@ static void test_client_kill_reconnects(void) {
   linli_redis_free(r);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Batch high-water-mark scripts                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A counter per shard: A[1] = amount; 'boom' raises a Lua error;
+ * before() refuses the whole shard while P..'closed' exists. */
+static const char BATCH_BODY[] =
+    "before = function(P)\n"
+    "  if redis.call('EXISTS', P .. 'closed') == 1 then\n"
+    "    return redis.error_reply('TRYAGAIN shard closed')\n"
+    "  end\n"
+    "end\n"
+    "apply = function(P, A)\n"
+    "  if A[1] == 'boom' then error('body exploded') end\n"
+    "  return 'n=' .. redis.call('INCRBY', P .. 'bc', A[1])\n"
+    "end\n";
+
+/* One shard batch over partition p of TOPIC: offsets[i] with amount
+ * amounts[i], the consumer batch starting at start. */
+static linli_redis_batch_t *make_batch(linli_redis_script_t *s, int32_t p,
+                                       int64_t start, int n,
+                                       const int64_t *offsets,
+                                       const char *const *amounts) {
+  linli_redis_batch_t *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_new(s, g_tag, &b), LINLI_OK);
+  for (int i = 0; i < n; i++) {
+    const char *a[1] = {amounts[i]};
+    CU_ASSERT_EQUAL(linli_redis_batch_add(b, TOPIC, p, offsets[i], start, 1,
+                                          a, NULL),
+                    i);
+  }
+  return b;
+}
+
+static void expect_result(linli_redis_batch_t *b, size_t i, int effect,
+                          const char *outcome) {
+  int e = -1;
+  const char *o = NULL;
+  size_t len = 0;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_result(b, i, &e, &o, &len),
+                        LINLI_OK);
+  CU_ASSERT_EQUAL(e, effect);
+  CU_ASSERT_STRING_EQUAL(o, outcome);
+  CU_ASSERT_EQUAL(len, strlen(outcome));
+}
+
+static long long hlen(linli_redis_t *r, const char *k) {
+  redisReply *rep = cmd(r, "HLEN", k, NULL);
+  long long n = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer
+                                                                 : -1;
+  freeReplyObject(rep);
+  return n;
+}
+
+static void test_batch_exactly_once(void) {
+  linli_redis_t *r = connect_or_fail();
+  linli_redis_script_t *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_script_batch(r, "bcount", BATCH_BODY, &s),
+                        LINLI_OK);
+  char counter[160], outk[200], v[64], err[256];
+  key(counter, sizeof counter, "bc");
+  key(outk, sizeof outk, "out:" TOPIC ":0");
+
+  /* A batch of three, one of them broken: applied, the broken one is an
+   * ERR outcome that moves the mark like any other. */
+  const int64_t off1[] = {100, 101, 102};
+  const char *const amt1[] = {"1", "boom", "2"};
+  linli_redis_batch_t *b = make_batch(s, 0, 100, 3, off1, amt1);
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, &b, 1, err, sizeof err),
+                        LINLI_OK);
+  CU_ASSERT_EQUAL(linli_redis_batch_status(b, NULL), LINLI_OK);
+  expect_result(b, 0, LINLI_REDIS_APPLIED, "n=1");
+  int e = -1;
+  const char *o = NULL;
+  CU_ASSERT_EQUAL(linli_redis_batch_result(b, 1, &e, &o, NULL), LINLI_OK);
+  CU_ASSERT_EQUAL(e, LINLI_REDIS_APPLIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(o, "ERR|"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(o, "body exploded"));
+  expect_result(b, 2, LINLI_REDIS_APPLIED, "n=3");
+
+  /* The same batch again (the Kafka commit was lost): every outcome comes
+   * back as first recorded, nothing applies twice. */
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, &b, 1, err, sizeof err),
+                        LINLI_OK);
+  expect_result(b, 0, LINLI_REDIS_REPLAYED, "n=1");
+  expect_result(b, 2, LINLI_REDIS_REPLAYED, "n=3");
+  get_str(r, counter, v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "3");
+  linli_redis_batch_free(b);
+
+  /* Redelivered at other boundaries: 101..104 from start 101: the first
+   * two replay, the rest apply. */
+  const int64_t off2[] = {101, 102, 103, 104};
+  const char *const amt2[] = {"boom", "2", "10", "20"};
+  b = make_batch(s, 0, 101, 4, off2, amt2);
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, &b, 1, err, sizeof err),
+                        LINLI_OK);
+  CU_ASSERT_EQUAL(linli_redis_batch_result(b, 0, &e, &o, NULL), LINLI_OK);
+  CU_ASSERT_EQUAL(e, LINLI_REDIS_REPLAYED);
+  expect_result(b, 1, LINLI_REDIS_REPLAYED, "n=3");
+  expect_result(b, 2, LINLI_REDIS_APPLIED, "n=13");
+  expect_result(b, 3, LINLI_REDIS_APPLIED, "n=33");
+  linli_redis_batch_free(b);
+  CU_ASSERT_TRUE(hget_str(r, outk, "max", v, sizeof v));
+  CU_ASSERT_STRING_EQUAL(v, "104");
+
+  /* The next batch starts past every recorded offset: the outcomes of the
+   * committed batches are dropped, only this batch's stay. */
+  const int64_t off3[] = {105, 106};
+  const char *const amt3[] = {"1", "1"};
+  b = make_batch(s, 0, 105, 2, off3, amt3);
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, &b, 1, err, sizeof err),
+                        LINLI_OK);
+  expect_result(b, 1, LINLI_REDIS_APPLIED, "n=35");
+  linli_redis_batch_free(b);
+  CU_ASSERT_EQUAL(hlen(r, outk), 3); /* 105, 106, max */
+  redisReply *rep = cmd(r, "TTL", outk, NULL);
+  CU_ASSERT_TRUE(rep->integer > 0);
+  freeReplyObject(rep);
+
+  /* A zombie's stale batch below the mark whose outcomes are gone:
+   * FORGOTTEN, nothing applied. */
+  const int64_t off4[] = {103};
+  const char *const amt4[] = {"10"};
+  b = make_batch(s, 0, 103, 1, off4, amt4);
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, &b, 1, err, sizeof err),
+                        LINLI_OK);
+  expect_result(b, 0, LINLI_REDIS_FORGOTTEN, "");
+  linli_redis_batch_free(b);
+  get_str(r, counter, v, sizeof v);
+  CU_ASSERT_STRING_EQUAL(v, "35");
+  linli_redis_free(r);
+}
+
+/* Outcome memory does not grow with the number of batches. */
+static void test_batch_outcomes_bounded(void) {
+  linli_redis_t *r = connect_or_fail();
+  linli_redis_script_t *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_script_batch(r, "bcount", BATCH_BODY, &s),
+                        LINLI_OK);
+  char pattern[200], err[256];
+  snprintf(pattern, sizeof pattern, "{%s}:out:*", g_tag);
+  long long first_keys = -1, first_fields = -1;
+  int64_t off = 1000;
+  for (int batch = 0; batch < 40; batch++) {
+    linli_redis_batch_t *b[2] = {NULL, NULL};
+    /* Two partitions, 50 inputs each, per batch. */
+    for (int p = 0; p < 2; p++) {
+      CU_ASSERT_EQUAL_FATAL(linli_redis_batch_new(s, g_tag, &b[p]), LINLI_OK);
+      for (int i = 0; i < 50; i++) {
+        const char *a[1] = {"1"};
+        linli_redis_batch_add(b[p], TOPIC, 10 + p, off + i, off, 1, a, NULL);
+      }
+    }
+    CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, b, 2, err, sizeof err),
+                          LINLI_OK);
+    CU_ASSERT_EQUAL(linli_redis_batch_status(b[0], NULL), LINLI_OK);
+    CU_ASSERT_EQUAL(linli_redis_batch_status(b[1], NULL), LINLI_OK);
+    linli_redis_batch_free(b[0]);
+    linli_redis_batch_free(b[1]);
+    off += 50;
+    redisReply *rep = cmd(r, "KEYS", pattern, NULL);
+    long long nkeys = (long long)rep->elements;
+    long long fields = 0;
+    for (size_t k = 0; k < rep->elements; k++)
+      fields += hlen(r, rep->element[k]->str);
+    freeReplyObject(rep);
+    if (batch == 0) {
+      first_keys = nkeys;
+      first_fields = fields;
+    } else {
+      CU_ASSERT_EQUAL(nkeys, first_keys);
+      CU_ASSERT_TRUE(fields <= first_fields);
+    }
+  }
+  CU_ASSERT_TRUE(first_keys >= 2);
+  linli_redis_free(r);
+}
+
+/* A shard whose before() refuses fails alone; the others in the same
+ * pipeline apply. */
+static void test_batch_shard_refused(void) {
+  linli_redis_t *r = connect_or_fail();
+  linli_redis_script_t *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_script_batch(r, "bcount", BATCH_BODY, &s),
+                        LINLI_OK);
+  char closed_tag[160], ck[200], err[256];
+  snprintf(closed_tag, sizeof closed_tag, "%s-closed", g_tag);
+  snprintf(ck, sizeof ck, "{%s}:closed", closed_tag);
+  redisReply *rep = cmd(r, "SET", ck, "1", NULL);
+  freeReplyObject(rep);
+  linli_redis_batch_t *b[2] = {NULL, NULL};
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_new(s, g_tag, &b[0]), LINLI_OK);
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_new(s, closed_tag, &b[1]), LINLI_OK);
+  const char *a[1] = {"1"};
+  linli_redis_batch_add(b[0], TOPIC, 20, 1, 1, 1, a, NULL);
+  linli_redis_batch_add(b[1], TOPIC, 20, 1, 1, 1, a, NULL);
+  /* Redis forgot the script: the pipeline reloads it and goes on. */
+  rep = cmd(r, "SCRIPT", "FLUSH", NULL);
+  freeReplyObject(rep);
+  CU_ASSERT_EQUAL_FATAL(linli_redis_batch_exec(r, b, 2, err, sizeof err),
+                        LINLI_OK);
+  const char *msg = NULL;
+  CU_ASSERT_EQUAL(linli_redis_batch_status(b[0], NULL), LINLI_OK);
+  CU_ASSERT_EQUAL(linli_redis_batch_status(b[1], &msg), LINLI_ERR_TRANSIENT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, "shard closed"));
+  CU_ASSERT_EQUAL(linli_redis_batch_result(b[1], 0, NULL, NULL, NULL),
+                  LINLI_ERR_INVALID);
+  /* Bad arguments are refused. */
+  CU_ASSERT_EQUAL(linli_redis_batch_add(b[0], TOPIC, 20, 5, 6, 0, NULL, NULL),
+                  LINLI_ERR_INVALID);
+  linli_redis_batch_free(b[0]);
+  linli_redis_batch_free(b[1]);
+  rep = cmd(r, "DEL", ck, NULL);
+  freeReplyObject(rep);
+  char pattern[200];
+  snprintf(pattern, sizeof pattern, "{%s}:*", closed_tag);
+  rep = cmd(r, "KEYS", pattern, NULL);
+  CU_ASSERT_EQUAL(rep->elements, 0); /* the refused shard wrote nothing */
+  freeReplyObject(rep);
+  linli_redis_free(r);
+}
+
 int linli_test_register(void) {
   CU_pSuite suite = CU_add_suite("redis", suite_init, suite_cleanup);
   if (suite == NULL)
@@ -529,7 +752,13 @@ int linli_test_register(void) {
       CU_add_test(suite, "hwm lua error leaves no state", test_hwm_lua_error) ==
           NULL ||
       CU_add_test(suite, "client kill reconnects",
-                  test_client_kill_reconnects) == NULL)
+                  test_client_kill_reconnects) == NULL ||
+      CU_add_test(suite, "batch exactly once", test_batch_exactly_once) ==
+          NULL ||
+      CU_add_test(suite, "batch outcomes bounded",
+                  test_batch_outcomes_bounded) == NULL ||
+      CU_add_test(suite, "batch shard refused", test_batch_shard_refused) ==
+          NULL)
     return -1;
   return 0;
 }

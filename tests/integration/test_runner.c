@@ -181,22 +181,23 @@ static void test_consumed_once(void) {
 static void test_sigkill_before_commit(void) {
   struct scenario s;
   scenario_init(&s, "kill");
-  produce_amounts(s.in, 0, 100, 2);
-  /* One big batch that never reaches its flush interval: the process dies
-   * after 70 Redis effects and 70 produced (uncommitted) outputs. */
-  snprintf(s.env_batch, sizeof s.env_batch, "LINLI_RUNNER_BATCH_SIZE=100000");
+  produce_amounts(s.in, 0, 600, 2);
+  /* One batch of 600 (the flush interval never cuts it short): the process
+   * dies after the batch's Redis round trip and its 600 produced,
+   * uncommitted outputs. */
+  snprintf(s.env_batch, sizeof s.env_batch, "LINLI_RUNNER_BATCH_SIZE=600");
   snprintf(s.env_flush, sizeof s.env_flush,
            "LINLI_RUNNER_FLUSH_INTERVAL_MS=60000");
-  snprintf(s.env_crash, sizeof s.env_crash, "LINLI_TEST_CRASH_AFTER=70");
+  snprintf(s.env_crash, sizeof s.env_crash, "LINLI_TEST_CRASH_AFTER=600");
   pid_t pid = scenario_spawn(&s);
   CU_ASSERT_FATAL(pid > 0);
   int status = 0;
-  int64_t deadline = linli_test_now_ms() + 60000;
+  int64_t deadline = linli_test_now_ms() + 90000;
   while (waitpid(pid, &status, WNOHANG) == 0 && linli_test_now_ms() < deadline)
     usleep(100 * 1000);
   CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   /* The effects happened in Redis before the crash ... */
-  CU_ASSERT_EQUAL(redis_counter(s.tag), 140);
+  CU_ASSERT_EQUAL(redis_counter(s.tag), 1200);
 
   /* ... and the restarted instance (same instance id: it fences the dead
    * one's transaction) must neither repeat them nor duplicate outputs. */
@@ -207,13 +208,13 @@ static void test_sigkill_before_commit(void) {
   pid = scenario_spawn(&s);
   CU_ASSERT_FATAL(pid > 0);
   struct outputs *o = calloc(1, sizeof *o);
-  int n = linli_test_read_topic(s.out, 100, 90000, collect_output, o);
-  CU_ASSERT_EQUAL(n, 100);
-  CU_ASSERT(all_once(o, 100));
-  CU_ASSERT_EQUAL(o->max_counter, 200);
+  int n = linli_test_read_topic(s.out, 600, 90000, collect_output, o);
+  CU_ASSERT_EQUAL(n, 600);
+  CU_ASSERT(all_once(o, 600));
+  CU_ASSERT_EQUAL(o->max_counter, 1200);
+  CU_ASSERT_EQUAL(redis_counter(s.tag), 1200);
   status = linli_test_stop(pid, 0);
   CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  CU_ASSERT_EQUAL(redis_counter(s.tag), 200);
   free(o);
 }
 

@@ -4,9 +4,9 @@
  * once, for every consumer.
  *
  * The runner: read_committed consumer (group "linli-<name>"), transactional
- * producer; each batch of input records is processed by the consumer's
- * handle() callback, whose output events (linli_emit) and the batch's input
- * offsets commit in one Kafka transaction (send_offsets_to_transaction).
+ * producer; each batch of input records is handed whole to the consumer's
+ * handle_batch() callback, whose output events (linli_emit) and the batch's
+ * input offsets commit in one Kafka transaction (send_offsets_to_transaction).
  * A record that handle() rejects as bad input goes to linli.dlq.v1 with its
  * reason, in the same transaction that moves the offset past it. A transient
  * failure aborts the transaction, rewinds the partitions to the batch start
@@ -77,6 +77,35 @@ typedef struct linli_runner linli_runner_t;
 /* Where a handler or a clock writes its output events: the open transaction. */
 typedef struct linli_emit linli_emit_t;
 
+/*
+ * The batch contract. The runner hands a consumer every input record that
+ * one Kafka transaction will commit, at once, so that the consumer can
+ * decide all their effects in memory and apply them with one round trip per
+ * shard (linli_redis_batch_*), not one per record. The handler marks bad
+ * records with linli_batch_reject (they go to the DLQ, in the same
+ * transaction, with their reason); the others must have taken effect and
+ * written their outputs (linli_emit) when it returns LINLI_OK.
+ */
+typedef struct linli_batch linli_batch_t;
+
+/* Records in the batch, in the order consumed (per partition: by offset). */
+size_t linli_batch_count(const linli_batch_t *b);
+const rd_kafka_message_t *linli_batch_msg(const linli_batch_t *b, size_t i);
+/* The offset this batch starts at in (topic, partition): every record
+ * before it is committed. -1 if the batch holds no record of it. */
+int64_t linli_batch_start(const linli_batch_t *b, const char *topic,
+                          int32_t partition);
+/* Send record i to the DLQ with reason (copied) and error code (usually
+ * LINLI_ERR_INVALID); the batch goes on without it. */
+void linli_batch_reject(linli_batch_t *b, size_t i, int code,
+                        const char *reason);
+/* LINLI_OK, or the code record i was rejected with (*reason set, may be
+ * NULL). */
+int linli_batch_verdict(const linli_batch_t *b, size_t i, const char **reason);
+/* Per partition in the batch: last offset + 1, what commits it. */
+const rd_kafka_topic_partition_list_t *
+linli_batch_next_offsets(const linli_batch_t *b);
+
 typedef struct linli_runner_spec {
   /* Consumer name: group "linli-<name>" (unless group_id or the config's
    * runner.group), DLQ "consumer" header, transactional.id
@@ -88,19 +117,43 @@ typedef struct linli_runner_spec {
   void *app;                   /* passed to every callback */
 
   /*
-   * Process one input record (value may be NULL for a tombstone). Return
-   * LINLI_OK; LINLI_ERR_INVALID for bad input (reason -> DLQ, the record is
-   * skipped); LINLI_ERR_TRANSIENT to abort and retry the batch later;
-   * LINLI_ERR_FATAL to stop the runner. Must be deterministic in the
-   * record: a redelivery has to produce the same output.
+   * Process one batch (runner.batch_size records at most, or what arrived
+   * within runner.flush_interval_ms). Return LINLI_OK (rejected records go
+   * to the DLQ, the rest is committed); LINLI_ERR_TRANSIENT to abort and
+   * retry the whole batch later (after a rewind); LINLI_ERR_FATAL to stop.
+   * reason says why for the last two. Must be deterministic in the
+   * records: a redelivered batch (possibly cut at other boundaries) has to
+   * produce the same outputs.
+   */
+  int (*handle_batch)(void *app, linli_batch_t *batch, linli_emit_t *emit,
+                      char *reason, size_t reasonlen);
+
+  /*
+   * Or one record at a time (value may be NULL for a tombstone), a thin
+   * adapter over the batch contract: LINLI_OK; LINLI_ERR_INVALID for bad
+   * input (reason -> DLQ); LINLI_ERR_TRANSIENT aborts and retries the whole
+   * batch; LINLI_ERR_FATAL stops the runner. Set exactly one of the two.
    */
   int (*handle)(void *app, const rd_kafka_message_t *msg, linli_emit_t *emit,
                 char *reason, size_t reasonlen);
 
   /* Optional clock: called about every runner.tick_interval_ms inside an
    * open transaction, to write decision events (e.g. OrderExpired). Same
-   * return codes as handle (LINLI_ERR_INVALID is treated as transient). */
+   * return codes as handle (LINLI_ERR_INVALID is treated as transient).
+   * With an external offset store there is no transaction: emit is NULL. */
   int (*tick)(void *app, linli_emit_t *emit, int64_t now_ms);
+
+  /*
+   * Optional external offset store (e.g. the ledger's PostgreSQL table),
+   * for a consumer whose effects commit in a database rather than in Kafka.
+   * On assign the runner asks offsets_load() where each partition stands
+   * (set .offset; RD_KAFKA_OFFSET_BEGINNING when the store has nothing) and
+   * reads from there. It then opens no Kafka transaction and commits no
+   * offsets: handle_batch must commit, in one database transaction, its
+   * effects, linli_batch_next_offsets() and its rejected records (DLQ) —
+   * emit is NULL. A transient failure rewinds to the batch start as usual.
+   */
+  int (*offsets_load)(void *app, rd_kafka_topic_partition_list_t *parts);
 
   /* Optional: after partitions were assigned / before they are revoked. */
   void (*on_assign)(void *app, const rd_kafka_topic_partition_list_t *parts);

@@ -76,6 +76,107 @@ int linli_redis_eval_hwm(linli_redis_t *r, linli_redis_script_t *s,
                          int *replayed, char **outcome, size_t *outcome_len,
                          char *err, size_t errlen);
 
+/* ------------------------------------------------------------ pipelines */
+
+/* One command of a pipeline (argv form; lens may be NULL: strlen). */
+typedef struct linli_redis_cmd {
+  int argc;
+  const char **argv;
+  const size_t *lens;
+} linli_redis_cmd_t;
+
+/*
+ * Send n commands in one write and read their n replies: one round trip,
+ * and Redis applies them in one event-loop turn, so their writes share one
+ * fsync. Only for commands that are safe to send twice: after a lost
+ * connection it reconnects and sends them all once more. On LINLI_OK
+ * replies[0..n-1] are owned by the caller (freeReplyObject; error replies
+ * included); otherwise none is set.
+ */
+int linli_redis_pipeline(linli_redis_t *r, int n, const linli_redis_cmd_t *cmds,
+                         redisReply **replies);
+
+/* ------------------------------------------------ batch HWM scripts */
+
+/*
+ * Batch high-water-mark scripts: DESIGN.md rule 2 for a whole batch of a
+ * consumer at once, one EVALSHA per shard per batch.
+ *
+ * The body is Lua that assigns two functions (both already declared local
+ * by the wrapper; P is the shard's key prefix "{tag}:"):
+ *   before = function(P) ... end  -- optional; runs once, first; returning a
+ *       value (e.g. redis.error_reply('TRYAGAIN ...')) fails the whole call
+ *       with that reply before any effect.
+ *   apply = function(P, A) ... return outcome end  -- one input's effect;
+ *       A holds the input's arguments (1-based); it returns a string.
+ * Every key the body touches must start with P (one hash tag, one Redis
+ * Cluster slot).
+ *
+ * For each input, above the mark of its (topic, partition), the wrapper runs
+ * apply, moves the mark and records the outcome; at or below the mark it
+ * returns the recorded outcome instead (a redelivery). A Lua error inside
+ * apply is recorded as the outcome "ERR|<message>" so that the input goes to
+ * the DLQ and the partition keeps moving (bodies validate before they write:
+ * Redis does not undo writes made before the error).
+ *
+ * Outcomes live in one hash per shard and partition, "{tag}:out:<topic>:
+ * <partition>", and only as long as they can be asked for again: the runner
+ * hands each batch the offset it starts at in each partition (everything
+ * before it is committed in Kafka), and a batch that starts above every
+ * recorded offset drops the hash first. Redis memory then follows the open
+ * batch, never history; the hash also expires after the outcome TTL
+ * (linli_redis_set_outcome_ttl), for shards that see no later batch.
+ */
+typedef struct linli_redis_batch linli_redis_batch_t;
+
+/* What happened to one input of a batch. */
+enum linli_redis_effect {
+  LINLI_REDIS_APPLIED = 0,   /* applied now; outcome is the body's */
+  LINLI_REDIS_REPLAYED = 1,  /* applied before; outcome as first recorded */
+  LINLI_REDIS_FORGOTTEN = 2, /* applied before, outcome no longer kept (its
+                                batch was committed): emit nothing again */
+};
+
+/* Register a batch HWM body (see above); owned by r's registry. */
+int linli_redis_script_batch(linli_redis_t *r, const char *name,
+                             const char *body_lua, linli_redis_script_t **out);
+
+/* A new, empty batch for one shard (tag as for linli_redis_key). */
+int linli_redis_batch_new(linli_redis_script_t *s, const char *tag,
+                          linli_redis_batch_t **out);
+void linli_redis_batch_free(linli_redis_batch_t *b);
+const char *linli_redis_batch_tag(const linli_redis_batch_t *b);
+size_t linli_redis_batch_count(const linli_redis_batch_t *b);
+
+/* Add the effect of input (topic, partition, offset) with its arguments
+ * (copied; lens may be NULL). start is the offset the consumer's batch
+ * starts at in that partition (linli_batch_start). Returns the input's
+ * index in this batch (>= 0) or a negative error. Inputs of one partition
+ * must come in offset order. */
+int linli_redis_batch_add(linli_redis_batch_t *b, const char *topic,
+                          int32_t partition, int64_t offset, int64_t start,
+                          int nargs, const char **args, const size_t *lens);
+
+/*
+ * Run n shard batches: one EVALSHA each, all in one pipelined round trip
+ * (reloading a script Redis forgot). Returns LINLI_ERR_TRANSIENT when Redis
+ * is unreachable; otherwise LINLI_OK and each batch has its own status
+ * (linli_redis_batch_status): a shard that refused (e.g. before() returned
+ * TRYAGAIN) fails alone. Safe to run again: the marks make it a replay.
+ */
+int linli_redis_batch_exec(linli_redis_t *r, linli_redis_batch_t *const *bs,
+                           size_t n, char *err, size_t errlen);
+
+/* LINLI_OK once exec succeeded for this shard; LINLI_ERR_TRANSIENT for a
+ * server-side "not now" (TRYAGAIN, BUSY, OOM, ...) whose text is in *msg
+ * (may be NULL); LINLI_ERR_INVALID for any other error reply. */
+int linli_redis_batch_status(const linli_redis_batch_t *b, const char **msg);
+
+/* Input i's effect and outcome (valid until the batch is freed or run
+ * again; NUL-terminated, binary-safe with *len). */
+int linli_redis_batch_result(const linli_redis_batch_t *b, size_t i,
+                             int *effect, const char **outcome, size_t *len);
+
 /* Write "{tag}:suffix" into buf (the key of a shard's state). LINLI_OK,
  * LINLI_ERR_INVALID if tag is empty or holds '{' or '}', LINLI_ERR_TOOBIG if
  * buf is too small. */
