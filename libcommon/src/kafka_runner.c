@@ -61,6 +61,7 @@ struct linli_runner {
   rd_kafka_t *producer;      /* NULL with an external offset store */
   struct linli_emit emit;
   struct linli_batch batch;  /* the records collected for the next batch */
+  long fault_kill_at, fault_commits; /* see fault_before_commit */
   int64_t collect_started_ms;
 
   volatile sig_atomic_t stop;
@@ -675,6 +676,22 @@ static int handle_each(linli_runner_t *r, linli_batch_t *b, char *reason,
   return LINLI_OK;
 }
 
+/* Fault injection for the exactly-once tests: LINLI_FAULT_KILL_BEFORE_COMMIT=N
+ * makes the process SIGKILL itself right before its N-th batch commit, after
+ * every effect and output of that batch (with an external offset store: after
+ * the handler committed its store). Read once; unset in production. */
+static void fault_before_commit(linli_runner_t *r) {
+  if (r->fault_kill_at == 0) {
+    const char *v = getenv("LINLI_FAULT_KILL_BEFORE_COMMIT");
+    r->fault_kill_at = v && atol(v) > 0 ? atol(v) : -1;
+  }
+  if (r->fault_kill_at > 0 && ++r->fault_commits >= r->fault_kill_at) {
+    LINLI_WARN("fault injection: SIGKILL before commit",
+               "consumer=%s batch=%ld", r->spec.name, r->fault_commits);
+    raise(SIGKILL);
+  }
+}
+
 /* Give up the open batch: abort, rewind, count a retry, back off. */
 static void batch_retry(linli_runner_t *r) {
   txn_abort(r, 1);
@@ -736,6 +753,7 @@ static void process_batch(linli_runner_t *r) {
     }
   }
   batch_clear(b);
+  fault_before_commit(r);
   if (txn_commit(r) == LINLI_ERR_TRANSIENT) {
     linli_counter_add(r->m_retries, 1);
     backoff(r);
