@@ -155,6 +155,10 @@ static int utf8_valid(const unsigned char *s, size_t len) {
   return 1;
 }
 
+int linli_utf8_valid(const char *s, size_t len) {
+  return s != NULL && utf8_valid((const unsigned char *)s, len);
+}
+
 /* ------------------------------------------------------------------------ */
 /* JSON -> protobuf                                                          */
 /* ------------------------------------------------------------------------ */

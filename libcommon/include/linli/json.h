@@ -43,4 +43,9 @@ int linli_pb_to_json(const ProtobufCMessage *msg, json_t **out);
 /* Message -> compact JSON text (malloc'd, owned by the caller). */
 int linli_pb_to_json_text(const ProtobufCMessage *msg, char **out);
 
+/* 1 if s[0..len) is strict UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF): the rule every string of an event must meet
+ * before it is passed on or converted to JSON. */
+int linli_utf8_valid(const char *s, size_t len);
+
 #endif

@@ -1,0 +1,51 @@
+/*
+ * check.h - the field rules every event kind is built from (ids, text,
+ * money, quantities, times, the common Meta), reported through the same
+ * dom_err_fn as the per-kind checks, so a gateway 400 and a DLQ reason name
+ * the field the same way.
+ */
+#ifndef DOMAIN_CHECK_H
+#define DOMAIN_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.pb-c.h"
+
+/* Bounds shared by every event kind: a unit price and a quantity whose
+ * product, and whose sums over any realistic order or campaign, stay far
+ * from INT64_MAX. */
+#define DOM_MAX_PRICE_FEN INT64_C(100000000000) /* 1e11 fen = 1e9 yuan */
+#define DOM_MAX_QUANTITY 1000000
+/* Times are milliseconds after 1970 and before the year 3000. */
+#define DOM_MAX_TIME_MS INT64_C(32503680000000)
+
+/* Receives each problem found: the field at fault (as named in the .proto,
+ * e.g. "tiers[2].unit_price_fen") and what is wrong with it. */
+typedef void (*dom_err_fn)(void *arg, const char *field, const char *msg);
+
+/* Each returns 1 when the value is bad (after calling err), else 0. */
+int dom_check_id(const char *field, const char *v, dom_err_fn err, void *arg);
+/* "" (absent) is fine; anything else must be an id. */
+int dom_check_opt_id(const char *field, const char *v, dom_err_fn err,
+                     void *arg);
+/* UTF-8 of at most max bytes ("" is fine). */
+int dom_check_text(const char *field, const char *v, size_t max,
+                   dom_err_fn err, void *arg);
+/* lo <= v <= hi. */
+int dom_check_range(const char *field, int64_t v, int64_t lo, int64_t hi,
+                    dom_err_fn err, void *arg);
+/* meta present, event_id an id, occurred_at_ms in (0, DOM_MAX_TIME_MS],
+ * producer/trace_id text, causation_id empty or an id. */
+int dom_check_meta(const Linli__Meta *m, dom_err_fn err, void *arg);
+
+/* A dom_err_fn that keeps the first problem as "field: msg" in a buffer
+ * (for a DLQ reason). */
+struct dom_first_err {
+  char *buf;
+  size_t len;
+  int n;
+};
+void dom_first_err(void *arg, const char *field, const char *msg);
+
+#endif

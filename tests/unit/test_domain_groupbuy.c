@@ -1,0 +1,224 @@
+/*
+ * test_domain_groupbuy.c - unit tests of libdomain's group-buy rules:
+ * campaign, join, leave and deadline validation (field named as the gateway
+ * and the DLQ name it), tiers, the stored tier format, prepayments and
+ * refunds to the fen.
+ */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "domain/groupbuy.h"
+#include "linli/error.h"
+#include "linli_test.h"
+
+#define NOW INT64_C(1800000000000)
+
+struct campaign {
+  Linli__CampaignOpened c;
+  Linli__CampaignOpened__Tier t[4];
+  Linli__CampaignOpened__Tier *tp[4];
+};
+
+/* tiers 5/20/50 at 1200/1000/900 fen, list 1500, deadline in an hour. */
+static void campaign_init(struct campaign *k) {
+  linli__campaign_opened__init(&k->c);
+  static const int mins[] = {5, 20, 50};
+  static const long long prices[] = {1200, 1000, 900};
+  for (int i = 0; i < 3; i++) {
+    linli__campaign_opened__tier__init(&k->t[i]);
+    k->t[i].min_participants = mins[i];
+    k->t[i].unit_price_fen = prices[i];
+    k->tp[i] = &k->t[i];
+  }
+  k->c.campaign_id = "gb-1";
+  k->c.app_id = "shop_a";
+  k->c.sku_id = "rice-5kg";
+  k->c.warehouse_id = "W1";
+  k->c.list_price_fen = 1500;
+  k->c.n_tiers = 3;
+  k->c.tiers = k->tp;
+  k->c.deadline_ms = NOW + 3600000;
+  k->c.per_user_limit = 3;
+  k->c.title = "五常大米";
+}
+
+struct errs {
+  int n;
+  char first[256];
+};
+
+static void collect(void *arg, const char *field, const char *msg) {
+  struct errs *e = arg;
+  if (e->n++ == 0)
+    snprintf(e->first, sizeof e->first, "%s: %s", field, msg);
+}
+
+/* The check's first complaint names field (NULL: no complaint). */
+static void expect_opened(struct campaign *k, const char *field) {
+  struct errs e = {0};
+  int n = dom_gb_check_opened(&k->c, NOW, collect, &e);
+  CU_ASSERT_EQUAL(n, e.n);
+  if (!field) {
+    CU_ASSERT_EQUAL(n, 0);
+    if (n)
+      fprintf(stderr, "unexpected: %s\n", e.first);
+    return;
+  }
+  CU_ASSERT_TRUE(n > 0);
+  CU_ASSERT_EQUAL(strncmp(e.first, field, strlen(field)), 0);
+  if (strncmp(e.first, field, strlen(field)) != 0)
+    fprintf(stderr, "expected %s, got %s\n", field, e.first);
+}
+
+static void test_opened(void) {
+  struct campaign k;
+  campaign_init(&k);
+  expect_opened(&k, NULL);
+
+  campaign_init(&k);
+  k.c.campaign_id = "bad id";
+  expect_opened(&k, "campaign_id");
+  campaign_init(&k);
+  k.c.deadline_ms = NOW;
+  expect_opened(&k, "deadline_ms");
+  campaign_init(&k);
+  k.c.deadline_ms = INT64_MAX;
+  expect_opened(&k, "deadline_ms");
+  campaign_init(&k);
+  k.t[1].min_participants = 5; /* not strictly ascending */
+  expect_opened(&k, "tiers[1].min_participants");
+  campaign_init(&k);
+  k.t[2].unit_price_fen = 1000; /* not strictly cheaper */
+  expect_opened(&k, "tiers[2].unit_price_fen");
+  campaign_init(&k);
+  k.t[0].unit_price_fen = 1600; /* above list price */
+  expect_opened(&k, "tiers[0].unit_price_fen");
+  campaign_init(&k);
+  k.t[0].unit_price_fen = INT64_MAX;
+  expect_opened(&k, "tiers[0].unit_price_fen");
+  campaign_init(&k);
+  k.c.n_tiers = 0;
+  expect_opened(&k, "tiers");
+  campaign_init(&k);
+  k.c.max_participants = 40; /* the 50-tier could never be reached */
+  expect_opened(&k, "max_participants");
+  campaign_init(&k);
+  k.c.max_participants = 50;
+  expect_opened(&k, NULL);
+  campaign_init(&k);
+  k.c.per_user_limit = -1;
+  expect_opened(&k, "per_user_limit");
+  campaign_init(&k);
+  k.c.title = "\xff\xfe";
+  expect_opened(&k, "title");
+  campaign_init(&k);
+  k.c.list_price_fen = 0;
+  expect_opened(&k, "list_price_fen");
+  /* Counting: every problem is reported, not just the first. */
+  campaign_init(&k);
+  k.c.sku_id = "";
+  k.c.warehouse_id = "";
+  struct errs e = {0};
+  CU_ASSERT_EQUAL(dom_gb_check_opened(&k.c, NOW, collect, &e), 2);
+  CU_ASSERT_EQUAL(dom_gb_check_opened(&k.c, NOW, NULL, NULL), 2);
+}
+
+static void test_join_leave_deadline(void) {
+  Linli__GroupBuyJoined j = LINLI__GROUP_BUY_JOINED__INIT;
+  j.campaign_id = "gb-1";
+  j.user_id = "u1";
+  j.order_id = "o1";
+  j.quantity = 2;
+  CU_ASSERT_EQUAL(dom_gb_check_joined(&j, NULL, NULL), 0);
+  j.quantity = 0;
+  CU_ASSERT_EQUAL(dom_gb_check_joined(&j, NULL, NULL), 1);
+  j.quantity = DOM_MAX_QUANTITY + 1;
+  CU_ASSERT_EQUAL(dom_gb_check_joined(&j, NULL, NULL), 1);
+  j.quantity = 1;
+  j.user_id = "u\xe4";
+  struct errs e = {0};
+  CU_ASSERT_EQUAL(dom_gb_check_joined(&j, collect, &e), 1);
+  CU_ASSERT_EQUAL(strncmp(e.first, "user_id", 7), 0);
+
+  Linli__GroupBuyLeft l = LINLI__GROUP_BUY_LEFT__INIT;
+  l.campaign_id = "gb-1";
+  l.user_id = "u1";
+  l.order_id = "";
+  CU_ASSERT_EQUAL(dom_gb_check_left(&l, NULL, NULL), 1);
+
+  Linli__CampaignDeadline d = LINLI__CAMPAIGN_DEADLINE__INIT;
+  d.campaign_id = "gb-1";
+  d.deadline_ms = NOW;
+  CU_ASSERT_EQUAL(dom_gb_check_deadline(&d, NULL, NULL), 0);
+  d.deadline_ms = INT64_MAX;
+  CU_ASSERT_EQUAL(dom_gb_check_deadline(&d, NULL, NULL), 1);
+  CU_ASSERT_EQUAL(dom_gb_check_deadline(NULL, NULL, NULL), 1);
+}
+
+static void test_tiers(void) {
+  const struct dom_gb_tier t[] = {{5, 1200}, {20, 1000}, {50, 900}};
+  CU_ASSERT_EQUAL(dom_gb_tier_for(t, 3, 0), -1);
+  CU_ASSERT_EQUAL(dom_gb_tier_for(t, 3, 4), -1);
+  CU_ASSERT_EQUAL(dom_gb_tier_for(t, 3, 5), 0);
+  CU_ASSERT_EQUAL(dom_gb_tier_for(t, 3, 23), 1);
+  CU_ASSERT_EQUAL(dom_gb_tier_for(t, 3, 50), 2);
+  CU_ASSERT_EQUAL(dom_gb_tier_for(t, 3, 5000), 2);
+  CU_ASSERT_EQUAL(dom_gb_needed_for_next(t, 3, 0), 5);
+  CU_ASSERT_EQUAL(dom_gb_needed_for_next(t, 3, 17), 3);
+  CU_ASSERT_EQUAL(dom_gb_needed_for_next(t, 3, 50), 0);
+
+  struct campaign k;
+  campaign_init(&k);
+  char buf[128];
+  CU_ASSERT_EQUAL(dom_gb_tiers_format(&k.c, buf, sizeof buf), LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "5:1200,20:1000,50:900");
+  CU_ASSERT_EQUAL(dom_gb_tiers_format(&k.c, buf, 8), LINLI_ERR_TOOBIG);
+  struct dom_gb_tier p[DOM_GB_MAX_TIERS];
+  size_t n = 0;
+  CU_ASSERT_EQUAL(dom_gb_tiers_parse("5:1200,20:1000,50:900", p, 32, &n),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(n, 3);
+  CU_ASSERT_EQUAL(p[1].min, 20);
+  CU_ASSERT_EQUAL(p[2].price_fen, 900);
+  static const char *const bad[] = {"",         "5",        "5:",
+                                    "5:12,",    "5:12,4:10", "5:12,6:12",
+                                    "a:1",      "5:-1",      "0:10",
+                                    "5:1x",     "5:999999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CU_ASSERT_EQUAL(dom_gb_tiers_parse(bad[i], p, 32, &n), LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(dom_gb_tiers_parse("1:3,2:2,3:1", p, 2, &n),
+                  LINLI_ERR_INVALID);
+}
+
+static void test_refunds(void) {
+  const struct dom_gb_tier t[] = {{5, 1200}, {20, 1000}, {50, 900}};
+  int64_t v = -1;
+  CU_ASSERT_EQUAL(dom_gb_prepaid(t, 3, 3, &v), LINLI_OK);
+  CU_ASSERT_EQUAL(v, 3600);
+  CU_ASSERT_EQUAL(dom_gb_refund(t, 3, 1, 3, &v), LINLI_OK);
+  CU_ASSERT_EQUAL(v, 600); /* (1200 - 1000) * 3 */
+  CU_ASSERT_EQUAL(dom_gb_refund(t, 3, 0, 3, &v), LINLI_OK);
+  CU_ASSERT_EQUAL(v, 0);
+  CU_ASSERT_EQUAL(dom_gb_refund(t, 3, -1, 2, &v), LINLI_OK);
+  CU_ASSERT_EQUAL(v, 2400); /* failed: everything back */
+  CU_ASSERT_EQUAL(dom_gb_refund(t, 3, 3, 1, &v), LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(dom_gb_refund(t, 3, 0, 0, &v), LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(dom_gb_refund(t, 3, 0, DOM_MAX_QUANTITY + 1, &v),
+                  LINLI_ERR_INVALID);
+  /* The largest allowed amounts do not overflow. */
+  const struct dom_gb_tier big[] = {{1, DOM_MAX_PRICE_FEN}, {2, 1}};
+  CU_ASSERT_EQUAL(dom_gb_refund(big, 2, 1, DOM_MAX_QUANTITY, &v), LINLI_OK);
+  CU_ASSERT_EQUAL(v, (DOM_MAX_PRICE_FEN - 1) * DOM_MAX_QUANTITY);
+}
+
+int linli_test_register(void) {
+  CU_pSuite s = CU_add_suite("domain: group-buy", NULL, NULL);
+  if (!s)
+    return -1;
+  CU_add_test(s, "campaign opened", test_opened);
+  CU_add_test(s, "join, leave, deadline", test_join_leave_deadline);
+  CU_add_test(s, "tiers", test_tiers);
+  CU_add_test(s, "prepayments and refunds", test_refunds);
+  return CU_get_error() == CUE_SUCCESS ? 0 : -1;
+}
