@@ -96,6 +96,11 @@ static const struct key_def KEYS[] = {
      "seconds an order may stay unpaid before it expires"},
     {"orders.max_lines", KEY_INT, "100", 1, 10000, 0, NULL,
      "most lines one order may hold; a larger OrderPlaced is rejected"},
+    {"groupbuy.retention_s", KEY_INT, "604800", 1, 31536000, 0, NULL,
+     "seconds an ended campaign's hot state stays in Redis (the settler)"},
+    {"groupbuy.deadline_retry_ms", KEY_INT, "30000", 100, 3600000, 0, NULL,
+     "the settler writes a campaign's CampaignDeadline again if it was not "
+     "processed after this long"},
     {"crypto.key", KEY_STR, "", 0, 0, 0, check_hex_key,
      "key for personal data at rest: 64 hex characters (32 bytes); empty "
      "disables encryption-dependent features"},

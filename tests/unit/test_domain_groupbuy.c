@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "domain/groupbuy.h"
+#include "domain/groupbuy_state.h"
+#include "settlements.pb-c.h"
 #include "linli/error.h"
 #include "linli_test.h"
 
@@ -212,6 +214,86 @@ static void test_refunds(void) {
   CU_ASSERT_EQUAL(v, (DOM_MAX_PRICE_FEN - 1) * DOM_MAX_QUANTITY);
 }
 
+/* Parse a copy of text; returns the parser's code (out filled). */
+static int parse_text(const char *text, char *buf, size_t len,
+                      struct dom_gb_outcome *out) {
+  snprintf(buf, len, "%s", text);
+  return dom_gb_outcome_parse(buf, out);
+}
+
+static void test_outcomes(void) {
+  char buf[512];
+  struct dom_gb_outcome o;
+  CU_ASSERT_EQUAL(parse_text("OPENED", buf, sizeof buf, &o), LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_OPENED);
+  CU_ASSERT_EQUAL(parse_text("DUPOPEN", buf, sizeof buf, &o), LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_DUPOPEN);
+
+  CU_ASSERT_EQUAL(parse_text("JOINED|20|1|5:1200,20:1000", buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_JOINED);
+  CU_ASSERT_EQUAL(o.participants, 20);
+  CU_ASSERT_EQUAL(o.tier, 1);
+  CU_ASSERT_EQUAL(o.ntiers, 2);
+  CU_ASSERT_EQUAL(o.tiers[1].price_fen, 1000);
+  CU_ASSERT_EQUAL(parse_text("JOINED|3|-1|5:1200", buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.tier, -1);
+  /* A tier the campaign does not have. */
+  CU_ASSERT_EQUAL(parse_text("JOINED|3|2|5:1200", buf, sizeof buf, &o),
+                  LINLI_ERR_INVALID);
+
+  CU_ASSERT_EQUAL(parse_text("LEFT|4|2|5:1200", buf, sizeof buf, &o), LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_LEFT);
+  CU_ASSERT_EQUAL(o.quantity, 2);
+
+  CU_ASSERT_EQUAL(parse_text("REJ|FULL|50", buf, sizeof buf, &o), LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_REJECTED);
+  CU_ASSERT_EQUAL(o.reason, LINLI__JOIN_RESULT__REASON__FULL);
+  CU_ASSERT_EQUAL(o.participants, 50);
+  CU_ASSERT_EQUAL(parse_text("REJ|NOPE|50", buf, sizeof buf, &o),
+                  LINLI_ERR_INVALID);
+
+  CU_ASSERT_EQUAL(parse_text("END|1|23|5:1200,20:1000,50:900|o1:u1:2;o2:u2:1",
+                             buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_ENDED);
+  CU_ASSERT_EQUAL(o.tier, 1);
+  CU_ASSERT_EQUAL(o.participants, 23);
+  CU_ASSERT_EQUAL_FATAL(o.njoins, 2);
+  CU_ASSERT_STRING_EQUAL(o.joins[0].order_id, "o1");
+  CU_ASSERT_STRING_EQUAL(o.joins[0].user_id, "u1");
+  CU_ASSERT_EQUAL(o.joins[0].quantity, 2);
+  CU_ASSERT_STRING_EQUAL(o.joins[1].order_id, "o2");
+  dom_gb_outcome_free(&o);
+  CU_ASSERT_EQUAL(parse_text("END|-1|0|5:1200|", buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.tier, -1);
+  CU_ASSERT_EQUAL(o.njoins, 0);
+  dom_gb_outcome_free(&o);
+  CU_ASSERT_EQUAL(parse_text("END|0|1|5:1200|o1:u1", buf, sizeof buf, &o),
+                  LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(parse_text("END|0|1|5:1200|o1:u1:0", buf, sizeof buf, &o),
+                  LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(parse_text("END|0|1|5:1200|:u1:1", buf, sizeof buf, &o),
+                  LINLI_ERR_INVALID);
+
+  CU_ASSERT_EQUAL(parse_text("EARLY|1800000000000", buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.deadline_ms, INT64_C(1800000000000));
+  CU_ASSERT_EQUAL(parse_text("ALREADY|SETTLED", buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(o.detail, "SETTLED");
+  CU_ASSERT_EQUAL(parse_text("ERR|user_script:1: a|b", buf, sizeof buf, &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.kind, DOM_GB_ERROR);
+  CU_ASSERT_STRING_EQUAL(o.detail, "user_script:1: a|b");
+  static const char *const bad[] = {"", "OPENED|x", "JOINED|1|0", "WHAT",
+                                    "REJ|FULL", "EARLY|x", "LEFT|1|0|5:10"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CU_ASSERT_EQUAL(parse_text(bad[i], buf, sizeof buf, &o), LINLI_ERR_INVALID);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("domain: group-buy", NULL, NULL);
   if (!s)
@@ -220,5 +302,6 @@ int linli_test_register(void) {
   CU_add_test(s, "join, leave, deadline", test_join_leave_deadline);
   CU_add_test(s, "tiers", test_tiers);
   CU_add_test(s, "prepayments and refunds", test_refunds);
+  CU_add_test(s, "script outcomes", test_outcomes);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

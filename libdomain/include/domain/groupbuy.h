@@ -24,7 +24,10 @@
 #include "groupbuy.pb-c.h"
 
 #define DOM_GB_MAX_TIERS 32
-#define DOM_GB_MAX_PARTICIPANTS 1000000
+/* A settlement lists every join with its refund in one event: these bounds
+ * keep it well under Kafka's 1 MB message limit. */
+#define DOM_GB_MAX_PARTICIPANTS 10000
+#define DOM_GB_MAX_JOINS 10000
 /* A campaign runs at most this long after it is opened. */
 #define DOM_GB_MAX_DURATION_MS (INT64_C(366) * 24 * 3600 * 1000)
 #define DOM_GB_TITLE_MAX 200

@@ -1,0 +1,92 @@
+/*
+ * main.c - linli-settler's process: config, the Redis script, and the
+ * runner that feeds linli.groupbuy.v1 to the batch handler.
+ *
+ * Usage: linli-settler [--config FILE]
+ * Run one instance per share of partitions; give each instance on a host
+ * its own runner.instance_id (LINLI_RUNNER_INSTANCE_ID).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "linli/error.h"
+#include "linli/log.h"
+#include "linli/process.h"
+#include "linli/schema.h"
+#include "settler.h"
+
+static void track(struct settler *st,
+                  const rd_kafka_topic_partition_list_t *parts, int owned) {
+  for (int i = 0; i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &parts->elems[i];
+    if (strcmp(p->topic, LINLI_TOPIC_GROUPBUY) == 0 && p->partition >= 0 &&
+        p->partition < SETTLER_MAX_PARTITIONS)
+      st->owned[p->partition] = (unsigned char)owned;
+  }
+}
+
+static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
+  track(app, p, 1);
+}
+
+static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
+  track(app, p, 0);
+}
+
+int main(int argc, char **argv) {
+  const char *config_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      fprintf(stderr, "usage: linli-settler [--config FILE]\n");
+      return 2;
+    }
+  }
+  linli_config_t *cfg = NULL;
+  if (linli_process_start("settler", config_path, &cfg) != LINLI_OK)
+    return 2;
+
+  struct settler st;
+  memset(&st, 0, sizeof st);
+  st.cfg = cfg;
+  st.retention_s = linli_config_int(cfg, "groupbuy.retention_s");
+  st.deadline_retry_ms = linli_config_int(cfg, "groupbuy.deadline_retry_ms");
+  char err[1024] = "script registration failed";
+  int rc = linli_redis_connect(
+      linli_config_str(cfg, "redis.host"),
+      (int)linli_config_int(cfg, "redis.port"),
+      linli_config_str(cfg, "redis.password"),
+      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &st.redis, err,
+      sizeof err);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_batch(st.redis, "settle", DOM_GB_LUA, &st.script);
+  if (rc != LINLI_OK) {
+    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+    goto out;
+  }
+
+  const char *topics[] = {LINLI_TOPIC_GROUPBUY, NULL};
+  linli_runner_spec_t spec = {
+      .name = "settler",
+      .topics = topics,
+      .app = &st,
+      .handle_batch = settler_handle_batch,
+      .tick = settler_tick,
+      .on_assign = on_assign,
+      .on_revoke = on_revoke,
+  };
+  linli_runner_t *runner = NULL;
+  rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
+  if (rc == LINLI_OK) {
+    linli_runner_handle_signals(runner);
+    rc = linli_runner_run(runner, err, sizeof err);
+  }
+  if (rc != LINLI_OK)
+    LINLI_ERROR("settler stopped", "reason=\"%s\"", err);
+  linli_runner_free(runner);
+out:
+  linli_redis_free(st.redis);
+  linli_process_exit(cfg);
+  return rc == LINLI_OK ? 0 : 1;
+}

@@ -1,0 +1,97 @@
+/*
+ * outputs.c - the settler's output events (see outputs.h).
+ */
+#include "outputs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "groupbuy.pb-c.h"
+#include "linli/error.h"
+#include "linli/ids.h"
+#include "linli/schema.h"
+
+#define PRODUCER_NAME "linli-settler"
+
+/* The index-th output of the input event `cause`: a pure function of the
+ * input's own id, not of where the input sat in a topic. */
+static void derive(const char *cause, int index, char *id) {
+  char seed[LINLI_ID_BUFSZ + 8];
+  snprintf(seed, sizeof seed, "ev/%s", cause);
+  linli_id_derive(seed, 0, 0, index, id, LINLI_ID_BUFSZ);
+}
+
+static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
+                      int index) {
+  derive(ctx->cause_event_id, index, id);
+  meta->event_id = id;
+  meta->occurred_at_ms = ctx->occurred_at_ms;
+  meta->producer = (char *)PRODUCER_NAME;
+  meta->trace_id = (char *)(ctx->trace_id ? ctx->trace_id : "");
+  meta->schema_version = 1;
+  meta->causation_id = (char *)ctx->cause_event_id;
+}
+
+static int emit_packed(linli_emit_t *emit, const char *topic, int32_t partition,
+                       const char *key, const ProtobufCMessage *msg) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    return LINLI_ERR_TRANSIENT;
+  protobuf_c_message_pack(msg, buf);
+  int rc = linli_emit(emit, topic, partition, key, strlen(key), buf, len, NULL);
+  free(buf);
+  return rc;
+}
+
+int out_settlement(linli_emit_t *emit, const struct out_ctx *ctx, int index,
+                   Linli__SettlementEvent *ev, const char *campaign_id) {
+  Linli__Meta meta = LINLI__META__INIT;
+  char id[LINLI_ID_BUFSZ];
+  fill_meta(&meta, id, ctx, index);
+  ev->meta = &meta;
+  int rc = emit_packed(emit, LINLI_TOPIC_SETTLEMENTS, RD_KAFKA_PARTITION_UA,
+                       campaign_id, &ev->base);
+  ev->meta = NULL;
+  return rc;
+}
+
+int out_refund(linli_emit_t *emit, const struct out_ctx *ctx, int index,
+               Linli__RefundRequested *refund) {
+  Linli__RefundEvent ev = LINLI__REFUND_EVENT__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  char id[LINLI_ID_BUFSZ];
+  fill_meta(&meta, id, ctx, index);
+  refund->refund_id = id;
+  refund->cause_event_id = (char *)ctx->cause_event_id;
+  refund->cause_topic = (char *)ctx->cause_topic;
+  ev.meta = &meta;
+  ev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
+  ev.refund_requested = refund;
+  return emit_packed(emit, LINLI_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
+                     refund->order_id, &ev.base);
+}
+
+int out_deadline(linli_emit_t *emit, int32_t partition,
+                 const char *campaign_id, int64_t deadline_ms, int64_t now_ms) {
+  Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
+  Linli__CampaignDeadline d = LINLI__CAMPAIGN_DEADLINE__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  /* The decision's id depends only on the campaign and its deadline: two
+   * instances (or a retry) writing the same decision write the same id. */
+  char seed[LINLI_ID_BUFSZ + 16], id[LINLI_ID_BUFSZ];
+  snprintf(seed, sizeof seed, "deadline/%s", campaign_id);
+  linli_id_derive(seed, 0, deadline_ms, 0, id, sizeof id);
+  meta.event_id = id;
+  meta.occurred_at_ms = now_ms;
+  meta.producer = (char *)PRODUCER_NAME;
+  meta.schema_version = 1;
+  d.campaign_id = (char *)campaign_id;
+  d.deadline_ms = deadline_ms;
+  ev.meta = &meta;
+  ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_DEADLINE;
+  ev.campaign_deadline = &d;
+  return emit_packed(emit, LINLI_TOPIC_GROUPBUY, partition, campaign_id,
+                     &ev.base);
+}
