@@ -26,6 +26,7 @@ static const struct audit_rule *const rules[] = {
     &audit_rule_stock,
     &audit_rule_orders,
     &audit_rule_refunds,
+    &audit_rule_settler,
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 
@@ -53,8 +54,12 @@ static int fold_init(struct fold *f) {
   f->refunds = map_new(2 * sizeof(int));
   f->refund_ids = map_new(sizeof(int));
   f->catalog = map_new(64);
+  f->campaigns = map_new(audit_settler_fold_size());
+  f->campaign_users = map_new(sizeof(int64_t));
+  f->campaign_joins = map_new(audit_settler_join_size());
   return f->stock && f->orders && f->adjustments && f->refused &&
-                 f->refunds && f->refund_ids && f->catalog
+                 f->refunds && f->refund_ids && f->catalog && f->campaigns &&
+                 f->campaign_users && f->campaign_joins
              ? 0
              : -1;
 }
@@ -73,6 +78,9 @@ static void fold_free(struct fold *f) {
   map_free(f->refunds);
   map_free(f->refund_ids);
   map_free(f->catalog);
+  map_free(f->campaigns);
+  map_free(f->campaign_users);
+  map_free(f->campaign_joins);
 }
 
 /* Adjustments count unless the reserver refused them (DLQ). */
@@ -186,8 +194,10 @@ int replay_cmd_audit(const linli_config_t *cfg, int argc, char **argv) {
             ctx.differences == before ? "ok" : "FAILED",
             ctx.differences - before);
   }
-  fprintf(stdout, "audit: %zu orders, %zu stock cells, %ld differences\n",
-          map_count(f.orders), map_count(f.stock), ctx.differences);
+  fprintf(stdout, "audit: %zu orders, %zu stock cells, %zu campaigns, %ld "
+          "differences\n",
+          map_count(f.orders), map_count(f.stock), map_count(f.campaigns),
+          ctx.differences);
   rc = ctx.differences ? 1 : 0;
 out:
   fold_free(&f);

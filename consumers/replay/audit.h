@@ -63,6 +63,9 @@ struct fold {
   struct map *refunds;     /* "order|txn" -> int count */
   struct map *refund_ids;  /* refund_id -> int count */
   struct map *catalog;     /* sku -> char[64] "L|class|weight" */
+  struct map *campaigns;      /* campaign_id -> audit_settler.c's fold */
+  struct map *campaign_users; /* "campaign|user" -> int64_t units */
+  struct map *campaign_joins; /* "campaign|order" -> audit_settler.c's join */
 };
 
 enum order_state {
@@ -101,6 +104,10 @@ struct audit_rule {
 extern const struct audit_rule audit_rule_stock;
 extern const struct audit_rule audit_rule_orders;
 extern const struct audit_rule audit_rule_refunds;
+/* Rule of the group-buy settler (campaigns, tiers, settlements, refunds). */
+extern const struct audit_rule audit_rule_settler;
+size_t audit_settler_fold_size(void);
+size_t audit_settler_join_size(void);
 
 /* Helpers shared by the rules. */
 struct stock_cell *fold_cell(struct fold *f, const char *wh, const char *sku);

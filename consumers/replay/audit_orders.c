@@ -351,6 +351,8 @@ static void observe_refunds(struct fold *f, const rd_kafka_message_t *m,
   if (ev->event_case != LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED)
     return;
   const Linli__RefundRequested *r = ev->refund_requested;
+  if (r->campaign_id && r->campaign_id[0])
+    return; /* a group-buy refund: the settler's rule judges it */
   char key[160];
   snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
   int *n = map_get_or_add(f->refunds, key, NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "linli/error.h"
+#include "settlements.pb-c.h"
 
 static int report(const char *field, const char *msg, dom_err_fn err,
                   void *arg) {
@@ -204,4 +205,71 @@ int dom_gb_refund(const struct dom_gb_tier *tiers, size_t ntiers, int tier,
   /* Tier prices descend from tiers[0]: the difference is not negative. */
   *out = prepaid - tiers[tier].price_fen * qty;
   return *out >= 0 ? LINLI_OK : LINLI_ERR_INVALID;
+}
+
+/* ------------------------------------------------ the campaign's life */
+
+void dom_gb_open(struct dom_gb_campaign *c, const Linli__CampaignOpened *o) {
+  memset(c, 0, sizeof *c);
+  c->state = DOM_GB_OPEN;
+  for (size_t i = 0; i < o->n_tiers && i < DOM_GB_MAX_TIERS; i++) {
+    c->tiers[i].min = o->tiers[i]->min_participants;
+    c->tiers[i].price_fen = o->tiers[i]->unit_price_fen;
+    c->ntiers++;
+  }
+  c->cap = o->max_participants > 0 ? o->max_participants
+                                   : DOM_GB_MAX_PARTICIPANTS;
+  c->limit = o->per_user_limit;
+  c->deadline_ms = o->deadline_ms;
+  c->announced = -1;
+  c->tier = -1;
+}
+
+int dom_gb_join(struct dom_gb_campaign *c, int64_t user_units, int order_known,
+                int32_t qty, int *new_tier) {
+  *new_tier = -1;
+  if (c->state == DOM_GB_UNKNOWN)
+    return LINLI__JOIN_RESULT__REASON__UNKNOWN_CAMPAIGN;
+  if (c->state != DOM_GB_OPEN)
+    return LINLI__JOIN_RESULT__REASON__CLOSED;
+  if (order_known)
+    return LINLI__JOIN_RESULT__REASON__DUPLICATE;
+  if (c->joins >= DOM_GB_MAX_JOINS)
+    return LINLI__JOIN_RESULT__REASON__FULL;
+  if (c->limit > 0 && user_units + qty > c->limit)
+    return LINLI__JOIN_RESULT__REASON__OVER_USER_LIMIT;
+  if (user_units == 0) {
+    if (c->participants >= c->cap)
+      return LINLI__JOIN_RESULT__REASON__FULL;
+    c->participants++;
+  }
+  c->joins++;
+  int t = dom_gb_tier_for(c->tiers, c->ntiers, c->participants);
+  if (t > c->announced) {
+    c->announced = t;
+    *new_tier = t;
+  }
+  return 0;
+}
+
+int dom_gb_leave(struct dom_gb_campaign *c, int32_t qty,
+                 int64_t user_units_after) {
+  if (c->state == DOM_GB_UNKNOWN)
+    return LINLI__JOIN_RESULT__REASON__UNKNOWN_CAMPAIGN;
+  if (c->state != DOM_GB_OPEN)
+    return LINLI__JOIN_RESULT__REASON__CLOSED;
+  if (qty <= 0)
+    return LINLI__JOIN_RESULT__REASON__NOT_JOINED;
+  c->joins--;
+  if (user_units_after <= 0)
+    c->participants--;
+  return 0;
+}
+
+int dom_gb_end(struct dom_gb_campaign *c, int64_t deadline_ms) {
+  if (c->state != DOM_GB_OPEN || deadline_ms < c->deadline_ms)
+    return 0;
+  c->tier = dom_gb_tier_for(c->tiers, c->ntiers, c->participants);
+  c->state = c->tier >= 0 ? DOM_GB_SETTLED : DOM_GB_FAILED;
+  return 1;
 }

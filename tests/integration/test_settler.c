@@ -94,6 +94,7 @@ static char RUN[48];
 static linli_test_reader_t *reader;
 static linli_redis_t *redis;
 static char clock_file[256], group[96], replay_group[96];
+static char wh[80]; /* the warehouse of this run's campaigns (audit scope) */
 static int64_t T0;
 
 static void *vec_push(void **v, size_t *n, size_t *cap, size_t sz) {
@@ -119,7 +120,11 @@ static void cpy(char *dst, size_t len, const char *src) {
   snprintf(dst, len, "%s", src ? src : "");
 }
 
+static char planted_id[LINLI_ID_BUFSZ]; /* test_audit's fake settlement */
+
 static void record_event(const char *id, const char *sig) {
+  if (strcmp(id, planted_id) == 0)
+    return; /* not the settler's: a replay does not reproduce it */
   for (size_t i = 0; i < st.events.n; i++)
     if (strcmp(st.events.v[i].id, id) == 0) {
       st.events.v[i].seen++;
@@ -377,7 +382,7 @@ static void open_campaign(const char *campaign, int64_t deadline, int cap) {
   c.campaign_id = (char *)campaign;
   c.app_id = (char *)"shop_a";
   c.sku_id = (char *)"rice-5kg";
-  c.warehouse_id = (char *)"W1";
+  c.warehouse_id = wh;
   c.list_price_fen = 1500;
   c.n_tiers = 3;
   c.tiers = tp;
@@ -510,6 +515,7 @@ static void stop_settler(struct proc *p) {
 
 static int suite_init(void) {
   linli_test_unique("stl", RUN, sizeof RUN);
+  snprintf(wh, sizeof wh, "%s-W", RUN);
   struct {
     const char *t;
     int p;
@@ -789,6 +795,89 @@ static void test_kill_after_deadline(void) {
   CU_ASSERT_EQUAL(n_refunds(c_kill, ANY, NULL), 0);
 }
 
+/* Run linli-replay with args; its output goes to out_path. Exit status. */
+static int run_replay(char *const args[], const char *out_path) {
+  char bin[512];
+  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
+  char *argv[16];
+  int a = 0;
+  argv[a++] = bin;
+  for (int i = 0; args[i] && a < 15; i++)
+    argv[a++] = args[i];
+  argv[a] = NULL;
+  unlink(out_path);
+  pid_t pid = linli_test_spawn(argv, NULL, out_path);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int file_contains(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char line[2048];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, needle) != NULL;
+  fclose(f);
+  if (!found)
+    fprintf(stderr, "\n  %s does not say: %s\n", path, needle);
+  return found;
+}
+
+/* The audit folds the log with the campaign state machine and agrees with
+ * every settlement; a planted difference in Redis, and a settlement nobody
+ * decided, are named. */
+static void test_audit(void) {
+  char out[256];
+  snprintf(out, sizeof out, "/tmp/%s-audit.out", RUN);
+  char *audit[] = {"audit", "--no-pg", "--warehouse", wh, NULL};
+  CU_ASSERT_EQUAL(run_replay(audit, out), 0);
+  CU_ASSERT(file_contains(out, "rule campaigns (settler)"));
+
+  char key[160];
+  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_cap);
+  const char *set[] = {"HINCRBY", key, "n", "-1"};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, set, NULL, &r), LINLI_OK);
+  freeReplyObject(r);
+  CU_ASSERT_EQUAL(run_replay(audit, out), 1);
+  char needle[256];
+  snprintf(needle, sizeof needle,
+           "campaign %s: Redis counts 49 participants, the log 50", c_cap);
+  CU_ASSERT(file_contains(out, needle));
+  const char *undo[] = {"HINCRBY", key, "n", "1"};
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, undo, NULL, &r),
+                        LINLI_OK);
+  freeReplyObject(r);
+
+  /* A CampaignSettled for the open campaign that no deadline decided. */
+  Linli__SettlementEvent ev = LINLI__SETTLEMENT_EVENT__INIT;
+  Linli__CampaignSettled fake = LINLI__CAMPAIGN_SETTLED__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  linli_id_new(planted_id, sizeof planted_id);
+  meta.event_id = planted_id;
+  meta.occurred_at_ms = T0;
+  fake.campaign_id = c_cap;
+  fake.tier = 2;
+  fake.unit_price_fen = 900;
+  fake.participants = 50;
+  ev.meta = &meta;
+  ev.event_case = LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_SETTLED;
+  ev.campaign_settled = &fake;
+  size_t len = linli__settlement_event__get_packed_size(&ev);
+  uint8_t *buf = malloc(len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+  linli__settlement_event__pack(&ev, buf);
+  CU_ASSERT_EQUAL(linli_test_produce(T_SETTLEMENTS, c_cap, buf, len), 0);
+  free(buf);
+  CU_ASSERT_EQUAL(run_replay(audit, out), 1);
+  snprintf(needle, sizeof needle,
+           "campaign %s: ended 1 times, but the log never ends it", c_cap);
+  CU_ASSERT(file_contains(out, needle));
+}
+
 /* Replaying the run's log into an empty Redis reproduces every output:
  * the same event ids with the same content. */
 static void test_replay(void) {
@@ -850,6 +939,8 @@ int linli_test_register(void) {
   CU_add_test(s, "bad input goes to the DLQ", test_bad_input);
   CU_add_test(s, "SIGKILL right after a deadline: settled once",
               test_kill_after_deadline);
+  CU_add_test(s, "the audit agrees and names planted differences",
+              test_audit);
   CU_add_test(s, "replay into an empty Redis reproduces every output",
               test_replay);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;

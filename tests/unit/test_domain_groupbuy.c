@@ -294,6 +294,63 @@ static void test_outcomes(void) {
     CU_ASSERT_EQUAL(parse_text(bad[i], buf, sizeof buf, &o), LINLI_ERR_INVALID);
 }
 
+/* The C twin of the settler's script: the same decisions in the same
+ * order (UNKNOWN, CLOSED, DUPLICATE, FULL, OVER_USER_LIMIT). */
+static void test_campaign_machine(void) {
+  struct campaign k;
+  campaign_init(&k);
+  k.c.max_participants = 50;
+  struct dom_gb_campaign c;
+  memset(&c, 0, sizeof c);
+  int t = 0;
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 0, 0, 1, &t),
+                  LINLI__JOIN_RESULT__REASON__UNKNOWN_CAMPAIGN);
+  dom_gb_open(&c, &k.c);
+  CU_ASSERT_EQUAL(c.cap, 50);
+  for (int i = 0; i < 4; i++) {
+    CU_ASSERT_EQUAL(dom_gb_join(&c, 0, 0, 1, &t), 0);
+    CU_ASSERT_EQUAL(t, -1);
+  }
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 0, 0, 1, &t), 0);
+  CU_ASSERT_EQUAL(t, 0); /* the 5th participant announces tier 0 */
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 1, 1, 1, &t),
+                  LINLI__JOIN_RESULT__REASON__DUPLICATE);
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 1, 0, 3, &t),
+                  LINLI__JOIN_RESULT__REASON__OVER_USER_LIMIT);
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 1, 0, 2, &t), 0); /* same user, 3 units */
+  CU_ASSERT_EQUAL(c.participants, 5);
+  CU_ASSERT_EQUAL(c.joins, 6);
+  /* A leave back below tier 0 does not announce it again later. */
+  CU_ASSERT_EQUAL(dom_gb_leave(&c, 1, 0), 0);
+  CU_ASSERT_EQUAL(c.participants, 4);
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 0, 0, 1, &t), 0);
+  CU_ASSERT_EQUAL(t, -1);
+  CU_ASSERT_EQUAL(dom_gb_leave(&c, 0, 0),
+                  LINLI__JOIN_RESULT__REASON__NOT_JOINED);
+  /* Full: a new user is refused, an existing one may add units. */
+  c.participants = 50;
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 0, 0, 1, &t),
+                  LINLI__JOIN_RESULT__REASON__FULL);
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 1, 0, 1, &t), 0);
+  /* Early deadline: nothing; on time: settled at the tier reached. */
+  c.participants = 23;
+  CU_ASSERT_EQUAL(dom_gb_end(&c, k.c.deadline_ms - 1), 0);
+  CU_ASSERT_EQUAL(c.state, DOM_GB_OPEN);
+  CU_ASSERT_EQUAL(dom_gb_end(&c, k.c.deadline_ms), 1);
+  CU_ASSERT_EQUAL(c.state, DOM_GB_SETTLED);
+  CU_ASSERT_EQUAL(c.tier, 1);
+  CU_ASSERT_EQUAL(dom_gb_end(&c, k.c.deadline_ms + 5), 0); /* once */
+  CU_ASSERT_EQUAL(dom_gb_join(&c, 0, 0, 1, &t),
+                  LINLI__JOIN_RESULT__REASON__CLOSED);
+  CU_ASSERT_EQUAL(dom_gb_leave(&c, 1, 0), LINLI__JOIN_RESULT__REASON__CLOSED);
+  /* Below the minimum: failed. */
+  dom_gb_open(&c, &k.c);
+  c.participants = 4;
+  CU_ASSERT_EQUAL(dom_gb_end(&c, k.c.deadline_ms), 1);
+  CU_ASSERT_EQUAL(c.state, DOM_GB_FAILED);
+  CU_ASSERT_EQUAL(c.tier, -1);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("domain: group-buy", NULL, NULL);
   if (!s)
@@ -303,5 +360,6 @@ int linli_test_register(void) {
   CU_add_test(s, "tiers", test_tiers);
   CU_add_test(s, "prepayments and refunds", test_refunds);
   CU_add_test(s, "script outcomes", test_outcomes);
+  CU_add_test(s, "campaign state machine", test_campaign_machine);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

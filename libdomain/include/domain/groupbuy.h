@@ -76,4 +76,49 @@ int dom_gb_prepaid(const struct dom_gb_tier *tiers, size_t ntiers,
 int dom_gb_refund(const struct dom_gb_tier *tiers, size_t ntiers, int tier,
                   int64_t qty, int64_t *out);
 
+/* ------------------------------------------------ the campaign's life */
+
+/*
+ * The campaign state machine, as the settler's script (DOM_GB_LUA) applies
+ * it in Redis. This C twin is what linli-replay audit folds the log with:
+ * wherever the two disagree, the audit names the campaign. The caller keeps
+ * the per-order and per-user tallies (the script's {c:ID}:o and :u hashes).
+ */
+enum dom_gb_state { DOM_GB_UNKNOWN = 0, DOM_GB_OPEN, DOM_GB_SETTLED,
+                    DOM_GB_FAILED };
+
+struct dom_gb_campaign {
+  enum dom_gb_state state;
+  struct dom_gb_tier tiers[DOM_GB_MAX_TIERS];
+  size_t ntiers;
+  int64_t cap;          /* most participants (DOM_GB_MAX_PARTICIPANTS if
+                           the campaign set none) */
+  int64_t limit;        /* per-user units, 0 = none */
+  int64_t deadline_ms;
+  int64_t participants; /* distinct users with units */
+  int64_t joins;        /* live joins (orders) */
+  int announced;        /* highest tier announced, -1 none */
+  int tier;             /* the tier it ended at (-1: failed) */
+};
+
+/* Open from a valid CampaignOpened. */
+void dom_gb_open(struct dom_gb_campaign *c, const Linli__CampaignOpened *o);
+
+/* A join of qty units by a user who holds user_units already; order_known:
+ * this order already joined. Returns 0 when counted (c updated; *new_tier
+ * is the tier this join announces, or -1) or the JoinResult reason
+ * (LINLI__JOIN_RESULT__REASON__*) it is refused with. */
+int dom_gb_join(struct dom_gb_campaign *c, int64_t user_units, int order_known,
+                int32_t qty, int *new_tier);
+
+/* A leave of an order that holds qty units of a user who then holds
+ * user_units_after (qty 0: the order is not in the campaign). Returns 0
+ * when withdrawn or the refusal reason. */
+int dom_gb_leave(struct dom_gb_campaign *c, int32_t qty,
+                 int64_t user_units_after);
+
+/* A deadline judged at deadline_ms: 1 when the campaign ends now (state and
+ * tier set), 0 when it ended already or the deadline is early. */
+int dom_gb_end(struct dom_gb_campaign *c, int64_t deadline_ms);
+
 #endif
