@@ -20,7 +20,10 @@
 #   gateway.half       the same at half the rate gateway.full reached
 #   redis.memory       Redis used_memory before and after MEM_ORDERS orders
 #                      that all reached a final state (RESERVED ones expire
-#                      unpaid) and passed their retention
+#                      unpaid) and passed their retention; as the server is
+#                      shared, also the run's own keys and their MEMORY
+#                      USAGE (run_keys / run_bytes: before / at the end of
+#                      the sale / after the retention)
 #   peak_rss           VmHWM of every process the bench started
 #
 # Every pass checks its counts and the run fails (exit 1, "FAILED" in the
@@ -673,6 +676,16 @@ LUA
 # RESERVED ones expire unpaid after 1 s), then past the retention: Redis
 # should be back where it was. The Redis server is shared, so other
 # clients move used_memory too.
+# run_keys RUN WH: RUN_KEYS / RUN_BYTES, the count and MEMORY USAGE sum of
+# the keys of one run (its warehouse's hash tag, its order index entries):
+# the part of used_memory that other clients of a shared Redis cannot move.
+run_keys() {
+  local f="$work/keys-$1"
+  { "${REDIS[@]}" --scan --pattern "{w:$2}:*"; "${REDIS[@]}" --scan --pattern "linli:rsv:ow:$1-*"; } >"$f"
+  RUN_KEYS="$(wc -l <"$f")"
+  RUN_BYTES="$(sed 's/^/MEMORY USAGE /' "$f" | "${REDIS[@]}" | awk '{ s += $1 } END { printf "%d", s }')"
+}
+
 pass_memory() {
   local n="$MAXN" run group wh sku parts env_ret
   run="mb$(date +%s)$$"
@@ -688,17 +701,21 @@ pass_memory() {
   local names=("${NAMES[@]}")
   wait_stable "$parts" "${names[@]}"
   restock "$run" "$wh" "$sku" "$STOCK"
-  local before keys0
+  local before keys0 rk0 rb0
   before="$(redis_info used_memory)"
   keys0="$("${REDIS[@]}" dbsize)"
+  run_keys "$run" "$wh"
+  rk0=$RUN_KEYS rb0=$RUN_BYTES
   local since
   since=$(now_ms)
   "$LOADGEN" --run-id "$run" --warehouse "$wh" --sku "$sku" --orders "$MEM_ORDERS" \
     --users "$USERS" >"$work/produce-$run.out" || die "producing the orders failed"
   "$LOADGEN" --count-results "$run" --expect "$MEM_ORDERS" --since "$since" \
     --timeout "$TIMEOUT" >"$work/count-$run.out" 2>&1 || die "memory: not every order got its result"
-  local peak
+  local peak rk1 rb1
   peak="$(redis_info used_memory)"
+  run_keys "$run" "$wh"
+  rk1=$RUN_KEYS rb1=$RUN_BYTES
   # Every reservation expires unpaid: the stock comes back.
   local t0
   t0=$(now_ms)
@@ -708,12 +725,12 @@ pass_memory() {
   done
   # Then the retention: wait until no order key of the run is left (or the
   # retention and a minute have passed).
-  local left deadline=$(($(now_ms) + (RETENTION_S + 60) * 1000))
+  local deadline=$(($(now_ms) + (RETENTION_S + 60) * 1000))
   while :; do
-    left=$(( $("${REDIS[@]}" --scan --pattern "{w:$wh}:o:*" | wc -l) + $("${REDIS[@]}" --scan --pattern "linli:rsv:ow:$run-*" | wc -l) ))
-    ((left == 0)) && break
+    run_keys "$run" "$wh"
+    ((RUN_KEYS <= rk0)) && break
     (($(now_ms) < deadline)) || break
-    sleep 2
+    sleep 5
   done
   local after keys1 rss
   after="$(redis_info used_memory)"
@@ -727,7 +744,7 @@ pass_memory() {
   CHECK_OK=$ok
   check '[[ "$(field results "$c")" == "$MEM_ORDERS" && "$(field reserved "$c")" == "$STOCK" && "$(field repeated "$c")" == 0 ]]' \
     "memory: results $(field results "$c") reserved $(field reserved "$c") repeated $(field repeated "$c")"
-  emit redis.memory "orders=$MEM_ORDERS retention_s=$RETENTION_S used_memory_before=$before used_memory_peak=$peak used_memory_after=$after change_pct=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }') keys_before=$keys0 keys_after=$keys1 run_order_keys_left=$left peak_rss_kb=$rss $( ((CHECK_OK)) || echo FAILED)"
+  emit redis.memory "orders=$MEM_ORDERS retention_s=$RETENTION_S used_memory_before=$before used_memory_peak=$peak used_memory_after=$after change_pct=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }') dbsize_before=$keys0 dbsize_after=$keys1 run_keys=$rk0/$rk1/$RUN_KEYS run_bytes=$rb0/$rb1/$RUN_BYTES run_bytes_after_pct_of_before=$(awk -v a="$before" -v b="$RUN_BYTES" -v c="$rb0" 'BEGIN { printf "%.1f", (b - c) * 100 / a }') peak_rss_kb=$rss $( ((CHECK_OK)) || echo FAILED)"
 }
 
 # --------------------------------------------------------------------- run
