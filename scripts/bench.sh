@@ -51,6 +51,7 @@
 #                     (default 5), set through BENCH_RETENTION_KEY (default
 #                     orders.retention_s, i.e. LINLI_ORDERS_RETENTION_S);
 #                     unpaid reservations expire after 1 s there
+#   BENCH_MEM_WAIT_S  longest wait for those expiries (default 300)
 #   BENCH_WRK_SECONDS, BENCH_WRK_CONNS, BENCH_WRK_THREADS  wrk (15, 32, 2)
 #   BENCH_TIMEOUT     seconds one pass may take (default 900)
 #   BENCH_BUILD_DIR   Release build (-O3, no sanitizer) it builds and uses
@@ -61,6 +62,9 @@
 #                     dev-shop-a-token, shop_a)
 #   BENCH_KEEP_STATE  1 keeps the bench warehouses' Redis state
 #   LINLI_CRYPTO_KEY  the ledger's key (default: scripts/demo.sh's dev key)
+#   BENCH_PERF        a folder: perf record -g of the reservers and ledgers
+#                     during each pass into <pass>.perf.data there, with the
+#                     top of perf report in <pass>.txt (on-CPU samples only)
 #
 # Isolation on a shared machine: each pass has its own run id, warehouse,
 # SKU, consumer groups (started at the end of their inputs; the ledger's
@@ -69,6 +73,11 @@
 # run's own order ids. It measures, waits for and stops only the processes
 # it started. Other clients of the shared broker, Redis and PostgreSQL still
 # compete for the two cores: the load average is printed with each line.
+# A linli-reserver or linli-ledger it did not start (another checkout's
+# test, another bench) reads the same shared topics and Redis and may take
+# part of the work: the counts stay right but the figure is not this run's.
+# Such a line says disturbed_by=<pids> and the run exits 2 (1 if a count
+# was wrong). It never waits for, signals or measures those processes.
 # Left behind on purpose: the ledger's rows of the bench orders (order_events
 # is append-only) and the bench groups' consumer_offsets rows.
 # shellcheck disable=SC2317  # cleanup runs from the EXIT trap
@@ -88,11 +97,16 @@ PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway memory}"
 MEM_ORDERS="${BENCH_MEM_ORDERS:-$ORDERS}"
 RETENTION_S="${BENCH_RETENTION_S:-5}"
 RETENTION_KEY="${BENCH_RETENTION_KEY:-orders.retention_s}"
+MEM_WAIT_S="${BENCH_MEM_WAIT_S:-300}"
 WRK_SECONDS="${BENCH_WRK_SECONDS:-15}"
 WRK_CONNS="${BENCH_WRK_CONNS:-32}"
 WRK_THREADS="${BENCH_WRK_THREADS:-2}"
 TIMEOUT="${BENCH_TIMEOUT:-900}"
 BUILD="${BENCH_BUILD_DIR:-$REPO/build-bench}"
+if [[ -n "${BENCH_PERF:-}" ]]; then
+  mkdir -p "$BENCH_PERF"
+  BENCH_PERF="$(cd "$BENCH_PERF" && pwd)"
+fi
 PORT="${BENCH_PORT:-18480}"
 TOKEN="${BENCH_TOKEN:-dev-shop-a-token}"
 
@@ -106,6 +120,7 @@ posint BENCH_USERS "$USERS"
 posint BENCH_BATCH "$BATCH"
 posint BENCH_MEM_ORDERS "$MEM_ORDERS"
 posint BENCH_RETENTION_S "$RETENTION_S"
+posint BENCH_MEM_WAIT_S "$MEM_WAIT_S"
 posint BENCH_WRK_SECONDS "$WRK_SECONDS"
 posint BENCH_WRK_CONNS "$WRK_CONNS"
 posint BENCH_WRK_THREADS "$WRK_THREADS"
@@ -190,15 +205,13 @@ cleanup() {
     set -- $t
     "$TXCOPY" --from "$1" --into "$2" --drop 2>/dev/null || true
   done
-  if [[ "${BENCH_KEEP_STATE:-0}" != 1 ]]; then
-    for t in "${CLEAN[@]}"; do
-      # shellcheck disable=SC2086  # "run wh sku"
-      clean_redis $t || true
-    done
+  if [[ "${BENCH_KEEP_STATE:-0}" != 1 ]] && ((${#CLEAN[@]})); then
+    clean_redis || true
   fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # through the EXIT trap
 
 # start NAME CMD...: runs CMD in the background from the repo, output in
 # $work/NAME.log; its pid is appended to OWN and left in STARTED.
@@ -238,6 +251,7 @@ psql_q() { psql "$PG" -v ON_ERROR_STOP=1 -Atq "$@"; }
 
 RESULT=()  # summary lines
 FAILED=0
+DISTURBED=0
 RSS=()     # "process=kB" of every process started
 emit() { # name fields...: one summary line; checks fail it
   local line
@@ -251,6 +265,49 @@ check() { # condition-text message
     FAILED=1
     CHECK_OK=0
   fi
+}
+
+# foreign: pids of linli-reserver and linli-ledger processes this script
+# did not start (comma-separated; empty if none).
+foreign() {
+  local p out=()
+  for p in $(pgrep -x 'linli-reserver|linli-ledger' || true); do
+    [[ " ${OWN[*]} " == *" $p "* ]] || out+=("$p")
+  done
+  (IFS=,; echo "${out[*]}")
+}
+# disturbed A B: the union of two foreign() samples as " disturbed_by=...",
+# or nothing.
+disturbed() {
+  local all
+  all="$(tr ',' '\n' <<<"$1,$2" | sed '/^$/d' | sort -un | paste -sd, -)"
+  [[ -z "$all" ]] && return 0
+  log "other linli consumers ran during this pass ($all): the figure may include their work"
+  echo " disturbed_by=$all"
+}
+
+# perf_start LABEL NAME...: with BENCH_PERF, profile those processes.
+PERF_PID=""
+perf_start() {
+  [[ -n "${BENCH_PERF:-}" ]] || return 0
+  local label="$1" pids=() name
+  shift
+  for name in "$@"; do pids+=("${PIDOF[$name]}"); done
+  mkdir -p "$BENCH_PERF"
+  start "perf-$label" perf record -F 499 -g -o "$BENCH_PERF/$label.perf.data" \
+    -p "$(IFS=,; echo "${pids[*]}")"
+  PERF_PID=$STARTED
+}
+perf_stop() { # label
+  [[ -n "$PERF_PID" ]] || return 0
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || true
+  forget "$PERF_PID"
+  PERF_PID=""
+  perf report -i "$BENCH_PERF/$1.perf.data" --stdio --no-children \
+    --sort comm,dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' |
+    head -n 60 >"$BENCH_PERF/$1.txt" || true
+  log "perf: $BENCH_PERF/$1.perf.data (top entries in $BENCH_PERF/$1.txt)"
 }
 
 # Delete what a pass left in Redis: the warehouse's hot state (hash tag),
@@ -270,15 +327,23 @@ for _, k in ipairs(KEYS) do
   until cursor == "0"
 end
 return n'
-clean_redis() { # run warehouse sku
-  local run="$1" wh="$2" sku="$3" keys
-  "${REDIS[@]}" --scan --pattern "{w:$wh}:*" | xargs -r -n 500 "${REDIS[@]}" unlink >/dev/null
-  "${REDIS[@]}" --scan --pattern "linli:rsv:ow:$run-*" | xargs -r -n 500 "${REDIS[@]}" unlink >/dev/null
-  mapfile -t keys < <("${REDIS[@]}" --scan --pattern 'linli:rsv:exp:*')
+# One scan of the key space for all runs (it is shared and large).
+clean_redis() {
+  local t run wh sku re="" keys
+  for t in "${CLEAN[@]}"; do
+    read -r run wh sku <<<"$t"
+    re+="${re:+|}^\\{w:$wh\\}:|^linli:rsv:ow:$run-"
+    "${REDIS[@]}" hdel linli:catalog "$sku" >/dev/null
+  done
+  "${REDIS[@]}" --scan --count 1000 | grep -E "$re" |
+    xargs -r -n 500 "${REDIS[@]}" unlink >/dev/null || true
+  mapfile -t keys < <("${REDIS[@]}" --scan --count 1000 --pattern 'linli:rsv:exp:*')
   if ((${#keys[@]})); then
-    "${REDIS[@]}" eval "$CLEAN_LUA" "${#keys[@]}" "${keys[@]}" "$run-*" >/dev/null
+    for t in "${CLEAN[@]}"; do
+      read -r run wh sku <<<"$t"
+      "${REDIS[@]}" eval "$CLEAN_LUA" "${#keys[@]}" "${keys[@]}" "$run-*" >/dev/null
+    done
   fi
-  "${REDIS[@]}" hdel linli:catalog "$sku" >/dev/null
 }
 
 # Consumer group GROUP starts at the current end of TOPICS (Kafka commit);
@@ -447,7 +512,9 @@ reserver_pass() {
   fi
   restock "$run" "$wh" "$sku" "$STOCK"
 
-  local since cpid
+  local since cpid f0
+  f0="$(foreign)"
+  perf_start "$label" "${names[@]}"
   since=$(now_ms)
   "$LOADGEN" --count-results "$run" --expect "$ORDERS" --since "$since" \
     --timeout "$TIMEOUT" ${with_ledger:+--kind status} >"$work/count-$run.out" 2>"$work/count-$run.err" &
@@ -463,6 +530,10 @@ reserver_pass() {
     for name in "${names[@]}"; do linli_tail_log "$work/$name.log"; done
     die "$label: not every order got its outcome within ${TIMEOUT}s"
   fi
+  perf_stop "$label"
+  local dist
+  dist="$(disturbed "$f0" "$(foreign)")"
+  if [[ -n "$dist" ]]; then DISTURBED=1; fi
   local rss cpu=() name
   rss_of "${names[@]}"
   rss="$RSS_LINE"
@@ -493,7 +564,7 @@ reserver_pass() {
     extra=" ledger_rows=${rows//|/,}"
   fi
   RES_RATE="$(rate "$ORDERS" "$e2e")"
-  emit "$label" "instances=$n batch=$BATCH orders=$ORDERS end_to_end_ms=$e2e orders_per_s=$RES_RATE produce_rate=$(field produce_rate "$work/produce-$run.out") reserved=$(field reserved "$c") out_of_stock=$(field out_of_stock "$c") other=$(field other "$c") repeated=$(field repeated "$c") redis_avail=$avail redis_resv=$resv$extra peak_rss_kb=$rss cpu_s=$(IFS=,; echo "${cpu[*]}") $( ((CHECK_OK)) || echo FAILED)"
+  emit "$label" "instances=$n batch=$BATCH orders=$ORDERS end_to_end_ms=$e2e orders_per_s=$RES_RATE produce_rate=$(field produce_rate "$work/produce-$run.out") reserved=$(field reserved "$c") out_of_stock=$(field out_of_stock "$c") other=$(field other "$c") repeated=$(field repeated "$c") redis_avail=$avail redis_resv=$resv$extra peak_rss_kb=$rss cpu_s=$(IFS=,; echo "${cpu[*]}")$dist $( ((CHECK_OK)) || echo FAILED)"
 }
 
 pass_reserver() {
@@ -524,6 +595,9 @@ pass_ledger() {
   start "ledger-alone" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run-la" \
     LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=info "$LEDGER"
   PIDOF[ledger-alone]=$STARTED
+  local f0
+  f0="$(foreign)"
+  perf_start ledger ledger-alone
   local t0 got=0
   t0=$(now_ms)
   while :; do
@@ -533,7 +607,10 @@ pass_ledger() {
     (($(now_ms) - t0 < TIMEOUT * 1000)) || { log "ledger: $got of $want events after ${TIMEOUT}s"; break; }
     sleep 0.5
   done
-  local wall=$(($(now_ms) - t0)) rss
+  local wall=$(($(now_ms) - t0)) rss dist
+  perf_stop ledger
+  dist="$(disturbed "$f0" "$(foreign)")"
+  if [[ -n "$dist" ]]; then DISTURBED=1; fi
   rss_of ledger-alone
   rss="$RSS_LINE"
   local ok=1 cpu
@@ -549,7 +626,7 @@ pass_ledger() {
   check '[[ "$events" == "$want" && "$distinct" == "$want" ]]' "ledger: $events events ($distinct distinct), want $want"
   check '[[ "$rows" == "$ORDERS|$STOCK|$((ORDERS - STOCK))" ]]' \
     "ledger: orders rows (all|RESERVED|REJECTED) $rows, want $ORDERS|$STOCK|$((ORDERS - STOCK))"
-  emit ledger "batch=$BATCH events=$events span_ms=$ms events_per_s=$(rate "$events" "${ms%.*}") orders=${rows%%|*} wall_ms=$wall rows=${rows//|/,} peak_rss_kb=$rss cpu_s=$cpu $( ((CHECK_OK)) || echo FAILED)"
+  emit ledger "batch=$BATCH events=$events span_ms=$ms events_per_s=$(rate "$events" "${ms%.*}") orders=${rows%%|*} wall_ms=$wall rows=${rows//|/,} peak_rss_kb=$rss cpu_s=$cpu$dist $( ((CHECK_OK)) || echo FAILED)"
 }
 
 pass_pipeline() {
@@ -681,7 +758,7 @@ LUA
 # the part of used_memory that other clients of a shared Redis cannot move.
 run_keys() {
   local f="$work/keys-$1"
-  { "${REDIS[@]}" --scan --pattern "{w:$2}:*"; "${REDIS[@]}" --scan --pattern "linli:rsv:ow:$1-*"; } >"$f"
+  "${REDIS[@]}" --scan --count 1000 | grep -E "^\\{w:$2\\}:|^linli:rsv:ow:$1-" >"$f" || true
   RUN_KEYS="$(wc -l <"$f")"
   RUN_BYTES="$(sed 's/^/MEMORY USAGE /' "$f" | "${REDIS[@]}" | awk '{ s += $1 } END { printf "%d", s }')"
 }
@@ -706,7 +783,8 @@ pass_memory() {
   keys0="$("${REDIS[@]}" dbsize)"
   run_keys "$run" "$wh"
   rk0=$RUN_KEYS rb0=$RUN_BYTES
-  local since
+  local since f0
+  f0="$(foreign)"
   since=$(now_ms)
   "$LOADGEN" --run-id "$run" --warehouse "$wh" --sku "$sku" --orders "$MEM_ORDERS" \
     --users "$USERS" >"$work/produce-$run.out" || die "producing the orders failed"
@@ -717,10 +795,14 @@ pass_memory() {
   run_keys "$run" "$wh"
   rk1=$RUN_KEYS rb1=$RUN_BYTES
   # Every reservation expires unpaid: the stock comes back.
-  local t0
+  local t0 expired=1
   t0=$(now_ms)
   until [[ "$("${REDIS[@]}" hget "{w:$wh}:resv" "$sku")" == 0 && "$("${REDIS[@]}" hget "{w:$wh}:avail" "$sku")" == "$STOCK" ]]; do
-    (($(now_ms) - t0 < TIMEOUT * 1000)) || { log "memory: reservations did not all expire within ${TIMEOUT}s"; FAILED=1; break; }
+    if (($(now_ms) - t0 > MEM_WAIT_S * 1000)); then
+      log "memory: $("${REDIS[@]}" hget "{w:$wh}:resv" "$sku") reservations still unexpired after ${MEM_WAIT_S}s"
+      expired=0
+      break
+    fi
     sleep 1
   done
   # Then the retention: wait until no order key of the run is left (or the
@@ -730,9 +812,11 @@ pass_memory() {
     run_keys "$run" "$wh"
     ((RUN_KEYS <= rk0)) && break
     (($(now_ms) < deadline)) || break
-    sleep 5
+    sleep 10
   done
-  local after keys1 rss
+  local after keys1 rss dist
+  dist="$(disturbed "$f0" "$(foreign)")"
+  if [[ -n "$dist" ]]; then DISTURBED=1; fi
   after="$(redis_info used_memory)"
   keys1="$("${REDIS[@]}" dbsize)"
   rss_of "${names[@]}"
@@ -744,7 +828,8 @@ pass_memory() {
   CHECK_OK=$ok
   check '[[ "$(field results "$c")" == "$MEM_ORDERS" && "$(field reserved "$c")" == "$STOCK" && "$(field repeated "$c")" == 0 ]]' \
     "memory: results $(field results "$c") reserved $(field reserved "$c") repeated $(field repeated "$c")"
-  emit redis.memory "orders=$MEM_ORDERS retention_s=$RETENTION_S used_memory_before=$before used_memory_peak=$peak used_memory_after=$after change_pct=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }') dbsize_before=$keys0 dbsize_after=$keys1 run_keys=$rk0/$rk1/$RUN_KEYS run_bytes=$rb0/$rb1/$RUN_BYTES run_bytes_after_pct_of_before=$(awk -v a="$before" -v b="$RUN_BYTES" -v c="$rb0" 'BEGIN { printf "%.1f", (b - c) * 100 / a }') peak_rss_kb=$rss $( ((CHECK_OK)) || echo FAILED)"
+  check '((expired))' "memory: not every order reached a final state: the figure is not the target's"
+  emit redis.memory "orders=$MEM_ORDERS retention_s=$RETENTION_S used_memory_before=$before used_memory_peak=$peak used_memory_after=$after change_pct=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }') dbsize_before=$keys0 dbsize_after=$keys1 run_keys=$rk0/$rk1/$RUN_KEYS run_bytes=$rb0/$rb1/$RUN_BYTES run_bytes_after_pct_of_before=$(awk -v a="$before" -v b="$RUN_BYTES" -v c="$rb0" 'BEGIN { printf "%.1f", (b - c) * 100 / a }') peak_rss_kb=$rss$dist $( ((CHECK_OK)) || echo FAILED)"
 }
 
 # --------------------------------------------------------------------- run
@@ -765,4 +850,8 @@ printf '%s\n' "${RESULT[@]}" >&2
 if ((FAILED)); then
   log "FAILED: a count was wrong or a process did not stop cleanly (see CHECK FAILED above)"
   exit 1
+fi
+if ((DISTURBED)); then
+  log "DISTURBED: other linli consumers ran during a pass (disturbed_by=...): repeat on a quiet machine"
+  exit 2
 fi
