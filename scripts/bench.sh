@@ -29,7 +29,8 @@
 # Every pass checks its counts and the run fails (exit 1, "FAILED" in the
 # line) when one is wrong: one result per order, RESERVED = stock, the rest
 # OUT_OF_STOCK, nothing repeated, Redis left with 0 available and STOCK
-# reserved, ledger rows = orders, every copy once.
+# reserved, ledger rows = orders, every copy once, every answered POST
+# published once.
 #
 #   scripts/bench.sh                    (full size: run it rarely, the
 #                                        machine is shared)
@@ -58,8 +59,8 @@
 #                     (default build-bench/)
 #   BENCH_RESERVER, BENCH_LEDGER, BENCH_GATEWAY  other binaries to measure
 #                     (e.g. an older build, for before/after)
-#   BENCH_PORT, BENCH_TOKEN, BENCH_APP  the bench's gateway (18480,
-#                     dev-shop-a-token, shop_a)
+#   BENCH_PORT, BENCH_TOKEN  the bench's gateway port and app token (18480,
+#                     dev-shop-a-token)
 #   BENCH_KEEP_STATE  1 keeps the bench warehouses' Redis state
 #   LINLI_CRYPTO_KEY  the ledger's key (default: scripts/demo.sh's dev key)
 #   BENCH_PERF        a folder: perf record -g of the reservers and ledgers
