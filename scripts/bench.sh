@@ -79,6 +79,10 @@
 # part of the work: the counts stay right but the figure is not this run's.
 # Such a line says disturbed_by=<pids> and the run exits 2 (1 if a count
 # was wrong). It never waits for, signals or measures those processes.
+# The reverse holds too: the bench's reservers read the shared
+# linli.orders.v1 and process other clients' orders while they run (the
+# reserver has no private-topic setting like ledger.topic_suffix yet).
+# The stack is started (scripts/stack.sh up) if it is not up, and left up.
 # Left behind on purpose: the ledger's rows of the bench orders (order_events
 # is append-only) and the bench groups' consumer_offsets rows.
 # shellcheck disable=SC2317  # cleanup runs from the EXIT trap
