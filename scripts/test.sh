@@ -7,8 +7,10 @@
 #
 #   scripts/test.sh [extra ctest arguments, e.g. -R test_json]
 #
-# BUILD_DIR (default build) picks the build tree. A stack that was already
-# up before the run (e.g. left by scripts/demo.sh) is left up.
+# BUILD_DIR (default build) picks the build tree; RELEASE_DIR (default
+# build-release) the Release tree, which is only built (to prove that -O3
+# builds under -Werror). A stack that was already up before the run (e.g.
+# left by scripts/demo.sh) is left up.
 # shellcheck disable=SC2317  # on_exit and on_signal run from traps
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -132,6 +134,13 @@ tests() {
 phase deps bash scripts/deps.sh
 phase configure cmake -S "$REPO" -B "$BUILD_DIR" -DLINLI_SANITIZE=ON
 phase build cmake --build "$BUILD_DIR" -j2
+# Release (-O3) once as well, without sanitizers: the optimiser's extra
+# warnings (format-truncation, maybe-uninitialized) are errors under
+# -Werror too. Its own tree, so the sanitizer build above stays as it is.
+RELEASE_DIR="${RELEASE_DIR:-$REPO/build-release}"
+phase "release configure" cmake -S "$REPO" -B "$RELEASE_DIR" \
+  -DCMAKE_BUILD_TYPE=Release -DLINLI_SANITIZE=OFF
+phase "release build" cmake --build "$RELEASE_DIR" -j2
 # Only a stack this run started is stopped at the end: one that was already
 # up (e.g. left by scripts/demo.sh) is used and left up.
 if bash scripts/stack.sh status >/dev/null 2>&1; then

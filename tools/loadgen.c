@@ -1,17 +1,19 @@
 /*
  * loadgen.c - linli-loadgen: synthetic flash-sale load for benchmarks
- * (scripts/bench_reserver.sh). Three modes:
+ * (scripts/bench.sh, scripts/bench_reserver.sh). Three modes:
  *
  *   linli-loadgen [--config FILE] --run-id R --warehouse W --sku S
  *                 [--stock N] [--orders M] [--users U] [--lines L]
- *                 [--price FEN] [--rate PER_S]
+ *                 [--price FEN] [--rate PER_S] [--orders-topic T]
  *       With --stock N: lists the order's SKUs in linli.catalog.v1 and
  *       restocks N units of each in W via linli.inventory.v1 (each write
  *       acknowledged before the next step). Then publishes M OrderPlaced
  *       to linli.orders.v1 as fast as the producer takes them (--rate 0,
  *       the default) or paced at PER_S: order ids "<R>-<i>", users
  *       "<R>-u<i mod U>", L lines of one unit each (SKU S, then "<S>-2"...
- *       "<S>-<L>"). Uses libcommon's producer: idempotent, acks=all.
+ *       "<S>-<L>"), keyed by order id. --orders-topic T sends them to T
+ *       instead (e.g. the input of linli-txcopy). Uses libcommon's
+ *       producer: idempotent, acks=all.
  *       Prints one line of key=value: acknowledged count, first send and
  *       last acknowledgement times (epoch ms) and the produce rate.
  *
@@ -20,15 +22,26 @@
  *       (default: the reserver's inputs) for consumer group GROUP, so that
  *       a consumer started later in that group reads only what comes after.
  *       GROUP must have no committed offset yet: an existing group is never
- *       moved. It never joins the group.
+ *       moved. It never joins the group. Prints one line
+ *       "end topic=T partition=P offset=O" per partition, then a summary.
  *
  *   linli-loadgen [--config FILE] --count-results R --expect M
- *                 [--since MS] [--timeout S]
- *       Reads linli.reservations.v1 (read_committed) from epoch time MS
- *       (default now) until it has seen a ReservationResult for each of
- *       the orders "<R>-0".."<R>-<M-1>", then prints key=value: how many
- *       were RESERVED / OUT_OF_STOCK / otherwise rejected, repeated results
+ *                 [--since MS] [--timeout S] [--kind K] [--topic T]
+ *                 [--until-end]
+ *       Reads a topic (read_committed) from epoch time MS (default now)
+ *       until it has seen an outcome for each of the orders
+ *       "<R>-0".."<R>-<M-1>", then prints key=value: how many were
+ *       RESERVED / OUT_OF_STOCK / otherwise, repeated outcomes
  *       (exactly-once says 0), and when the last one was read (epoch ms).
+ *       The outcome depends on --kind:
+ *         result  a ReservationResult (default; topic linli.reservations.v1)
+ *         status  an OrderStatus in state RESERVED or REJECTED (topic
+ *                 linli.order-status.v1); earlier states are not counted
+ *         key     any record keyed by the order id (e.g. linli-txcopy's
+ *                 copies; --topic required), counted as "other"
+ *       --until-end stops at the end the topic had when it started instead
+ *       of waiting for all M (then M is only the bound of the ids), and
+ *       succeeds with fewer.
  *
  * Exit status: 0 done, 1 failed (unacknowledged sends, timeout, a group
  * that already has offsets), 2 usage, configuration or connection error.
@@ -51,6 +64,7 @@
 #include "linli/ids.h"
 #include "linli/kafka.h"
 #include "linli/log.h"
+#include "order_status.pb-c.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
 
@@ -59,6 +73,7 @@
 #define T_INVENTORY "linli.inventory.v1"
 #define T_ORDERS "linli.orders.v1"
 #define T_RESERVATIONS "linli.reservations.v1"
+#define T_ORDER_STATUS "linli.order-status.v1"
 #define MAX_TOPICS 16
 #define META_TIMEOUT_MS 10000
 
@@ -66,7 +81,9 @@ enum { EXIT_FAILED = 1, EXIT_SETUP = 2 };
 
 struct opts {
   const char *config, *run_id, *warehouse, *sku, *group, *count_run, *topics;
+  const char *orders_topic, *topic, *kind;
   long long stock, orders, users, lines, price, rate, expect, since, timeout;
+  int until_end;
 };
 
 static void usage(FILE *f) {
@@ -74,11 +91,14 @@ static void usage(FILE *f) {
           "usage: " PROG " [--config FILE] --run-id R --warehouse W --sku S\n"
           "                     [--stock N] [--orders M] [--users U] "
           "[--lines L]\n"
-          "                     [--price FEN] [--rate PER_S]\n"
+          "                     [--price FEN] [--rate PER_S] "
+          "[--orders-topic T]\n"
           "       " PROG " [--config FILE] --start-at-end GROUP "
           "[--topics T1,T2]\n"
           "       " PROG " [--config FILE] --count-results R --expect M\n"
-          "                     [--since EPOCH_MS] [--timeout S]\n");
+          "                     [--since EPOCH_MS] [--timeout S]\n"
+          "                     [--kind result|status|key] [--topic T] "
+          "[--until-end]\n");
 }
 
 /* A whole decimal number in [lo, hi]; the error names the option. */
@@ -103,6 +123,19 @@ static int check_id_opt(const char *opt, const char *v) {
     return -1;
   }
   return 0;
+}
+
+/* A Kafka topic name: 1..249 of [A-Za-z0-9._-]. */
+static int topic_name_valid(const char *t) {
+  size_t n = strlen(t);
+  if (n == 0 || n > 249)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(t[i] == '.' || t[i] == '_' || t[i] == '-' ||
+          (t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'z') ||
+          (t[i] >= 'A' && t[i] <= 'Z')))
+      return 0;
+  return 1;
 }
 
 /* The longest id built from prefix + separator + number must stay valid. */
@@ -264,6 +297,9 @@ static int cmd_start_at_end(const linli_config_t *cfg, const struct opts *o) {
             o->group, rd_kafka_err2str(e));
     goto done;
   }
+  for (int i = 0; i < ends->cnt; i++)
+    printf("end topic=%s partition=%d offset=%lld\n", ends->elems[i].topic,
+           (int)ends->elems[i].partition, (long long)ends->elems[i].offset);
   printf("group=%s partitions=%d at=end\n", o->group, ends->cnt);
   rc = 0;
 done:
@@ -470,7 +506,7 @@ static int cmd_produce(const linli_config_t *cfg, const struct opts *o) {
     }
     if (!first_ms)
       first_ms = linli_clock_now_ms();
-    if (linli_producer_send_async(p, T_ORDERS, RD_KAFKA_PARTITION_UA,
+    if (linli_producer_send_async(p, o->orders_topic, RD_KAFKA_PARTITION_UA,
                                   order_id, strlen(order_id), b.p, b.n, NULL,
                                   on_delivery, &acks, 30000, err,
                                   sizeof err) != LINLI_OK) {
@@ -524,6 +560,79 @@ static long long run_index(const char *order_id, const char *run,
   return v < expect ? v : -1;
 }
 
+enum { OC_RESERVED, OC_OUT_OF_STOCK, OC_OTHER };
+
+struct outcome {
+  char order_id[LINLI_ID_BUFSZ];
+  int what; /* OC_* */
+  int code; /* status * 100 + reason, for OC_OTHER */
+};
+
+/* The outcome a record carries for --kind, or -1 if it carries none. */
+static int outcome_of(const char *kind, const rd_kafka_message_t *m,
+                      struct outcome *oc) {
+  const uint8_t *v = m->payload;
+  int rc = -1;
+  oc->what = OC_OTHER;
+  oc->code = 0;
+  if (strcmp(kind, "key") == 0) {
+    if (!m->key || m->key_len == 0 || m->key_len >= sizeof oc->order_id)
+      return -1;
+    memcpy(oc->order_id, m->key, m->key_len);
+    oc->order_id[m->key_len] = '\0';
+    return 0;
+  }
+  if (!v)
+    return -1;
+  if (strcmp(kind, "result") == 0) {
+    Linli__ReservationEvent *ev =
+        linli__reservation_event__unpack(NULL, m->len, v);
+    if (ev && ev->event_case ==
+                  LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT) {
+      const Linli__ReservationResult *r = ev->reservation_result;
+      snprintf(oc->order_id, sizeof oc->order_id, "%s", r->order_id);
+      if (r->status == LINLI__RESERVATION_RESULT__STATUS__RESERVED)
+        oc->what = OC_RESERVED;
+      else if (r->reason == LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK)
+        oc->what = OC_OUT_OF_STOCK;
+      oc->code = r->status * 100 + r->reason;
+      rc = 0;
+    }
+    if (ev)
+      linli__reservation_event__free_unpacked(ev, NULL);
+    return rc;
+  }
+  Linli__OrderStatusEvent *ev =
+      linli__order_status_event__unpack(NULL, m->len, v);
+  if (ev &&
+      ev->event_case == LINLI__ORDER_STATUS_EVENT__EVENT_ORDER_STATUS) {
+    const Linli__OrderStatus *s = ev->order_status;
+    if (s->state == LINLI__ORDER_STATUS__STATE__RESERVED ||
+        s->state == LINLI__ORDER_STATUS__STATE__REJECTED) {
+      snprintf(oc->order_id, sizeof oc->order_id, "%s", s->order_id);
+      if (s->state == LINLI__ORDER_STATUS__STATE__RESERVED)
+        oc->what = OC_RESERVED;
+      else if (strcmp(s->reason, "OUT_OF_STOCK") == 0)
+        oc->what = OC_OUT_OF_STOCK;
+      oc->code = s->state * 100;
+      rc = 0;
+    }
+  }
+  if (ev)
+    linli__order_status_event__free_unpacked(ev, NULL);
+  return rc;
+}
+
+/* --until-end: partitions that reported their end at or past ends (the
+ * position alone stays short of the end when the last record is a
+ * transaction marker, which read_committed never hands out). */
+static int eofs_done(const unsigned char *eof, int n) {
+  for (int i = 0; i < n; i++)
+    if (!eof[i])
+      return 0;
+  return 1;
+}
+
 static int cmd_count(const linli_config_t *cfg, const struct opts *o) {
   char group[128];
   char uniq[LINLI_ID_BUFSZ];
@@ -533,14 +642,16 @@ static int cmd_count(const linli_config_t *cfg, const struct opts *o) {
   const char *extra[] = {"group.id",           group,
                          "isolation.level",    "read_committed",
                          "enable.auto.commit", "false",
+                         "enable.partition.eof", "true",
                          NULL};
   rd_kafka_t *rk = new_handle(cfg, RD_KAFKA_CONSUMER, extra);
   if (!rk)
     return EXIT_SETUP;
   rd_kafka_poll_set_consumer(rk);
+  unsigned char *eof = NULL;
   int rc = EXIT_SETUP;
   unsigned char *seen = calloc((size_t)o->expect, 1);
-  const char *topics[] = {T_RESERVATIONS};
+  const char *topics[] = {o->topic};
   /* The end offsets first: a partition with nothing written since `since`
    * starts there, and whatever arrives later lies beyond it. */
   rd_kafka_topic_partition_list_t *ends = end_offsets(rk, topics, 1);
@@ -570,43 +681,46 @@ static int cmd_count(const linli_config_t *cfg, const struct opts *o) {
   int other_reason = 0;
   int64_t done_ms = 0;
   int64_t deadline = linli_clock_now_ms() + o->timeout * 1000;
+  eof = calloc((size_t)ends->cnt, 1);
+  if (!eof)
+    goto done;
   while (distinct < o->expect && linli_clock_now_ms() < deadline) {
+    if (o->until_end && eofs_done(eof, ends->cnt))
+      break;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
     if (!m)
       continue;
     if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        for (int i = 0; i < ends->cnt; i++)
+          if (ends->elems[i].partition == m->partition &&
+              m->offset >= ends->elems[i].offset)
+            eof[i] = 1;
+      } else {
         fprintf(stderr, PROG ": consume: %s\n", rd_kafka_message_errstr(m));
+      }
       rd_kafka_message_destroy(m);
       continue;
     }
     records++;
-    Linli__ReservationEvent *ev =
-        m->payload ? linli__reservation_event__unpack(
-                         NULL, m->len, (const uint8_t *)m->payload)
-                   : NULL;
-    if (ev &&
-        ev->event_case ==
-            LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT) {
-      const Linli__ReservationResult *r = ev->reservation_result;
-      long long i = run_index(r->order_id, o->count_run, runlen, o->expect);
+    struct outcome oc;
+    if (outcome_of(o->kind, m, &oc) == 0) {
+      long long i = run_index(oc.order_id, o->count_run, runlen, o->expect);
       if (i >= 0 && seen[i]) {
         repeats++;
       } else if (i >= 0) {
         seen[i] = 1;
         distinct++;
-        if (r->status == LINLI__RESERVATION_RESULT__STATUS__RESERVED)
+        if (oc.what == OC_RESERVED)
           reserved++;
-        else if (r->reason == LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK)
+        else if (oc.what == OC_OUT_OF_STOCK)
           out_of_stock++;
         else if (!other++)
-          other_reason = r->status * 100 + r->reason;
+          other_reason = oc.code;
         if (distinct == o->expect)
           done_ms = linli_clock_now_ms();
       }
     }
-    if (ev)
-      linli__reservation_event__free_unpacked(ev, NULL);
     rd_kafka_message_destroy(m);
   }
   printf("run=%s expected=%lld results=%lld reserved=%lld out_of_stock=%lld "
@@ -614,11 +728,13 @@ static int cmd_count(const linli_config_t *cfg, const struct opts *o) {
          "done_ms=%lld\n",
          o->count_run, o->expect, distinct, reserved, out_of_stock, other,
          repeats, records, o->since, (long long)done_ms);
-  if (other)
-    fprintf(stderr, PROG ": %lld results neither RESERVED nor OUT_OF_STOCK, "
+  if (other && strcmp(o->kind, "key") != 0)
+    fprintf(stderr, PROG ": %lld outcomes neither RESERVED nor OUT_OF_STOCK, "
             "first status %d reason %d\n", other, other_reason / 100,
             other_reason % 100);
-  if (distinct < o->expect) {
+  if (distinct < o->expect && o->until_end && eofs_done(eof, ends->cnt)) {
+    rc = 0;
+  } else if (distinct < o->expect) {
     fprintf(stderr, PROG ": timed out after %lld s: %lld of %lld results\n",
             o->timeout, distinct, o->expect);
     rc = EXIT_FAILED;
@@ -633,6 +749,7 @@ done:
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   free(seen);
+  free(eof);
   return rc;
 }
 
@@ -656,6 +773,10 @@ int main(int argc, char **argv) {
       {"expect", required_argument, NULL, 'e'},
       {"since", required_argument, NULL, 'S'},
       {"timeout", required_argument, NULL, 't'},
+      {"orders-topic", required_argument, NULL, 'O'},
+      {"topic", required_argument, NULL, 'P'},
+      {"kind", required_argument, NULL, 'K'},
+      {"until-end", no_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -678,6 +799,10 @@ int main(int argc, char **argv) {
     case 'g': o.group = optarg; break;
     case 'T': o.topics = optarg; break;
     case 'C': o.count_run = optarg; break;
+    case 'O': o.orders_topic = optarg; break;
+    case 'P': o.topic = optarg; break;
+    case 'K': o.kind = optarg; break;
+    case 'U': o.until_end = 1; break;
     case 'n': name = "stock", dst = &o.stock, hi = 1000000000; break;
     case 'm': name = "orders", dst = &o.orders, hi = 100000000; break;
     case 'u': name = "users", dst = &o.users, lo = 1, hi = 100000000; break;
@@ -711,10 +836,41 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": --topics: only with --start-at-end\n");
     return EXIT_SETUP;
   }
-  if ((o.expect >= 0 || o.since >= 0) && !o.count_run) {
+  if ((o.expect >= 0 || o.since >= 0 || o.kind || o.topic || o.until_end) &&
+      !o.count_run) {
     fprintf(stderr, PROG ": --%s: only with --count-results\n",
-            o.expect >= 0 ? "expect" : "since");
+            o.expect >= 0 ? "expect" : o.since >= 0 ? "since"
+            : o.kind ? "kind" : o.topic ? "topic" : "until-end");
     return EXIT_SETUP;
+  }
+  if (o.orders_topic && (modes || !topic_name_valid(o.orders_topic))) {
+    fprintf(stderr, PROG ": --orders-topic: a Kafka topic name, only when "
+            "producing\n");
+    return EXIT_SETUP;
+  }
+  if (!o.orders_topic)
+    o.orders_topic = T_ORDERS;
+  if (o.count_run) {
+    if (!o.kind)
+      o.kind = "result";
+    if (strcmp(o.kind, "result") && strcmp(o.kind, "status") &&
+        strcmp(o.kind, "key")) {
+      fprintf(stderr, PROG ": --kind: result, status or key, got '%s'\n",
+              o.kind);
+      return EXIT_SETUP;
+    }
+    if (!o.topic && strcmp(o.kind, "key") == 0) {
+      fprintf(stderr, PROG ": --kind key: --topic is required\n");
+      return EXIT_SETUP;
+    }
+    if (!o.topic)
+      o.topic = strcmp(o.kind, "status") == 0 ? T_ORDER_STATUS
+                                              : T_RESERVATIONS;
+    if (!topic_name_valid(o.topic)) {
+      fprintf(stderr, PROG ": --topic: not a Kafka topic name: '%s'\n",
+              o.topic);
+      return EXIT_SETUP;
+    }
   }
   if (o.group && check_id_opt("start-at-end", o.group))
     return EXIT_SETUP;

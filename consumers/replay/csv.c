@@ -7,6 +7,9 @@
  * "order_placed.pickup.pickup_point_id"). A repeated field is one column
  * holding its JSON array. A field of a oneof member that is not set is an
  * empty cell; a field at its proto3 default shows the default.
+ *
+ * Text from the records (keys, ids, reasons) is untrusted: a cell that a
+ * spreadsheet would evaluate as a formula is neutralised (see cell()).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +59,12 @@ static int flatten(struct csv_columns *c, const ProtobufCMessageDescriptor *d,
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     char path[512];
-    snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "",
-             f->name);
+    /* Descriptor paths are short; one that is not would be a schema bug,
+     * reported rather than cut into a wrong column name. */
+    int len = snprintf(path, sizeof path, "%s%s%s", prefix,
+                       prefix[0] ? "." : "", f->name);
+    if (len < 0 || (size_t)len >= sizeof path)
+      return -1;
     if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
         f->label != PROTOBUF_C_LABEL_REPEATED && depth < CSV_MAX_DEPTH) {
       if (flatten(c, f->descriptor, path, depth + 1) != 0)
@@ -94,8 +101,21 @@ void csv_columns_free(struct csv_columns *c) {
   free(c);
 }
 
+/* A text cell that a spreadsheet would read as a formula (or, after a
+ * leading tab or CR, reach one): = + - @ start a formula in Excel,
+ * LibreOffice and Google Sheets. Such a cell gets a leading apostrophe
+ * (OWASP's advice for CSV injection), which spreadsheets show as text. */
+static int formula_start(const char *s, size_t len) {
+  return len > 0 && (s[0] == '=' || s[0] == '+' || s[0] == '-' ||
+                     s[0] == '@' || s[0] == '\t' || s[0] == '\r');
+}
+
+/* One cell of text taken from the data (never a number this file
+ * formats): quoted when it holds a separator, neutralised when it would
+ * start a formula. */
 static void cell(FILE *out, const char *s, size_t len) {
-  int quote = 0;
+  int neutralise = formula_start(s, len);
+  int quote = neutralise;
   for (size_t i = 0; i < len; i++)
     if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
       quote = 1;
@@ -104,6 +124,8 @@ static void cell(FILE *out, const char *s, size_t len) {
     return;
   }
   fputc('"', out);
+  if (neutralise)
+    fputc('\'', out);
   for (size_t i = 0; i < len; i++) {
     if (s[i] == '"')
       fputc('"', out);
@@ -145,6 +167,22 @@ static void default_cell(FILE *out, const ProtobufCFieldDescriptor *f) {
   default:
     fputc('0', out);
     break;
+  }
+}
+
+/* A scalar whose JSON form is a number or a numeric string. */
+static int leaf_is_number(const ProtobufCFieldDescriptor *f) {
+  if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    return 0;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES:
+  case PROTOBUF_C_TYPE_MESSAGE:
+  case PROTOBUF_C_TYPE_ENUM:
+  case PROTOBUF_C_TYPE_BOOL:
+    return 0;
+  default:
+    return 1;
   }
 }
 
@@ -208,7 +246,12 @@ void csv_write_row(FILE *out, const struct csv_columns *c,
         default_cell(out, c->cols[i].leaf);
       continue;
     }
-    if (json_is_string(v)) {
+    if (json_is_string(v) && leaf_is_number(c->cols[i].leaf)) {
+      /* A 64-bit integer (a JSON string in proto3 JSON), NaN or Infinity:
+       * written by linli_pb_to_json, not text from the data, so "-5"
+       * stays a negative amount. */
+      fwrite(json_string_value(v), 1, json_string_length(v), out);
+    } else if (json_is_string(v)) {
       cell(out, json_string_value(v), json_string_length(v));
     } else {
       char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);

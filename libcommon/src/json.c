@@ -923,7 +923,11 @@ static json_t *uint64_to_json(uint64_t v) {
 static int shortest_digits(double d, int max, int as_float) {
   char buf[40];
   for (int p = 1; p < max; p++) {
-    snprintf(buf, sizeof(buf), "%.*g", p, d);
+    /* %.17g needs at most 24 bytes; a cut text would not read back, so it
+     * is never taken (checked: -O0 cannot see that p <= 17). */
+    int n = snprintf(buf, sizeof(buf), "%.*g", p, d);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+      break;
     double back = strtod(buf, NULL);
     if (as_float ? (float)back == (float)d : back == d)
       return p;

@@ -243,6 +243,76 @@ static void test_export_csv(void) {
   unlink(out);
 }
 
+/* Text cells that a spreadsheet would run as formulas come out with a
+ * leading apostrophe (and quoted); numbers keep their sign. Events go to
+ * a topic of their own so the other tests' counts stay as they are. */
+static void test_export_csv_formula(void) {
+  static const char *const evil[] = {"=HYPERLINK(\"http://x\")", "+1+2",
+                                     "-3-4", "@SUM(A1)", "\tcmd", "\r=1"};
+  enum { NEVIL = sizeof evil / sizeof evil[0] };
+  char t[128], out[256];
+  linli_test_unique("t.replaycsv", t, sizeof t);
+  CU_ASSERT_EQUAL_FATAL(linli_test_create_topic(t, 1), 0);
+  const linli_config_t *cfg = linli_test_config();
+  char err[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  linli_config_kafka_apply(cfg, conf, err, sizeof err);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rk);
+  for (int i = 0; i < NEVIL; i++) {
+    Linli__OrderEvent ev = LINLI__ORDER_EVENT__INIT;
+    Linli__Meta meta = LINLI__META__INIT;
+    Linli__OrderPaid paid = LINLI__ORDER_PAID__INIT;
+    char id[32], order[32];
+    snprintf(id, sizeof id, "fx%02d", i);
+    snprintf(order, sizeof order, "ox%02d", i);
+    meta.event_id = id;
+    meta.occurred_at_ms = BASE_TS;
+    paid.order_id = order;
+    paid.payment_txn_id = (char *)evil[i];
+    paid.amount_fen = -5; /* a number: never neutralised */
+    ev.meta = &meta;
+    ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PAID;
+    ev.order_paid = &paid;
+    uint8_t buf[256];
+    size_t len = linli__order_event__pack(&ev, buf);
+    /* The record key is text from the data as well. */
+    CU_ASSERT_EQUAL(produce_at(rk, t, "=2+3", buf, len, BASE_TS), 0);
+  }
+  rd_kafka_flush(rk, 30000);
+  CU_ASSERT_EQUAL(rd_kafka_outq_len(rk), 0);
+  rd_kafka_destroy(rk);
+
+  char to[16];
+  snprintf(to, sizeof to, "%d", NEVIL - 1);
+  char *args[] = {"export", "--topic", t, "--as", "linli.orders.v1",
+                  "--format", "csv", "--to", to, "--quiet", NULL};
+  CU_ASSERT_EQUAL_FATAL(run_replay(args, out, sizeof out), 0);
+  FILE *f = fopen(out, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  char body[16384];
+  size_t n = fread(body, 1, sizeof body - 1, f);
+  body[n] = '\0';
+  fclose(f);
+  unlink(out);
+  static const char *const want[] = {
+      ",\"'=HYPERLINK(\"\"http://x\"\")\",", ",\"'+1+2\",", ",\"'-3-4\",",
+      ",\"'@SUM(A1)\",", ",\"'\tcmd\",", ",\"'\r=1\","};
+  for (int i = 0; i < NEVIL; i++) {
+    if (!strstr(body, want[i]))
+      fprintf(stderr, "missing neutralised cell %s\n", want[i]);
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, want[i]));
+  }
+  CU_ASSERT_PTR_NOT_NULL(strstr(body, ",\"'=2+3\",")); /* the key */
+  CU_ASSERT_PTR_NOT_NULL(strstr(body, ",-5,"));         /* the amount */
+  /* No cell starts with a bare formula character. */
+  CU_ASSERT_PTR_NULL(strstr(body, ",="));
+  CU_ASSERT_PTR_NULL(strstr(body, ",+"));
+  CU_ASSERT_PTR_NULL(strstr(body, ",@"));
+  CU_ASSERT_PTR_NULL(strstr(body, ",\"="));
+  CU_ASSERT_PTR_NULL(strstr(body, ",\"-3"));
+}
+
 static void test_republish(void) {
   char sandbox[128], out[256];
   linli_test_unique("t.sandbox", sandbox, sizeof sandbox);
@@ -286,6 +356,8 @@ int linli_test_register(void) {
   CU_add_test(s, "export JSONL reproduces every event", test_export_jsonl_all);
   CU_add_test(s, "time and offset ranges", test_export_time_range);
   CU_add_test(s, "export CSV", test_export_csv);
+  CU_add_test(s, "export CSV neutralises formula cells",
+              test_export_csv_formula);
   CU_add_test(s, "republish into a sandbox", test_republish);
   CU_add_test(s, "bad arguments", test_bad_arguments);
   return 0;
