@@ -5,7 +5,8 @@
  * exactly one wave, and sorting lists that add up to the items; bad input
  * on the DLQ with its reason; a router SIGKILLed before its first commit
  * (after its clock closed a wave) and restarted loses and doubles nothing;
- * a bad reference entry stops the router with "file:line: reason".
+ * express items leave in their own 5-minute wave; a bad reference entry
+ * stops the router with "file:line: reason".
  *
  * linli.fulfillment.v1 is shared with other tests: this run's warehouses,
  * pickup points and orders all start with RUN, the router skips every
@@ -423,9 +424,11 @@ static int write_reference(void) {
   for (int i = 0; i < 3; i++)
     hhmm(CUT[i], c[i], sizeof c[i]);
   for (int w = 0; w < NWH; w++) {
+    /* The last warehouse also runs express waves every 5 minutes. */
     fprintf(f, "warehouse %s lat=30.%06d lng=120.%06d cutoffs=%s,%s,%s "
-               "depart=07:00 utc_offset_min=0\n",
-            WH[w], 200000 + 40000 * w, 100000 + 30000 * w, c[0], c[1], c[2]);
+               "depart=07:00 utc_offset_min=0 express_every_min=%d\n",
+            WH[w], 200000 + 40000 * w, 100000 + 30000 * w, c[0], c[1], c[2],
+            w == NWH - 1 ? 5 : 0);
     for (int v = 0; v < 4; v++)
       fprintf(f, "vehicle %s-v%d warehouse=%s kg=2000 items=600 "
                  "refrigerated=%s shift_min=1440\n",
@@ -736,6 +739,63 @@ static void test_kill_mid_wave(void) {
   stop_router(&router_a);
 }
 
+/* Express items leave in their own wave at the next express cutoff (every
+ * 5 minutes), not at the next daily cutoff (tomorrow), and the daily wave
+ * opened meanwhile keeps its own items. */
+static void test_express(void) {
+  spawn_router(&router_a, "a3", ref_file, NULL);
+  int64_t at = CUT[2] + 20000, every = 5 * MINUTE;
+  int64_t cut = (at / every + 1) * every;
+  char wave[24];
+  struct dom_ref_warehouse w = {.utc_offset_min = 0};
+  dom_wave_id(&w, DOM_WAVE_EXPRESS, cut, wave, sizeof wave);
+  char orders[5][96], user[96];
+  snprintf(user, sizeof user, "%s-xu", RUN);
+  for (int i = 0; i < 5; i++) {
+    Linli__FulfillmentEvent ev = LINLI__FULFILLMENT_EVENT__INIT;
+    Linli__FulfillmentItem fi = LINLI__FULFILLMENT_ITEM__INIT;
+    Linli__OrderLine ol = LINLI__ORDER_LINE__INIT, *olp = &ol;
+    Linli__PickupDelivery pd = LINLI__PICKUP_DELIVERY__INIT;
+    snprintf(orders[i], sizeof orders[i], "%s-x%d", RUN, i);
+    ol.sku_id = (char *)"sku-fresh";
+    ol.quantity = 1;
+    pd.pickup_point_id = PP[i % 2];
+    fi.order_id = orders[i];
+    fi.warehouse_id = WH[NWH - 1];
+    fi.user_id = user;
+    fi.n_lines = 1;
+    fi.lines = &olp;
+    fi.storage_class = LINLI__STORAGE_CLASS__CHILLED;
+    fi.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP;
+    fi.pickup = &pd;
+    fi.express = 1;
+    ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
+    ev.fulfillment_item = &fi;
+    CU_ASSERT_EQUAL_FATAL(produce_event(&ev, WH[NWH - 1], at), 0);
+  }
+  CU_ASSERT_EQUAL_FATAL(write_clock(cut + 1000), 0);
+  int64_t deadline = linli_test_now_ms() + 60000;
+  while (n_planned(wave) < 1 && linli_test_now_ms() < deadline)
+    settle(200);
+  CU_ASSERT_EQUAL_FATAL(n_planned(wave), 1);
+  settle(1000);
+  CU_ASSERT_EQUAL(n_planned(wave), 1);
+  for (int i = 0; i < 5; i++) {
+    int seen = 0;
+    for (size_t o = 0; o < st.orders.n; o++)
+      seen += strcmp(st.orders.v[o].order, orders[i]) == 0 &&
+              strcmp(st.orders.v[o].wave, wave) == 0;
+    CU_ASSERT_EQUAL(seen, 1);
+  }
+  /* Two pickup points, one cold stop each. */
+  int stops = 0;
+  for (size_t s = 0; s < st.stops.n; s++)
+    stops += strcmp(st.stops.v[s].wave, wave) == 0;
+  CU_ASSERT_EQUAL(stops, 2);
+  check_no_duplicates();
+  stop_router(&router_a);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("linli-router", suite_init, suite_cleanup);
   if (!s)
@@ -747,5 +807,6 @@ int linli_test_register(void) {
   CU_add_test(s, "bad input goes to the DLQ with its reason", test_bad_input);
   CU_add_test(s, "SIGKILL before the first commit, restart: exactly once",
               test_kill_mid_wave);
+  CU_add_test(s, "express items leave in their express wave", test_express);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }
