@@ -5,10 +5,11 @@
  * Release build).
  *
  * Usage: linli-bench_route [--stops N[,N...]] [--seed S] [--windows]
- *                          [--cold PCT] [--dump FILE]
+ *                          [--cold PCT] [--fleet PCT] [--dump FILE]
  * Each N is a seeded random wave of home deliveries within 15 km of the
- * warehouse (1-4 items each, PCT% cold chain), with enough vehicles of 150
- * items (a fifth of them refrigerated) for all of it. --dump writes the
+ * warehouse (1-4 items each, PCT% cold chain), with vehicles of 150 items
+ * (a fifth of them refrigerated) for --fleet percent of the items (130:
+ * room for all of it; below 100 some stops must come back unassigned). --dump writes the
  * instance (depot, stops, vehicles) as CSV so that another solver can be
  * run on exactly the same stops.
  */
@@ -63,7 +64,7 @@ static void dump(const char *path, const struct dom_rt_params *p,
 }
 
 static int run(size_t n, uint64_t seed, int windows, int cold_pct,
-               const char *dump_path) {
+               int fleet_pct, const char *dump_path) {
   struct dom_rt_stop *s = calloc(n, sizeof *s);
   uint64_t r = seed;
   int64_t items = 0;
@@ -82,7 +83,7 @@ static int run(size_t n, uint64_t seed, int windows, int cold_pct,
     }
     items += s[i].items;
   }
-  size_t nv = (size_t)(items * 13 / 10 / VEHICLE_ITEMS) + 2;
+  size_t nv = (size_t)(items * fleet_pct / 100 / VEHICLE_ITEMS) + 2;
   struct dom_rt_vehicle *v = calloc(nv, sizeof *v);
   for (size_t k = 0; k < nv; k++) {
     v[k].cap_items = VEHICLE_ITEMS;
@@ -128,7 +129,7 @@ static int run(size_t n, uint64_t seed, int windows, int cold_pct,
 int main(int argc, char **argv) {
   const char *sizes = "1000,10000", *dump_path = NULL;
   uint64_t seed = 42;
-  int windows = 0, cold = 10;
+  int windows = 0, cold = 10, fleet = 130;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--stops") == 0 && i + 1 < argc) {
       sizes = argv[++i];
@@ -136,13 +137,18 @@ int main(int argc, char **argv) {
       seed = strtoull(argv[++i], NULL, 10);
     } else if (strcmp(argv[i], "--cold") == 0 && i + 1 < argc) {
       cold = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "--fleet") == 0 && i + 1 < argc) {
+      fleet = atoi(argv[++i]);
+      if (fleet < 1 || fleet > 1000)
+        fleet = 130;
     } else if (strcmp(argv[i], "--windows") == 0) {
       windows = 1;
     } else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) {
       dump_path = argv[++i];
     } else {
       fprintf(stderr, "usage: linli-bench_route [--stops N[,N...]] "
-                      "[--seed S] [--windows] [--cold PCT] [--dump FILE]\n");
+                      "[--seed S] [--windows] [--cold PCT] [--fleet PCT] "
+                      "[--dump FILE]\n");
       return 2;
     }
   }
@@ -156,7 +162,7 @@ int main(int argc, char **argv) {
       rc = 2;
       break;
     }
-    rc = run((size_t)n, seed, windows, cold, dump_path);
+    rc = run((size_t)n, seed, windows, cold, fleet, dump_path);
   }
   free(list);
   return rc;

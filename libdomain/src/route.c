@@ -672,7 +672,12 @@ static int place_leftovers(struct rt *t, size_t *left, size_t nleft,
         }
       } else {
         for (size_t ri = 0; ri < t->nr; ri++) {
-          if (t->r[ri].len == 0 || t->r[ri].veh < 0 || t->r[ri].cold != cold)
+          const struct rroute *r = &t->r[ri];
+          /* A full vehicle is skipped whole: with the fleet full this scan
+           * costs a route, not a position, per leftover. */
+          if (r->len == 0 || r->veh < 0 || r->cold != cold ||
+              !fits(&t->v[r->veh], r->w + t->s[s].weight_g,
+                    r->items + t->s[s].items))
             continue;
           for (size_t at = 0; at <= t->r[ri].len; at++) {
             int64_t c = insert_cost(t, (int)ri, s, at);
