@@ -540,8 +540,10 @@ int dom_wave_check_item(const Linli__FulfillmentItem *it, dom_err_fn err,
     bad += dom_check_range(f, l ? l->quantity : 0, 1, DOM_MAX_QUANTITY, err,
                            arg);
   }
+  /* 0 (UNSPECIFIED) is allowed: the reserver sends it when no line's SKU
+   * has a class, meaning none needs cold (the ledger reads it as AMBIENT). */
   bad += dom_check_range("storage_class", it->storage_class,
-                         LINLI__STORAGE_CLASS__AMBIENT,
+                         LINLI__STORAGE_CLASS__STORAGE_CLASS_UNSPECIFIED,
                          LINLI__STORAGE_CLASS__FROZEN, err, arg);
   switch (it->delivery_case) {
   case LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP:
@@ -620,15 +622,18 @@ const char DOM_WAVE_LUA[] =
 int dom_wave_record(const Linli__FulfillmentItem *it, char *buf, size_t len) {
   size_t off = 0;
   int n;
+  int sc = it->storage_class == LINLI__STORAGE_CLASS__STORAGE_CLASS_UNSPECIFIED
+               ? LINLI__STORAGE_CLASS__AMBIENT
+               : (int)it->storage_class;
   if (it->delivery_case == LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP)
     n = snprintf(buf, len, "%s|%s|P:%s|%d|%lld|%lld|%lld|", it->order_id,
-                 it->user_id, it->pickup->pickup_point_id,
-                 (int)it->storage_class, (long long)it->weight_g,
+                 it->user_id, it->pickup->pickup_point_id, sc,
+                 (long long)it->weight_g,
                  (long long)it->slot_start_ms, (long long)it->slot_end_ms);
   else
     n = snprintf(buf, len, "%s|%s|H:%d:%d|%d|%lld|%lld|%lld|", it->order_id,
                  it->user_id, (int)it->home->lat_e6, (int)it->home->lng_e6,
-                 (int)it->storage_class, (long long)it->weight_g,
+                 sc, (long long)it->weight_g,
                  (long long)it->slot_start_ms, (long long)it->slot_end_ms);
   if (n < 0 || (size_t)n >= len)
     return LINLI_ERR_TOOBIG;

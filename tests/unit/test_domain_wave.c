@@ -205,6 +205,13 @@ static void test_item_and_record(void) {
   CU_ASSERT(dom_wave_check_item(&it, first_err, field) > 0);
   CU_ASSERT_STRING_EQUAL(field, "delivery");
   it.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP;
+  /* No class known (the reserver sends 0): ambient, not an error. */
+  it.storage_class = LINLI__STORAGE_CLASS__STORAGE_CLASS_UNSPECIFIED;
+  CU_ASSERT_EQUAL(dom_wave_check_item(&it, first_err, field), 0);
+  char r0[256];
+  CU_ASSERT_EQUAL(dom_wave_record(&it, r0, sizeof r0), LINLI_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r0, "|P:PP1|1|"));
+  it.storage_class = LINLI__STORAGE_CLASS__CHILLED;
 
   /* Two records in a closed wave's outcome, parsed back. */
   char r1[256], r2[256], out[600];

@@ -156,7 +156,7 @@ struct dom_wave_item {
   const char *order_id, *user_id;
   const char *pickup_point_id; /* NULL for a home delivery */
   int32_t lat_e6, lng_e6;      /* home delivery */
-  int storage_class;           /* LINLI__STORAGE_CLASS__* */
+  int storage_class;           /* LINLI__STORAGE_CLASS__* (1..3; 0 read as AMBIENT) */
   int64_t weight_g;            /* 0 = unknown */
   int64_t slot_start_ms, slot_end_ms;
   int64_t items;               /* sum of the quantities */
