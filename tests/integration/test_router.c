@@ -636,7 +636,7 @@ static void test_two_waves(void) {
   CU_ASSERT(st.routes > 0);
   /* Redis keeps open waves only: the routed ones are gone. */
   for (int w = 0; w < NWH; w++) {
-    char q[128];
+    char q[256];
     snprintf(q, sizeof q, "{" DOM_WAVE_TAG_FMT "}:q:d", WH[w]);
     const char *argv[] = {"EXISTS", q};
     redisReply *r = NULL;
@@ -690,7 +690,7 @@ static void test_bad_input(void) {
 static long long queued(void) {
   long long n = 0;
   for (int w = 0; w < NWH; w++) {
-    char q[128];
+    char q[256];
     snprintf(q, sizeof q, "{" DOM_WAVE_TAG_FMT "}:q:d", WH[w]);
     const char *argv[] = {"LLEN", q};
     redisReply *r = NULL;
