@@ -132,7 +132,8 @@ static int group(struct router *rt, struct wave_ctx *c) {
       continue;
     }
     /* A pickup point takes its capacity in parcels, first come (log
-     * order) first served; the rest waits for a later wave's planner. */
+     * order) first served; the rest is reported unassigned
+     * (PICKUP_POINT_FULL) in WavePlanned. */
     size_t take = b - a;
     if (pp && take > (size_t)pp->capacity)
       take = (size_t)pp->capacity;
