@@ -5,8 +5,9 @@
  * exactly one wave, and sorting lists that add up to the items; bad input
  * on the DLQ with its reason; a router SIGKILLed before its first commit
  * (after its clock closed a wave) and restarted loses and doubles nothing;
- * express items leave in their own 5-minute wave; a bad reference entry
- * stops the router with "file:line: reason".
+ * express items leave in their own 5-minute wave; orders that cannot be
+ * placed come back in WavePlanned with their reasons; a bad reference
+ * entry stops the router with "file:line: reason".
  *
  * linli.fulfillment.v1 is shared with other tests: this run's warehouses,
  * pickup points and orders all start with RUN, the router skips every
@@ -80,6 +81,11 @@ struct ev_rec {
   int seen;
 };
 
+struct left_rec {
+  char wave[24], order[72];
+  int reason;
+};
+
 #define VEC(T)                                                                 \
   struct {                                                                     \
     T *v;                                                                      \
@@ -92,6 +98,7 @@ static struct {
   VEC(struct line_rec) lines;
   VEC(struct planned_rec) planned;
   VEC(struct ev_rec) events;
+  VEC(struct left_rec) left;
   int routes, dlq;
   char dlq_reason[600];
 } st;
@@ -198,9 +205,13 @@ static void collect_route(const Linli__RouteEvent *ev) {
     pr->routes = p->routes;
     pr->orders = p->orders;
     pr->unassigned = (int)p->n_unassigned;
-    for (size_t k = 0; k < p->n_unassigned; k++)
-      fprintf(stderr, "\n  unassigned %s: %s", p->unassigned[k]->order_id,
-              p->unassigned[k]->detail);
+    for (size_t k = 0; k < p->n_unassigned; k++) {
+      struct left_rec *l = PUSH(st.left);
+      cpy(l->wave, sizeof l->wave, p->wave_id);
+      cpy(l->order, sizeof l->order, p->unassigned[k]->order_id);
+      l->reason = p->unassigned[k]->reason;
+      CU_ASSERT(p->unassigned[k]->detail[0] != '\0');
+    }
     break;
   }
   default:
@@ -439,6 +450,10 @@ static int write_reference(void) {
                "hours=00:00-24:00 capacity=1000\n",
             PP[p], RUN, p % 7, 150000 + (p * 7919) % 200000,
             50000 + (p * 104729) % 200000);
+  /* A small pickup point: two parcels a wave. */
+  fprintf(f, "pickup %s-PPS community=%s-c0 lat=30.250000 lng=120.150000 "
+             "hours=00:00-24:00 capacity=2\n",
+          RUN, RUN);
   return fclose(f);
 }
 
@@ -502,6 +517,7 @@ static int suite_cleanup(void) {
   free(st.lines.v);
   free(st.planned.v);
   free(st.events.v);
+  free(st.left.v);
   return 0;
 }
 
@@ -796,6 +812,90 @@ static void test_express(void) {
   stop_router(&router_a);
 }
 
+static int left_reason(const char *wave, const char *order) {
+  for (size_t i = 0; i < st.left.n; i++)
+    if (strcmp(st.left.v[i].wave, wave) == 0 &&
+        strcmp(st.left.v[i].order, order) == 0)
+      return st.left.v[i].reason;
+  return 0;
+}
+
+/* What cannot be placed is reported with its reason, never dropped: an
+ * unknown pickup point, parcels over a pickup point's capacity, a home
+ * delivery without coordinates; a geocoded home delivery is a stop at its
+ * coordinates. */
+static void test_unassigned(void) {
+  spawn_router(&router_a, "a4", ref_file, NULL);
+  int64_t every = 5 * MINUTE;
+  int64_t at = ((CUT[2] + 20000) / every + 1) * every + 2000;
+  int64_t cut = (at / every + 1) * every;
+  char wave[24], pps[96], ppx[96], user[96];
+  struct dom_ref_warehouse w = {.utc_offset_min = 0};
+  dom_wave_id(&w, DOM_WAVE_EXPRESS, cut, wave, sizeof wave);
+  snprintf(pps, sizeof pps, "%s-PPS", RUN);
+  snprintf(ppx, sizeof ppx, "%s-PPX", RUN);
+  snprintf(user, sizeof user, "%s-uu", RUN);
+  char orders[6][96];
+  for (int i = 0; i < 6; i++) {
+    Linli__FulfillmentEvent ev = LINLI__FULFILLMENT_EVENT__INIT;
+    Linli__FulfillmentItem fi = LINLI__FULFILLMENT_ITEM__INIT;
+    Linli__OrderLine ol = LINLI__ORDER_LINE__INIT, *olp = &ol;
+    Linli__PickupDelivery pd = LINLI__PICKUP_DELIVERY__INIT;
+    Linli__HomeDelivery hd = LINLI__HOME_DELIVERY__INIT;
+    snprintf(orders[i], sizeof orders[i], "%s-u%d", RUN, i);
+    ol.sku_id = (char *)"sku-1";
+    ol.quantity = 1;
+    fi.order_id = orders[i];
+    fi.warehouse_id = WH[NWH - 1];
+    fi.user_id = user;
+    fi.n_lines = 1;
+    fi.lines = &olp;
+    fi.storage_class = LINLI__STORAGE_CLASS__AMBIENT;
+    fi.express = 1;
+    if (i < 4) { /* 0-2: the small point (one too many); 3: unknown */
+      pd.pickup_point_id = i < 3 ? pps : ppx;
+      fi.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_PICKUP;
+      fi.pickup = &pd;
+    } else { /* 4: not geocoded; 5: at coordinates */
+      hd.recipient_name = (char *)"X";
+      hd.phone = (char *)"+8613800000000";
+      hd.address = (char *)"somewhere";
+      hd.lat_e6 = i == 4 ? 0 : 30260000;
+      hd.lng_e6 = i == 4 ? 0 : 120170000;
+      fi.delivery_case = LINLI__FULFILLMENT_ITEM__DELIVERY_HOME;
+      fi.home = &hd;
+    }
+    ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
+    ev.fulfillment_item = &fi;
+    CU_ASSERT_EQUAL_FATAL(produce_event(&ev, WH[NWH - 1], at), 0);
+  }
+  CU_ASSERT_EQUAL_FATAL(write_clock(cut + 1000), 0);
+  int64_t deadline = linli_test_now_ms() + 60000;
+  while (n_planned(wave) < 1 && linli_test_now_ms() < deadline)
+    settle(200);
+  CU_ASSERT_EQUAL_FATAL(n_planned(wave), 1);
+  settle(500);
+  CU_ASSERT_EQUAL(left_reason(wave, orders[2]),
+                  LINLI__WAVE_PLANNED__REASON__PICKUP_POINT_FULL);
+  CU_ASSERT_EQUAL(left_reason(wave, orders[3]),
+                  LINLI__WAVE_PLANNED__REASON__UNKNOWN_PICKUP_POINT);
+  CU_ASSERT_EQUAL(left_reason(wave, orders[4]),
+                  LINLI__WAVE_PLANNED__REASON__NO_LOCATION);
+  /* The others ride: each exactly once, in this wave. */
+  for (int i = 0; i < 6; i++) {
+    if (i >= 2 && i <= 4)
+      continue;
+    int seen = 0;
+    for (size_t o = 0; o < st.orders.n; o++)
+      seen += strcmp(st.orders.v[o].order, orders[i]) == 0 &&
+              strcmp(st.orders.v[o].wave, wave) == 0;
+    CU_ASSERT_EQUAL(seen, 1);
+    CU_ASSERT_EQUAL(left_reason(wave, orders[i]), 0);
+  }
+  check_no_duplicates();
+  stop_router(&router_a);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("linli-router", suite_init, suite_cleanup);
   if (!s)
@@ -808,5 +908,7 @@ int linli_test_register(void) {
   CU_add_test(s, "SIGKILL before the first commit, restart: exactly once",
               test_kill_mid_wave);
   CU_add_test(s, "express items leave in their express wave", test_express);
+  CU_add_test(s, "unassigned orders come back with their reasons",
+              test_unassigned);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }
