@@ -6,8 +6,9 @@
  * on the DLQ with its reason; a router SIGKILLed before its first commit
  * (after its clock closed a wave) and restarted loses and doubles nothing;
  * express items leave in their own 5-minute wave; orders that cannot be
- * placed come back in WavePlanned with their reasons; a bad reference
- * entry stops the router with "file:line: reason".
+ * placed come back in WavePlanned with their reasons; a replay of the log
+ * into an empty Redis reproduces every output event byte for byte; a bad
+ * reference entry stops the router with "file:line: reason".
  *
  * linli.fulfillment.v1 is shared with other tests: this run's warehouses,
  * pickup points and orders all start with RUN, the router skips every
@@ -79,6 +80,8 @@ struct planned_rec {
 struct ev_rec {
   char id[72];
   int seen;
+  uint64_t hash;  /* of the record's bytes: a replay must match */
+  int mismatch;
 };
 
 struct left_rec {
@@ -109,7 +112,8 @@ static size_t nitems;
 static char RUN[48], WH[NWH][72], PP[NPP][72];
 static linli_test_reader_t *reader;
 static linli_redis_t *redis;
-static char clock_file[256], ref_file[256], group[96];
+static char clock_file[256], ref_file[256], group[96], replay_group[96];
+static const char *spawn_group = group;
 static int64_t T0, CUT[3]; /* the three cutoffs, UTC ms */
 static char WAVE[3][24];   /* their wave ids */
 
@@ -139,19 +143,29 @@ static int wh_index(const char *id) {
   return -1;
 }
 
-/* Count an output event; a second copy of one id is a duplicate. */
-static void record_event(const char *id) {
+/* Count an output event; a second copy of one id is a duplicate (or,
+ * after a replay, must be the same bytes). */
+static void record_event(const char *id, uint64_t hash) {
   for (size_t i = 0; i < st.events.n; i++)
     if (strcmp(st.events.v[i].id, id) == 0) {
       st.events.v[i].seen++;
+      st.events.v[i].mismatch += st.events.v[i].hash != hash;
       return;
     }
   struct ev_rec *e = PUSH(st.events);
   cpy(e->id, sizeof e->id, id);
   e->seen = 1;
+  e->hash = hash;
 }
 
-static void collect_route(const Linli__RouteEvent *ev) {
+static uint64_t fnv1a(const void *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
+  return h;
+}
+
+static void collect_route(const Linli__RouteEvent *ev, uint64_t hash) {
   int wh = -1;
   switch (ev->event_case) {
   case LINLI__ROUTE_EVENT__EVENT_ROUTE_BATCH: {
@@ -217,7 +231,7 @@ static void collect_route(const Linli__RouteEvent *ev) {
   default:
     return;
   }
-  record_event(ev->meta ? ev->meta->event_id : "");
+  record_event(ev->meta ? ev->meta->event_id : "", hash);
 }
 
 static void collect(void *arg, const rd_kafka_message_t *m) {
@@ -228,7 +242,7 @@ static void collect(void *arg, const rd_kafka_message_t *m) {
                                                        m->payload);
     if (!ev)
       return;
-    collect_route(ev);
+    collect_route(ev, fnv1a(m->payload, m->len));
     linli__route_event__free_unpacked(ev, NULL);
   } else if (strcmp(topic, T_DLQ) == 0) {
     char key[80] = "", consumer[64];
@@ -387,7 +401,7 @@ static void spawn_router(struct proc *p, const char *name, const char *ref,
   linli_test_binary_path("consumers/router/linli-router", path, sizeof path);
   snprintf(p->inst, sizeof p->inst, "%s-%s", RUN, name);
   snprintf(p->log, sizeof p->log, "/tmp/%s.log", p->inst);
-  snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", group);
+  snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", spawn_group);
   snprintf(e_inst, sizeof e_inst, "LINLI_RUNNER_INSTANCE_ID=%s", p->inst);
   snprintf(e_clock, sizeof e_clock, "LINLI_FAKE_CLOCK_FILE=%s", clock_file);
   snprintf(e_ref, sizeof e_ref, "LINLI_ROUTER_REFERENCE_FILE=%s", ref);
@@ -475,8 +489,12 @@ static int suite_init(void) {
                           linli_config_str(cfg, "redis.password"), 5000,
                           &redis, err, sizeof err) != LINLI_OK)
     return -1;
+  /* Both groups start where this run starts: the second one replays the
+   * run's log into an empty Redis at the end. */
   linli_test_unique("rtr-g", group, sizeof group);
-  if (linli_test_group_start_at_end(group, INPUTS))
+  linli_test_unique("rtr-replay", replay_group, sizeof replay_group);
+  if (linli_test_group_start_at_end(group, INPUTS) ||
+      linli_test_group_start_at_end(replay_group, INPUTS))
     return -1;
   const char *out[] = {T_ROUTES, T_DLQ, NULL};
   reader = linli_test_reader_new(out, 1);
@@ -896,6 +914,61 @@ static void test_unassigned(void) {
   stop_router(&router_a);
 }
 
+/* Replaying the run's log into an empty Redis (this run's warehouses
+ * forgotten, a new group from the run's start) reproduces every route,
+ * sorting list and wave summary: the same event ids, the same bytes, and
+ * nothing new. */
+static void test_replay(void) {
+  for (int w = 0; w < NWH; w++) {
+    char match[128];
+    snprintf(match, sizeof match, "{" DOM_WAVE_TAG_FMT "}*", WH[w]);
+    char cursor[32] = "0";
+    do {
+      const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+      redisReply *r = NULL;
+      CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 6, argv, NULL, &r),
+                            LINLI_OK);
+      CU_ASSERT_FATAL(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+      cpy(cursor, sizeof cursor, r->element[0]->str);
+      for (size_t k = 0; k < r->element[1]->elements; k++) {
+        const char *del[] = {"DEL", r->element[1]->element[k]->str};
+        redisReply *d = NULL;
+        if (linli_redis_command(redis, 2, del, NULL, &d) == LINLI_OK)
+          freeReplyObject(d);
+      }
+      freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+  }
+  size_t originals = st.events.n;
+  CU_ASSERT_FATAL(originals > 0);
+  spawn_group = replay_group;
+  spawn_router(&router_a, "replay", ref_file, NULL);
+  int64_t deadline = linli_test_now_ms() + 120000;
+  size_t twice = 0;
+  while (linli_test_now_ms() < deadline) {
+    settle(500);
+    twice = 0;
+    for (size_t i = 0; i < originals; i++)
+      twice += st.events.v[i].seen >= 2;
+    if (twice == originals)
+      break;
+  }
+  settle(2000);
+  CU_ASSERT_EQUAL(twice, originals);
+  int mismatch = 0, extra = 0;
+  for (size_t i = 0; i < st.events.n; i++) {
+    mismatch += st.events.v[i].mismatch;
+    extra += i >= originals || st.events.v[i].seen != 2;
+  }
+  CU_ASSERT_EQUAL(mismatch, 0);
+  CU_ASSERT_EQUAL(extra, 0);
+  if (mismatch || extra || twice != originals)
+    fprintf(stderr, "\n  replay: %zu of %zu again, %d differ, %d extra\n",
+            twice, originals, mismatch, extra);
+  stop_router(&router_a);
+  spawn_group = group;
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("linli-router", suite_init, suite_cleanup);
   if (!s)
@@ -910,5 +983,7 @@ int linli_test_register(void) {
   CU_add_test(s, "express items leave in their express wave", test_express);
   CU_add_test(s, "unassigned orders come back with their reasons",
               test_unassigned);
+  CU_add_test(s, "a replay into an empty Redis reproduces every output",
+              test_replay);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }
