@@ -920,7 +920,7 @@ static void test_unassigned(void) {
  * nothing new. */
 static void test_replay(void) {
   for (int w = 0; w < NWH; w++) {
-    char match[128];
+    char match[256];
     snprintf(match, sizeof match, "{" DOM_WAVE_TAG_FMT "}*", WH[w]);
     char cursor[32] = "0";
     do {
