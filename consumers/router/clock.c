@@ -49,31 +49,27 @@ static int write_close(linli_emit_t *emit, int32_t partition,
   return rc;
 }
 
-/* One warehouse and kind: close the open wave if its cutoff passed. */
+/* One warehouse and kind of a partition's index, with its Redis reads. */
+struct probe {
+  const struct dom_ref_warehouse *w;
+  char kind;
+  char st[96], q[96], cutf[8], annf[8], atf[10];
+  const char *hm[5], *ll[2];
+};
+
+/* Close the probed wave if its cutoff passed: rep is the HMGET of cut,
+ * ann, annat and the LLEN of its queue. *due_out is the cutoff of the
+ * WaveClosed written, or -1 when none was. */
 static int due_wave(struct router *rt, linli_emit_t *emit, int32_t partition,
-                    const struct dom_ref_warehouse *w, char kind,
-                    int64_t now_ms) {
-  int64_t due = dom_wave_cutoff_before(w, kind, now_ms);
+                    const struct probe *pr, redisReply *const *rep,
+                    int64_t now_ms, int64_t *due_out) {
+  *due_out = -1;
+  int64_t due = dom_wave_cutoff_before(pr->w, pr->kind, now_ms);
   if (due < 0)
     return LINLI_OK;
-  char st[96], q[96], cutf[8], annf[8], atf[10];
-  snprintf(st, sizeof st, "{" DOM_WAVE_TAG_FMT "}:st", w->id);
-  snprintf(q, sizeof q, "{" DOM_WAVE_TAG_FMT "}:q:%c", w->id, kind);
-  snprintf(cutf, sizeof cutf, "cut:%c", kind);
-  snprintf(annf, sizeof annf, "ann:%c", kind);
-  snprintf(atf, sizeof atf, "annat:%c", kind);
-  const char *hm[] = {"HMGET", st, cutf, annf, atf};
-  const char *ll[] = {"LLEN", q};
-  linli_redis_cmd_t cmds[2] = {{5, hm, NULL}, {2, ll, NULL}};
-  redisReply *rep[2] = {NULL, NULL};
-  if (linli_redis_pipeline(rt->redis, 2, cmds, rep) != LINLI_OK)
-    return LINLI_ERR_TRANSIENT;
-  int rc = LINLI_OK;
   if (rep[0]->type != REDIS_REPLY_ARRAY || rep[0]->elements != 3 ||
-      rep[1]->type != REDIS_REPLY_INTEGER) {
-    rc = LINLI_ERR_TRANSIENT;
-    goto out;
-  }
+      rep[1]->type != REDIS_REPLY_INTEGER)
+    return LINLI_ERR_TRANSIENT;
   long long v[3];
   for (int i = 0; i < 3; i++)
     v[i] = rep[0]->element[i]->type == REDIS_REPLY_STRING
@@ -82,26 +78,17 @@ static int due_wave(struct router *rt, linli_emit_t *emit, int32_t partition,
   long long cut = v[0], ann = v[1], annat = v[2];
   /* Nothing waiting, or this cutoff already closed the open wave. */
   if (rep[1]->integer == 0 || due <= cut)
-    goto out;
+    return LINLI_OK;
   if (ann == due && annat >= 0 && now_ms - annat < rt->close_retry_ms)
-    goto out;
-  rc = write_close(emit, partition, w, kind, due, now_ms);
-  if (rc != LINLI_OK)
-    goto out;
-  char dues[32], nows[32];
-  snprintf(dues, sizeof dues, "%lld", (long long)due);
-  snprintf(nows, sizeof nows, "%lld", (long long)now_ms);
-  const char *hs[] = {"HSET", st, annf, dues, atf, nows};
-  redisReply *h = NULL;
-  if (linli_redis_command(rt->redis, 6, hs, NULL, &h) == LINLI_OK)
-    freeReplyObject(h);
-out:
-  for (int i = 0; i < 2; i++)
-    if (rep[i])
-      freeReplyObject(rep[i]);
+    return LINLI_OK;
+  int rc = write_close(emit, partition, pr->w, pr->kind, due, now_ms);
+  if (rc == LINLI_OK)
+    *due_out = due;
   return rc;
 }
 
+/* Every warehouse of one partition's index: one pipeline of reads, the
+ * closes that are due, one pipeline of announcements. */
 static int due_partition(struct router *rt, linli_emit_t *emit,
                          int32_t partition, int64_t now_ms) {
   char key[48];
@@ -110,18 +97,87 @@ static int due_partition(struct router *rt, linli_emit_t *emit,
   redisReply *r = NULL;
   if (linli_redis_command(rt->redis, 2, argv, NULL, &r) != LINLI_OK)
     return LINLI_ERR_TRANSIENT;
-  int rc = r->type == REDIS_REPLY_ARRAY ? LINLI_OK : LINLI_ERR_TRANSIENT;
-  for (size_t i = 0; rc == LINLI_OK && i < r->elements; i++) {
+  if (r->type != REDIS_REPLY_ARRAY) {
+    freeReplyObject(r);
+    return LINLI_ERR_TRANSIENT;
+  }
+  size_t n = 0, cap = 2 * r->elements + 1;
+  struct probe *pr = calloc(cap, sizeof *pr);
+  linli_redis_cmd_t *cmds = calloc(2 * cap, sizeof *cmds);
+  redisReply **rep = calloc(2 * cap, sizeof *rep);
+  linli_redis_cmd_t *ann = calloc(cap, sizeof *ann);
+  const char *(*annv)[6] = calloc(cap, sizeof *annv);
+  char (*nums)[2][32] = calloc(cap, sizeof *nums);
+  int rc = LINLI_ERR_TRANSIENT, got = 0;
+  if (!pr || !cmds || !rep || !ann || !annv || !nums)
+    goto out;
+  for (size_t i = 0; i < r->elements; i++) {
     if (r->element[i]->type != REDIS_REPLY_STRING)
       continue;
     const struct dom_ref_warehouse *w =
         dom_ref_warehouse(&rt->ref, r->element[i]->str);
     if (!w)
       continue; /* another router's warehouse */
-    rc = due_wave(rt, emit, partition, w, DOM_WAVE_DAILY, now_ms);
-    if (rc == LINLI_OK && w->express_every_min > 0)
-      rc = due_wave(rt, emit, partition, w, DOM_WAVE_EXPRESS, now_ms);
+    for (int k = 0; k < (w->express_every_min > 0 ? 2 : 1); k++) {
+      struct probe *p = &pr[n];
+      p->w = w;
+      p->kind = k == 0 ? DOM_WAVE_DAILY : DOM_WAVE_EXPRESS;
+      snprintf(p->st, sizeof p->st, "{" DOM_WAVE_TAG_FMT "}:st", w->id);
+      snprintf(p->q, sizeof p->q, "{" DOM_WAVE_TAG_FMT "}:q:%c", w->id,
+               p->kind);
+      snprintf(p->cutf, sizeof p->cutf, "cut:%c", p->kind);
+      snprintf(p->annf, sizeof p->annf, "ann:%c", p->kind);
+      snprintf(p->atf, sizeof p->atf, "annat:%c", p->kind);
+      const char *hm[] = {"HMGET", p->st, p->cutf, p->annf, p->atf};
+      const char *ll[] = {"LLEN", p->q};
+      memcpy(p->hm, hm, sizeof hm);
+      memcpy(p->ll, ll, sizeof ll);
+      cmds[2 * n] = (linli_redis_cmd_t){5, p->hm, NULL};
+      cmds[2 * n + 1] = (linli_redis_cmd_t){2, p->ll, NULL};
+      n++;
+    }
   }
+  rc = LINLI_OK;
+  if (n == 0)
+    goto out;
+  rc = LINLI_ERR_TRANSIENT;
+  if (linli_redis_pipeline(rt->redis, (int)(2 * n), cmds, rep) != LINLI_OK)
+    goto out;
+  got = 1;
+  rc = LINLI_OK;
+  size_t nann = 0;
+  for (size_t i = 0; i < n && rc == LINLI_OK; i++) {
+    int64_t due = -1;
+    rc = due_wave(rt, emit, partition, &pr[i], &rep[2 * i], now_ms, &due);
+    if (rc != LINLI_OK || due < 0)
+      continue;
+    snprintf(nums[nann][0], sizeof nums[nann][0], "%lld", (long long)due);
+    snprintf(nums[nann][1], sizeof nums[nann][1], "%lld", (long long)now_ms);
+    const char *hs[] = {"HSET",        pr[i].st,  pr[i].annf,
+                        nums[nann][0], pr[i].atf, nums[nann][1]};
+    memcpy(annv[nann], hs, sizeof hs);
+    ann[nann] = (linli_redis_cmd_t){6, annv[nann], NULL};
+    nann++;
+  }
+  /* Announcements only pace the retries: losing one writes the close
+   * again later, which is harmless. */
+  if (nann > 0) {
+    redisReply **arep = calloc(nann, sizeof *arep);
+    if (arep &&
+        linli_redis_pipeline(rt->redis, (int)nann, ann, arep) == LINLI_OK)
+      for (size_t i = 0; i < nann; i++)
+        freeReplyObject(arep[i]);
+    free(arep);
+  }
+out:
+  for (size_t i = 0; got && i < 2 * n; i++)
+    freeReplyObject(rep[i]);
+  free(pr);
+  free(cmds);
+  free(rep);
+  free(ann);
+  free(annv);
+  free(nums);
   freeReplyObject(r);
   return rc;
 }
