@@ -14,9 +14,10 @@
  *      vehicle that fits; a route without a vehicle is dissolved;
  *   5. every stop still unplaced is inserted where it costs least, or opens
  *      a route with a vehicle still free, or is unassigned (NO_VEHICLE);
- *   6. or-opt and 2-opt moves from each stop to its neighbours, applied
- *      when they shorten the plan and keep every constraint, until no stop
- *      finds one (don't-look bits).
+ *   6. or-opt, 2-opt, 2-opt* and exchange moves from each stop to its
+ *      neighbours, applied when they shorten the plan and keep every
+ *      constraint, until no stop finds one (don't-look bits);
+ *   7. steps 3-6 for three savings shapes (lambda), the best plan kept.
  * Integer metres per leg make "shorter" exact; ties go to the lower index.
  */
 #include "domain/route.h"
@@ -956,6 +957,49 @@ static int cross(struct rt *t, size_t a, int *changed) {
   return LINLI_OK;
 }
 
+/* Exchange a with a neighbour b of another route: each takes the other's
+ * place. */
+static int exchange(struct rt *t, size_t a, int *changed) {
+  int ra = t->route_of[a];
+  for (uint32_t q = 0; q < t->nbn[a]; q++) {
+    size_t b = t->nb[a * t->k + q];
+    int rb = t->route_of[b];
+    if (rb == NO_ROUTE || rb == ra || t->r[rb].cold != t->r[ra].cold)
+      continue;
+    size_t pa = prev_of(t, a), na = next_of(t, a);
+    size_t pb = prev_of(t, b), nb = next_of(t, b);
+    int64_t gain = t->prevd[a] + t->nextd[a] + t->prevd[b] + t->nextd[b] -
+                   dist(t, pa, b) - dist(t, b, na) - dist(t, pb, a) -
+                   dist(t, a, nb);
+    if (gain <= 0)
+      continue;
+    struct rroute *A = &t->r[ra], *B = &t->r[rb];
+    const struct dom_rt_vehicle *va = &t->v[A->veh], *vb = &t->v[B->veh];
+    int64_t dw = t->s[b].weight_g - t->s[a].weight_g;
+    int64_t di = t->s[b].items - t->s[a].items;
+    if (!fits(va, A->w + dw, A->items + di) ||
+        !fits(vb, B->w - dw, B->items - di))
+      continue;
+    memcpy(t->tmp, A->seq, A->len * sizeof *t->tmp);
+    memcpy(t->tmp2, B->seq, B->len * sizeof *t->tmp2);
+    t->tmp[t->pos[a]] = b;
+    t->tmp2[t->pos[b]] = a;
+    if (!walk(t, t->tmp, A->len, va->shift_ms, NULL, NULL, NULL) ||
+        !walk(t, t->tmp2, B->len, vb->shift_ms, NULL, NULL, NULL))
+      continue;
+    int rc = route_set(t, ra, t->tmp, A->len);
+    if (rc == LINLI_OK)
+      rc = route_set(t, rb, t->tmp2, B->len);
+    if (rc != LINLI_OK)
+      return rc;
+    wake(t, a), wake(t, b), wake(t, pa), wake(t, na), wake(t, pb),
+        wake(t, nb);
+    *changed = 1;
+    return LINLI_OK;
+  }
+  return LINLI_OK;
+}
+
 static int improve(struct rt *t) {
   memset(t->active, 1, t->n);
   for (int round = 0; round < 1000; round++) {
@@ -970,6 +1014,8 @@ static int improve(struct rt *t) {
         rc = two_opt(t, s, &changed);
       if (rc == LINLI_OK && !changed && t->route_of[s] != NO_ROUTE)
         rc = cross(t, s, &changed);
+      if (rc == LINLI_OK && !changed && t->route_of[s] != NO_ROUTE)
+        rc = exchange(t, s, &changed);
       if (rc != LINLI_OK)
         return rc;
       any |= changed;

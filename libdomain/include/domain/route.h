@@ -14,9 +14,10 @@
  * Algorithm: Clarke-Wright savings over a K-nearest-neighbour list (built
  * on a spatial grid), vehicles assigned to the routes biggest first, what
  * is left inserted cheapest-first, then or-opt (segments of 1-3 stops,
- * within and between routes) and 2-opt (within a route), both driven by the
- * neighbour lists and don't-look bits, so 10,000 stops stay far from
- * O(n^2). Distances are haversine great-circle metres rounded per leg;
+ * within and between routes), 2-opt (within a route), 2-opt* and exchange
+ * (between routes), all driven by the neighbour lists and don't-look bits,
+ * so 10,000 stops stay far from O(n^2). The whole is run for three savings
+ * shapes and the best plan kept. Distances are haversine great-circle metres rounded per leg;
  * every comparison is on integers and every tie is broken by input index,
  * so the same input always gives the same plan.
  */
