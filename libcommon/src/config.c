@@ -101,6 +101,28 @@ static const struct key_def KEYS[] = {
     {"groupbuy.deadline_retry_ms", KEY_INT, "30000", 100, 3600000, 0, NULL,
      "the settler writes a campaign's CampaignDeadline again if it was not "
      "processed after this long"},
+    {"router.reference_file", KEY_STR, "config/router-reference.conf", 0, 0,
+     0, check_nonempty,
+     "linli-router's reference data: warehouses with their wave schedule, "
+     "pickup points, vehicles (docs/delivery.md)"},
+    {"router.speed_kmh", KEY_INT, "25", 1, 200, 0, NULL,
+     "average driving speed linli-router plans ETAs with, km/h"},
+    {"router.stop_service_s", KEY_INT, "180", 0, 3600, 0, NULL,
+     "seconds a vehicle spends at each stop (parking, walking)"},
+    {"router.order_service_s", KEY_INT, "20", 0, 600, 0, NULL,
+     "extra seconds per order handed over at a stop"},
+    {"router.default_item_weight_g", KEY_INT, "500", 0, 1000000, 0, NULL,
+     "grams per item when a FulfillmentItem carries no weight_g"},
+    {"router.express_depart_s", KEY_INT, "600", 0, 86400, 0, NULL,
+     "an express wave's vehicles leave this long after its cutoff"},
+    {"router.retention_s", KEY_INT, "172800", 60, 31536000, 0, NULL,
+     "seconds a warehouse's wave state stays in Redis after its last write"},
+    {"router.close_retry_ms", KEY_INT, "30000", 100, 3600000, 0, NULL,
+     "linli-router writes a wave's WaveClosed again if it was not processed "
+     "after this long"},
+    {"router.skip_unknown_warehouses", KEY_BOOL, "false", 0, 1, 0, NULL,
+     "skip (log, count) input for warehouses absent from the reference data "
+     "instead of sending it to the DLQ (another router serves them)"},
     {"crypto.key", KEY_STR, "", 0, 0, 0, check_hex_key,
      "key for personal data at rest: 64 hex characters (32 bytes); empty "
      "disables encryption-dependent features"},

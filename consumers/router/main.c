@@ -1,0 +1,171 @@
+/*
+ * main.c - linli-router's process: config, reference data, the Redis
+ * script, and the runner that feeds linli.fulfillment.v1 to the batch
+ * handler.
+ *
+ * Usage: linli-router [--config FILE]
+ * Run one instance per share of partitions; give each instance on a host
+ * its own runner.instance_id (LINLI_RUNNER_INSTANCE_ID).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linli/error.h"
+#include "linli/log.h"
+#include "linli/process.h"
+#include "linli/schema.h"
+#include "router.h"
+
+static void track(struct router *rt,
+                  const rd_kafka_topic_partition_list_t *parts, int owned) {
+  for (int i = 0; i < parts->cnt; i++) {
+    const rd_kafka_topic_partition_t *p = &parts->elems[i];
+    if (strcmp(p->topic, LINLI_TOPIC_FULFILLMENT) == 0 && p->partition >= 0 &&
+        p->partition < ROUTER_MAX_PARTITIONS)
+      rt->owned[p->partition] = (unsigned char)owned;
+  }
+}
+
+static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
+  track(app, p, 1);
+}
+
+static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
+  track(app, p, 0);
+}
+
+/* Read and validate the reference data file ("path:line: reason"). */
+static int load_reference(const char *path, struct dom_ref *ref, char *err,
+                          size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return LINLI_ERR_CONFIG;
+  }
+  size_t cap = 4096, n = 0;
+  char *text = malloc(cap);
+  int rc = LINLI_OK;
+  while (text) {
+    size_t got = fread(text + n, 1, cap - n - 1, f);
+    n += got;
+    if (n < cap - 1)
+      break;
+    char *nt = realloc(text, cap * 2);
+    if (!nt) {
+      free(text);
+      text = NULL;
+      break;
+    }
+    text = nt;
+    cap *= 2;
+  }
+  if (ferror(f) || !text) {
+    snprintf(err, errlen, "%s: cannot read", path);
+    rc = LINLI_ERR_CONFIG;
+  }
+  fclose(f);
+  if (rc == LINLI_OK) {
+    text[n] = '\0';
+    if (strlen(text) != n) {
+      snprintf(err, errlen, "%s: holds a NUL byte", path);
+      rc = LINLI_ERR_CONFIG;
+    } else {
+      rc = dom_ref_parse(text, path, ref, err, errlen);
+    }
+  }
+  free(text);
+  return rc;
+}
+
+static void metrics(struct router *rt) {
+  rt->m_unassigned = linli_metrics_counter(
+      "linli_router_unassigned_orders_total", NULL,
+      "orders a wave could not place (see WavePlanned for why)");
+  rt->m_routes = linli_metrics_counter("linli_router_routes_total", NULL,
+                                       "RouteBatch events written");
+  rt->m_waves = linli_metrics_counter("linli_router_waves_total", NULL,
+                                      "waves planned");
+  rt->m_skipped = linli_metrics_counter(
+      "linli_router_skipped_total", NULL,
+      "input for warehouses absent from the reference data, skipped");
+  rt->m_dups = linli_metrics_counter(
+      "linli_router_duplicate_items_total", NULL,
+      "FulfillmentItems for an order already in the open wave");
+}
+
+int main(int argc, char **argv) {
+  const char *config_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      fprintf(stderr, "usage: linli-router [--config FILE]\n");
+      return 2;
+    }
+  }
+  linli_config_t *cfg = NULL;
+  if (linli_process_start("router", config_path, &cfg) != LINLI_OK)
+    return 2;
+
+  struct router rt;
+  memset(&rt, 0, sizeof rt);
+  rt.cfg = cfg;
+  rt.retention_s = linli_config_int(cfg, "router.retention_s");
+  rt.close_retry_ms = linli_config_int(cfg, "router.close_retry_ms");
+  rt.express_delay_ms = linli_config_int(cfg, "router.express_depart_s") * 1000;
+  rt.speed_kmh = (int32_t)linli_config_int(cfg, "router.speed_kmh");
+  rt.stop_service_ms = linli_config_int(cfg, "router.stop_service_s") * 1000;
+  rt.order_service_ms = linli_config_int(cfg, "router.order_service_s") * 1000;
+  rt.default_item_g = linli_config_int(cfg, "router.default_item_weight_g");
+  rt.skip_unknown = linli_config_bool(cfg, "router.skip_unknown_warehouses");
+  metrics(&rt);
+  char err[1024] = "script registration failed";
+  int rc = load_reference(linli_config_str(cfg, "router.reference_file"),
+                          &rt.ref, err, sizeof err);
+  if (rc != LINLI_OK) {
+    LINLI_ERROR("bad reference data", "reason=\"%s\"", err);
+    linli_process_exit(cfg);
+    return 2;
+  }
+  LINLI_INFO("reference data loaded", "warehouses=%zu pickup_points=%zu "
+             "vehicles=%zu", rt.ref.nwh, rt.ref.npp, rt.ref.nveh);
+  rc = linli_redis_connect(
+      linli_config_str(cfg, "redis.host"),
+      (int)linli_config_int(cfg, "redis.port"),
+      linli_config_str(cfg, "redis.password"),
+      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &rt.redis, err,
+      sizeof err);
+  if (rc == LINLI_OK)
+    rc = linli_redis_script_batch(rt.redis, "route", DOM_WAVE_LUA, &rt.script);
+  if (rc != LINLI_OK) {
+    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+    goto out;
+  }
+
+  const char *topics[] = {LINLI_TOPIC_FULFILLMENT, NULL};
+  linli_runner_spec_t spec = {
+      .name = "router",
+      .topics = topics,
+      .app = &rt,
+      .handle_batch = router_handle_batch,
+      .tick = router_tick,
+      .on_assign = on_assign,
+      .on_revoke = on_revoke,
+  };
+  linli_runner_t *runner = NULL;
+  rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
+  if (rc == LINLI_OK) {
+    linli_runner_handle_signals(runner);
+    rc = linli_runner_run(runner, err, sizeof err);
+  }
+  if (rc != LINLI_OK)
+    LINLI_ERROR("router stopped", "reason=\"%s\"", err);
+  linli_runner_free(runner);
+out:
+  linli_redis_free(rt.redis);
+  dom_ref_free(&rt.ref);
+  linli_process_exit(cfg);
+  return rc == LINLI_OK ? 0 : 1;
+}
