@@ -19,43 +19,21 @@
 #define EXPIRY_RETRY_MS 30000
 #define EXPIRY_BATCH "200"
 
-static void expiry_key(char *buf, size_t len, int32_t partition) {
+void reserver_expiry_key(char *buf, size_t len, int32_t partition) {
   snprintf(buf, len, "%s%d", RESERVER_KEY_EXPIRY, (int)partition);
 }
 
 /* When each due order was last announced, so that an OrderExpired not yet
  * processed is re-announced only every EXPIRY_RETRY_MS, not every tick. */
-static void announced_key(char *buf, size_t len, int32_t partition) {
+void reserver_announced_key(char *buf, size_t len, int32_t partition) {
   snprintf(buf, len, "%s%d:ann", RESERVER_KEY_EXPIRY, (int)partition);
-}
-
-void reserver_expiry_add(struct reserver *rs, int32_t partition,
-                         const char *order_id, int64_t expires_at_ms) {
-  char key[96], score[32];
-  expiry_key(key, sizeof key, partition);
-  snprintf(score, sizeof score, "%lld", (long long)expires_at_ms);
-  const char *argv[] = {"ZADD", key, score, order_id};
-  if (reserver_redis_simple(rs, 4, argv, NULL) != LINLI_OK)
-    LINLI_WARN("expiry index not updated", "order=%s", order_id);
-}
-
-void reserver_expiry_remove(struct reserver *rs, int32_t partition,
-                            const char *order_id) {
-  char key[96], ann[96];
-  expiry_key(key, sizeof key, partition);
-  announced_key(ann, sizeof ann, partition);
-  const char *argv[] = {"ZREM", key, order_id};
-  const char *hargv[] = {"HDEL", ann, order_id};
-  if (reserver_redis_simple(rs, 3, argv, NULL) != LINLI_OK ||
-      reserver_redis_simple(rs, 3, hargv, NULL) != LINLI_OK)
-    LINLI_WARN("expiry index not updated", "order=%s", order_id);
 }
 
 static int expire_partition(struct reserver *rs, linli_emit_t *emit,
                             int32_t partition, int64_t now_ms) {
   char key[96], ann[96], now_s[32];
-  expiry_key(key, sizeof key, partition);
-  announced_key(ann, sizeof ann, partition);
+  reserver_expiry_key(key, sizeof key, partition);
+  reserver_announced_key(ann, sizeof ann, partition);
   snprintf(now_s, sizeof now_s, "%lld", (long long)now_ms);
   const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", now_s, "WITHSCORES",
                         "LIMIT", "0", EXPIRY_BATCH};
