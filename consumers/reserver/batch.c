@@ -358,6 +358,17 @@ static int resolve(struct rsv_batch *b, linli_batch_t *in) {
   return LINLI_OK;
 }
 
+/* Whether the batch would reject an order for its catalog entries. */
+static int catalog_rejects(const struct rsv_batch *b) {
+  for (size_t i = 0; i < b->nrecs; i++) {
+    const struct rec *r = &b->recs[i];
+    if (r->kind == REC_PLACED && (strncmp(r->reject, "UNKNOWN_SKU|", 12) == 0 ||
+                                  strncmp(r->reject, "DELISTED|", 9) == 0))
+      return 1;
+  }
+  return 0;
+}
+
 /* ------------------------------------------------------------------- apply */
 
 static int shard_of(struct reserver *rs, struct rsv_batch *b, struct rec *r) {
@@ -567,6 +578,8 @@ int reserver_handle_batch(void *app, linli_batch_t *in, linli_emit_t *emit,
     snprintf(reason, reasonlen, "redis unavailable (catalog, order index)");
   if (rc == LINLI_OK)
     rc = resolve(b, in);
+  if (rc == LINLI_OK && catalog_rejects(b))
+    rc = reserver_catalog_wait(rs, in, reason, reasonlen);
   if (rc == LINLI_OK)
     rc = build_shards(rs, b, in);
   if (rc == LINLI_OK)

@@ -99,6 +99,7 @@ int main(int argc, char **argv) {
   linli_runner_free(runner);
 out:
   reserver_batch_free(&rs);
+  reserver_catalog_free(&rs);
   reserver_loaded_free(&rs);
   linli_redis_free(rs.redis);
   linli_pg_free(rs.pg);

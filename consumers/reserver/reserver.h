@@ -55,6 +55,9 @@ struct reserver {
   char retention_s[24]; /* orders.retention_s, as sent to Redis */
   int max_lines;
   struct rsv_batch *batch; /* reused from batch to batch */
+  rd_kafka_t *kmeta;       /* catalog.c: committed offsets, watermarks */
+  int catalog_parts;
+  int64_t catalog_wait_since; /* ms; 0 when not waiting */
   /* orders partitions this instance owns (for the expiry clock) */
   unsigned char owned[RESERVER_MAX_PARTITIONS];
   /* Warehouses whose `loaded` marker this process has seen, so that an
@@ -68,6 +71,13 @@ struct reserver {
 int reserver_handle_batch(void *app, linli_batch_t *batch, linli_emit_t *emit,
                           char *reason, size_t reasonlen);
 void reserver_batch_free(struct reserver *rs);
+
+/* Before rejecting orders for UNKNOWN_SKU/DELISTED (catalog.c): LINLI_OK
+ * when the group applied every catalog record written so far (or has
+ * waited long enough), LINLI_ERR_TRANSIENT to retry the batch. */
+int reserver_catalog_wait(struct reserver *rs, linli_batch_t *batch,
+                          char *reason, size_t reasonlen);
+void reserver_catalog_free(struct reserver *rs);
 
 /* Make sure warehouse's stock is in Redis (load it from PostgreSQL once). */
 int reserver_ensure_stock(struct reserver *rs, const char *warehouse_id,

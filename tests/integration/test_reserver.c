@@ -1409,6 +1409,81 @@ static void test_money(void) {
   CU_ASSERT_EQUAL(stock(sc_wh, "avail", sku_f), f0 - 3);
 }
 
+/* Item 1: an order never gets UNKNOWN_SKU for a SKU whose listing Kafka
+ * acknowledged before the order, also when the listing's catalog partition
+ * belongs to another member of the group that has not applied it yet. The
+ * other member here is a plain consumer of the catalog in the reserver's
+ * group that applies nothing; once it leaves, the reserver takes its
+ * partition over, applies the listing, and the order is reserved. */
+static void test_catalog_lag(void) {
+  char sku[96], o[96], err[256];
+  id(sku, sizeof sku, "late-listed");
+  id(o, sizeof o, "after-listing");
+  put(T_INVENTORY, sc_wh,
+      stock_ev(sc_wh, sku, 3, LINLI__STOCK_ADJUSTED__REASON__RESTOCK));
+  CU_ASSERT_FATAL(wait_stock(sc_wh, sku, 3, 30000));
+
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  CU_ASSERT_EQUAL_FATAL(
+      linli_config_kafka_apply(linli_test_config(), conf, err, sizeof err),
+      LINLI_OK);
+  CU_ASSERT_EQUAL_FATAL(rd_kafka_conf_set(conf, "group.id", sc_group, err,
+                                          sizeof err), RD_KAFKA_CONF_OK);
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+  rd_kafka_t *x = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  rd_kafka_poll_set_consumer(x);
+  rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(sub, T_CATALOG, RD_KAFKA_PARTITION_UA);
+  CU_ASSERT_EQUAL_FATAL(rd_kafka_subscribe(x, sub), 0);
+  rd_kafka_topic_partition_list_destroy(sub);
+  int32_t mine = -1;
+  int64_t deadline = linli_test_now_ms() + 60000;
+  while (mine < 0 && linli_test_now_ms() < deadline) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(x, 200);
+    if (m)
+      rd_kafka_message_destroy(m); /* read, never applied nor committed */
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(x, &a) == 0 && a) {
+      if (a->cnt > 0)
+        mine = a->elems[0].partition;
+      rd_kafka_topic_partition_list_destroy(a);
+    }
+  }
+  CU_ASSERT_FATAL(mine >= 0);
+
+  /* The listing into the stalled member's partition, acknowledged; then
+   * the order. */
+  linli_producer_t *prod = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_producer_new(linli_test_config(), "test-lag",
+                                           &prod, err, sizeof err), LINLI_OK);
+  struct buf l = sku_ev(sku, LINLI__SKU__STATUS__LISTED,
+                        LINLI__STORAGE_CLASS__AMBIENT);
+  CU_ASSERT_EQUAL(linli_producer_send_sync(prod, T_CATALOG, mine, sku,
+                                           strlen(sku), l.p, l.n, NULL, 10000,
+                                           NULL, NULL, err, sizeof err),
+                  LINLI_OK);
+  free(l.p);
+  linli_producer_free(prod);
+  put(T_ORDERS, o, placed_one(o, sc_wh, sku, 1, 100, NULL, T0, NULL, NULL));
+
+  /* While the listing waits in the stalled member's partition, the order
+   * waits too: no UNKNOWN_SKU. */
+  for (int i = 0; i < 15; i++) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(x, 200);
+    if (m)
+      rd_kafka_message_destroy(m);
+    settle(100);
+  }
+  CU_ASSERT_EQUAL(n_res(o, ANY, ANY), 0);
+  rd_kafka_consumer_close(x);
+  rd_kafka_destroy(x);
+  CU_ASSERT(wait_res(o, ST_RESERVED, ANY));
+  settle(500);
+  CU_ASSERT_EQUAL(n_res(o, ANY, ANY), 1);
+  CU_ASSERT_EQUAL(stock(sc_wh, "avail", sku), 2);
+}
+
 /* --------------------------------------------------------------- expiry */
 
 static void test_expiry(void) {
@@ -2200,6 +2275,8 @@ int linli_test_register(void) {
               test_same_event);
   CU_add_test(s, "underpaid, overpaid, a price not the catalog's",
               test_money);
+  CU_add_test(s, "a listing acknowledged before the order is waited for",
+              test_catalog_lag);
   CU_add_test(s, "expiry by the injected clock; late payment",
               test_expiry);
   CU_add_test(s, "(re-read position marked; an order paid)",
