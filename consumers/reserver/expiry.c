@@ -19,77 +19,83 @@
 #define EXPIRY_RETRY_MS 30000
 #define EXPIRY_BATCH "200"
 
-static void expiry_key(char *buf, size_t len, int32_t partition) {
+void reserver_expiry_key(char *buf, size_t len, int32_t partition) {
   snprintf(buf, len, "%s%d", RESERVER_KEY_EXPIRY, (int)partition);
 }
 
 /* When each due order was last announced, so that an OrderExpired not yet
  * processed is re-announced only every EXPIRY_RETRY_MS, not every tick. */
-static void announced_key(char *buf, size_t len, int32_t partition) {
+void reserver_announced_key(char *buf, size_t len, int32_t partition) {
   snprintf(buf, len, "%s%d:ann", RESERVER_KEY_EXPIRY, (int)partition);
 }
 
-void reserver_expiry_add(struct reserver *rs, int32_t partition,
-                         const char *order_id, int64_t expires_at_ms) {
-  char key[96], score[32];
-  expiry_key(key, sizeof key, partition);
-  snprintf(score, sizeof score, "%lld", (long long)expires_at_ms);
-  const char *argv[] = {"ZADD", key, score, order_id};
-  if (reserver_redis_simple(rs, 4, argv, NULL) != LINLI_OK)
-    LINLI_WARN("expiry index not updated", "order=%s", order_id);
+/* When each of the n due orders (ids at r->element[0, 2, ...]) was last
+ * announced: one HMGET. *out owned by the caller. */
+static int last_announced(struct reserver *rs, const char *ann,
+                          const redisReply *due, size_t n, redisReply **out) {
+  const char **argv = calloc(n + 2, sizeof *argv);
+  if (!argv)
+    return LINLI_ERR_NOMEM;
+  argv[0] = "HMGET";
+  argv[1] = ann;
+  for (size_t i = 0; i < n; i++)
+    argv[i + 2] = due->element[2 * i]->str;
+  int rc = linli_redis_command(rs->redis, (int)n + 2, argv, NULL, out);
+  free(argv);
+  if (rc == LINLI_OK && ((*out)->type != REDIS_REPLY_ARRAY ||
+                         (*out)->elements != n)) {
+    freeReplyObject(*out);
+    rc = LINLI_ERR_TRANSIENT;
+  }
+  return rc == LINLI_OK ? LINLI_OK : LINLI_ERR_TRANSIENT;
 }
 
-void reserver_expiry_remove(struct reserver *rs, int32_t partition,
-                            const char *order_id) {
-  char key[96], ann[96];
-  expiry_key(key, sizeof key, partition);
-  announced_key(ann, sizeof ann, partition);
-  const char *argv[] = {"ZREM", key, order_id};
-  const char *hargv[] = {"HDEL", ann, order_id};
-  if (reserver_redis_simple(rs, 3, argv, NULL) != LINLI_OK ||
-      reserver_redis_simple(rs, 3, hargv, NULL) != LINLI_OK)
-    LINLI_WARN("expiry index not updated", "order=%s", order_id);
-}
-
+/* Announce every due order of the partition not announced within
+ * EXPIRY_RETRY_MS: three round trips per tick, whatever their number. */
 static int expire_partition(struct reserver *rs, linli_emit_t *emit,
                             int32_t partition, int64_t now_ms) {
   char key[96], ann[96], now_s[32];
-  expiry_key(key, sizeof key, partition);
-  announced_key(ann, sizeof ann, partition);
+  reserver_expiry_key(key, sizeof key, partition);
+  reserver_announced_key(ann, sizeof ann, partition);
   snprintf(now_s, sizeof now_s, "%lld", (long long)now_ms);
   const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", now_s, "WITHSCORES",
                         "LIMIT", "0", EXPIRY_BATCH};
-  redisReply *r = NULL;
+  redisReply *r = NULL, *last = NULL;
   if (linli_redis_command(rs->redis, 8, argv, NULL, &r) != LINLI_OK)
     return LINLI_ERR_TRANSIENT;
-  if (r->type != REDIS_REPLY_ARRAY) {
-    freeReplyObject(r);
-    return LINLI_ERR_TRANSIENT;
-  }
-  int rc = LINLI_OK;
-  for (size_t i = 0; i + 1 < r->elements && rc == LINLI_OK; i += 2) {
-    const char *order_id = r->element[i]->str;
-    long long deadline = atoll(r->element[i + 1]->str);
-    const char *hget[] = {"HGET", ann, order_id};
-    redisReply *a = NULL;
-    if (linli_redis_command(rs->redis, 3, hget, NULL, &a) != LINLI_OK) {
-      rc = LINLI_ERR_TRANSIENT;
-      break;
-    }
-    long long last = a->type == REDIS_REPLY_STRING ? atoll(a->str) : 0;
-    freeReplyObject(a);
-    if (last > 0 && now_ms - last < EXPIRY_RETRY_MS)
+  size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements / 2 : 0;
+  int rc = r->type == REDIS_REPLY_ARRAY ? LINLI_OK : LINLI_ERR_TRANSIENT;
+  if (rc == LINLI_OK && n > 0)
+    rc = last_announced(rs, ann, r, n, &last);
+  const char **hset = rc == LINLI_OK && n > 0
+                          ? calloc(2 * n + 2, sizeof *hset)
+                          : NULL;
+  if (n > 0 && rc == LINLI_OK && !hset)
+    rc = LINLI_ERR_NOMEM;
+  int nset = 2;
+  for (size_t i = 0; rc == LINLI_OK && i < n; i++) {
+    const char *order_id = r->element[2 * i]->str;
+    long long deadline = atoll(r->element[2 * i + 1]->str);
+    const redisReply *a = last->element[i];
+    long long when = a->type == REDIS_REPLY_STRING ? atoll(a->str) : 0;
+    if (when > 0 && now_ms - when < EXPIRY_RETRY_MS)
       continue;
     rc = out_order_expired(emit, partition, order_id, deadline, now_ms);
-    if (rc == LINLI_OK) {
-      const char *hset[] = {"HSET", ann, order_id, now_s};
-      reserver_redis_simple(rs, 4, hset, NULL);
-      LINLI_INFO("payment deadline passed", "order=%s partition=%d", order_id,
-                 (int)partition);
-    }
+    hset[nset++] = order_id;
+    hset[nset++] = now_s;
   }
+  if (rc == LINLI_OK && nset > 2) {
+    hset[0] = "HSET";
+    hset[1] = ann;
+    reserver_redis_simple(rs, nset, hset, NULL);
+    LINLI_INFO("payment deadlines passed", "partition=%d orders=%d",
+               (int)partition, (nset - 2) / 2);
+  }
+  free(hset);
+  if (last)
+    freeReplyObject(last);
   freeReplyObject(r);
-  return rc;
+  return rc == LINLI_ERR_NOMEM ? LINLI_ERR_TRANSIENT : rc;
 }
 
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms) {

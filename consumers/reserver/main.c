@@ -1,6 +1,6 @@
 /*
  * main.c - linli-reserver's process: config, Redis scripts, and the runner
- * that feeds orders, inventory and catalog records to the handlers.
+ * that feeds batches of orders, inventory and catalog records to batch.c.
  *
  * Usage: linli-reserver [--config FILE]
  * Run one instance per share of partitions; give each instance on a host
@@ -14,20 +14,6 @@
 #include "linli/process.h"
 #include "reserver.h"
 #include "scripts.h"
-
-static int handle(void *app, const rd_kafka_message_t *m, linli_emit_t *emit,
-                  char *reason, size_t reasonlen) {
-  struct reserver *rs = app;
-  const char *topic = rd_kafka_topic_name(m->rkt);
-  if (strcmp(topic, RESERVER_TOPIC_ORDERS) == 0)
-    return reserver_handle_order(rs, m, emit, reason, reasonlen);
-  if (strcmp(topic, RESERVER_TOPIC_INVENTORY) == 0)
-    return reserver_handle_inventory(rs, m, emit, reason, reasonlen);
-  if (strcmp(topic, RESERVER_TOPIC_CATALOG) == 0)
-    return reserver_handle_catalog(rs, m, reason, reasonlen);
-  snprintf(reason, reasonlen, "unexpected topic %s", topic);
-  return LINLI_ERR_INVALID;
-}
 
 static void track(struct reserver *rs,
                   const rd_kafka_topic_partition_list_t *parts, int owned) {
@@ -71,6 +57,8 @@ int main(int argc, char **argv) {
   rs.payment_timeout_ms =
       linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
   rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
+  snprintf(rs.retention_s, sizeof rs.retention_s, "%lld",
+           (long long)linli_config_int(cfg, "orders.retention_s"));
   char err[1024] = "script registration failed";
   int rc = linli_redis_connect(
       linli_config_str(cfg, "redis.host"),
@@ -79,16 +67,8 @@ int main(int argc, char **argv) {
       (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &rs.redis, err,
       sizeof err);
   if (rc == LINLI_OK)
-    rc = linli_redis_script_hwm(rs.redis, "reserve", RESERVER_LUA_PLACE,
-                                &rs.place);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_hwm(rs.redis, "pay", RESERVER_LUA_PAY, &rs.pay);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_hwm(rs.redis, "release", RESERVER_LUA_RELEASE,
-                                &rs.release);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_hwm(rs.redis, "adjust", RESERVER_LUA_ADJUST,
-                                &rs.adjust);
+    rc = linli_redis_script_batch(rs.redis, "stock", RESERVER_LUA_STOCK,
+                                  &rs.stock);
   if (rc == LINLI_OK)
     rc = linli_redis_script_register(rs.redis, "load", RESERVER_LUA_LOAD,
                                      &rs.load);
@@ -103,7 +83,7 @@ int main(int argc, char **argv) {
       .name = "reserver",
       .topics = topics,
       .app = &rs,
-      .handle = handle,
+      .handle_batch = reserver_handle_batch,
       .tick = reserver_tick,
       .on_assign = on_assign,
       .on_revoke = on_revoke,
@@ -118,6 +98,8 @@ int main(int argc, char **argv) {
     LINLI_ERROR("reserver stopped", "reason=\"%s\"", err);
   linli_runner_free(runner);
 out:
+  reserver_batch_free(&rs);
+  reserver_catalog_free(&rs);
   reserver_loaded_free(&rs);
   linli_redis_free(rs.redis);
   linli_pg_free(rs.pg);

@@ -15,8 +15,14 @@
 
 static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
                       int index) {
-  linli_id_derive(rd_kafka_topic_name(ctx->in->rkt), ctx->in->partition,
-                  ctx->in->offset, index, id, LINLI_ID_BUFSZ);
+  /* From the input's own event id (a position repeats when a topic is
+   * recreated; an event id does not); by position only for an input that
+   * carries no id. */
+  if (ctx->cause_event_id && ctx->cause_event_id[0])
+    linli_id_derive_event(ctx->cause_event_id, index, id, LINLI_ID_BUFSZ);
+  else
+    linli_id_derive(rd_kafka_topic_name(ctx->in->rkt), ctx->in->partition,
+                    ctx->in->offset, index, id, LINLI_ID_BUFSZ);
   meta->event_id = id;
   meta->occurred_at_ms = ctx->occurred_at_ms;
   meta->producer = (char *)PRODUCER_NAME;

@@ -3,12 +3,16 @@
  *
  * Consumes linli.orders.v1 (OrderPlaced / OrderPaid / OrderCancelled /
  * OrderExpired), linli.inventory.v1 (StockAdjusted) and linli.catalog.v1
- * (Sku listed/delisted). Every stock effect is one Lua script on the
- * warehouse's Redis shard, behind the offset high-water mark; results go to
- * linli.reservations.v1, paid orders to linli.fulfillment.v1, refunds owed
- * to linli.refunds.v1, all in the runner's Kafka transaction. Its clock
- * writes OrderExpired into the order's own partition when a reservation's
- * payment deadline passes.
+ * (Sku listed/delisted) on the runner's batch contract: per batch, every
+ * record is decoded and validated in memory, one pipelined round trip reads
+ * what the batch needs (catalog, order index), dependencies inside the batch
+ * are resolved in memory, then one batch script per warehouse shard applies
+ * all that shard's effects in input order (all shards in one round trip),
+ * one pipeline writes the global indexes, and the outputs are emitted in
+ * input order: results to linli.reservations.v1, paid orders to
+ * linli.fulfillment.v1, refunds owed to linli.refunds.v1, all in the
+ * runner's Kafka transaction. Its clock writes OrderExpired into the order's
+ * own partition when a reservation's payment deadline passes.
  */
 #ifndef RESERVER_H
 #define RESERVER_H
@@ -36,18 +40,24 @@
 #define RESERVER_KEY_EXPIRY "linli:rsv:exp:"    /* + orders partition */
 
 #define RESERVER_MAX_PARTITIONS 1024
-#define RESERVER_FINISHED_TTL_S "2592000" /* 30 days */
-/* The order -> warehouse index outlives every order record it points to
- * (a paid order's record is kept 30 days from its payment). */
-#define RESERVER_INDEX_TTL_S "7776000" /* 90 days */
+/* Money and time bounds that keep every sum exact (also in Lua's doubles). */
+#define RESERVER_MAX_FEN INT64_C(1000000000000000)   /* 10^15 fen */
+#define RESERVER_MAX_TIME_MS INT64_C(253402300799999) /* 9999-12-31 */
+
+struct rsv_batch; /* batch.c: one input batch's working state */
 
 struct reserver {
   const linli_config_t *cfg;
   linli_redis_t *redis;
   linli_pg_t *pg; /* NULL until needed (loading a warehouse's stock) */
-  linli_redis_script_t *place, *pay, *release, *adjust, *load;
+  linli_redis_script_t *stock, *load;
   int64_t payment_timeout_ms;
+  char retention_s[24]; /* orders.retention_s, as sent to Redis */
   int max_lines;
+  struct rsv_batch *batch; /* reused from batch to batch */
+  rd_kafka_t *kmeta;       /* catalog.c: committed offsets, watermarks */
+  int catalog_parts;
+  int64_t catalog_wait_since; /* ms; 0 when not waiting */
   /* orders partitions this instance owns (for the expiry clock) */
   unsigned char owned[RESERVER_MAX_PARTITIONS];
   /* Warehouses whose `loaded` marker this process has seen, so that an
@@ -57,21 +67,17 @@ struct reserver {
   size_t nloaded, loaded_cap;
 };
 
-/* One command of a pipeline (argv form; lens may be NULL). */
-struct reserver_cmd {
-  int argc;
-  const char **argv;
-  const size_t *lens;
-};
+/* The runner's handle_batch (batch.c). */
+int reserver_handle_batch(void *app, linli_batch_t *batch, linli_emit_t *emit,
+                          char *reason, size_t reasonlen);
+void reserver_batch_free(struct reserver *rs);
 
-/* Handlers for one decoded input; same contract as the runner's handle(). */
-int reserver_handle_order(struct reserver *rs, const rd_kafka_message_t *m,
-                          linli_emit_t *emit, char *reason, size_t reasonlen);
-int reserver_handle_inventory(struct reserver *rs, const rd_kafka_message_t *m,
-                              linli_emit_t *emit, char *reason,
-                              size_t reasonlen);
-int reserver_handle_catalog(struct reserver *rs, const rd_kafka_message_t *m,
-                            char *reason, size_t reasonlen);
+/* Before rejecting orders for UNKNOWN_SKU/DELISTED (catalog.c): LINLI_OK
+ * when the group applied every catalog record written so far (or has
+ * waited long enough), LINLI_ERR_TRANSIENT to retry the batch. */
+int reserver_catalog_wait(struct reserver *rs, linli_batch_t *batch,
+                          char *reason, size_t reasonlen);
+void reserver_catalog_free(struct reserver *rs);
 
 /* Make sure warehouse's stock is in Redis (load it from PostgreSQL once). */
 int reserver_ensure_stock(struct reserver *rs, const char *warehouse_id,
@@ -79,35 +85,19 @@ int reserver_ensure_stock(struct reserver *rs, const char *warehouse_id,
 /* Forget the cached `loaded` markers (at exit). */
 void reserver_loaded_free(struct reserver *rs);
 
-/* linli_redis_eval_hwm for an effect on warehouse wh's stock: appends the
- * `loaded` key to keys and, if the script finds the stock gone from Redis,
- * loads it and runs the script once more. Same results as eval_hwm. */
-int reserver_effect(struct reserver *rs, linli_redis_script_t *script,
-                    const char *wh, const rd_kafka_message_t *m, int nkeys,
-                    const char **keys, int nargs, const char **args,
-                    const size_t *lens, int *replayed, char **outcome,
-                    size_t *outlen, char *err, size_t errlen);
+/* The warehouse is no longer known loaded (its shard refused). */
+void reserver_loaded_forget(struct reserver *rs, const char *warehouse_id);
 
 /* The expiry clock (runner tick). */
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms);
 
-/* Expiry index maintenance after an outcome. */
-void reserver_expiry_add(struct reserver *rs, int32_t partition,
-                         const char *order_id, int64_t expires_at_ms);
-void reserver_expiry_remove(struct reserver *rs, int32_t partition,
-                            const char *order_id);
+/* Keys of the expiry index of an orders partition and of its
+ * "announced" hash (when each due order was last announced). */
+void reserver_expiry_key(char *buf, size_t len, int32_t partition);
+void reserver_announced_key(char *buf, size_t len, int32_t partition);
 
 /* Redis helper: run a command given as argv, ignore the reply; 0 or error. */
 int reserver_redis_simple(struct reserver *rs, int argc, const char **argv,
                           const size_t *lens);
-
-/* Send n commands in one write and read their n replies (one round trip;
- * Redis applies them in one event-loop turn, so writes share one fsync).
- * Only for commands that are safe to send twice: after a lost connection
- * it reconnects and sends them all again once. On LINLI_OK replies[0..n-1]
- * are owned by the caller (freeReplyObject); else none is set. */
-int reserver_redis_pipeline(struct reserver *rs, int n,
-                            const struct reserver_cmd *cmds,
-                            redisReply **replies);
 
 #endif

@@ -1,35 +1,46 @@
 /*
- * scripts.h - the reserver's Redis Lua scripts. Each runs inside the
- * offset high-water-mark wrapper (linli_redis_script_hwm), touches only
- * keys of one warehouse's hash tag {w:<warehouse_id>}, and returns its
- * outcome as a string that the C side turns into output events, so that a
- * redelivered input re-produces identical events.
+ * scripts.h - the reserver's Redis Lua: one batch body (a
+ * linli_redis_script_batch) that applies every stock effect of one
+ * warehouse shard for a whole input batch, in input order, and the loader
+ * of a warehouse's stock. Outcomes are strings (replies.h parses them), so
+ * that a redelivered input re-produces identical events.
  *
- * Key layout of a warehouse W (all under the tag {w:W}):
+ * Key layout of a warehouse W (all under the tag {w:W}, P = "{w:W}:"):
  *   avail, resv, sold, init   hashes sku -> units (init = sum of adjustments)
  *   o:<order_id>              hash: st (RESERVED|COMMITTED|CANCELLED|EXPIRED|
  *                             REJECTED), ln ("sku:qty,..."), exp, tot, sc,
- *                             pb (the OrderPlaced bytes), txn, amt,
- *                             rf:<payment txn> (refund already requested)
+ *                             pb (the OrderPlaced bytes), usr, eid (the
+ *                             placing event's id), out (its outcome), txn,
+ *                             amt, rf:<payment txn> (refund already asked)
+ *                             It expires orders.retention_s after the order
+ *                             reached a final state.
  *   loaded                    present once stock was loaded (from PostgreSQL)
  *
- * The place, pay, release and adjust scripts take `loaded` as their last
- * key and refuse to run without it (a TRYAGAIN error carrying
- * RESERVER_NOT_LOADED, which records nothing), so that the process may
- * cache "this warehouse is loaded" and still never apply an effect to
- * stock that Redis lost since.
+ * The batch body refuses a whole shard without `loaded` (a TRYAGAIN error
+ * carrying RESERVER_NOT_LOADED, before any effect), so that the process may
+ * cache "this warehouse is loaded" and still never apply an effect to stock
+ * that Redis lost since.
+ *
+ * Effects (A[1] is the operation; ids were validated by the caller):
+ *   P order_id lines exp_ms total sc pb prereject retention_s user event_id
+ *       -> RESERVED | DUP | REJ|<reason>|<detail> | SHORT|sku:req:avail;...
+ *          | SAME|<first outcome> (the same event id again)
+ *   Y order_id txn amount retention_s
+ *       -> COMMITTED|<sc>|<over>|<pb> | UNDER|<user>|<total> | REPEAT |
+ *          DOUBLE|<user>|<txn> | LATE|<user> | CANCELLED|<user> |
+ *          REJECTED|<user> | NOORDER
+ *   R order_id CANCELLED|EXPIRED deadline_ms retention_s
+ *       -> RELEASED|<user> | EARLY|<deadline> | PAID|<user> |
+ *          ALREADY|<state> | NOORDER
+ *   A sku delta -> OK|<available> | NEG|<available>
  */
 #ifndef RESERVER_SCRIPTS_H
 #define RESERVER_SCRIPTS_H
 
-/* Text of the error a script returns when `loaded` is missing. */
+/* Text of the error a shard returns when `loaded` is missing. */
 #define RESERVER_NOT_LOADED "warehouse stock not loaded"
 
-/* KEYS[3..] and ARGV[4..]: see scripts.c */
-extern const char RESERVER_LUA_PLACE[];
-extern const char RESERVER_LUA_PAY[];
-extern const char RESERVER_LUA_RELEASE[];
-extern const char RESERVER_LUA_ADJUST[];
+extern const char RESERVER_LUA_STOCK[];
 extern const char RESERVER_LUA_LOAD[];
 
 #endif

@@ -96,6 +96,9 @@ static const struct key_def KEYS[] = {
      "seconds an order may stay unpaid before it expires"},
     {"orders.max_lines", KEY_INT, "100", 1, 10000, 0, NULL,
      "most lines one order may hold; a larger OrderPlaced is rejected"},
+    {"orders.retention_s", KEY_INT, "604800", 1, 31536000, 0, NULL,
+     "seconds the reserver keeps an order's Redis state (and its index "
+     "entry) after the order reached a final state"},
     {"groupbuy.retention_s", KEY_INT, "604800", 1, 31536000, 0, NULL,
      "seconds an ended campaign's hot state stays in Redis (the settler)"},
     {"groupbuy.deadline_retry_ms", KEY_INT, "30000", 100, 3600000, 0, NULL,

@@ -5,6 +5,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,6 +168,64 @@ static void test_derive(void) {
   CU_ASSERT_EQUAL(linli_id_derive("t", 0, 0, 0, a, 20), LINLI_ERR_INVALID);
 }
 
+/* Derived from the input event's own id: deterministic, valid, distinct per
+ * event and per index; a recreated topic (same topic, partition, offset,
+ * new events) cannot reuse an id, because the events' ids differ. */
+static void test_derive_event(void) {
+  char a[LINLI_ID_BUFSZ], b[LINLI_ID_BUFSZ];
+  CU_ASSERT_EQUAL(linli_id_derive_event("01JABCDEF", 0, a, sizeof a), 0);
+  CU_ASSERT_EQUAL(linli_id_derive_event("01JABCDEF", 0, b, sizeof b), 0);
+  CU_ASSERT_STRING_EQUAL(a, b);
+  CU_ASSERT(linli_id_valid(a));
+  CU_ASSERT_EQUAL(a[0], 'e');
+  CU_ASSERT_EQUAL(strlen(a), 1 + 32 + 2);
+  CU_ASSERT_EQUAL(linli_id_derive_event("01JABCDEF", 1, b, sizeof b), 0);
+  CU_ASSERT(strcmp(a, b) != 0);
+  CU_ASSERT_EQUAL(linli_id_derive_event("01JABCDEG", 0, b, sizeof b), 0);
+  CU_ASSERT(strcmp(a, b) != 0);
+
+  /* The old stack and the recreated one: the same positions, new events.
+   * Position-derived ids repeat; event-derived ones do not. */
+  char old_pos[LINLI_ID_BUFSZ], new_pos[LINLI_ID_BUFSZ];
+  CU_ASSERT_EQUAL(linli_id_derive("linli.orders.v1", 2, 7, 1, old_pos,
+                                  sizeof old_pos), 0);
+  CU_ASSERT_EQUAL(linli_id_derive("linli.orders.v1", 2, 7, 1, new_pos,
+                                  sizeof new_pos), 0);
+  CU_ASSERT_STRING_EQUAL(old_pos, new_pos);
+  char old_ev[LINLI_ID_BUFSZ], new_ev[LINLI_ID_BUFSZ], eid[LINLI_ID_BUFSZ];
+  CU_ASSERT_EQUAL(linli_id_new(eid, sizeof eid), 0);
+  CU_ASSERT_EQUAL(linli_id_derive_event(eid, 1, old_ev, sizeof old_ev), 0);
+  CU_ASSERT_EQUAL(linli_id_new(eid, sizeof eid), 0);
+  CU_ASSERT_EQUAL(linli_id_derive_event(eid, 1, new_ev, sizeof new_ev), 0);
+  CU_ASSERT(strcmp(old_ev, new_ev) != 0);
+
+  /* 10,000 event ids x 3 indexes: no two derived ids equal. */
+  size_t n = 30000;
+  char(*all)[LINLI_ID_BUFSZ] = calloc(n, sizeof *all);
+  CU_ASSERT_FATAL(all != NULL);
+  for (size_t i = 0; i < n; i++) {
+    char e[32];
+    snprintf(e, sizeof e, "ev%zu", i / 3);
+    CU_ASSERT_EQUAL(linli_id_derive_event(e, (int)(i % 3), all[i],
+                                          LINLI_ID_BUFSZ), 0);
+  }
+  qsort(all, n, sizeof *all, (int (*)(const void *, const void *))strcmp);
+  size_t dups = 0;
+  for (size_t i = 1; i < n; i++)
+    dups += strcmp(all[i - 1], all[i]) == 0;
+  CU_ASSERT_EQUAL(dups, 0);
+  free(all);
+
+  CU_ASSERT_EQUAL(linli_id_derive_event("e", 2147483647, a, sizeof a), 0);
+  CU_ASSERT(linli_id_valid(a));
+  CU_ASSERT_EQUAL(linli_id_derive_event("", 0, a, sizeof a), LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(linli_id_derive_event(NULL, 0, a, sizeof a),
+                  LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(linli_id_derive_event("e", -1, a, sizeof a),
+                  LINLI_ERR_INVALID);
+  CU_ASSERT_EQUAL(linli_id_derive_event("e", 0, a, 20), LINLI_ERR_INVALID);
+}
+
 static void test_valid(void) {
   char s[80];
   CU_ASSERT_FALSE(linli_id_valid(NULL));
@@ -198,6 +257,7 @@ int linli_test_register(void) {
   CU_add_test(s, "clock going backwards", test_clock_backwards);
   CU_add_test(s, "threads unique", test_threads_unique);
   CU_add_test(s, "derive", test_derive);
+  CU_add_test(s, "derive from the event id", test_derive_event);
   CU_add_test(s, "valid", test_valid);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

@@ -336,9 +336,11 @@ static void test_design_enums(void) {
   ASSERT_ENUM("ReservationResult", "reason", "OUT_OF_STOCK", "UNKNOWN_SKU",
               "INVALID_ORDER", "DUPLICATE", "DELISTED",
               "PAYMENT_AFTER_EXPIRY", "PAYMENT_AFTER_CANCEL",
-              "DOUBLE_PAYMENT", "NOT_RESERVED");
+              "DOUBLE_PAYMENT", "NOT_RESERVED", "UNDERPAID",
+              "PRICE_MISMATCH");
   ASSERT_ENUM("RefundRequested", "reason", "LATE_PAYMENT", "DOUBLE_PAYMENT",
-              "GROUP_FAILED", "TIER_DIFFERENCE", "CANCELLED_AFTER_PAYMENT");
+              "GROUP_FAILED", "TIER_DIFFERENCE", "CANCELLED_AFTER_PAYMENT",
+              "UNKNOWN_ORDER", "UNDERPAYMENT", "OVERPAYMENT");
   ASSERT_ENUM("Notification", "channel", "SMS", "WECHAT", "APP_PUSH");
   ASSERT_ENUM("OrderStatus", "state", "PLACED", "RESERVED", "REJECTED",
               "PAID", "READY", "OUT_FOR_DELIVERY", "AT_PICKUP_POINT",

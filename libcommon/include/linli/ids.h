@@ -4,9 +4,11 @@
  * A new event id is time-ordered and unique: 26 characters of Crockford
  * base32 (ULID layout: 48-bit millisecond time, 80 random bits, monotonic
  * within a millisecond in one process), so ids sort by creation time.
- * A derived event id (DESIGN.md rule 4) is a pure function of the input
- * (topic, partition, offset, index), so a re-produced output carries the
- * same id and a duplicate is recognisable anywhere.
+ * A derived event id (DESIGN.md rule 4) is a pure function of the input,
+ * so a re-produced output carries the same id and a duplicate is
+ * recognisable anywhere. Derive it from the input event's own id
+ * (linli_id_derive_event): a position (topic, partition, offset) repeats
+ * when a topic is recreated, an event id does not.
  */
 #ifndef LINLI_IDS_H
 #define LINLI_IDS_H
@@ -26,6 +28,12 @@ int linli_id_new(char *buf, size_t len);
  * buf >= LINLI_ID_BUFSZ. */
 int linli_id_derive(const char *topic, int32_t partition, int64_t offset,
                     int index, char *buf, size_t len);
+
+/* Deterministic id of the index-th event derived from the input event
+ * whose meta.event_id is event_id (non-empty): "e" + 32 hex of a 128-bit
+ * hash of event_id + "-" + index. buf >= LINLI_ID_BUFSZ. */
+int linli_id_derive_event(const char *event_id, int index, char *buf,
+                          size_t len);
 
 /* 1 if s is a valid id: 1..64 characters from [A-Za-z0-9_-]. */
 int linli_id_valid(const char *s);
