@@ -235,9 +235,8 @@ struct out {
 
 static int emit_route_event(struct out *o, Linli__RouteEvent *ev) {
   Linli__Meta meta = LINLI__META__INIT;
-  char seed[LINLI_ID_BUFSZ + 8], id[LINLI_ID_BUFSZ];
-  snprintf(seed, sizeof seed, "ev/%s", o->cause->meta->event_id);
-  linli_id_derive(seed, 0, 0, o->index++, id, sizeof id);
+  char id[LINLI_ID_BUFSZ];
+  linli_id_derive_event(o->cause->meta->event_id, o->index++, id, sizeof id);
   meta.event_id = id;
   meta.occurred_at_ms = o->cause->meta->occurred_at_ms;
   meta.producer = (char *)PRODUCER_NAME;

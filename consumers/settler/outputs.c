@@ -14,17 +14,9 @@
 
 #define PRODUCER_NAME "linli-settler"
 
-/* The index-th output of the input event `cause`: a pure function of the
- * input's own id, not of where the input sat in a topic. */
-static void derive(const char *cause, int index, char *id) {
-  char seed[LINLI_ID_BUFSZ + 8];
-  snprintf(seed, sizeof seed, "ev/%s", cause);
-  linli_id_derive(seed, 0, 0, index, id, LINLI_ID_BUFSZ);
-}
-
 static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
                       int index) {
-  derive(ctx->cause_event_id, index, id);
+  linli_id_derive_event(ctx->cause_event_id, index, id, LINLI_ID_BUFSZ);
   meta->event_id = id;
   meta->occurred_at_ms = ctx->occurred_at_ms;
   meta->producer = (char *)PRODUCER_NAME;
