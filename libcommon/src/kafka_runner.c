@@ -540,11 +540,13 @@ static int create_clients(linli_runner_t *r, char *err, size_t errlen) {
   rd_kafka_conf_t *cc = rd_kafka_conf_new();
   if (linli_kafka_conf_base(r->cfg, cc, client_id, err, errlen) != LINLI_OK)
     goto cerr;
-  /* The pre-fetch queue is what dominates a consumer's memory: librdkafka
-   * keeps up to 64 MiB per instance by default. 8 MiB still holds many
-   * batches of small events. */
+  /* The pre-fetch queue and the fetch responses dominate a consumer's
+   * memory: librdkafka keeps up to 64 MiB queued and asks for up to 50 MiB
+   * per fetch by default, so a consumer starting on a backlog would hold
+   * both. 8 MiB of each still holds many batches of small events. */
   if (conf_default(r->cfg, cc, "queued.max.messages.kbytes", "8192", err,
                    errlen) ||
+      conf_default(r->cfg, cc, "fetch.max.bytes", "8388608", err, errlen) ||
       rd_kafka_conf_set(cc, "group.id", r->group, err, errlen) ||
       rd_kafka_conf_set(cc, "isolation.level", "read_committed", err,
                         errlen) ||
