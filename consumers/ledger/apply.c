@@ -368,9 +368,14 @@ int ledger_apply(struct ledger *lg, int i, char *err, size_t errlen) {
                   ev.offset, ev.reason);
       return LINLI_OK;
     }
-    rc = ledger_outbox_dlq(lg, r->m, ev.reason, err, errlen);
-    if (rc == LINLI_OK)
+    rc = ledger_outbox_dlq(lg, r->m, ev.reason, r->redact, err, errlen);
+    if (rc == LINLI_OK) {
       lg->txn.dlq++;
+      free(r->dlq_reason);
+      r->dlq_reason = strdup(ev.reason);
+      if (r->dlq_reason == NULL)
+        rc = LINLI_ERR_NOMEM;
+    }
     return rc;
   }
   if (rc == LINLI_OK)

@@ -1,15 +1,16 @@
 /*
  * ledger.h - linli-ledger: every topic into PostgreSQL, the record.
  *
- * The ledger does not use the transactional runner: its offsets live in
- * PostgreSQL (table consumer_offsets) and commit in the same database
- * transaction as the rows the records produced (DESIGN.md rule 3). A batch
- * of records is applied in one linli_pg_txn; after it committed, the ledger
+ * The ledger runs on libcommon's runner with an external offset store: its
+ * offsets live in PostgreSQL (table consumer_offsets) and commit in the same
+ * database transaction as the rows the records produced (DESIGN.md rule 3).
+ * A batch of records is applied in one linli_pg_txn; after it committed, the ledger
  * publishes what the transaction queued in ledger_outbox: the new state of
  * every order it touched (linli.order-status.v1, of which it is the single
  * writer) and its own DLQ records.
  *
- * Files: main.c (process), loop.c (consumer, batches, rebalances, offsets),
+ * Files: main.c (process, runner spec), batch.c (a batch's transaction,
+ * offsets, the outbox clock),
  * apply.c (one record: decode, dedupe, dispatch, history, DLQ), appliers
  * per topic family (apply_orders.c, apply_logistics.c, apply_stock.c,
  * apply_groupbuy.c), state.c (the order state machine), crypto.c
@@ -66,8 +67,19 @@ struct ledger_stmt {
 
 /* One consumed record of the open batch. */
 struct ledger_rec {
-  rd_kafka_message_t *m;
+  const rd_kafka_message_t *m; /* borrowed from the runner's batch */
   char *poison; /* SQL error an earlier attempt hit on it: DLQ it, malloc'd */
+  int redact;   /* its DLQ row was refused too: store it redacted */
+  char *dlq_reason; /* sent to the DLQ by this attempt (malloc'd) */
+};
+
+/* One partition of the open batch. */
+struct ledger_part {
+  const char *topic; /* borrowed from the runner's batch */
+  int32_t partition;
+  int64_t first;     /* the batch's first offset */
+  int64_t next;      /* what commits the batch (last + 1) */
+  int64_t fence;     /* next_offset stored in PostgreSQL (locked) */
 };
 
 /* State of one transaction attempt; reset at the start of every attempt,
@@ -86,24 +98,24 @@ struct ledger_txn {
 struct ledger {
   const linli_config_t *cfg;
   linli_pg_t *pg;
-  linli_producer_t *producer;
-  rd_kafka_t *consumer;
+  linli_producer_t *producer; /* outbox relay (idempotent, not transactional) */
+  linli_runner_t *runner;
   struct ledger_crypto crypto;
   char group[256];
   char dlq_topic[256];
   char suffix[64];        /* ledger.topic_suffix: isolated test topics */
   char status_topic[320]; /* linli.order-status.v1 + suffix */
   char instance[128];
-  int batch_size;
-  int flush_ms;
   int backoff_ms;
   volatile sig_atomic_t stop;
-  int fatal;
   int publish_failed; /* outbox deliveries that failed (outbox.c) */
+  int swept;          /* the outbox was swept once since start-up */
+  int fault_rows;     /* test hook (batch.c); 0 unread, -1 off */
 
   struct ledger_rec *recs; /* the open batch */
   int nrecs, caprecs;
-  int64_t batch_started_ms;
+  struct ledger_part *parts; /* its partitions */
+  int nparts, capparts;
   struct ledger_txn txn;
 
   linli_counter_t *m_records, *m_dlq, *m_batches, *m_published,
@@ -117,8 +129,13 @@ struct ledger {
 const char *ledger_topic_base(const struct ledger *lg, const char *topic,
                               char *buf, size_t len);
 
-/* loop.c: consume until stopped; 0 after a clean stop. */
-int ledger_run(struct ledger *lg, char *err, size_t errlen);
+/* batch.c: the runner's callbacks (spec.handle_batch, offsets_load, tick),
+ * and freeing the batch state at exit. */
+int ledger_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
+                        char *reason, size_t reasonlen);
+int ledger_offsets_load(void *app, rd_kafka_topic_partition_list_t *parts);
+int ledger_tick(void *app, linli_emit_t *emit, int64_t now_ms);
+void ledger_batch_free(struct ledger *lg);
 
 /* Run a prepared statement inside the open transaction; err gets
  * "SQLSTATE: message". Same return codes as linli_pg_exec_prepared. */
@@ -138,9 +155,11 @@ int ledger_touch(struct ledger *lg, const char *order_id);
 int ledger_apply(struct ledger *lg, int i, char *err, size_t errlen);
 
 /* outbox.c */
-/* Queue a DLQ record for the input m (in the open transaction). */
+/* Queue a DLQ record for the input m (in the open transaction). redact:
+ * keep no payload (its row was refused once already). */
 int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
-                      const char *reason, char *err, size_t errlen);
+                      const char *reason, int redact, char *err,
+                      size_t errlen);
 /* Queue the current state of every touched order (in the transaction). */
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen);
 /* After COMMIT: publish the rows this transaction queued, delete them. */

@@ -145,7 +145,8 @@ static void add_header(json_t *a, const char *key, const char *value) {
 }
 
 int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
-                      const char *reason, char *err, size_t errlen) {
+                      const char *reason, int redact, char *err,
+                      size_t errlen) {
   const char *topic = rd_kafka_topic_name(m->rkt);
   char part[16], off[24];
   snprintf(part, sizeof part, "%d", (int)m->partition);
@@ -158,13 +159,19 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
   add_header(h, LINLI_DLQ_H_OFFSET, off);
   add_header(h, LINLI_DLQ_H_CONSUMER, LEDGER_NAME);
   add_header(h, LINLI_DLQ_H_ERROR, linli_strerror(LINLI_ERR_INVALID));
-  add_header(h, LINLI_DLQ_H_REASON, reason);
-  char *headers = json_dumps(h, JSON_COMPACT);
+  /* A redacted row keeps only what the ledger wrote itself: the row with
+   * the record's bytes and reason was refused once already. */
+  add_header(h, LINLI_DLQ_H_REASON,
+             redact ? "refused by the database, and so was its DLQ row: "
+                      "stored without its payload"
+                    : reason);
+  char *headers = json_dumps(h, JSON_COMPACT | JSON_ENSURE_ASCII);
   json_decref(h);
   if (headers == NULL)
     return LINLI_ERR_NOMEM;
-  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len, m->payload, m->len,
-                 headers, err, errlen);
+  int rc = queue(lg, lg->dlq_topic, redact ? NULL : m->key,
+                 redact ? 0 : m->key_len, redact ? NULL : m->payload,
+                 redact ? 0 : m->len, headers, err, errlen);
   free(headers);
   return rc;
 }
