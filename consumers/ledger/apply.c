@@ -7,6 +7,7 @@
  * state machine, and the history row with personal data removed.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,14 +240,9 @@ static void strip_personal(json_t *j) {
 }
 
 int ev_history(struct ledger_ev *ev, const char *order_id) {
-  json_t *j = NULL;
-  if (linli_pb_to_json(ev->env, &j) != LINLI_OK) {
-    snprintf(ev->err, ev->errlen, "XX000: event does not convert to JSON");
-    return LINLI_ERR_INVALID;
-  }
+  json_t *j = ev->json; /* converted (and so checked) before any write */
   strip_personal(j);
   char *payload = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
   if (payload == NULL)
     return LINLI_ERR_NOMEM;
   const Linli__Meta *mt = ev->meta;
@@ -267,6 +263,17 @@ int ev_history(struct ledger_ev *ev, const char *order_id) {
 }
 
 /* ------------------------------------------------------------- dispatch */
+
+/* The latest time PostgreSQL's timestamptz holds comfortably: 9999-12-31
+ * in UTC ms. */
+#define MAX_TIME_MS INT64_C(253402300799999)
+
+/* "an" before a vowel, "a" otherwise: "not an OrderEvent". */
+static const char *article(const char *noun) {
+  return noun != NULL && strchr("AEIOUaeiou", noun[0]) != NULL && noun[0]
+             ? "an"
+             : "a";
+}
 
 struct route {
   const char *topic;
@@ -304,16 +311,28 @@ static int decode_and_apply(struct ledger_ev *ev) {
   if (m->payload == NULL || m->len == 0) {
     if (sc->compacted)
       return LINLI_OK; /* a tombstone: the record keeps what it had */
-    return ev_dlq(ev, "empty record: expected a %s", sc->envelope->short_name);
+    return ev_dlq(ev, "empty record: expected %s %s",
+                  article(sc->envelope->short_name),
+                  sc->envelope->short_name);
   }
   ProtobufCMessage *env = protobuf_c_message_unpack(
       sc->envelope, NULL, m->len, (const uint8_t *)m->payload);
   if (env == NULL)
-    return ev_dlq(ev, "undecodable record: not a %s (%zu bytes)",
-                  sc->envelope->short_name, m->len);
+    return ev_dlq(ev, "undecodable record: not %s %s (%zu bytes)",
+                  article(sc->envelope->short_name), sc->envelope->short_name,
+                  m->len);
   int rc;
   if (linli_schema_event_member(env, &ev->member, &ev->type) != LINLI_OK) {
     rc = ev_dlq(ev, "%s carries no event", sc->envelope->short_name);
+    goto done;
+  }
+  /* Whatever the record holds must convert before anything is written:
+   * a string that is not UTF-8 (or a value JSON cannot hold) is the
+   * record's fault, not a reason to stop (DESIGN.md rule 5). */
+  if (linli_pb_to_json(env, &ev->json) != LINLI_OK) {
+    rc = ev_dlq(ev, "%s: a string is not valid UTF-8 (the event does not "
+                    "convert to JSON)",
+                sc->envelope->short_name);
     goto done;
   }
   ev->env = env;
@@ -335,8 +354,14 @@ static int decode_and_apply(struct ledger_ev *ev) {
   }
   snprintf(ev->occurred_ms, sizeof ev->occurred_ms, "%lld",
            (long long)(at > 0 ? at : 0));
+  if (at > MAX_TIME_MS) {
+    rc = ev_dlq(ev, "meta.occurred_at_ms: out of range (after 9999-12-31)");
+    goto done;
+  }
   rc = fn(ev);
 done:
+  json_decref(ev->json);
+  ev->json = NULL;
   protobuf_c_message_free_unpacked(env, NULL);
   ev->env = NULL;
   ev->member = NULL;

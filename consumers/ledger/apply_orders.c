@@ -9,6 +9,8 @@
  * reserver judges it, and its ReservationResult (COMMITTED, or REJECTED for
  * a late or double payment) is what the record follows.
  */
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +41,24 @@ struct merged *ev_merge_lines(struct ledger_ev *ev,
              (int)l->quantity);
       goto bad;
     }
-    if (l->unit_price_fen < 0) {
-      ev_dlq(ev, "%s[%zu].unit_price_fen: must not be negative", field, i);
+    /* The reserver's bounds (consumers/reserver/orders.c): what it refuses
+     * never reaches the record either. */
+    if (l->unit_price_fen < 0 || l->unit_price_fen > INT64_C(100000000000)) {
+      ev_dlq(ev, "%s[%zu].unit_price_fen: out of range", field, i);
       goto bad;
     }
+    if (l->quantity > 1000000) {
+      ev_dlq(ev, "%s[%zu].quantity: more than 1000000 units", field, i);
+      goto bad;
+    }
+    /* price <= 1e11 and quantity <= 1e6: the product fits, the sum over
+     * many lines might not. */
+    long long amount = (long long)l->unit_price_fen * l->quantity;
+    if (amount > LLONG_MAX - mg->total) {
+      ev_dlq(ev, "%s[%zu]: the order's total exceeds int64 fen", field, i);
+      goto bad;
+    }
+    mg->total += amount;
     size_t j = 0;
     while (j < mg->n && strcmp(mg->l[j].sku, l->sku_id) != 0)
       j++;
@@ -149,13 +165,23 @@ static int validate_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
     return LINLI_ERR_INVALID;
   if (p->n_lines == 0)
     return ev_dlq(ev, "order_placed.lines: an order needs at least one line");
+  if (p->n_lines > (size_t)ev->lg->max_lines)
+    return ev_dlq(ev,
+                  "order_placed.lines: %zu lines, at most %d allowed "
+                  "(orders.max_lines)",
+                  p->n_lines, ev->lg->max_lines);
   if (p->total_fen < 0)
     return ev_dlq(ev, "order_placed.total_fen: must not be negative");
   if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_PICKUP) {
     if (!ev_check_id(ev, p->pickup ? p->pickup->pickup_point_id : NULL,
                      "order_placed.pickup.pickup_point_id"))
       return LINLI_ERR_INVALID;
-  } else if (p->delivery_case != LINLI__ORDER_PLACED__DELIVERY_HOME) {
+  } else if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_HOME) {
+    if (p->home == NULL || p->home->lat_e6 < -90000000 ||
+        p->home->lat_e6 > 90000000 || p->home->lng_e6 < -180000000 ||
+        p->home->lng_e6 > 180000000)
+      return ev_dlq(ev, "order_placed.home: coordinates out of range");
+  } else {
     return ev_dlq(ev, "order_placed.delivery: choose pickup or home delivery");
   }
   return LINLI_OK;
@@ -181,9 +207,7 @@ static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
   if (row.placed)
     goto done; /* a second OrderPlaced for this id: history only */
 
-  long long total = 0;
-  for (size_t i = 0; i < mg->n; i++)
-    total += mg->l[i].qty * mg->l[i].price;
+  long long total = mg->total;
   if (p->total_fen > 0)
     total = p->total_fen;
   int home = p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_HOME;

@@ -385,7 +385,12 @@ int apply_dlq(struct ledger_ev *ev) {
   struct dlq_hdrs h;
   int rc = dlq_hdrs_read(m, &h);
   char *key = bytea_hex(m->key, m->key_len);
-  char *val = bytea_hex(m->payload, m->len);
+  /* The original bytes may hold personal data (a home delivery's name,
+   * phone, address): kept only encrypted, like orders.*_enc. */
+  char *val = m->payload ? ledger_encrypt_bytea(&ev->lg->crypto,
+                                                (const char *)m->payload,
+                                                m->len)
+                         : NULL;
   if (rc != LINLI_OK || (m->key && !key) || (m->payload && !val)) {
     rc = LINLI_ERR_NOMEM;
     goto done;

@@ -107,6 +107,7 @@ struct ledger {
   char status_topic[320]; /* linli.order-status.v1 + suffix */
   char instance[128];
   int backoff_ms;
+  int max_lines; /* orders.max_lines: the reserver's bound, shared */
   volatile sig_atomic_t stop;
   int publish_failed; /* outbox deliveries that failed (outbox.c) */
   int swept;          /* the outbox was swept once since start-up */

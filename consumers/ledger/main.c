@@ -160,6 +160,7 @@ int main(int argc, char **argv) {
     snprintf(lg.instance, sizeof lg.instance, "%s-%d", host, (int)getpid());
   }
   lg.backoff_ms = (int)linli_config_int(cfg, "runner.retry_backoff_ms");
+  lg.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
   register_metrics(&lg);
   handle_signals(&lg);
 

@@ -159,8 +159,9 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
   add_header(h, LINLI_DLQ_H_OFFSET, off);
   add_header(h, LINLI_DLQ_H_CONSUMER, LEDGER_NAME);
   add_header(h, LINLI_DLQ_H_ERROR, linli_strerror(LINLI_ERR_INVALID));
-  /* A redacted row keeps only what the ledger wrote itself: the row with
-   * the record's bytes and reason was refused once already. */
+  /* A redacted row keeps the key (bytea: never refused) and what the
+   * ledger wrote itself: the row with the record's bytes and reason was
+   * refused once already. */
   add_header(h, LINLI_DLQ_H_REASON,
              redact ? "refused by the database, and so was its DLQ row: "
                       "stored without its payload"
@@ -169,9 +170,9 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
   json_decref(h);
   if (headers == NULL)
     return LINLI_ERR_NOMEM;
-  int rc = queue(lg, lg->dlq_topic, redact ? NULL : m->key,
-                 redact ? 0 : m->key_len, redact ? NULL : m->payload,
-                 redact ? 0 : m->len, headers, err, errlen);
+  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len,
+                 redact ? NULL : m->payload, redact ? 0 : m->len, headers,
+                 err, errlen);
   free(headers);
   return rc;
 }
