@@ -58,6 +58,13 @@ struct order_row {
   int placed;              /* OrderPlaced details recorded */
 };
 
+/* The batch's locked copy of the order follows a write: state (ST_NONE:
+ * unchanged) and placed (1: OrderPlaced recorded). */
+void ev_order_cached(struct ledger_ev *ev, const char *order_id, int state,
+                     int placed);
+/* A write the copy does not follow: the next lock reads the row. */
+void ev_order_forget(struct ledger_ev *ev, const char *order_id);
+
 /* *seen = 1 if the event is already in order_events (a duplicate). */
 int ev_seen(struct ledger_ev *ev, int *seen);
 int ev_order_lock(struct ledger_ev *ev, const char *order_id,

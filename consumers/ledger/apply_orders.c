@@ -237,12 +237,17 @@ static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
                           ev->occurred_ms};
   if ((rc = ev_sql(ev, &PLACE, params, NULL)) != LINLI_OK)
     goto done;
-  for (size_t i = 0; i < mg->n; i++) {
-    char no[16], q[24], pr[24];
-    snprintf(no, sizeof no, "%d", mg->l[i].line_no);
-    snprintf(q, sizeof q, "%lld", mg->l[i].qty);
-    snprintf(pr, sizeof pr, "%lld", mg->l[i].price);
-    const char *lp[] = {p->order_id, no, mg->l[i].sku, q, pr};
+  /* inserted as PLACED, or the row of a later event filled in */
+  ev_order_cached(ev, p->order_id, row.state == ST_NONE ? ST_PLACED : ST_NONE,
+                  1);
+  /* The lines as placed (a SKU listed twice keeps both prices); the
+   * merged ones only bound quantities and total. */
+  for (size_t i = 0; i < p->n_lines; i++) {
+    char no[24], q[24], pr[24];
+    snprintf(no, sizeof no, "%zu", i);
+    snprintf(q, sizeof q, "%d", (int)p->lines[i]->quantity);
+    snprintf(pr, sizeof pr, "%lld", (long long)p->lines[i]->unit_price_fen);
+    const char *lp[] = {p->order_id, no, p->lines[i]->sku_id, q, pr};
     if ((rc = ev_sql(ev, &LINE, lp, NULL)) != LINLI_OK)
       goto done;
   }

@@ -255,6 +255,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
       const char *op[] = {oid, r->payment_txn_id, n1};
       if ((rc = ev_sql(ev, &ORDER_PAID, op, NULL)) != LINLI_OK)
         break;
+      ev_order_forget(ev, oid); /* payment_txn_id: read it again */
       if (!state_changed && (rc = ev_order_changed(ev, oid)) != LINLI_OK)
         break;
     }

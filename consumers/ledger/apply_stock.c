@@ -81,7 +81,9 @@ int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
   if (!*inserted)
     return LINLI_OK;
   const char *sp[] = {mv->warehouse_id, mv->sku_id, d[0], d[1], d[2], d[3]};
-  rc = ev_sql(ev, &STOCK, sp, NULL);
+  res = NULL; /* read back at once: a unique violation is a race */
+  rc = ev_sql(ev, &STOCK, sp, &res);
+  PQclear(res);
   return rc == LINLI_ERR_CONFLICT ? LINLI_ERR_TRANSIENT : rc;
 }
 

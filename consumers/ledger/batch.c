@@ -52,6 +52,7 @@ static void txn_reset(struct ledger *lg) {
   t->ntouched = t->noutbox = 0;
   t->cur = -1;
   t->poison_idx = -1;
+  t->err_owner = -1;
   t->poison_reason[0] = '\0';
   t->applied = t->skipped = t->dlq = 0;
   for (int i = 0; i < lg->nrecs; i++) {
@@ -176,11 +177,50 @@ static void fault_after_rows(struct ledger *lg, int applied) {
   }
 }
 
-/* The transaction of one batch; runs again after a transient failure. */
+/* A failed statement: poison the record it belongs to if the failure is
+ * the record's (a data error), so that the batch runs again without it. */
+static int failed(struct ledger *lg, int rc, int cur, const char *err) {
+  if (rc == LINLI_ERR_TRANSIENT)
+    return rc;
+  int owner = lg->txn.err_owner >= 0 ? lg->txn.err_owner : cur;
+  if (owner >= 0 && is_data_error(err)) {
+    lg->txn.poison_idx = owner;
+    snprintf(lg->txn.poison_reason, sizeof lg->txn.poison_reason,
+             "the record refused it: %s", err);
+    return LINLI_ERR_INVALID;
+  }
+  return cur >= 0 ? LINLI_ERR_INVALID : rc;
+}
+
+static int apply_records(struct ledger *lg, char *err, size_t errlen);
+
+/* The transaction of one batch; runs again after a transient failure. Its
+ * statements go through libpq's pipeline: writes do not wait for their
+ * replies, only reads do. */
 static int apply_batch(linli_pg_t *pg, void *arg, char *err, size_t errlen) {
-  (void)pg;
   struct ledger *lg = arg;
   txn_reset(lg);
+  lg->pipe_n = 0;
+  int rc = linli_pg_pipeline_enter(pg, err, errlen);
+  if (rc != LINLI_OK)
+    return rc;
+  lg->pipe = 1;
+  rc = apply_records(lg, err, errlen);
+  if (rc == LINLI_OK && (rc = ledger_pipe_drain(lg, NULL, err, errlen)) !=
+                            LINLI_OK)
+    rc = failed(lg, rc, -1, err);
+  lg->pipe = 0;
+  lg->pipe_n = 0;
+  char e2[512];
+  int prc = linli_pg_pipeline_exit(pg, e2, sizeof e2);
+  if (rc == LINLI_OK && prc != LINLI_OK) {
+    rc = prc;
+    snprintf(err, errlen, "%s", e2);
+  }
+  return rc;
+}
+
+static int apply_records(struct ledger *lg, char *err, size_t errlen) {
   int rc;
   char part[16], off[24];
   for (int i = 0; i < lg->nparts; i++) {
@@ -189,14 +229,17 @@ static int apply_batch(linli_pg_t *pg, void *arg, char *err, size_t errlen) {
     snprintf(off, sizeof off, "%lld", (long long)p->first);
     const char *ip[] = {lg->group, p->topic, part, off};
     if ((rc = ledger_sql(lg, &OFFSET_INIT, ip, NULL, err, errlen)) != LINLI_OK)
-      return rc;
+      return failed(lg, rc, -1, err);
     PGresult *res = NULL;
     if ((rc = ledger_sql(lg, &OFFSET_LOCK, ip, &res, err, errlen)) !=
         LINLI_OK)
-      return rc;
+      return failed(lg, rc, -1, err);
     p->fence = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
     PQclear(res);
   }
+  if ((rc = ledger_prefetch_seen(lg, err, errlen)) != LINLI_OK ||
+      (rc = ledger_prefetch_locks(lg, err, errlen)) != LINLI_OK)
+    return failed(lg, rc, -1, err);
   int done = 0;
   for (int i = 0; i < lg->nrecs; i++) {
     const rd_kafka_message_t *m = lg->recs[i].m;
@@ -208,26 +251,20 @@ static int apply_batch(linli_pg_t *pg, void *arg, char *err, size_t errlen) {
     }
     lg->txn.cur = i;
     rc = ledger_apply(lg, i, err, errlen);
-    if (rc != LINLI_OK) {
-      if (rc != LINLI_ERR_TRANSIENT && is_data_error(err)) {
-        lg->txn.poison_idx = i;
-        snprintf(lg->txn.poison_reason, sizeof lg->txn.poison_reason,
-                 "the record refused it: %s", err);
-      }
-      return rc == LINLI_ERR_TRANSIENT ? rc : LINLI_ERR_INVALID;
-    }
+    if (rc != LINLI_OK)
+      return failed(lg, rc, i, err);
     fault_after_rows(lg, ++done);
   }
   lg->txn.cur = -1;
   if ((rc = ledger_outbox_statuses(lg, err, errlen)) != LINLI_OK)
-    return rc;
+    return failed(lg, rc, -1, err);
   for (int i = 0; i < lg->nparts; i++) {
     const struct ledger_part *p = &lg->parts[i];
     snprintf(part, sizeof part, "%d", (int)p->partition);
     snprintf(off, sizeof off, "%lld", (long long)p->next);
     const char *sp[] = {lg->group, p->topic, part, off};
     if ((rc = ledger_sql(lg, &OFFSET_SET, sp, NULL, err, errlen)) != LINLI_OK)
-      return rc;
+      return failed(lg, rc, -1, err);
   }
   return LINLI_OK;
 }
@@ -369,7 +406,17 @@ void ledger_batch_free(struct ledger *lg) {
   free(lg->parts);
   lg->parts = NULL;
   lg->nparts = lg->capparts = 0;
+  ledger_seen_clear(&lg->txn);
+  free(lg->txn.seen_ids);
+  free(lg->txn.seen);
+  ledger_locks_clear(&lg->txn);
+  free(lg->txn.lock_ids);
+  free(lg->txn.lock_rows);
+  free(lg->txn.lock_known);
   free(lg->txn.touched);
   free(lg->txn.outbox);
   memset(&lg->txn, 0, sizeof lg->txn);
+  free(lg->pipe_owner);
+  lg->pipe_owner = NULL;
+  lg->pipe_cap = lg->pipe_n = lg->pipe_head = 0;
 }

@@ -91,8 +91,21 @@ struct ledger_txn {
   size_t noutbox, capoutbox;
   int cur;           /* index of the record being applied, -1 outside */
   int poison_idx;    /* record whose SQL failed (-1: none) */
+  int err_owner;     /* record whose pipelined statement failed (-1) */
   char poison_reason[512];
   size_t applied, skipped, dlq;
+  /* Event ids of the batch looked up in order_events at once (sorted,
+   * unique), and which of them are there (or were added since). */
+  char **seen_ids;
+  unsigned char *seen;
+  size_t nseen, capseen;
+  /* Order rows of the batch locked at once (sorted ids, unique), kept up
+   * to date by the state machine's writes; an entry whose row changed in
+   * a way not followed here is dropped (the next lock reads it). */
+  char **lock_ids;
+  struct order_row *lock_rows;
+  unsigned char *lock_known;
+  size_t nlock, caplock;
 };
 
 struct ledger {
@@ -118,6 +131,9 @@ struct ledger {
   struct ledger_part *parts; /* its partitions */
   int nparts, capparts;
   struct ledger_txn txn;
+  int pipe; /* the batch's statements go through libpq's pipeline */
+  int *pipe_owner; /* per pipelined statement: its record (-1: none) */
+  size_t pipe_head, pipe_n, pipe_cap;
 
   linli_counter_t *m_records, *m_dlq, *m_batches, *m_published,
       *m_duplicates;
@@ -143,8 +159,22 @@ void ledger_batch_free(struct ledger *lg);
 int ledger_sql(struct ledger *lg, const struct ledger_stmt *st,
                const char *const *params, PGresult **res, char *err,
                size_t errlen);
+/* In the batch's pipeline: read every pending statement's reply (the last
+ * one into *res, may be NULL); a failure names its record in
+ * txn.err_owner. */
+int ledger_pipe_drain(struct ledger *lg, PGresult **res, char *err,
+                      size_t errlen);
 /* Register every statement with linli_pg (at start-up). */
 int ledger_prepare(struct ledger *lg, const struct ledger_stmt *st);
+
+/* apply.c: look up the batch's event ids in order_events in one
+ * statement (ev_seen then answers from memory). */
+int ledger_prefetch_seen(struct ledger *lg, char *err, size_t errlen);
+void ledger_seen_clear(struct ledger_txn *t);
+/* apply.c: lock the order rows of the batch (keys of the topics keyed by
+ * order id) in one statement (ev_order_lock then answers from memory). */
+int ledger_prefetch_locks(struct ledger *lg, char *err, size_t errlen);
+void ledger_locks_clear(struct ledger_txn *t);
 
 /* Remember order_id as touched by this attempt (for order-status). */
 int ledger_touch(struct ledger *lg, const char *order_id);

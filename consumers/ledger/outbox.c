@@ -37,6 +37,15 @@ static const struct ledger_stmt QUEUE = {
     "($1, $2::bytea, $3::bytea, $4::jsonb) RETURNING seq",
     4};
 
+/* Many rows of one topic at once; keys and values as hex text arrays. */
+static const struct ledger_stmt QUEUE_MANY = {
+    "ledger_outbox_queue_many",
+    "INSERT INTO ledger_outbox (topic, msg_key, msg_value, headers) "
+    "SELECT $1, decode(k, 'hex'), decode(v, 'hex'), '[]'::jsonb FROM "
+    "unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(k, v, n) "
+    "ORDER BY n RETURNING seq",
+    3};
+
 static const struct ledger_stmt STATUSES = {
     "ledger_order_statuses",
     "SELECT order_id, coalesce(app_id, ''), coalesce(user_id, ''), "
@@ -99,6 +108,23 @@ static char *array_literal(char *const *items, size_t n) {
   return s;
 }
 
+/* A ledger_outbox row this transaction wrote (published after COMMIT). */
+static int remember_seq(struct ledger *lg, const char *seq) {
+  struct ledger_txn *t = &lg->txn;
+  if (t->noutbox == t->capoutbox) {
+    size_t cap = t->capoutbox ? t->capoutbox * 2 : 64;
+    char **n = realloc(t->outbox, cap * sizeof *n);
+    if (n == NULL)
+      return LINLI_ERR_NOMEM;
+    t->outbox = n;
+    t->capoutbox = cap;
+  }
+  if ((t->outbox[t->noutbox] = strdup(seq)) == NULL)
+    return LINLI_ERR_NOMEM;
+  t->noutbox++;
+  return LINLI_OK;
+}
+
 static int queue(struct ledger *lg, const char *topic, const void *key,
                  size_t keylen, const void *value, size_t vallen,
                  const char *headers, char *err, size_t errlen) {
@@ -116,23 +142,9 @@ static int queue(struct ledger *lg, const char *topic, const void *key,
   free(v);
   if (rc != LINLI_OK)
     return rc;
-  struct ledger_txn *t = &lg->txn;
-  if (t->noutbox == t->capoutbox) {
-    size_t cap = t->capoutbox ? t->capoutbox * 2 : 64;
-    char **n = realloc(t->outbox, cap * sizeof *n);
-    if (n == NULL) {
-      PQclear(res);
-      return LINLI_ERR_NOMEM;
-    }
-    t->outbox = n;
-    t->capoutbox = cap;
-  }
-  t->outbox[t->noutbox] = strdup(PQgetvalue(res, 0, 0));
+  rc = remember_seq(lg, PQgetvalue(res, 0, 0));
   PQclear(res);
-  if (t->outbox[t->noutbox] == NULL)
-    return LINLI_ERR_NOMEM;
-  t->noutbox++;
-  return LINLI_OK;
+  return rc;
 }
 
 /* ------------------------------------------------------------------- DLQ */
@@ -179,8 +191,43 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
 
 /* ---------------------------------------------------------- order status */
 
-static int queue_status(struct ledger *lg, PGresult *res, int i, char *err,
-                        size_t errlen) {
+/* A growing "{a,b,...}" literal of hex strings (no quoting needed). */
+struct hexarr {
+  char *s;
+  size_t len, cap;
+};
+
+static int hexarr_add(struct hexarr *a, const void *v, size_t n) {
+  size_t need = a->len + 2 * n + 3;
+  if (need > a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 4096;
+    while (cap < need)
+      cap *= 2;
+    char *s = realloc(a->s, cap);
+    if (s == NULL)
+      return LINLI_ERR_NOMEM;
+    a->s = s;
+    a->cap = cap;
+  }
+  char sep = a->len == 0 ? '{' : ',';
+  a->s[a->len++] = sep;
+  sodium_bin2hex(a->s + a->len, 2 * n + 1, v, n);
+  a->len += 2 * n;
+  a->s[a->len] = '\0';
+  return LINLI_OK;
+}
+
+static int hexarr_close(struct hexarr *a) {
+  if (a->len == 0 && hexarr_add(a, "", 0) != LINLI_OK)
+    return LINLI_ERR_NOMEM;
+  a->s[a->len++] = '}';
+  a->s[a->len] = '\0';
+  return LINLI_OK;
+}
+
+/* Row i of STATUSES as a packed OrderStatusEvent into keys and values. */
+static int pack_status(PGresult *res, int i, struct hexarr *keys,
+                       struct hexarr *vals) {
   Linli__OrderStatus st = LINLI__ORDER_STATUS__INIT;
   Linli__OrderStatusEvent ev = LINLI__ORDER_STATUS_EVENT__INIT;
   Linli__Meta meta = LINLI__META__INIT;
@@ -222,12 +269,15 @@ static int queue_status(struct ledger *lg, PGresult *res, int i, char *err,
   if (buf == NULL)
     return LINLI_ERR_NOMEM;
   linli__order_status_event__pack(&ev, buf);
-  int rc = queue(lg, lg->status_topic, st.order_id,
-                 strlen(st.order_id), buf, len, NULL, err, errlen);
+  int rc = hexarr_add(keys, st.order_id, strlen(st.order_id));
+  if (rc == LINLI_OK)
+    rc = hexarr_add(vals, buf, len);
   free(buf);
   return rc;
 }
 
+/* Every touched order's status in one INSERT (the seqs come back in the
+ * order of the rows). */
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   if (lg->txn.ntouched == 0)
     return LINLI_OK;
@@ -240,9 +290,23 @@ int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   free(ids);
   if (rc != LINLI_OK)
     return rc;
-  for (int i = 0; i < PQntuples(res) && rc == LINLI_OK; i++)
-    rc = queue_status(lg, res, i, err, errlen);
+  struct hexarr keys = {0}, vals = {0};
+  int n = PQntuples(res);
+  for (int i = 0; i < n && rc == LINLI_OK; i++)
+    rc = pack_status(res, i, &keys, &vals);
   PQclear(res);
+  if (rc == LINLI_OK && n > 0 &&
+      (rc = hexarr_close(&keys)) == LINLI_OK &&
+      (rc = hexarr_close(&vals)) == LINLI_OK) {
+    const char *qp[] = {lg->status_topic, keys.s, vals.s};
+    res = NULL;
+    rc = ledger_sql(lg, &QUEUE_MANY, qp, &res, err, errlen);
+    for (int i = 0; rc == LINLI_OK && i < PQntuples(res); i++)
+      rc = remember_seq(lg, PQgetvalue(res, i, 0));
+    PQclear(res);
+  }
+  free(keys.s);
+  free(vals.s);
   return rc;
 }
 
