@@ -17,6 +17,7 @@
  * advisory lock on (warehouse, SKU) first, so two ledger instances reading
  * the two topics cannot both miss each other.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,11 @@ static int validate_adjust(struct ledger_ev *ev, const Linli__StockAdjusted *a) 
     return LINLI_ERR_INVALID;
   if (a->quantity == 0)
     return ev_dlq(ev, "stock_adjusted.quantity: must not be 0");
+  /* -2^31 has no opposite in int32: its reversal (a refusal by the
+   * reserver, which can never hold 2^31 units to take) could not be
+   * recorded, leaving the record 2 billion units short. */
+  if (a->quantity == INT32_MIN)
+    return ev_dlq(ev, "stock_adjusted.quantity: out of range");
   if (a->reason == LINLI__STOCK_ADJUSTED__REASON__REASON_UNSPECIFIED)
     return ev_dlq(ev, "stock_adjusted.reason: RESTOCK, DAMAGE, RECALL or "
                       "COUNT");

@@ -1463,6 +1463,10 @@ static void test_poison(void) {
     CU_ASSERT_EQUAL(
         produce(tn(LINLI_TOPIC_RESERVATIONS), o[7], &env.base, NULL), 0);
   }
+  /* 9: a count of -2^31 units (whose reversal int32 cannot hold) */
+  CU_ASSERT_EQUAL(send_adjust(wh, sku, INT32_MIN,
+                              LINLI__STOCK_ADJUSTED__REASON__COUNT, NULL),
+                  0);
   /* and a good order after them all: the ledger is still going */
   struct sent good;
   CU_ASSERT_EQUAL_FATAL(send_placed(o[8], wh, sku, 1, NULL, &good), 0);
@@ -1479,6 +1483,12 @@ static void test_poison(void) {
   expect_dlq(o[5], orders, "meta.occurred_at_ms: out of range");
   expect_dlq(o[6], orders, "undecodable record: not an OrderEvent");
   expect_dlq(o[7], tn(LINLI_TOPIC_RESERVATIONS), "not valid UTF-8");
+  expect_dlq(wh, tn(LINLI_TOPIC_INVENTORY),
+             "stock_adjusted.quantity: out of range");
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM inventory WHERE "
+                         "warehouse_id = $1",
+                         wh, NULL),
+                  0);
   for (int i = 0; i < 8; i++)
     CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM orders WHERE order_id = $1",
                            o[i], NULL),
