@@ -69,8 +69,11 @@ int ledger_pipe_drain(struct ledger *lg, PGresult **res, char *err,
 static int sql_pipelined(struct ledger *lg, const struct ledger_stmt *st,
                          const char *const *params, PGresult **res,
                          char *err, size_t errlen) {
-  int rc = linli_pg_pipeline_send(lg->pg, st->name, st->nparams, params, err,
-                                  errlen);
+  int rc = st->per_batch
+               ? linli_pg_pipeline_send_sql(lg->pg, st->sql, st->nparams,
+                                            params, err, errlen)
+               : linli_pg_pipeline_send(lg->pg, st->name, st->nparams,
+                                        params, err, errlen);
   if (rc == LINLI_ERR_INVALID && strstr(err, "no such prepared statement")) {
     rc = ledger_prepare(lg, st); /* registered; prepared when sent */
     if (rc == LINLI_OK)
@@ -169,13 +172,13 @@ int ledger_touch(struct ledger *lg, const char *order_id) {
 /* -------------------------------------------------------------- history */
 
 static const struct ledger_stmt SEEN = {
-    "ledger_seen", "SELECT 1 FROM order_events WHERE event_id = $1", 1};
+    "ledger_seen", "SELECT 1 FROM order_events WHERE event_id = $1", 1, 0};
 
 static const struct ledger_stmt LOCK = {
     "ledger_order_lock",
     "SELECT state, coalesce(payment_txn_id, ''), placed_event_id IS NOT NULL "
     "FROM orders WHERE order_id = $1 FOR UPDATE",
-    1};
+    1, 0};
 
 static const struct ledger_stmt CREATE = {
     "ledger_order_create",
@@ -183,20 +186,20 @@ static const struct ledger_stmt CREATE = {
     "state_changed_at, refunded_fen) VALUES ($1::text, $2, $3, $4, "
     "to_timestamp($5::bigint / 1000.0), (SELECT coalesce(sum(amount_fen), 0) "
     "FROM refunds WHERE order_id = $1::text))",
-    5};
+    5, 0};
 
 static const struct ledger_stmt MOVE = {
     "ledger_order_move",
     "UPDATE orders SET state = $2, reason = $3, last_event_id = $4, "
     "state_changed_at = to_timestamp($5::bigint / 1000.0), "
     "version = version + 1, updated_at = now() WHERE order_id = $1",
-    5};
+    5, 0};
 
 static const struct ledger_stmt CHANGED = {
     "ledger_order_changed",
     "UPDATE orders SET version = version + 1, updated_at = now() "
     "WHERE order_id = $1",
-    1};
+    1, 0};
 
 static const struct ledger_stmt HISTORY = {
     "ledger_history",
@@ -205,13 +208,14 @@ static const struct ledger_stmt HISTORY = {
     "payload) VALUES ($1, $2, $3, $4, $5, $6, "
     "to_timestamp($7::bigint / 1000.0), $8, $9, $10, $11::jsonb) "
     "ON CONFLICT (event_id) DO NOTHING",
-    11};
+    11, 0};
 
 /* ------------------------------------------------------- seen, batched */
 
 static const struct ledger_stmt SEEN_MANY = {
     "ledger_seen_many",
-    "SELECT event_id FROM order_events WHERE event_id = ANY($1::text[])", 1};
+    "SELECT event_id FROM order_events WHERE event_id = ANY($1::text[])", 1,
+    1};
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -356,7 +360,7 @@ static const struct ledger_stmt LOCK_MANY = {
     "SELECT order_id, state, coalesce(payment_txn_id, ''), "
     "placed_event_id IS NOT NULL FROM orders WHERE order_id = "
     "ANY($1::text[]) ORDER BY order_id FOR UPDATE",
-    1};
+    1, 1};
 
 void ledger_locks_clear(struct ledger_txn *t) {
   for (size_t i = 0; i < t->nlock; i++)

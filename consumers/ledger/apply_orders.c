@@ -109,13 +109,13 @@ static const struct ledger_stmt PLACE = {
     "placed_event_id = EXCLUDED.placed_event_id, "
     "version = orders.version + 1, updated_at = now() "
     "WHERE orders.placed_event_id IS NULL",
-    17};
+    17, 0};
 
 static const struct ledger_stmt LINE = {
     "ledger_order_line",
     "INSERT INTO order_lines (order_id, line_no, sku_id, quantity, "
     "unit_price_fen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    5};
+    5, 0};
 
 /* Encrypted personal fields of a home delivery, as bytea literals. */
 struct pii {
@@ -270,14 +270,14 @@ static const struct ledger_stmt PAYMENT_NOTICE = {
     "paid_at = CASE WHEN payments.event_id IS NULL THEN EXCLUDED.paid_at "
     "ELSE payments.paid_at END, "
     "event_id = coalesce(payments.event_id, EXCLUDED.event_id)",
-    6};
+    6, 0};
 
 static const struct ledger_stmt ORDER_METHOD = {
     "ledger_order_method",
     "UPDATE orders SET payment_method = $3, paid_at = to_timestamp($4::bigint "
     "/ 1000.0), updated_at = now() WHERE order_id = $1 AND "
     "payment_txn_id = $2 AND payment_method IS NULL",
-    4};
+    4, 0};
 
 static int apply_paid(struct ledger_ev *ev, const Linli__OrderPaid *p) {
   if (!ev_check_id(ev, p->order_id, "order_paid.order_id") ||
@@ -346,7 +346,7 @@ static const struct ledger_stmt HINTS = {
     "app_id = coalesce(app_id, $4), campaign_id = coalesce(campaign_id, $5), "
     "total_fen = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE total_fen END "
     "WHERE order_id = $1 AND placed_event_id IS NULL",
-    6};
+    6, 0};
 
 int ev_order_hints(struct ledger_ev *ev, const char *order_id,
                    const char *user_id, const char *warehouse_id,
@@ -368,13 +368,13 @@ static const struct ledger_stmt REFUND = {
     "requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
     "to_timestamp($11::bigint / 1000.0)) ON CONFLICT DO NOTHING "
     "RETURNING refund_id",
-    11};
+    11, 0};
 
 static const struct ledger_stmt REFUNDED = {
     "ledger_order_refunded",
     "UPDATE orders SET refunded_fen = refunded_fen + $2, updated_at = now() "
     "WHERE order_id = $1",
-    2};
+    2, 0};
 
 int apply_refunds(struct ledger_ev *ev) {
   const Linli__RefundEvent *e = (const Linli__RefundEvent *)ev->env;

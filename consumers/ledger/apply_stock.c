@@ -40,7 +40,7 @@ static const struct ledger_stmt MOVEMENT = {
     "kafka_offset, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
     "$10, $11, to_timestamp($12::bigint / 1000.0)) "
     "ON CONFLICT (event_id, sku_id) DO NOTHING RETURNING movement_id",
-    12};
+    12, 0};
 
 /* UPDATE, else INSERT: an INSERT .. ON CONFLICT would check the proposed
  * row (e.g. reserved -1) against the CHECK constraints before it finds the
@@ -55,11 +55,11 @@ static const struct ledger_stmt STOCK = {
     "INSERT INTO inventory (warehouse_id, sku_id, initial, available, "
     "reserved, sold) SELECT $1, $2, $3, $4, $5, $6 "
     "WHERE NOT EXISTS (SELECT 1 FROM up)",
-    6};
+    6, 0};
 
 static const struct ledger_stmt STOCK_LOCK = {
     "ledger_stock_lock",
-    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2};
+    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2, 0};
 
 int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
                   int *inserted) {
@@ -105,7 +105,7 @@ static const struct ledger_stmt SKU = {
     "list_price_fen = EXCLUDED.list_price_fen, origin = EXCLUDED.origin, "
     "status = EXCLUDED.status, last_event_id = EXCLUDED.last_event_id, "
     "updated_at = now()",
-    9};
+    9, 0};
 
 int apply_catalog(struct ledger_ev *ev) {
   const Linli__CatalogEvent *e = (const Linli__CatalogEvent *)ev->env;
@@ -142,7 +142,7 @@ static const struct ledger_stmt REFUSED = {
     "ledger_adjust_refused",
     "SELECT 1 FROM dlq_records WHERE source_topic = $1 AND "
     "source_partition = $2 AND source_offset = $3 AND consumer = $4",
-    4};
+    4, 0};
 
 /* The reserver's own checks (consumers/reserver/stock.c): what it sends to
  * the DLQ never reaches its stock, so it never reaches the record either. */
@@ -222,13 +222,13 @@ static const struct ledger_stmt DLQ_RECORD = {
     "msg_key, msg_value, headers, occurred_at) VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9::bytea, $10::bytea, $11::jsonb, "
     "to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING RETURNING 1",
-    12};
+    12, 0};
 
 static const struct ledger_stmt APPLIED_ADJUST = {
     "ledger_applied_adjust",
     "SELECT 1 FROM stock_movements WHERE event_id = $1 AND sku_id = $2 AND "
     "kind = 'ADJUST' AND topic = $3 AND partition = $4 AND kafka_offset = $5",
-    5};
+    5, 0};
 
 /* Header value as text for PostgreSQL: NULL unless valid UTF-8 without
  * NUL bytes (malloc'd). */

@@ -137,26 +137,26 @@ static const struct ledger_stmt OFFSET_INIT = {
     "ledger_offset_init",
     "INSERT INTO consumer_offsets (consumer_group, topic, partition, "
     "next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    4};
+    4, 0};
 
 static const struct ledger_stmt OFFSET_LOCK = {
     "ledger_offset_lock",
     "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND "
     "topic = $2 AND partition = $3 FOR UPDATE",
-    3};
+    3, 0};
 
 static const struct ledger_stmt OFFSET_SET = {
     "ledger_offset_set",
     "UPDATE consumer_offsets SET next_offset = greatest(next_offset, "
     "$4::bigint), updated_at = now() WHERE consumer_group = $1 AND "
     "topic = $2 AND partition = $3",
-    4};
+    4, 0};
 
 static const struct ledger_stmt OFFSET_ALL = {
     "ledger_offsets",
     "SELECT topic, partition, next_offset FROM consumer_offsets WHERE "
     "consumer_group = $1",
-    1};
+    1, 0};
 
 /* Data errors belong to the record; anything else is ours to fix. */
 static int is_data_error(const char *err) {

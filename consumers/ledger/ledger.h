@@ -61,6 +61,7 @@ struct ledger_stmt {
   const char *name;
   const char *sql;
   int nparams;
+  int per_batch; /* once per batch, over many keys: planned each time */
 };
 
 /* ------------------------------------------------------------------ ledger */

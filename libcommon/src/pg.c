@@ -547,6 +547,23 @@ int linli_pg_pipeline_send(linli_pg_t *pg, const char *name, int nparams,
   return pipe_push(pg, 0);
 }
 
+int linli_pg_pipeline_send_sql(linli_pg_t *pg, const char *sql, int nparams,
+                               const char *const *params, char *err,
+                               size_t errlen) {
+  if (pg == NULL || !pg->pipe || sql == NULL || nparams < 0 ||
+      (nparams > 0 && params == NULL)) {
+    set_err(err, errlen, "%s%s", "pg pipeline send: bad arguments", NULL);
+    return LINLI_ERR_INVALID;
+  }
+  if (!conn_ok(pg))
+    return pipe_lost(pg, err, errlen);
+  if (PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL,
+                        0) != 1)
+    return conn_ok(pg) ? finish(pg, NULL, NULL, err, errlen)
+                       : pipe_lost(pg, err, errlen);
+  return pipe_push(pg, 0);
+}
+
 size_t linli_pg_pipeline_pending(const linli_pg_t *pg) {
   return pg != NULL ? pg->pipe_user : 0;
 }

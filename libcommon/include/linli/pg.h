@@ -80,6 +80,13 @@ int linli_pg_pipeline_enter(linli_pg_t *pg, char *err, size_t errlen);
 int linli_pg_pipeline_send(linli_pg_t *pg, const char *name, int nparams,
                            const char *const *params, char *err,
                            size_t errlen);
+/* Constant SQL, planned for these parameters at every execution (not
+ * prepared): for a statement over a batch whose best plan depends on the
+ * table's current size (a generic plan made while a table was small keeps
+ * scanning it whole). */
+int linli_pg_pipeline_send_sql(linli_pg_t *pg, const char *sql, int nparams,
+                               const char *const *params, char *err,
+                               size_t errlen);
 /* Statements sent whose results were not read yet. */
 size_t linli_pg_pipeline_pending(const linli_pg_t *pg);
 int linli_pg_pipeline_next(linli_pg_t *pg, PGresult **res, char *err,
