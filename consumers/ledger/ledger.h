@@ -52,6 +52,14 @@ int ledger_crypto_init(struct ledger_crypto *c, const char *hex, char *err,
  * NULL on allocation failure. */
 char *ledger_encrypt_bytea(const struct ledger_crypto *c, const char *plain,
                            size_t len);
+/* nonce || secretbox(plain), *outlen bytes, malloc'd (NULL: no memory). */
+unsigned char *ledger_encrypt(const struct ledger_crypto *c, const void *plain,
+                              size_t len, size_t *outlen);
+/* The plaintext of ledger_encrypt's output, malloc'd; NULL if box is not
+ * one under this key (or no memory). */
+unsigned char *ledger_decrypt(const struct ledger_crypto *c,
+                              const unsigned char *box, size_t blen,
+                              size_t *outlen);
 void ledger_crypto_wipe(struct ledger_crypto *c);
 
 /* ------------------------------------------------------------- SQL helper */

@@ -182,9 +182,20 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
   json_decref(h);
   if (headers == NULL)
     return LINLI_ERR_NOMEM;
-  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len,
-                 redact ? NULL : m->payload, redact ? 0 : m->len, headers,
+  /* The record's bytes may hold personal data (a home delivery's name,
+   * phone, address): encrypted while they wait in the outbox, decrypted
+   * when published (the DLQ topic carries the original bytes). */
+  unsigned char *box = NULL;
+  size_t boxlen = 0;
+  if (!redact && m->payload != NULL &&
+      (box = ledger_encrypt(&lg->crypto, m->payload, m->len, &boxlen)) ==
+          NULL) {
+    free(headers);
+    return LINLI_ERR_NOMEM;
+  }
+  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len, box, boxlen, headers,
                  err, errlen);
+  free(box);
   free(headers);
   return rc;
 }
@@ -387,8 +398,27 @@ static int publish_rows(struct ledger *lg, PGresult *res) {
     unsigned char *key = unescape(res, i, 2, &klen);
     unsigned char *val = unescape(res, i, 3, &vlen);
     rd_kafka_headers_t *h = headers_from_json(PQgetvalue(res, i, 4));
-    if (strcmp(PQgetvalue(res, i, 1), lg->dlq_topic) == 0)
+    if (strcmp(PQgetvalue(res, i, 1), lg->dlq_topic) == 0) {
       log_dlq(h);
+      /* Encrypted in the outbox (rows queued before that was so are
+       * published as they are: they do not open under the key). */
+      size_t plen = 0;
+      unsigned char *plain =
+          val ? ledger_decrypt(&lg->crypto, val, vlen, &plen) : NULL;
+      if (plain != NULL) {
+        PQfreemem(val);
+        val = NULL;
+        rc = linli_producer_send_async(lg->producer, PQgetvalue(res, i, 1),
+                                       RD_KAFKA_PARTITION_UA, key, klen, plain,
+                                       plen, h, on_delivery, lg, 10000, err,
+                                       sizeof err);
+        free(plain);
+        PQfreemem(key);
+        if (rc != LINLI_OK)
+          LINLI_WARN("outbox publish failed", "reason=\"%s\"", err);
+        continue;
+      }
+    }
     rc = linli_producer_send_async(lg->producer, PQgetvalue(res, i, 1),
                                    RD_KAFKA_PARTITION_UA, key, klen, val, vlen,
                                    h, on_delivery, lg, 10000, err, sizeof err);

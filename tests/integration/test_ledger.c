@@ -1575,6 +1575,79 @@ static void test_sku_twice(void) {
                       o, want));
 }
 
+/* A DLQ row waiting in the outbox (its deletion refused by a trigger in
+ * this test's database) holds the record's bytes encrypted; the DLQ topic
+ * gets the original bytes. */
+static void test_outbox_dlq_encrypted(void) {
+  char o[96], wh[80], sku[80], sql[1024];
+  mkid(o, sizeof o, "held");
+  mkid(wh, sizeof wh, "wh-held");
+  mkid(sku, sizeof sku, "hx");
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION test_hold_outbox() RETURNS trigger LANGUAGE "
+           "plpgsql AS $$ BEGIN IF OLD.msg_key = convert_to('%s', 'UTF8') "
+           "THEN RAISE EXCEPTION 'held by test'; END IF; RETURN OLD; END $$",
+           o);
+  CU_ASSERT_TRUE_FATAL(exec_sql(db, sql));
+  CU_ASSERT_TRUE_FATAL(
+      exec_sql(db, "CREATE TRIGGER test_hold_outbox BEFORE DELETE ON "
+                   "ledger_outbox FOR EACH ROW EXECUTE FUNCTION "
+                   "test_hold_outbox()"));
+  Linli__HomeDelivery h = LINLI__HOME_DELIVERY__INIT;
+  h.recipient_name = (char *)"Han Meimei";
+  h.phone = (char *)"+8613722223333";
+  h.address = (char *)"Flat 12, Zhongshan North Road";
+  h.lat_e6 = 95000000; /* out of range: to the DLQ */
+  h.lng_e6 = 121470000;
+  struct sent s;
+  CU_ASSERT_EQUAL_FATAL(
+      send_placed_lines(o, wh, sku, 1, 1, 100, &h, 0, &s), 0);
+  expect_dlq(o, tn(LINLI_TOPIC_ORDERS), "coordinates out of range");
+  /* the published copy is the original record */
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM dlq_records WHERE "
+                           "consumer = 'ledger' AND msg_key = "
+                           "convert_to($1, 'UTF8')",
+                           o, 1, T));
+  unsigned char key[crypto_secretbox_KEYBYTES];
+  CU_ASSERT_EQUAL(sodium_hex2bin(key, sizeof key, key_hex, strlen(key_hex),
+                                 NULL, NULL, NULL),
+                  0);
+  const char *which[] = {
+      "SELECT encode(msg_value, 'hex') FROM dlq_records WHERE msg_key = "
+      "convert_to($1, 'UTF8') AND consumer = 'ledger'",
+      "SELECT encode(msg_value, 'hex') FROM ledger_outbox WHERE msg_key = "
+      "convert_to($1, 'UTF8')"};
+  for (int w = 0; w < 2; w++) {
+    char *hex = q_text(which[w], o, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL(hex);
+    if (hex == NULL)
+      continue;
+    size_t hl = strlen(hex), blen = 0;
+    unsigned char *box = malloc(hl / 2 + 1);
+    CU_ASSERT_EQUAL(
+        sodium_hex2bin(box, hl / 2 + 1, hex, hl, NULL, &blen, NULL), 0);
+    CU_ASSERT_FALSE(contains_bytes(box, blen, "Meimei"));
+    CU_ASSERT_FALSE(contains_bytes(box, blen, "13722223333"));
+    CU_ASSERT_FALSE(contains_bytes(box, blen, "Zhongshan"));
+    CU_ASSERT_EQUAL(blen, crypto_secretbox_NONCEBYTES +
+                              crypto_secretbox_MACBYTES + s.len);
+    unsigned char *plain = malloc(s.len + 1);
+    if (blen == crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES +
+                    s.len) {
+      CU_ASSERT_EQUAL(crypto_secretbox_open_easy(
+                          plain, box + crypto_secretbox_NONCEBYTES,
+                          blen - crypto_secretbox_NONCEBYTES, box, key),
+                      0);
+      CU_ASSERT_EQUAL(memcmp(plain, s.buf, s.len), 0);
+    }
+    free(plain);
+    free(box);
+    free(hex);
+  }
+  exec_sql(db, "DROP TRIGGER test_hold_outbox ON ledger_outbox");
+  free(s.buf);
+}
+
 /* A record the database refuses, whose DLQ row the database refuses too
  * (triggers in this test's own database): the DLQ row is stored redacted
  * and the ledger goes on. */
@@ -2088,6 +2161,8 @@ int linli_test_register(void) {
       CU_add_test(s, "personal data encrypted", test_personal_data) == NULL ||
       CU_add_test(s, "poison records to the DLQ", test_poison) == NULL ||
       CU_add_test(s, "a SKU listed twice", test_sku_twice) == NULL ||
+      CU_add_test(s, "DLQ payload encrypted in the outbox",
+                  test_outbox_dlq_encrypted) == NULL ||
       CU_add_test(s, "a DLQ row refused too", test_dlq_row_refused) == NULL ||
       CU_add_test(s, "adjustment refused by the reserver",
                   test_refused_adjustment) == NULL ||
