@@ -7,6 +7,7 @@
  * state machine, and the history row with personal data removed.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,74 @@ int ledger_prepare(struct ledger *lg, const struct ledger_stmt *st) {
   return linli_pg_prepare(lg->pg, st->name, st->sql, st->nparams);
 }
 
+/* Pipelined statements whose results were not read, at most: writes are
+ * read back in groups, a read (res wanted) drains the pipeline at once. */
+#define PIPE_MAX 512
+
+static int owner_push(struct ledger *lg, int owner) {
+  if (lg->pipe_n == 0)
+    lg->pipe_head = 0;
+  if (lg->pipe_head + lg->pipe_n == lg->pipe_cap) {
+    size_t cap = lg->pipe_cap ? lg->pipe_cap * 2 : 1024;
+    int *n = realloc(lg->pipe_owner, cap * sizeof *n);
+    if (n == NULL)
+      return LINLI_ERR_NOMEM;
+    lg->pipe_owner = n;
+    lg->pipe_cap = cap;
+  }
+  lg->pipe_owner[lg->pipe_head + lg->pipe_n++] = owner;
+  return LINLI_OK;
+}
+
+int ledger_pipe_drain(struct ledger *lg, PGresult **res, char *err,
+                      size_t errlen) {
+  if (res != NULL)
+    *res = NULL;
+  while (lg->pipe_n > 0) {
+    int owner = lg->pipe_owner[lg->pipe_head++];
+    int last = --lg->pipe_n == 0;
+    int rc = linli_pg_pipeline_next(lg->pg, last ? res : NULL, err, errlen);
+    if (rc == LINLI_OK)
+      continue;
+    lg->txn.err_owner = owner;
+    lg->pipe_n = 0;
+    /* A write nobody waited for: a unique violation there is the record's
+     * data error like any other (the reads that expect one wait). */
+    if (rc == LINLI_ERR_CONFLICT && !(last && res != NULL))
+      rc = LINLI_ERR_INVALID;
+    return rc;
+  }
+  return LINLI_OK;
+}
+
+static int sql_pipelined(struct ledger *lg, const struct ledger_stmt *st,
+                         const char *const *params, PGresult **res,
+                         char *err, size_t errlen) {
+  int rc = st->per_batch
+               ? linli_pg_pipeline_send_sql(lg->pg, st->sql, st->nparams,
+                                            params, err, errlen)
+               : linli_pg_pipeline_send(lg->pg, st->name, st->nparams,
+                                        params, err, errlen);
+  if (rc == LINLI_ERR_INVALID && strstr(err, "no such prepared statement")) {
+    rc = ledger_prepare(lg, st); /* registered; prepared when sent */
+    if (rc == LINLI_OK)
+      rc = linli_pg_pipeline_send(lg->pg, st->name, st->nparams, params, err,
+                                  errlen);
+  }
+  if (rc == LINLI_OK)
+    rc = owner_push(lg, lg->txn.cur);
+  if (rc != LINLI_OK)
+    return rc;
+  if (res == NULL && lg->pipe_n < PIPE_MAX)
+    return LINLI_OK;
+  return ledger_pipe_drain(lg, res, err, errlen);
+}
+
 int ledger_sql(struct ledger *lg, const struct ledger_stmt *st,
                const char *const *params, PGresult **res, char *err,
                size_t errlen) {
+  if (lg->pipe)
+    return sql_pipelined(lg, st, params, res, err, errlen);
   int rc = linli_pg_exec_prepared(lg->pg, st->name, st->nparams, params, res,
                                   err, errlen);
   if (rc == LINLI_ERR_INVALID && strstr(err, "no such prepared statement")) {
@@ -106,13 +172,13 @@ int ledger_touch(struct ledger *lg, const char *order_id) {
 /* -------------------------------------------------------------- history */
 
 static const struct ledger_stmt SEEN = {
-    "ledger_seen", "SELECT 1 FROM order_events WHERE event_id = $1", 1};
+    "ledger_seen", "SELECT 1 FROM order_events WHERE event_id = $1", 1, 0};
 
 static const struct ledger_stmt LOCK = {
     "ledger_order_lock",
     "SELECT state, coalesce(payment_txn_id, ''), placed_event_id IS NOT NULL "
     "FROM orders WHERE order_id = $1 FOR UPDATE",
-    1};
+    1, 0};
 
 static const struct ledger_stmt CREATE = {
     "ledger_order_create",
@@ -120,20 +186,20 @@ static const struct ledger_stmt CREATE = {
     "state_changed_at, refunded_fen) VALUES ($1::text, $2, $3, $4, "
     "to_timestamp($5::bigint / 1000.0), (SELECT coalesce(sum(amount_fen), 0) "
     "FROM refunds WHERE order_id = $1::text))",
-    5};
+    5, 0};
 
 static const struct ledger_stmt MOVE = {
     "ledger_order_move",
     "UPDATE orders SET state = $2, reason = $3, last_event_id = $4, "
     "state_changed_at = to_timestamp($5::bigint / 1000.0), "
     "version = version + 1, updated_at = now() WHERE order_id = $1",
-    5};
+    5, 0};
 
 static const struct ledger_stmt CHANGED = {
     "ledger_order_changed",
     "UPDATE orders SET version = version + 1, updated_at = now() "
     "WHERE order_id = $1",
-    1};
+    1, 0};
 
 static const struct ledger_stmt HISTORY = {
     "ledger_history",
@@ -142,16 +208,144 @@ static const struct ledger_stmt HISTORY = {
     "payload) VALUES ($1, $2, $3, $4, $5, $6, "
     "to_timestamp($7::bigint / 1000.0), $8, $9, $10, $11::jsonb) "
     "ON CONFLICT (event_id) DO NOTHING",
-    11};
+    11, 0};
 
-int ev_seen(struct ledger_ev *ev, int *seen) {
-  const char *p[] = {ev->event_id};
+/* ------------------------------------------------------- seen, batched */
+
+static const struct ledger_stmt SEEN_MANY = {
+    "ledger_seen_many",
+    "SELECT event_id FROM order_events WHERE event_id = ANY($1::text[])", 1,
+    1};
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ledger_seen_clear(struct ledger_txn *t) {
+  for (size_t i = 0; i < t->nseen; i++)
+    free(t->seen_ids[i]);
+  t->nseen = 0;
+}
+
+/* Index of id among the batch's looked-up ids, or -1. */
+static long seen_find(const struct ledger_txn *t, const char *id) {
+  if (t->nseen == 0)
+    return -1;
+  char *const *hit =
+      bsearch(&id, t->seen_ids, t->nseen, sizeof *t->seen_ids, cmp_str);
+  return hit != NULL ? (long)(hit - t->seen_ids) : -1;
+}
+
+static int seen_add(struct ledger_txn *t, const char *id) {
+  if (t->nseen == t->capseen) {
+    size_t cap = t->capseen ? t->capseen * 2 : 512;
+    char **n = realloc(t->seen_ids, cap * sizeof *n);
+    if (n == NULL)
+      return LINLI_ERR_NOMEM;
+    t->seen_ids = n;
+    unsigned char *f = realloc(t->seen, cap);
+    if (f == NULL)
+      return LINLI_ERR_NOMEM;
+    t->seen = f;
+    t->capseen = cap;
+  }
+  if ((t->seen_ids[t->nseen] = strdup(id)) == NULL)
+    return LINLI_ERR_NOMEM;
+  t->seen[t->nseen++] = 0;
+  return LINLI_OK;
+}
+
+/* The record's own event id (meta), if it is a well-formed id: what
+ * decode_and_apply will use (a missing one is derived, never in the
+ * history under another record). */
+static int record_event_id(struct ledger *lg, const rd_kafka_message_t *m,
+                           struct ledger_txn *t) {
+  if (m->payload == NULL || m->len == 0)
+    return LINLI_OK;
+  char base_buf[256];
+  const char *base = ledger_topic_base(lg, rd_kafka_topic_name(m->rkt),
+                                       base_buf, sizeof base_buf);
+  const linli_topic_schema_t *sc = linli_schema_topic(base);
+  if (sc == NULL || sc->envelope == NULL)
+    return LINLI_OK;
+  ProtobufCMessage *env = protobuf_c_message_unpack(
+      sc->envelope, NULL, m->len, (const uint8_t *)m->payload);
+  if (env == NULL)
+    return LINLI_OK;
+  const Linli__Meta *mt = linli_schema_meta(env);
+  int rc = LINLI_OK;
+  if (mt != NULL && mt->event_id != NULL && linli_id_valid(mt->event_id))
+    rc = seen_add(t, mt->event_id);
+  protobuf_c_message_free_unpacked(env, NULL);
+  return rc;
+}
+
+int ledger_prefetch_seen(struct ledger *lg, char *err, size_t errlen) {
+  struct ledger_txn *t = &lg->txn;
+  ledger_seen_clear(t);
+  int rc = LINLI_OK;
+  for (int i = 0; i < lg->nrecs && rc == LINLI_OK; i++)
+    if (lg->recs[i].poison == NULL &&
+        strcmp(rd_kafka_topic_name(lg->recs[i].m->rkt), lg->dlq_topic) != 0)
+      rc = record_event_id(lg, lg->recs[i].m, t);
+  if (rc != LINLI_OK || t->nseen == 0)
+    return rc;
+  qsort(t->seen_ids, t->nseen, sizeof *t->seen_ids, cmp_str);
+  size_t u = 0;
+  for (size_t i = 0; i < t->nseen; i++) {
+    if (u > 0 && strcmp(t->seen_ids[u - 1], t->seen_ids[i]) == 0) {
+      free(t->seen_ids[i]);
+      continue;
+    }
+    t->seen_ids[u++] = t->seen_ids[i];
+  }
+  t->nseen = u;
+  /* "{a,b,...}": ids are [A-Za-z0-9_-], no quoting needed. */
+  size_t len = 3;
+  for (size_t i = 0; i < t->nseen; i++)
+    len += strlen(t->seen_ids[i]) + 1;
+  char *lit = malloc(len);
+  if (lit == NULL)
+    return LINLI_ERR_NOMEM;
+  size_t off = 0;
+  lit[off++] = '{';
+  for (size_t i = 0; i < t->nseen; i++) {
+    size_t l = strlen(t->seen_ids[i]);
+    if (i > 0)
+      lit[off++] = ',';
+    memcpy(lit + off, t->seen_ids[i], l);
+    off += l;
+  }
+  lit[off++] = '}';
+  lit[off] = '\0';
+  const char *p[] = {lit};
   PGresult *res = NULL;
-  int rc = ev_sql(ev, &SEEN, p, &res);
+  rc = ledger_sql(lg, &SEEN_MANY, p, &res, err, errlen);
+  free(lit);
   if (rc != LINLI_OK)
     return rc;
-  *seen = PQntuples(res) > 0;
+  for (int r = 0; r < PQntuples(res); r++) {
+    long k = seen_find(t, PQgetvalue(res, r, 0));
+    if (k >= 0)
+      t->seen[k] = 1;
+  }
   PQclear(res);
+  return LINLI_OK;
+}
+
+int ev_seen(struct ledger_ev *ev, int *seen) {
+  long k = seen_find(&ev->lg->txn, ev->event_id);
+  int rc;
+  if (k >= 0) {
+    *seen = ev->lg->txn.seen[k];
+  } else {
+    const char *p[] = {ev->event_id};
+    PGresult *res = NULL;
+    if ((rc = ev_sql(ev, &SEEN, p, &res)) != LINLI_OK)
+      return rc;
+    *seen = PQntuples(res) > 0;
+    PQclear(res);
+  }
   if (*seen) {
     ev->lg->txn.skipped++;
     linli_counter_add(ev->lg->m_duplicates, 1);
@@ -159,8 +353,154 @@ int ev_seen(struct ledger_ev *ev, int *seen) {
   return LINLI_OK;
 }
 
+/* ------------------------------------------------------ locks, batched */
+
+static const struct ledger_stmt LOCK_MANY = {
+    "ledger_order_lock_many",
+    "SELECT order_id, state, coalesce(payment_txn_id, ''), "
+    "placed_event_id IS NOT NULL FROM orders WHERE order_id = "
+    "ANY($1::text[]) ORDER BY order_id FOR UPDATE",
+    1, 1};
+
+void ledger_locks_clear(struct ledger_txn *t) {
+  for (size_t i = 0; i < t->nlock; i++)
+    free(t->lock_ids[i]);
+  t->nlock = 0;
+}
+
+static long lock_find(const struct ledger_txn *t, const char *id) {
+  if (t->nlock == 0)
+    return -1;
+  char *const *hit =
+      bsearch(&id, t->lock_ids, t->nlock, sizeof *t->lock_ids, cmp_str);
+  return hit != NULL ? (long)(hit - t->lock_ids) : -1;
+}
+
+static int lock_add(struct ledger_txn *t, const char *id) {
+  if (t->nlock == t->caplock) {
+    size_t cap = t->caplock ? t->caplock * 2 : 512;
+    char **n = realloc(t->lock_ids, cap * sizeof *n);
+    if (n == NULL)
+      return LINLI_ERR_NOMEM;
+    t->lock_ids = n;
+    struct order_row *r = realloc(t->lock_rows, cap * sizeof *r);
+    if (r == NULL)
+      return LINLI_ERR_NOMEM;
+    t->lock_rows = r;
+    unsigned char *k = realloc(t->lock_known, cap);
+    if (k == NULL)
+      return LINLI_ERR_NOMEM;
+    t->lock_known = k;
+    t->caplock = cap;
+  }
+  if ((t->lock_ids[t->nlock] = strdup(id)) == NULL)
+    return LINLI_ERR_NOMEM;
+  memset(&t->lock_rows[t->nlock], 0, sizeof t->lock_rows[0]);
+  t->lock_known[t->nlock++] = 1;
+  return LINLI_OK;
+}
+
+/* Topics keyed by order id whose appliers lock the order. */
+static int keyed_by_order(const char *base) {
+  return strcmp(base, LINLI_TOPIC_ORDERS) == 0 ||
+         strcmp(base, LINLI_TOPIC_RESERVATIONS) == 0 ||
+         strcmp(base, LINLI_TOPIC_DELIVERY) == 0;
+}
+
+int ledger_prefetch_locks(struct ledger *lg, char *err, size_t errlen) {
+  struct ledger_txn *t = &lg->txn;
+  ledger_locks_clear(t);
+  int rc = LINLI_OK;
+  char id[LINLI_ID_BUFSZ + 8], base_buf[256];
+  for (int i = 0; i < lg->nrecs && rc == LINLI_OK; i++) {
+    const rd_kafka_message_t *m = lg->recs[i].m;
+    if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof id)
+      continue;
+    if (!keyed_by_order(ledger_topic_base(lg, rd_kafka_topic_name(m->rkt),
+                                          base_buf, sizeof base_buf)))
+      continue;
+    memcpy(id, m->key, m->key_len);
+    id[m->key_len] = '\0';
+    if (linli_id_valid(id))
+      rc = lock_add(t, id);
+  }
+  if (rc != LINLI_OK || t->nlock == 0)
+    return rc;
+  qsort(t->lock_ids, t->nlock, sizeof *t->lock_ids, cmp_str);
+  size_t u = 0, len = 3;
+  for (size_t i = 0; i < t->nlock; i++) {
+    if (u > 0 && strcmp(t->lock_ids[u - 1], t->lock_ids[i]) == 0) {
+      free(t->lock_ids[i]);
+      continue;
+    }
+    t->lock_ids[u++] = t->lock_ids[i];
+    len += strlen(t->lock_ids[i]) + 1;
+  }
+  t->nlock = u;
+  char *lit = malloc(len);
+  if (lit == NULL)
+    return LINLI_ERR_NOMEM;
+  size_t off = 0;
+  lit[off++] = '{';
+  for (size_t i = 0; i < t->nlock; i++) {
+    size_t l = strlen(t->lock_ids[i]);
+    if (i > 0)
+      lit[off++] = ',';
+    memcpy(lit + off, t->lock_ids[i], l);
+    off += l;
+  }
+  lit[off++] = '}';
+  lit[off] = '\0';
+  const char *p[] = {lit};
+  PGresult *res = NULL;
+  rc = ledger_sql(lg, &LOCK_MANY, p, &res, err, errlen);
+  free(lit);
+  if (rc != LINLI_OK)
+    return rc;
+  for (int r = 0; r < PQntuples(res); r++) {
+    long k = lock_find(t, PQgetvalue(res, r, 0));
+    if (k < 0)
+      continue;
+    struct order_row *row = &t->lock_rows[k];
+    row->state = ledger_state_parse(PQgetvalue(res, r, 1));
+    snprintf(row->payment_txn, sizeof row->payment_txn, "%s",
+             PQgetvalue(res, r, 2));
+    row->placed = strcmp(PQgetvalue(res, r, 3), "t") == 0;
+  }
+  PQclear(res);
+  return LINLI_OK;
+}
+
+/* The cached row of order_id, if the batch locked it and it is current. */
+static struct order_row *lock_cached(struct ledger *lg, const char *order_id) {
+  long k = lock_find(&lg->txn, order_id);
+  return k >= 0 && lg->txn.lock_known[k] ? &lg->txn.lock_rows[k] : NULL;
+}
+
+void ev_order_cached(struct ledger_ev *ev, const char *order_id, int state,
+                     int placed) {
+  struct order_row *c = lock_cached(ev->lg, order_id);
+  if (c == NULL)
+    return;
+  if (state != ST_NONE)
+    c->state = state;
+  if (placed)
+    c->placed = 1;
+}
+
+void ev_order_forget(struct ledger_ev *ev, const char *order_id) {
+  long k = lock_find(&ev->lg->txn, order_id);
+  if (k >= 0)
+    ev->lg->txn.lock_known[k] = 0;
+}
+
 int ev_order_lock(struct ledger_ev *ev, const char *order_id,
                   struct order_row *row) {
+  const struct order_row *c = lock_cached(ev->lg, order_id);
+  if (c != NULL) {
+    *row = *c;
+    return LINLI_OK;
+  }
   memset(row, 0, sizeof *row);
   const char *p[] = {order_id};
   PGresult *res = NULL;
@@ -191,7 +531,11 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
   }
   const char *p[] = {order_id, ledger_state_name(target), opt(reason),
                      ev->event_id, ev->occurred_ms};
-  int rc = ev_sql(ev, row->state == ST_NONE ? &CREATE : &MOVE, p, NULL);
+  /* Read back at once: a unique violation here is a race to handle. */
+  PGresult *res = NULL;
+  int rc = ev_sql(ev, row->state == ST_NONE ? &CREATE : &MOVE, p,
+                  row->state == ST_NONE ? &res : NULL);
+  PQclear(res);
   /* Another instance created the row first (it read another topic of the
    * same order): run the batch again, it will find the row. */
   if (rc == LINLI_ERR_CONFLICT)
@@ -199,6 +543,7 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
   if (rc != LINLI_OK)
     return rc;
   row->state = target;
+  ev_order_cached(ev, order_id, target, 0);
   return ledger_touch(ev->lg, order_id);
 }
 
@@ -239,14 +584,9 @@ static void strip_personal(json_t *j) {
 }
 
 int ev_history(struct ledger_ev *ev, const char *order_id) {
-  json_t *j = NULL;
-  if (linli_pb_to_json(ev->env, &j) != LINLI_OK) {
-    snprintf(ev->err, ev->errlen, "XX000: event does not convert to JSON");
-    return LINLI_ERR_INVALID;
-  }
+  json_t *j = ev->json; /* converted (and so checked) before any write */
   strip_personal(j);
   char *payload = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
   if (payload == NULL)
     return LINLI_ERR_NOMEM;
   const Linli__Meta *mt = ev->meta;
@@ -263,10 +603,24 @@ int ev_history(struct ledger_ev *ev, const char *order_id) {
                      payload};
   int rc = ev_sql(ev, &HISTORY, p, NULL);
   free(payload);
+  long k = seen_find(&ev->lg->txn, ev->event_id);
+  if (rc == LINLI_OK && k >= 0)
+    ev->lg->txn.seen[k] = 1; /* in order_events now (this transaction) */
   return rc;
 }
 
 /* ------------------------------------------------------------- dispatch */
+
+/* The latest time PostgreSQL's timestamptz holds comfortably: 9999-12-31
+ * in UTC ms. */
+#define MAX_TIME_MS INT64_C(253402300799999)
+
+/* "an" before a vowel, "a" otherwise: "not an OrderEvent". */
+static const char *article(const char *noun) {
+  return noun != NULL && strchr("AEIOUaeiou", noun[0]) != NULL && noun[0]
+             ? "an"
+             : "a";
+}
 
 struct route {
   const char *topic;
@@ -304,16 +658,28 @@ static int decode_and_apply(struct ledger_ev *ev) {
   if (m->payload == NULL || m->len == 0) {
     if (sc->compacted)
       return LINLI_OK; /* a tombstone: the record keeps what it had */
-    return ev_dlq(ev, "empty record: expected a %s", sc->envelope->short_name);
+    return ev_dlq(ev, "empty record: expected %s %s",
+                  article(sc->envelope->short_name),
+                  sc->envelope->short_name);
   }
   ProtobufCMessage *env = protobuf_c_message_unpack(
       sc->envelope, NULL, m->len, (const uint8_t *)m->payload);
   if (env == NULL)
-    return ev_dlq(ev, "undecodable record: not a %s (%zu bytes)",
-                  sc->envelope->short_name, m->len);
+    return ev_dlq(ev, "undecodable record: not %s %s (%zu bytes)",
+                  article(sc->envelope->short_name), sc->envelope->short_name,
+                  m->len);
   int rc;
   if (linli_schema_event_member(env, &ev->member, &ev->type) != LINLI_OK) {
     rc = ev_dlq(ev, "%s carries no event", sc->envelope->short_name);
+    goto done;
+  }
+  /* Whatever the record holds must convert before anything is written:
+   * a string that is not UTF-8 (or a value JSON cannot hold) is the
+   * record's fault, not a reason to stop (DESIGN.md rule 5). */
+  if (linli_pb_to_json(env, &ev->json) != LINLI_OK) {
+    rc = ev_dlq(ev, "%s: a string is not valid UTF-8 (the event does not "
+                    "convert to JSON)",
+                sc->envelope->short_name);
     goto done;
   }
   ev->env = env;
@@ -335,8 +701,14 @@ static int decode_and_apply(struct ledger_ev *ev) {
   }
   snprintf(ev->occurred_ms, sizeof ev->occurred_ms, "%lld",
            (long long)(at > 0 ? at : 0));
+  if (at > MAX_TIME_MS) {
+    rc = ev_dlq(ev, "meta.occurred_at_ms: out of range (after 9999-12-31)");
+    goto done;
+  }
   rc = fn(ev);
 done:
+  json_decref(ev->json);
+  ev->json = NULL;
   protobuf_c_message_free_unpacked(env, NULL);
   ev->env = NULL;
   ev->member = NULL;
@@ -368,9 +740,14 @@ int ledger_apply(struct ledger *lg, int i, char *err, size_t errlen) {
                   ev.offset, ev.reason);
       return LINLI_OK;
     }
-    rc = ledger_outbox_dlq(lg, r->m, ev.reason, err, errlen);
-    if (rc == LINLI_OK)
+    rc = ledger_outbox_dlq(lg, r->m, ev.reason, r->redact, err, errlen);
+    if (rc == LINLI_OK) {
       lg->txn.dlq++;
+      free(r->dlq_reason);
+      r->dlq_reason = strdup(ev.reason);
+      if (r->dlq_reason == NULL)
+        rc = LINLI_ERR_NOMEM;
+    }
     return rc;
   }
   if (rc == LINLI_OK)

@@ -11,6 +11,7 @@
 #ifndef LEDGER_APPLY_H
 #define LEDGER_APPLY_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "common.pb-c.h"
@@ -26,6 +27,7 @@ struct ledger_ev {
   const ProtobufCMessage *env;    /* the decoded envelope */
   const ProtobufCMessage *member; /* the oneof member set */
   const char *type;               /* its short name, e.g. "OrderPlaced" */
+  json_t *json;                   /* the envelope as JSON (for history) */
   const Linli__Meta *meta;        /* NULL if absent */
   const char *event_id;           /* meta's, or derived from the position */
   char event_id_buf[LINLI_ID_BUFSZ];
@@ -55,6 +57,13 @@ struct order_row {
   char payment_txn[128];   /* accepted payment, "" if none */
   int placed;              /* OrderPlaced details recorded */
 };
+
+/* The batch's locked copy of the order follows a write: state (ST_NONE:
+ * unchanged) and placed (1: OrderPlaced recorded). */
+void ev_order_cached(struct ledger_ev *ev, const char *order_id, int state,
+                     int placed);
+/* A write the copy does not follow: the next lock reads the row. */
+void ev_order_forget(struct ledger_ev *ev, const char *order_id);
 
 /* *seen = 1 if the event is already in order_events (a duplicate). */
 int ev_seen(struct ledger_ev *ev, int *seen);
@@ -86,6 +95,7 @@ int ev_order_hints(struct ledger_ev *ev, const char *order_id,
  * line (DLQ verdict) or no memory. Owned by the caller (free). */
 struct merged {
   size_t n;
+  long long total; /* sum of quantity x unit price over every line */
   struct {
     const char *sku;
     long long qty;

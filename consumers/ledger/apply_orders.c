@@ -9,6 +9,8 @@
  * reserver judges it, and its ReservationResult (COMMITTED, or REJECTED for
  * a late or double payment) is what the record follows.
  */
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +41,24 @@ struct merged *ev_merge_lines(struct ledger_ev *ev,
              (int)l->quantity);
       goto bad;
     }
-    if (l->unit_price_fen < 0) {
-      ev_dlq(ev, "%s[%zu].unit_price_fen: must not be negative", field, i);
+    /* The reserver's bounds (consumers/reserver/orders.c): what it refuses
+     * never reaches the record either. */
+    if (l->unit_price_fen < 0 || l->unit_price_fen > INT64_C(100000000000)) {
+      ev_dlq(ev, "%s[%zu].unit_price_fen: out of range", field, i);
       goto bad;
     }
+    if (l->quantity > 1000000) {
+      ev_dlq(ev, "%s[%zu].quantity: more than 1000000 units", field, i);
+      goto bad;
+    }
+    /* price <= 1e11 and quantity <= 1e6: the product fits, the sum over
+     * many lines might not. */
+    long long amount = (long long)l->unit_price_fen * l->quantity;
+    if (amount > LLONG_MAX - mg->total) {
+      ev_dlq(ev, "%s[%zu]: the order's total exceeds int64 fen", field, i);
+      goto bad;
+    }
+    mg->total += amount;
     size_t j = 0;
     while (j < mg->n && strcmp(mg->l[j].sku, l->sku_id) != 0)
       j++;
@@ -93,13 +109,13 @@ static const struct ledger_stmt PLACE = {
     "placed_event_id = EXCLUDED.placed_event_id, "
     "version = orders.version + 1, updated_at = now() "
     "WHERE orders.placed_event_id IS NULL",
-    17};
+    17, 0};
 
 static const struct ledger_stmt LINE = {
     "ledger_order_line",
     "INSERT INTO order_lines (order_id, line_no, sku_id, quantity, "
     "unit_price_fen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    5};
+    5, 0};
 
 /* Encrypted personal fields of a home delivery, as bytea literals. */
 struct pii {
@@ -149,13 +165,23 @@ static int validate_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
     return LINLI_ERR_INVALID;
   if (p->n_lines == 0)
     return ev_dlq(ev, "order_placed.lines: an order needs at least one line");
+  if (p->n_lines > (size_t)ev->lg->max_lines)
+    return ev_dlq(ev,
+                  "order_placed.lines: %zu lines, at most %d allowed "
+                  "(orders.max_lines)",
+                  p->n_lines, ev->lg->max_lines);
   if (p->total_fen < 0)
     return ev_dlq(ev, "order_placed.total_fen: must not be negative");
   if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_PICKUP) {
     if (!ev_check_id(ev, p->pickup ? p->pickup->pickup_point_id : NULL,
                      "order_placed.pickup.pickup_point_id"))
       return LINLI_ERR_INVALID;
-  } else if (p->delivery_case != LINLI__ORDER_PLACED__DELIVERY_HOME) {
+  } else if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_HOME) {
+    if (p->home == NULL || p->home->lat_e6 < -90000000 ||
+        p->home->lat_e6 > 90000000 || p->home->lng_e6 < -180000000 ||
+        p->home->lng_e6 > 180000000)
+      return ev_dlq(ev, "order_placed.home: coordinates out of range");
+  } else {
     return ev_dlq(ev, "order_placed.delivery: choose pickup or home delivery");
   }
   return LINLI_OK;
@@ -181,9 +207,7 @@ static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
   if (row.placed)
     goto done; /* a second OrderPlaced for this id: history only */
 
-  long long total = 0;
-  for (size_t i = 0; i < mg->n; i++)
-    total += mg->l[i].qty * mg->l[i].price;
+  long long total = mg->total;
   if (p->total_fen > 0)
     total = p->total_fen;
   int home = p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_HOME;
@@ -213,12 +237,17 @@ static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
                           ev->occurred_ms};
   if ((rc = ev_sql(ev, &PLACE, params, NULL)) != LINLI_OK)
     goto done;
-  for (size_t i = 0; i < mg->n; i++) {
-    char no[16], q[24], pr[24];
-    snprintf(no, sizeof no, "%d", mg->l[i].line_no);
-    snprintf(q, sizeof q, "%lld", mg->l[i].qty);
-    snprintf(pr, sizeof pr, "%lld", mg->l[i].price);
-    const char *lp[] = {p->order_id, no, mg->l[i].sku, q, pr};
+  /* inserted as PLACED, or the row of a later event filled in */
+  ev_order_cached(ev, p->order_id, row.state == ST_NONE ? ST_PLACED : ST_NONE,
+                  1);
+  /* The lines as placed (a SKU listed twice keeps both prices); the
+   * merged ones only bound quantities and total. */
+  for (size_t i = 0; i < p->n_lines; i++) {
+    char no[24], q[24], pr[24];
+    snprintf(no, sizeof no, "%zu", i);
+    snprintf(q, sizeof q, "%d", (int)p->lines[i]->quantity);
+    snprintf(pr, sizeof pr, "%lld", (long long)p->lines[i]->unit_price_fen);
+    const char *lp[] = {p->order_id, no, p->lines[i]->sku_id, q, pr};
     if ((rc = ev_sql(ev, &LINE, lp, NULL)) != LINLI_OK)
       goto done;
   }
@@ -241,14 +270,14 @@ static const struct ledger_stmt PAYMENT_NOTICE = {
     "paid_at = CASE WHEN payments.event_id IS NULL THEN EXCLUDED.paid_at "
     "ELSE payments.paid_at END, "
     "event_id = coalesce(payments.event_id, EXCLUDED.event_id)",
-    6};
+    6, 0};
 
 static const struct ledger_stmt ORDER_METHOD = {
     "ledger_order_method",
     "UPDATE orders SET payment_method = $3, paid_at = to_timestamp($4::bigint "
     "/ 1000.0), updated_at = now() WHERE order_id = $1 AND "
     "payment_txn_id = $2 AND payment_method IS NULL",
-    4};
+    4, 0};
 
 static int apply_paid(struct ledger_ev *ev, const Linli__OrderPaid *p) {
   if (!ev_check_id(ev, p->order_id, "order_paid.order_id") ||
@@ -317,7 +346,7 @@ static const struct ledger_stmt HINTS = {
     "app_id = coalesce(app_id, $4), campaign_id = coalesce(campaign_id, $5), "
     "total_fen = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE total_fen END "
     "WHERE order_id = $1 AND placed_event_id IS NULL",
-    6};
+    6, 0};
 
 int ev_order_hints(struct ledger_ev *ev, const char *order_id,
                    const char *user_id, const char *warehouse_id,
@@ -339,13 +368,13 @@ static const struct ledger_stmt REFUND = {
     "requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
     "to_timestamp($11::bigint / 1000.0)) ON CONFLICT DO NOTHING "
     "RETURNING refund_id",
-    11};
+    11, 0};
 
 static const struct ledger_stmt REFUNDED = {
     "ledger_order_refunded",
     "UPDATE orders SET refunded_fen = refunded_fen + $2, updated_at = now() "
     "WHERE order_id = $1",
-    2};
+    2, 0};
 
 int apply_refunds(struct ledger_ev *ev) {
   const Linli__RefundEvent *e = (const Linli__RefundEvent *)ev->env;

@@ -24,7 +24,7 @@ static const struct ledger_stmt EXPIRES = {
     "ledger_order_expires",
     "UPDATE orders SET expires_at = to_timestamp($2::bigint / 1000.0) "
     "WHERE order_id = $1",
-    2};
+    2, 0};
 
 static const struct ledger_stmt RSV_FIRST = {
     "ledger_reservation_first",
@@ -33,7 +33,7 @@ static const struct ledger_stmt RSV_FIRST = {
     "$2, $3, $4, $5, $6::jsonb, to_timestamp($7::bigint / 1000.0), "
     "CASE WHEN $3 = 'RESERVED' THEN to_timestamp($8::bigint / 1000.0) END, "
     "$9) ON CONFLICT (order_id) DO NOTHING RETURNING 1",
-    9};
+    9, 0};
 
 static const struct ledger_stmt RSV_END = {
     "ledger_reservation_end",
@@ -45,7 +45,7 @@ static const struct ledger_stmt RSV_END = {
     "detail = EXCLUDED.detail, released_at = EXCLUDED.released_at, "
     "committed_at = EXCLUDED.committed_at, "
     "last_event_id = EXCLUDED.last_event_id, updated_at = now()",
-    6};
+    6, 0};
 
 static const struct ledger_stmt PAYMENT_JUDGED = {
     "ledger_payment_judged",
@@ -54,18 +54,18 @@ static const struct ledger_stmt PAYMENT_JUDGED = {
     "to_timestamp($6::bigint / 1000.0)) ON CONFLICT (payment_txn_id) DO "
     "UPDATE SET status = EXCLUDED.status, "
     "refusal_reason = EXCLUDED.refusal_reason",
-    6};
+    6, 0};
 
 static const struct ledger_stmt ORDER_PAID = {
     "ledger_order_paid",
     "UPDATE orders o SET paid_fen = $3, payment_txn_id = $2, "
     "payment_method = p.method, paid_at = p.paid_at, updated_at = now() "
     "FROM payments p WHERE o.order_id = $1 AND p.payment_txn_id = $2",
-    3};
+    3, 0};
 
 static const struct ledger_stmt CAUSE = {
     "ledger_cause_type", "SELECT type FROM order_events WHERE event_id = $1",
-    1};
+    1, 0};
 
 static const struct ledger_stmt RESERVED_LINES = {
     "ledger_reserved_lines",
@@ -73,7 +73,7 @@ static const struct ledger_stmt RESERVED_LINES = {
     "stock_movements e WHERE e.order_id = $1 AND e.kind IN ('COMMIT', "
     "'RELEASE')) FROM stock_movements WHERE order_id = $1 AND kind = "
     "'RESERVE' ORDER BY movement_id",
-    1};
+    1, 0};
 
 static int is_payment_reason(int r) {
   return r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_EXPIRY ||
@@ -255,6 +255,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
       const char *op[] = {oid, r->payment_txn_id, n1};
       if ((rc = ev_sql(ev, &ORDER_PAID, op, NULL)) != LINLI_OK)
         break;
+      ev_order_forget(ev, oid); /* payment_txn_id: read it again */
       if (!state_changed && (rc = ev_order_changed(ev, oid)) != LINLI_OK)
         break;
     }

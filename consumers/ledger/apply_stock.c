@@ -17,6 +17,7 @@
  * advisory lock on (warehouse, SKU) first, so two ledger instances reading
  * the two topics cannot both miss each other.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ static const struct ledger_stmt MOVEMENT = {
     "kafka_offset, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
     "$10, $11, to_timestamp($12::bigint / 1000.0)) "
     "ON CONFLICT (event_id, sku_id) DO NOTHING RETURNING movement_id",
-    12};
+    12, 0};
 
 /* UPDATE, else INSERT: an INSERT .. ON CONFLICT would check the proposed
  * row (e.g. reserved -1) against the CHECK constraints before it finds the
@@ -54,11 +55,11 @@ static const struct ledger_stmt STOCK = {
     "INSERT INTO inventory (warehouse_id, sku_id, initial, available, "
     "reserved, sold) SELECT $1, $2, $3, $4, $5, $6 "
     "WHERE NOT EXISTS (SELECT 1 FROM up)",
-    6};
+    6, 0};
 
 static const struct ledger_stmt STOCK_LOCK = {
     "ledger_stock_lock",
-    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2};
+    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2, 0};
 
 int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
                   int *inserted) {
@@ -81,7 +82,9 @@ int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
   if (!*inserted)
     return LINLI_OK;
   const char *sp[] = {mv->warehouse_id, mv->sku_id, d[0], d[1], d[2], d[3]};
-  rc = ev_sql(ev, &STOCK, sp, NULL);
+  res = NULL; /* read back at once: a unique violation is a race */
+  rc = ev_sql(ev, &STOCK, sp, &res);
+  PQclear(res);
   return rc == LINLI_ERR_CONFLICT ? LINLI_ERR_TRANSIENT : rc;
 }
 
@@ -102,7 +105,7 @@ static const struct ledger_stmt SKU = {
     "list_price_fen = EXCLUDED.list_price_fen, origin = EXCLUDED.origin, "
     "status = EXCLUDED.status, last_event_id = EXCLUDED.last_event_id, "
     "updated_at = now()",
-    9};
+    9, 0};
 
 int apply_catalog(struct ledger_ev *ev) {
   const Linli__CatalogEvent *e = (const Linli__CatalogEvent *)ev->env;
@@ -139,7 +142,7 @@ static const struct ledger_stmt REFUSED = {
     "ledger_adjust_refused",
     "SELECT 1 FROM dlq_records WHERE source_topic = $1 AND "
     "source_partition = $2 AND source_offset = $3 AND consumer = $4",
-    4};
+    4, 0};
 
 /* The reserver's own checks (consumers/reserver/stock.c): what it sends to
  * the DLQ never reaches its stock, so it never reaches the record either. */
@@ -151,6 +154,11 @@ static int validate_adjust(struct ledger_ev *ev, const Linli__StockAdjusted *a) 
     return LINLI_ERR_INVALID;
   if (a->quantity == 0)
     return ev_dlq(ev, "stock_adjusted.quantity: must not be 0");
+  /* -2^31 has no opposite in int32: its reversal (a refusal by the
+   * reserver, which can never hold 2^31 units to take) could not be
+   * recorded, leaving the record 2 billion units short. */
+  if (a->quantity == INT32_MIN)
+    return ev_dlq(ev, "stock_adjusted.quantity: out of range");
   if (a->reason == LINLI__STOCK_ADJUSTED__REASON__REASON_UNSPECIFIED)
     return ev_dlq(ev, "stock_adjusted.reason: RESTOCK, DAMAGE, RECALL or "
                       "COUNT");
@@ -214,13 +222,13 @@ static const struct ledger_stmt DLQ_RECORD = {
     "msg_key, msg_value, headers, occurred_at) VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9::bytea, $10::bytea, $11::jsonb, "
     "to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING RETURNING 1",
-    12};
+    12, 0};
 
 static const struct ledger_stmt APPLIED_ADJUST = {
     "ledger_applied_adjust",
     "SELECT 1 FROM stock_movements WHERE event_id = $1 AND sku_id = $2 AND "
     "kind = 'ADJUST' AND topic = $3 AND partition = $4 AND kafka_offset = $5",
-    5};
+    5, 0};
 
 /* Header value as text for PostgreSQL: NULL unless valid UTF-8 without
  * NUL bytes (malloc'd). */
@@ -385,7 +393,12 @@ int apply_dlq(struct ledger_ev *ev) {
   struct dlq_hdrs h;
   int rc = dlq_hdrs_read(m, &h);
   char *key = bytea_hex(m->key, m->key_len);
-  char *val = bytea_hex(m->payload, m->len);
+  /* The original bytes may hold personal data (a home delivery's name,
+   * phone, address): kept only encrypted, like orders.*_enc. */
+  char *val = m->payload ? ledger_encrypt_bytea(&ev->lg->crypto,
+                                                (const char *)m->payload,
+                                                m->len)
+                         : NULL;
   if (rc != LINLI_OK || (m->key && !key) || (m->payload && !val)) {
     rc = LINLI_ERR_NOMEM;
     goto done;

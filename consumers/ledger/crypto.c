@@ -61,6 +61,36 @@ char *ledger_encrypt_bytea(const struct ledger_crypto *c, const char *plain,
   return out;
 }
 
+unsigned char *ledger_encrypt(const struct ledger_crypto *c, const void *plain,
+                              size_t len, size_t *outlen) {
+  *outlen = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
+  unsigned char *box = malloc(*outlen);
+  if (box == NULL)
+    return NULL;
+  randombytes_buf(box, crypto_secretbox_NONCEBYTES);
+  crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES,
+                        (const unsigned char *)plain, len, box, c->key);
+  return box;
+}
+
+unsigned char *ledger_decrypt(const struct ledger_crypto *c,
+                              const unsigned char *box, size_t blen,
+                              size_t *outlen) {
+  if (blen < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+    return NULL;
+  *outlen = blen - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+  unsigned char *plain = malloc(*outlen ? *outlen : 1);
+  if (plain == NULL)
+    return NULL;
+  if (crypto_secretbox_open_easy(plain, box + crypto_secretbox_NONCEBYTES,
+                                 blen - crypto_secretbox_NONCEBYTES, box,
+                                 c->key) != 0) {
+    free(plain);
+    return NULL;
+  }
+  return plain;
+}
+
 void ledger_crypto_wipe(struct ledger_crypto *c) {
   sodium_memzero(c->key, sizeof c->key);
 }

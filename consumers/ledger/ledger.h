@@ -1,15 +1,16 @@
 /*
  * ledger.h - linli-ledger: every topic into PostgreSQL, the record.
  *
- * The ledger does not use the transactional runner: its offsets live in
- * PostgreSQL (table consumer_offsets) and commit in the same database
- * transaction as the rows the records produced (DESIGN.md rule 3). A batch
- * of records is applied in one linli_pg_txn; after it committed, the ledger
+ * The ledger runs on libcommon's runner with an external offset store: its
+ * offsets live in PostgreSQL (table consumer_offsets) and commit in the same
+ * database transaction as the rows the records produced (DESIGN.md rule 3).
+ * A batch of records is applied in one linli_pg_txn; after it committed, the ledger
  * publishes what the transaction queued in ledger_outbox: the new state of
  * every order it touched (linli.order-status.v1, of which it is the single
  * writer) and its own DLQ records.
  *
- * Files: main.c (process), loop.c (consumer, batches, rebalances, offsets),
+ * Files: main.c (process, runner spec), batch.c (a batch's transaction,
+ * offsets, the outbox clock),
  * apply.c (one record: decode, dedupe, dispatch, history, DLQ), appliers
  * per topic family (apply_orders.c, apply_logistics.c, apply_stock.c,
  * apply_groupbuy.c), state.c (the order state machine), crypto.c
@@ -51,6 +52,14 @@ int ledger_crypto_init(struct ledger_crypto *c, const char *hex, char *err,
  * NULL on allocation failure. */
 char *ledger_encrypt_bytea(const struct ledger_crypto *c, const char *plain,
                            size_t len);
+/* nonce || secretbox(plain), *outlen bytes, malloc'd (NULL: no memory). */
+unsigned char *ledger_encrypt(const struct ledger_crypto *c, const void *plain,
+                              size_t len, size_t *outlen);
+/* The plaintext of ledger_encrypt's output, malloc'd; NULL if box is not
+ * one under this key (or no memory). */
+unsigned char *ledger_decrypt(const struct ledger_crypto *c,
+                              const unsigned char *box, size_t blen,
+                              size_t *outlen);
 void ledger_crypto_wipe(struct ledger_crypto *c);
 
 /* ------------------------------------------------------------- SQL helper */
@@ -60,14 +69,26 @@ struct ledger_stmt {
   const char *name;
   const char *sql;
   int nparams;
+  int per_batch; /* once per batch, over many keys: planned each time */
 };
 
 /* ------------------------------------------------------------------ ledger */
 
 /* One consumed record of the open batch. */
 struct ledger_rec {
-  rd_kafka_message_t *m;
+  const rd_kafka_message_t *m; /* borrowed from the runner's batch */
   char *poison; /* SQL error an earlier attempt hit on it: DLQ it, malloc'd */
+  int redact;   /* its DLQ row was refused too: store it redacted */
+  char *dlq_reason; /* sent to the DLQ by this attempt (malloc'd) */
+};
+
+/* One partition of the open batch. */
+struct ledger_part {
+  const char *topic; /* borrowed from the runner's batch */
+  int32_t partition;
+  int64_t first;     /* the batch's first offset */
+  int64_t next;      /* what commits the batch (last + 1) */
+  int64_t fence;     /* next_offset stored in PostgreSQL (locked) */
 };
 
 /* State of one transaction attempt; reset at the start of every attempt,
@@ -79,32 +100,49 @@ struct ledger_txn {
   size_t noutbox, capoutbox;
   int cur;           /* index of the record being applied, -1 outside */
   int poison_idx;    /* record whose SQL failed (-1: none) */
+  int err_owner;     /* record whose pipelined statement failed (-1) */
   char poison_reason[512];
   size_t applied, skipped, dlq;
+  /* Event ids of the batch looked up in order_events at once (sorted,
+   * unique), and which of them are there (or were added since). */
+  char **seen_ids;
+  unsigned char *seen;
+  size_t nseen, capseen;
+  /* Order rows of the batch locked at once (sorted ids, unique), kept up
+   * to date by the state machine's writes; an entry whose row changed in
+   * a way not followed here is dropped (the next lock reads it). */
+  char **lock_ids;
+  struct order_row *lock_rows;
+  unsigned char *lock_known;
+  size_t nlock, caplock;
 };
 
 struct ledger {
   const linli_config_t *cfg;
   linli_pg_t *pg;
-  linli_producer_t *producer;
-  rd_kafka_t *consumer;
+  linli_producer_t *producer; /* outbox relay (idempotent, not transactional) */
+  linli_runner_t *runner;
   struct ledger_crypto crypto;
   char group[256];
   char dlq_topic[256];
   char suffix[64];        /* ledger.topic_suffix: isolated test topics */
   char status_topic[320]; /* linli.order-status.v1 + suffix */
   char instance[128];
-  int batch_size;
-  int flush_ms;
   int backoff_ms;
+  int max_lines; /* orders.max_lines: the reserver's bound, shared */
   volatile sig_atomic_t stop;
-  int fatal;
   int publish_failed; /* outbox deliveries that failed (outbox.c) */
+  int swept;          /* the outbox was swept once since start-up */
+  int fault_rows;     /* test hook (batch.c); 0 unread, -1 off */
 
   struct ledger_rec *recs; /* the open batch */
   int nrecs, caprecs;
-  int64_t batch_started_ms;
+  struct ledger_part *parts; /* its partitions */
+  int nparts, capparts;
   struct ledger_txn txn;
+  int pipe; /* the batch's statements go through libpq's pipeline */
+  int *pipe_owner; /* per pipelined statement: its record (-1: none) */
+  size_t pipe_head, pipe_n, pipe_cap;
 
   linli_counter_t *m_records, *m_dlq, *m_batches, *m_published,
       *m_duplicates;
@@ -117,16 +155,35 @@ struct ledger {
 const char *ledger_topic_base(const struct ledger *lg, const char *topic,
                               char *buf, size_t len);
 
-/* loop.c: consume until stopped; 0 after a clean stop. */
-int ledger_run(struct ledger *lg, char *err, size_t errlen);
+/* batch.c: the runner's callbacks (spec.handle_batch, offsets_load, tick),
+ * and freeing the batch state at exit. */
+int ledger_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
+                        char *reason, size_t reasonlen);
+int ledger_offsets_load(void *app, rd_kafka_topic_partition_list_t *parts);
+int ledger_tick(void *app, linli_emit_t *emit, int64_t now_ms);
+void ledger_batch_free(struct ledger *lg);
 
 /* Run a prepared statement inside the open transaction; err gets
  * "SQLSTATE: message". Same return codes as linli_pg_exec_prepared. */
 int ledger_sql(struct ledger *lg, const struct ledger_stmt *st,
                const char *const *params, PGresult **res, char *err,
                size_t errlen);
+/* In the batch's pipeline: read every pending statement's reply (the last
+ * one into *res, may be NULL); a failure names its record in
+ * txn.err_owner. */
+int ledger_pipe_drain(struct ledger *lg, PGresult **res, char *err,
+                      size_t errlen);
 /* Register every statement with linli_pg (at start-up). */
 int ledger_prepare(struct ledger *lg, const struct ledger_stmt *st);
+
+/* apply.c: look up the batch's event ids in order_events in one
+ * statement (ev_seen then answers from memory). */
+int ledger_prefetch_seen(struct ledger *lg, char *err, size_t errlen);
+void ledger_seen_clear(struct ledger_txn *t);
+/* apply.c: lock the order rows of the batch (keys of the topics keyed by
+ * order id) in one statement (ev_order_lock then answers from memory). */
+int ledger_prefetch_locks(struct ledger *lg, char *err, size_t errlen);
+void ledger_locks_clear(struct ledger_txn *t);
 
 /* Remember order_id as touched by this attempt (for order-status). */
 int ledger_touch(struct ledger *lg, const char *order_id);
@@ -138,9 +195,11 @@ int ledger_touch(struct ledger *lg, const char *order_id);
 int ledger_apply(struct ledger *lg, int i, char *err, size_t errlen);
 
 /* outbox.c */
-/* Queue a DLQ record for the input m (in the open transaction). */
+/* Queue a DLQ record for the input m (in the open transaction). redact:
+ * keep no payload (its row was refused once already). */
 int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
-                      const char *reason, char *err, size_t errlen);
+                      const char *reason, int redact, char *err,
+                      size_t errlen);
 /* Queue the current state of every touched order (in the transaction). */
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen);
 /* After COMMIT: publish the rows this transaction queued, delete them. */

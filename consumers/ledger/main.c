@@ -2,12 +2,14 @@
  * main.c - linli-ledger's process: configuration, the encryption key for
  * personal data (crypto.key; the ledger does not start without it), the
  * PostgreSQL connection (application_name "linli-ledger"), the idempotent
- * producer for order statuses and DLQ records, and the consume loop.
+ * producer for order statuses and DLQ records, and libcommon's runner with
+ * PostgreSQL as its offset store (batch.c).
  *
  * Usage: linli-ledger [--config FILE]
  * Consumer group: runner.group, default "linli-ledger". Several instances
  * share the partitions; runner.instance_id only tells them apart in logs
- * and client ids. The DLQ is runner.dlq_topic; ledger.topic_suffix (tests)
+ * and client ids (there is no transactional id: offsets commit in
+ * PostgreSQL). The DLQ is runner.dlq_topic; ledger.topic_suffix (tests)
  * is appended to every other topic name.
  */
 #include <signal.h>
@@ -29,6 +31,8 @@ static void on_signal(int sig) {
   (void)sig;
   if (signal_ledger != NULL) {
     signal_ledger->stop = 1;
+    if (signal_ledger->runner != NULL)
+      linli_runner_stop(signal_ledger->runner);
     /* Stop waiting for an unreachable database: the open batch is then
      * dropped, not committed, and the next run redoes it. */
     if (signal_ledger->pg != NULL)
@@ -80,8 +84,36 @@ static int connect_pg(struct ledger *lg, char *err, size_t errlen) {
   }
 }
 
+/* Every linli topic but the ledger's own output (NULL-terminated,
+ * malloc'd). */
+static int ledger_topics(const struct ledger *lg, char ***out) {
+  size_t n = 0;
+  const linli_topic_schema_t *all = linli_schema_topics(&n);
+  char **t = calloc(n + 1, sizeof *t);
+  if (t == NULL)
+    return LINLI_ERR_NOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(all[i].name, LINLI_TOPIC_ORDER_STATUS) == 0)
+      continue;
+    char name[320];
+    if (strcmp(all[i].name, LINLI_TOPIC_DLQ) == 0)
+      snprintf(name, sizeof name, "%s", lg->dlq_topic);
+    else
+      snprintf(name, sizeof name, "%s%s", all[i].name, lg->suffix);
+    if ((t[k++] = strdup(name)) == NULL) {
+      for (size_t j = 0; j < k; j++)
+        free(t[j]);
+      free(t);
+      return LINLI_ERR_NOMEM;
+    }
+  }
+  *out = t;
+  return LINLI_OK;
+}
+
 static const struct ledger_stmt SCHEMA_CHECK = {
-    "ledger_schema_check", "SELECT 1 FROM ledger_outbox LIMIT 0", 0};
+    "ledger_schema_check", "SELECT 1 FROM ledger_outbox LIMIT 0", 0, 0};
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
@@ -102,6 +134,7 @@ int main(int argc, char **argv) {
   static struct ledger lg;
   lg.cfg = cfg;
   char err[1024];
+  char **topics = NULL;
   int code = 1;
   if (ledger_crypto_init(&lg.crypto, linli_config_str(cfg, "crypto.key"), err,
                          sizeof err) != LINLI_OK) {
@@ -126,9 +159,8 @@ int main(int argc, char **argv) {
     gethostname(host, sizeof host - 1);
     snprintf(lg.instance, sizeof lg.instance, "%s-%d", host, (int)getpid());
   }
-  lg.batch_size = (int)linli_config_int(cfg, "runner.batch_size");
-  lg.flush_ms = (int)linli_config_int(cfg, "runner.flush_interval_ms");
   lg.backoff_ms = (int)linli_config_int(cfg, "runner.retry_backoff_ms");
+  lg.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
   register_metrics(&lg);
   handle_signals(&lg);
 
@@ -152,7 +184,26 @@ int main(int argc, char **argv) {
     fprintf(stderr, "linli-ledger: producer: %s\n", err);
     goto out;
   }
-  if (ledger_run(&lg, err, sizeof err) != LINLI_OK) {
+  if (ledger_topics(&lg, &topics) != LINLI_OK) {
+    fprintf(stderr, "linli-ledger: out of memory\n");
+    goto out;
+  }
+  linli_runner_spec_t spec = {
+      .name = LEDGER_NAME,
+      .group_id = lg.group,
+      .topics = (const char *const *)topics,
+      .app = &lg,
+      .handle_batch = ledger_handle_batch,
+      .tick = ledger_tick,
+      .offsets_load = ledger_offsets_load,
+  };
+  if (linli_runner_new(cfg, &spec, &lg.runner, err, sizeof err) != LINLI_OK) {
+    fprintf(stderr, "linli-ledger: runner: %s\n", err);
+    goto out;
+  }
+  if (lg.stop) /* a signal before the runner existed */
+    linli_runner_stop(lg.runner);
+  if (linli_runner_run(lg.runner, err, sizeof err) != LINLI_OK) {
     LINLI_ERROR("ledger stopped", "reason=\"%s\"", err);
     goto out;
   }
@@ -160,6 +211,11 @@ int main(int argc, char **argv) {
   code = 0;
 out:
   signal_ledger = NULL;
+  linli_runner_free(lg.runner);
+  ledger_batch_free(&lg);
+  for (size_t i = 0; topics != NULL && topics[i] != NULL; i++)
+    free(topics[i]);
+  free(topics);
   linli_producer_free(lg.producer);
   linli_pg_free(lg.pg);
   ledger_crypto_wipe(&lg.crypto);

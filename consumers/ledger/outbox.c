@@ -35,7 +35,16 @@ static const struct ledger_stmt QUEUE = {
     "ledger_outbox_queue",
     "INSERT INTO ledger_outbox (topic, msg_key, msg_value, headers) VALUES "
     "($1, $2::bytea, $3::bytea, $4::jsonb) RETURNING seq",
-    4};
+    4, 0};
+
+/* Many rows of one topic at once; keys and values as hex text arrays. */
+static const struct ledger_stmt QUEUE_MANY = {
+    "ledger_outbox_queue_many",
+    "INSERT INTO ledger_outbox (topic, msg_key, msg_value, headers) "
+    "SELECT $1, decode(k, 'hex'), decode(v, 'hex'), '[]'::jsonb FROM "
+    "unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(k, v, n) "
+    "ORDER BY n RETURNING seq",
+    3, 0};
 
 static const struct ledger_stmt STATUSES = {
     "ledger_order_statuses",
@@ -45,24 +54,24 @@ static const struct ledger_stmt STATUSES = {
     "coalesce(payment_txn_id, ''), (extract(epoch FROM "
     "coalesce(state_changed_at, updated_at)) * 1000)::bigint, last_event_id, "
     "version FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id",
-    1};
+    1, 1};
 
 static const struct ledger_stmt PENDING_SEQ = {
     "ledger_outbox_rows",
     "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
     "WHERE seq = ANY($1::bigint[]) ORDER BY seq",
-    1};
+    1, 0};
 
 static const struct ledger_stmt PENDING_AGE = {
     "ledger_outbox_old",
     "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
     "WHERE created_at <= now() - make_interval(secs => $1::int) "
     "ORDER BY seq LIMIT 1000",
-    1};
+    1, 0};
 
 static const struct ledger_stmt DONE = {
     "ledger_outbox_done",
-    "DELETE FROM ledger_outbox WHERE seq = ANY($1::bigint[])", 1};
+    "DELETE FROM ledger_outbox WHERE seq = ANY($1::bigint[])", 1, 0};
 
 /* --------------------------------------------------------------- helpers */
 
@@ -99,6 +108,23 @@ static char *array_literal(char *const *items, size_t n) {
   return s;
 }
 
+/* A ledger_outbox row this transaction wrote (published after COMMIT). */
+static int remember_seq(struct ledger *lg, const char *seq) {
+  struct ledger_txn *t = &lg->txn;
+  if (t->noutbox == t->capoutbox) {
+    size_t cap = t->capoutbox ? t->capoutbox * 2 : 64;
+    char **n = realloc(t->outbox, cap * sizeof *n);
+    if (n == NULL)
+      return LINLI_ERR_NOMEM;
+    t->outbox = n;
+    t->capoutbox = cap;
+  }
+  if ((t->outbox[t->noutbox] = strdup(seq)) == NULL)
+    return LINLI_ERR_NOMEM;
+  t->noutbox++;
+  return LINLI_OK;
+}
+
 static int queue(struct ledger *lg, const char *topic, const void *key,
                  size_t keylen, const void *value, size_t vallen,
                  const char *headers, char *err, size_t errlen) {
@@ -116,23 +142,9 @@ static int queue(struct ledger *lg, const char *topic, const void *key,
   free(v);
   if (rc != LINLI_OK)
     return rc;
-  struct ledger_txn *t = &lg->txn;
-  if (t->noutbox == t->capoutbox) {
-    size_t cap = t->capoutbox ? t->capoutbox * 2 : 64;
-    char **n = realloc(t->outbox, cap * sizeof *n);
-    if (n == NULL) {
-      PQclear(res);
-      return LINLI_ERR_NOMEM;
-    }
-    t->outbox = n;
-    t->capoutbox = cap;
-  }
-  t->outbox[t->noutbox] = strdup(PQgetvalue(res, 0, 0));
+  rc = remember_seq(lg, PQgetvalue(res, 0, 0));
   PQclear(res);
-  if (t->outbox[t->noutbox] == NULL)
-    return LINLI_ERR_NOMEM;
-  t->noutbox++;
-  return LINLI_OK;
+  return rc;
 }
 
 /* ------------------------------------------------------------------- DLQ */
@@ -145,7 +157,8 @@ static void add_header(json_t *a, const char *key, const char *value) {
 }
 
 int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
-                      const char *reason, char *err, size_t errlen) {
+                      const char *reason, int redact, char *err,
+                      size_t errlen) {
   const char *topic = rd_kafka_topic_name(m->rkt);
   char part[16], off[24];
   snprintf(part, sizeof part, "%d", (int)m->partition);
@@ -158,21 +171,74 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
   add_header(h, LINLI_DLQ_H_OFFSET, off);
   add_header(h, LINLI_DLQ_H_CONSUMER, LEDGER_NAME);
   add_header(h, LINLI_DLQ_H_ERROR, linli_strerror(LINLI_ERR_INVALID));
-  add_header(h, LINLI_DLQ_H_REASON, reason);
-  char *headers = json_dumps(h, JSON_COMPACT);
+  /* A redacted row keeps the key (bytea: never refused) and what the
+   * ledger wrote itself: the row with the record's bytes and reason was
+   * refused once already. */
+  add_header(h, LINLI_DLQ_H_REASON,
+             redact ? "refused by the database, and so was its DLQ row: "
+                      "stored without its payload"
+                    : reason);
+  char *headers = json_dumps(h, JSON_COMPACT | JSON_ENSURE_ASCII);
   json_decref(h);
   if (headers == NULL)
     return LINLI_ERR_NOMEM;
-  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len, m->payload, m->len,
-                 headers, err, errlen);
+  /* The record's bytes may hold personal data (a home delivery's name,
+   * phone, address): encrypted while they wait in the outbox, decrypted
+   * when published (the DLQ topic carries the original bytes). */
+  unsigned char *box = NULL;
+  size_t boxlen = 0;
+  if (!redact && m->payload != NULL &&
+      (box = ledger_encrypt(&lg->crypto, m->payload, m->len, &boxlen)) ==
+          NULL) {
+    free(headers);
+    return LINLI_ERR_NOMEM;
+  }
+  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len, box, boxlen, headers,
+                 err, errlen);
+  free(box);
   free(headers);
   return rc;
 }
 
 /* ---------------------------------------------------------- order status */
 
-static int queue_status(struct ledger *lg, PGresult *res, int i, char *err,
-                        size_t errlen) {
+/* A growing "{a,b,...}" literal of hex strings (no quoting needed). */
+struct hexarr {
+  char *s;
+  size_t len, cap;
+};
+
+static int hexarr_add(struct hexarr *a, const void *v, size_t n) {
+  size_t need = a->len + 2 * n + 3;
+  if (need > a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 4096;
+    while (cap < need)
+      cap *= 2;
+    char *s = realloc(a->s, cap);
+    if (s == NULL)
+      return LINLI_ERR_NOMEM;
+    a->s = s;
+    a->cap = cap;
+  }
+  char sep = a->len == 0 ? '{' : ',';
+  a->s[a->len++] = sep;
+  sodium_bin2hex(a->s + a->len, 2 * n + 1, v, n);
+  a->len += 2 * n;
+  a->s[a->len] = '\0';
+  return LINLI_OK;
+}
+
+static int hexarr_close(struct hexarr *a) {
+  if (a->len == 0 && hexarr_add(a, "", 0) != LINLI_OK)
+    return LINLI_ERR_NOMEM;
+  a->s[a->len++] = '}';
+  a->s[a->len] = '\0';
+  return LINLI_OK;
+}
+
+/* Row i of STATUSES as a packed OrderStatusEvent into keys and values. */
+static int pack_status(PGresult *res, int i, struct hexarr *keys,
+                       struct hexarr *vals) {
   Linli__OrderStatus st = LINLI__ORDER_STATUS__INIT;
   Linli__OrderStatusEvent ev = LINLI__ORDER_STATUS_EVENT__INIT;
   Linli__Meta meta = LINLI__META__INIT;
@@ -214,12 +280,15 @@ static int queue_status(struct ledger *lg, PGresult *res, int i, char *err,
   if (buf == NULL)
     return LINLI_ERR_NOMEM;
   linli__order_status_event__pack(&ev, buf);
-  int rc = queue(lg, lg->status_topic, st.order_id,
-                 strlen(st.order_id), buf, len, NULL, err, errlen);
+  int rc = hexarr_add(keys, st.order_id, strlen(st.order_id));
+  if (rc == LINLI_OK)
+    rc = hexarr_add(vals, buf, len);
   free(buf);
   return rc;
 }
 
+/* Every touched order's status in one INSERT (the seqs come back in the
+ * order of the rows). */
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   if (lg->txn.ntouched == 0)
     return LINLI_OK;
@@ -232,9 +301,23 @@ int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   free(ids);
   if (rc != LINLI_OK)
     return rc;
-  for (int i = 0; i < PQntuples(res) && rc == LINLI_OK; i++)
-    rc = queue_status(lg, res, i, err, errlen);
+  struct hexarr keys = {0}, vals = {0};
+  int n = PQntuples(res);
+  for (int i = 0; i < n && rc == LINLI_OK; i++)
+    rc = pack_status(res, i, &keys, &vals);
   PQclear(res);
+  if (rc == LINLI_OK && n > 0 &&
+      (rc = hexarr_close(&keys)) == LINLI_OK &&
+      (rc = hexarr_close(&vals)) == LINLI_OK) {
+    const char *qp[] = {lg->status_topic, keys.s, vals.s};
+    res = NULL;
+    rc = ledger_sql(lg, &QUEUE_MANY, qp, &res, err, errlen);
+    for (int i = 0; rc == LINLI_OK && i < PQntuples(res); i++)
+      rc = remember_seq(lg, PQgetvalue(res, i, 0));
+    PQclear(res);
+  }
+  free(keys.s);
+  free(vals.s);
   return rc;
 }
 
@@ -315,8 +398,27 @@ static int publish_rows(struct ledger *lg, PGresult *res) {
     unsigned char *key = unescape(res, i, 2, &klen);
     unsigned char *val = unescape(res, i, 3, &vlen);
     rd_kafka_headers_t *h = headers_from_json(PQgetvalue(res, i, 4));
-    if (strcmp(PQgetvalue(res, i, 1), lg->dlq_topic) == 0)
+    if (strcmp(PQgetvalue(res, i, 1), lg->dlq_topic) == 0) {
       log_dlq(h);
+      /* Encrypted in the outbox (rows queued before that was so are
+       * published as they are: they do not open under the key). */
+      size_t plen = 0;
+      unsigned char *plain =
+          val ? ledger_decrypt(&lg->crypto, val, vlen, &plen) : NULL;
+      if (plain != NULL) {
+        PQfreemem(val);
+        val = NULL;
+        rc = linli_producer_send_async(lg->producer, PQgetvalue(res, i, 1),
+                                       RD_KAFKA_PARTITION_UA, key, klen, plain,
+                                       plen, h, on_delivery, lg, 10000, err,
+                                       sizeof err);
+        free(plain);
+        PQfreemem(key);
+        if (rc != LINLI_OK)
+          LINLI_WARN("outbox publish failed", "reason=\"%s\"", err);
+        continue;
+      }
+    }
     rc = linli_producer_send_async(lg->producer, PQgetvalue(res, i, 1),
                                    RD_KAFKA_PARTITION_UA, key, klen, val, vlen,
                                    h, on_delivery, lg, 10000, err, sizeof err);

@@ -60,6 +60,11 @@ struct linli_pg {
   pg_stmt_t *stmts;           /* registry, owned */
   const char *begin_sql;      /* one of the constants below */
   int in_txn;                 /* inside linli_pg_txn's BEGIN..COMMIT */
+  int pipe;                   /* in pipeline mode (linli_pg_pipeline_*) */
+  int pipe_unflushed;         /* sent since the last flush request */
+  unsigned char *pipe_q;      /* per queued command: 1 = our own prepare */
+  size_t pipe_head, pipe_n, pipe_cap;
+  size_t pipe_user;           /* queued commands that are the caller's */
   volatile sig_atomic_t cancel; /* set from a signal handler */
 };
 
@@ -215,6 +220,8 @@ static int pg_open(linli_pg_t *pg, char *err, size_t errlen) {
     }
     if (PQstatus(c) == CONNECTION_OK) {
       PQsetNoticeProcessor(c, notice_processor, NULL);
+      pg->pipe = 0;
+      pg->pipe_head = pg->pipe_n = pg->pipe_user = 0;
       pg->conn = c;
       pg->gen++;
       if (attempts > 1)
@@ -303,6 +310,7 @@ void linli_pg_free(linli_pg_t *pg) {
     return;
   if (pg->conn != NULL)
     PQfinish(pg->conn);
+  free(pg->pipe_q);
   pg_stmt_t *s = pg->stmts;
   while (s != NULL) {
     pg_stmt_t *next = s->next;
@@ -387,8 +395,8 @@ int linli_pg_prepare(linli_pg_t *pg, const char *name, const char *sql,
     s->next = pg->stmts;
     pg->stmts = s;
   }
-  if (s->prepared_gen == pg->gen && conn_ok(pg))
-    return LINLI_OK;
+  if ((s->prepared_gen == pg->gen && conn_ok(pg)) || pg->pipe)
+    return LINLI_OK; /* in a pipeline: prepared when first sent */
   int rc = pg_ensure(pg, err, sizeof err);
   if (rc == LINLI_OK)
     rc = stmt_prepare(pg, s, err, sizeof err);
@@ -462,6 +470,185 @@ int linli_pg_exec(linli_pg_t *pg, const char *sql, int nparams,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Pipeline mode                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Lost connection in a pipeline: nothing more can be read; the next
+ * pg_ensure reconnects (outside the transaction). */
+static int pipe_lost(linli_pg_t *pg, char *err, size_t errlen) {
+  pg->pipe = 0;
+  pg->pipe_head = pg->pipe_n = pg->pipe_user = 0;
+  pg->pipe_unflushed = 0;
+  return finish(pg, NULL, NULL, err, errlen);
+}
+
+static int pipe_push(linli_pg_t *pg, unsigned char internal) {
+  if (pg->pipe_n == 0)
+    pg->pipe_head = 0;
+  if (pg->pipe_head + pg->pipe_n == pg->pipe_cap) {
+    size_t cap = pg->pipe_cap ? pg->pipe_cap * 2 : 256;
+    unsigned char *q = realloc(pg->pipe_q, cap);
+    if (q == NULL)
+      return LINLI_ERR_NOMEM;
+    pg->pipe_q = q;
+    pg->pipe_cap = cap;
+  }
+  pg->pipe_q[pg->pipe_head + pg->pipe_n++] = internal;
+  if (!internal)
+    pg->pipe_user++;
+  pg->pipe_unflushed = 1;
+  return LINLI_OK;
+}
+
+int linli_pg_pipeline_enter(linli_pg_t *pg, char *err, size_t errlen) {
+  if (pg == NULL || pg->pipe) {
+    set_err(err, errlen, "%s%s", "pg pipeline: bad state", NULL);
+    return LINLI_ERR_INVALID;
+  }
+  int rc = pg_ensure(pg, err, errlen);
+  if (rc != LINLI_OK)
+    return rc;
+  if (PQenterPipelineMode(pg->conn) != 1)
+    return finish(pg, NULL, NULL, err, errlen);
+  pg->pipe = 1;
+  pg->pipe_head = pg->pipe_n = pg->pipe_user = 0;
+  pg->pipe_unflushed = 0;
+  return LINLI_OK;
+}
+
+int linli_pg_pipeline_send(linli_pg_t *pg, const char *name, int nparams,
+                           const char *const *params, char *err,
+                           size_t errlen) {
+  if (pg == NULL || !pg->pipe || name == NULL || nparams < 0 ||
+      (nparams > 0 && params == NULL)) {
+    set_err(err, errlen, "%s%s", "pg pipeline send: bad arguments", NULL);
+    return LINLI_ERR_INVALID;
+  }
+  pg_stmt_t *s = stmt_find(pg, name);
+  if (s == NULL || s->nparams != nparams) {
+    set_err(err, errlen, "pg exec: %s: %s", name,
+            s == NULL ? "no such prepared statement" : "wrong parameter count");
+    return LINLI_ERR_INVALID;
+  }
+  if (!conn_ok(pg))
+    return pipe_lost(pg, err, errlen);
+  if (s->prepared_gen != pg->gen) {
+    if (PQsendPrepare(pg->conn, s->name, s->sql, s->nparams, NULL) != 1)
+      return pipe_lost(pg, err, errlen);
+    int rc = pipe_push(pg, 1);
+    if (rc != LINLI_OK)
+      return rc;
+    s->prepared_gen = pg->gen; /* a failure shows in its result */
+  }
+  if (PQsendQueryPrepared(pg->conn, s->name, nparams, params, NULL, NULL,
+                          0) != 1)
+    return conn_ok(pg) ? finish(pg, NULL, NULL, err, errlen)
+                       : pipe_lost(pg, err, errlen);
+  return pipe_push(pg, 0);
+}
+
+int linli_pg_pipeline_send_sql(linli_pg_t *pg, const char *sql, int nparams,
+                               const char *const *params, char *err,
+                               size_t errlen) {
+  if (pg == NULL || !pg->pipe || sql == NULL || nparams < 0 ||
+      (nparams > 0 && params == NULL)) {
+    set_err(err, errlen, "%s%s", "pg pipeline send: bad arguments", NULL);
+    return LINLI_ERR_INVALID;
+  }
+  if (!conn_ok(pg))
+    return pipe_lost(pg, err, errlen);
+  if (PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL,
+                        0) != 1)
+    return conn_ok(pg) ? finish(pg, NULL, NULL, err, errlen)
+                       : pipe_lost(pg, err, errlen);
+  return pipe_push(pg, 0);
+}
+
+size_t linli_pg_pipeline_pending(const linli_pg_t *pg) {
+  return pg != NULL ? pg->pipe_user : 0;
+}
+
+/* The next queued command's result (and the NULL that ends it). */
+static int pipe_read(linli_pg_t *pg, PGresult **out, char *err,
+                     size_t errlen) {
+  if (pg->pipe_unflushed) {
+    if (PQsendFlushRequest(pg->conn) != 1 || PQflush(pg->conn) != 0)
+      return pipe_lost(pg, err, errlen);
+    pg->pipe_unflushed = 0;
+  }
+  PGresult *r = PQgetResult(pg->conn);
+  if (r == NULL)
+    return pipe_lost(pg, err, errlen);
+  PGresult *extra;
+  while ((extra = PQgetResult(pg->conn)) != NULL)
+    PQclear(extra);
+  if (!pg->pipe_q[pg->pipe_head])
+    pg->pipe_user--;
+  pg->pipe_head++;
+  pg->pipe_n--;
+  if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+    PQclear(r);
+    set_err(err, errlen, "%s: %s", "25P02",
+            "skipped: an earlier statement of the pipeline failed");
+    return LINLI_ERR_INVALID;
+  }
+  return finish(pg, r, out, err, errlen);
+}
+
+int linli_pg_pipeline_next(linli_pg_t *pg, PGresult **res, char *err,
+                           size_t errlen) {
+  if (res != NULL)
+    *res = NULL;
+  if (pg == NULL || !pg->pipe || pg->pipe_n == 0) {
+    set_err(err, errlen, "%s%s", "pg pipeline: nothing queued", NULL);
+    return LINLI_ERR_INVALID;
+  }
+  for (;;) {
+    int internal = pg->pipe_q[pg->pipe_head];
+    int rc = pipe_read(pg, internal ? NULL : res, err, errlen);
+    if (!internal || rc != LINLI_OK)
+      return rc; /* a failed prepare fails the statement it was for */
+    if (!pg->pipe || pg->pipe_n == 0)
+      return pipe_lost(pg, err, errlen);
+  }
+}
+
+int linli_pg_pipeline_exit(linli_pg_t *pg, char *err, size_t errlen) {
+  if (pg == NULL || !pg->pipe)
+    return LINLI_OK;
+  if (!conn_ok(pg) || PQpipelineSync(pg->conn) != 1)
+    return pipe_lost(pg, err, errlen);
+  pg->pipe_unflushed = 0;
+  int rc = LINLI_OK;
+  char e2[512];
+  while (pg->pipe_n > 0) {
+    int r = pipe_read(pg, NULL, e2, sizeof e2);
+    if (!pg->pipe)
+      return pipe_lost(pg, err, errlen);
+    if (r != LINLI_OK && rc == LINLI_OK) {
+      rc = r;
+      set_err(err, errlen, "%s%s", e2, NULL);
+    }
+  }
+  for (;;) {
+    PGresult *r = PQgetResult(pg->conn);
+    if (r == NULL) {
+      if (!conn_ok(pg))
+        return pipe_lost(pg, err, errlen);
+      continue;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_PIPELINE_SYNC)
+      break;
+  }
+  if (PQexitPipelineMode(pg->conn) != 1)
+    return pipe_lost(pg, err, errlen);
+  pg->pipe = 0;
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Transactions                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -498,6 +685,14 @@ static int txn_attempt(linli_pg_t *pg, linli_pg_txn_fn fn, void *arg,
     return rc;
   pg->in_txn = 1;
   rc = fn(pg, arg, err, errlen);
+  if (pg->pipe) { /* fn left a pipeline open: close it before COMMIT */
+    char e2[512];
+    int prc = linli_pg_pipeline_exit(pg, e2, sizeof e2);
+    if (rc == LINLI_OK && prc != LINLI_OK) {
+      rc = prc;
+      set_err(err, errlen, "%s%s", e2, NULL);
+    }
+  }
   /*
    * A COMMIT whose reply is lost (connection gone) has an unknown outcome:
    * it is reported transient and fn runs again. That is why fn must be

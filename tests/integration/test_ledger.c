@@ -272,15 +272,24 @@ static int run_wait(char *const argv[], char *const env[], int timeout_ms) {
 static char env_pg[2048], env_key[128], env_group[200], env_inst[200],
     env_batch[64], env_flush[64], env_log[64], env_sfx[128], env_dlq[256];
 
-static pid_t start_ledger(const char *batch_size) {
+/* The ledger with extra (a test-only fault hook "NAME=value", or NULL). */
+static pid_t start_ledger_with(const char *batch_size, const char *extra) {
   char bin[1024];
+  static char env_extra[128];
   linli_test_binary_path("consumers/ledger/linli-ledger", bin, sizeof bin);
   snprintf(env_batch, sizeof env_batch, "LINLI_RUNNER_BATCH_SIZE=%s",
            batch_size);
+  snprintf(env_extra, sizeof env_extra, "%s", extra ? extra : "");
   char *argv[] = {bin, NULL};
   char *env[] = {env_pg,    env_key, env_group, env_inst, env_batch,
-                 env_flush, env_log, env_sfx,   env_dlq,  NULL};
+                 env_flush, env_log, env_sfx,   env_dlq,  extra ? env_extra
+                                                                : NULL,
+                 NULL};
   return linli_test_spawn(argv, env, log_path);
+}
+
+static pid_t start_ledger(const char *batch_size) {
+  return start_ledger_with(batch_size, NULL);
 }
 
 static void dump_log_tail(void) {
@@ -1318,6 +1327,376 @@ static void test_personal_data(void) {
   free(payload);
 }
 
+/* ------------------------------------------------------ poison input */
+
+/* An OrderPlaced for pickup with n lines (SKU "<sku>-<i>", qty, price). */
+static int send_placed_lines(const char *order, const char *wh,
+                             const char *sku, size_t n, int qty,
+                             int64_t price, const Linli__HomeDelivery *home,
+                             int64_t occurred_at_ms, struct sent *out) {
+  struct ev e;
+  Linli__OrderEvent env = LINLI__ORDER_EVENT__INIT;
+  Linli__OrderPlaced p = LINLI__ORDER_PLACED__INIT;
+  Linli__PickupDelivery pk = LINLI__PICKUP_DELIVERY__INIT;
+  Linli__OrderLine *ls = calloc(n, sizeof *ls);
+  Linli__OrderLine **lines = calloc(n, sizeof *lines);
+  char(*skus)[96] = calloc(n, sizeof *skus);
+  if (ls == NULL || lines == NULL || skus == NULL) {
+    free(ls);
+    free(lines);
+    free(skus);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    linli__order_line__init(&ls[i]);
+    snprintf(skus[i], sizeof skus[i], "%s-%zu", sku, i);
+    ls[i].sku_id = skus[i];
+    ls[i].quantity = qty;
+    ls[i].unit_price_fen = price;
+    lines[i] = &ls[i];
+  }
+  p.order_id = (char *)order;
+  p.app_id = (char *)"app-1";
+  p.user_id = (char *)"user-1";
+  p.warehouse_id = (char *)wh;
+  p.n_lines = n;
+  p.lines = lines;
+  p.campaign_id = (char *)"";
+  p.placed_at_ms = 1790000000000LL;
+  if (home != NULL) {
+    p.delivery_case = LINLI__ORDER_PLACED__DELIVERY_HOME;
+    p.home = (Linli__HomeDelivery *)home;
+  } else {
+    pk.pickup_point_id = (char *)"pp-1";
+    p.delivery_case = LINLI__ORDER_PLACED__DELIVERY_PICKUP;
+    p.pickup = &pk;
+  }
+  env.meta = meta(&e);
+  if (occurred_at_ms != 0)
+    env.meta->occurred_at_ms = occurred_at_ms;
+  env.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
+  env.order_placed = &p;
+  int rc = produce(tn(LINLI_TOPIC_ORDERS), order, &env.base, out);
+  free(ls);
+  free(lines);
+  free(skus);
+  return rc;
+}
+
+/* The DLQ record the ledger wrote for key from source topic contains
+ * want in its reason. */
+static void expect_dlq(const char *key, const char *topic, const char *want) {
+  struct dlq_seen d;
+  CU_ASSERT_TRUE(wait_dlq(key, topic, &d, T));
+  CU_ASSERT_STRING_EQUAL(d.consumer, "ledger");
+  CU_ASSERT_PTR_NOT_NULL(strstr(d.reason, want));
+  if (strstr(d.reason, want) == NULL)
+    fprintf(stderr, "  DLQ reason for %s: \"%s\" (want \"%s\")\n", key,
+            d.reason, want);
+}
+
+/* No record content stops the ledger: each goes to the DLQ with its
+ * reason, and the ledger goes on with the next record. */
+static void test_poison(void) {
+  char wh[80], sku[80], o[16][96];
+  mkid(wh, sizeof wh, "wp");
+  mkid(sku, sizeof sku, "px");
+  for (int i = 0; i < 16; i++) {
+    char what[16];
+    snprintf(what, sizeof what, "poison%d", i);
+    mkid(o[i], sizeof o[i], what);
+  }
+  const char *orders = tn(LINLI_TOPIC_ORDERS);
+  /* 0: a cancel whose reason is not UTF-8 */
+  {
+    struct ev e;
+    Linli__OrderEvent env = LINLI__ORDER_EVENT__INIT;
+    Linli__OrderCancelled c = LINLI__ORDER_CANCELLED__INIT;
+    c.order_id = o[0];
+    c.reason = (char *)"changed my mind \xff\xfe";
+    env.meta = meta(&e);
+    env.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED;
+    env.order_cancelled = &c;
+    CU_ASSERT_EQUAL(produce(orders, o[0], &env.base, NULL), 0);
+  }
+  /* 1: a line at INT64_MAX fen */
+  CU_ASSERT_EQUAL(
+      send_placed_lines(o[1], wh, sku, 1, 1, INT64_MAX, NULL, 0, NULL), 0);
+  /* 2: 100 lines whose total overflows int64 (each 1e6 x 1e11 fen) */
+  CU_ASSERT_EQUAL(send_placed_lines(o[2], wh, sku, 100, 1000000,
+                                    INT64_C(100000000000), NULL, 0, NULL),
+                  0);
+  /* 3: more lines than orders.max_lines (100) */
+  CU_ASSERT_EQUAL(send_placed_lines(o[3], wh, sku, 101, 1, 100, NULL, 0, NULL),
+                  0);
+  /* 4: home coordinates out of range */
+  Linli__HomeDelivery h = LINLI__HOME_DELIVERY__INIT;
+  h.recipient_name = (char *)"Li Lei";
+  h.phone = (char *)"+8613911112222";
+  h.address = (char *)"Room 301, Building 2, Hongqiao Road";
+  h.lat_e6 = 100000000;
+  h.lng_e6 = 121470000;
+  struct sent s4;
+  CU_ASSERT_EQUAL(send_placed_lines(o[4], wh, sku, 1, 1, 100, &h, 0, &s4), 0);
+  /* 5: an event time PostgreSQL cannot hold */
+  CU_ASSERT_EQUAL(
+      send_placed_lines(o[5], wh, sku, 1, 1, 100, NULL, INT64_MAX, NULL), 0);
+  /* 6: bytes that are not an OrderEvent */
+  CU_ASSERT_EQUAL(linli_test_produce(orders, o[6], "\xff\xff\xff\xff", 4), 0);
+  /* 7: a reservation result whose meta.event_id is not UTF-8 */
+  {
+    struct ev e;
+    Linli__ReservationEvent env = LINLI__RESERVATION_EVENT__INIT;
+    Linli__ReservationResult r = LINLI__RESERVATION_RESULT__INIT;
+    r.order_id = o[7];
+    r.warehouse_id = wh;
+    r.user_id = (char *)"user-1";
+    r.status = LINLI__RESERVATION_RESULT__STATUS__REJECTED;
+    r.detail = (char *)"";
+    r.payment_txn_id = (char *)"";
+    r.app_id = (char *)"app-1";
+    r.campaign_id = (char *)"";
+    env.meta = meta(&e);
+    env.meta->event_id = (char *)"evt-\xc3\x28";
+    env.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
+    env.reservation_result = &r;
+    CU_ASSERT_EQUAL(
+        produce(tn(LINLI_TOPIC_RESERVATIONS), o[7], &env.base, NULL), 0);
+  }
+  /* 9: a count of -2^31 units (whose reversal int32 cannot hold) */
+  CU_ASSERT_EQUAL(send_adjust(wh, sku, INT32_MIN,
+                              LINLI__STOCK_ADJUSTED__REASON__COUNT, NULL),
+                  0);
+  /* and a good order after them all: the ledger is still going */
+  struct sent good;
+  CU_ASSERT_EQUAL_FATAL(send_placed(o[8], wh, sku, 1, NULL, &good), 0);
+  CU_ASSERT_TRUE(wait_consumed(good.topic, good.partition, good.offset, T));
+  free(good.buf);
+  CU_ASSERT_TRUE(q_is(ORDER_STATE, o[8], "PLACED"));
+  CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
+
+  expect_dlq(o[0], orders, "not valid UTF-8");
+  expect_dlq(o[1], orders, "order_placed.lines[0].unit_price_fen: out of range");
+  expect_dlq(o[2], orders, "the order's total exceeds int64 fen");
+  expect_dlq(o[3], orders, "101 lines, at most 100 allowed");
+  expect_dlq(o[4], orders, "order_placed.home: coordinates out of range");
+  expect_dlq(o[5], orders, "meta.occurred_at_ms: out of range");
+  expect_dlq(o[6], orders, "undecodable record: not an OrderEvent");
+  expect_dlq(o[7], tn(LINLI_TOPIC_RESERVATIONS), "not valid UTF-8");
+  expect_dlq(wh, tn(LINLI_TOPIC_INVENTORY),
+             "stock_adjusted.quantity: out of range");
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM inventory WHERE "
+                         "warehouse_id = $1",
+                         wh, NULL),
+                  0);
+  for (int i = 0; i < 8; i++)
+    CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM orders WHERE order_id = $1",
+                           o[i], NULL),
+                    0);
+
+  /* The DLQ copy of the home order is in dlq_records, its bytes
+   * encrypted: name, phone and address are nowhere in clear. */
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM dlq_records WHERE "
+                           "consumer = 'ledger' AND msg_key = "
+                           "convert_to($1, 'UTF8')",
+                           o[4], 1, T));
+  char *hex = q_text("SELECT encode(msg_value, 'hex') FROM dlq_records WHERE "
+                     "msg_key = convert_to($1, 'UTF8') AND consumer = "
+                     "'ledger'",
+                     o[4], NULL, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(hex);
+  size_t hl = strlen(hex), blen = 0;
+  unsigned char *box = malloc(hl / 2 + 1);
+  CU_ASSERT_EQUAL(
+      sodium_hex2bin(box, hl / 2 + 1, hex, hl, NULL, &blen, NULL), 0);
+  CU_ASSERT_FALSE(contains_bytes(box, blen, "Li Lei"));
+  CU_ASSERT_FALSE(contains_bytes(box, blen, "13911112222"));
+  CU_ASSERT_FALSE(contains_bytes(box, blen, "Hongqiao"));
+  unsigned char key[crypto_secretbox_KEYBYTES];
+  CU_ASSERT_EQUAL(sodium_hex2bin(key, sizeof key, key_hex, strlen(key_hex),
+                                 NULL, NULL, NULL),
+                  0);
+  CU_ASSERT_FATAL(blen == crypto_secretbox_NONCEBYTES +
+                              crypto_secretbox_MACBYTES + s4.len);
+  unsigned char *plain = malloc(s4.len + 1);
+  CU_ASSERT_EQUAL(crypto_secretbox_open_easy(
+                      plain, box + crypto_secretbox_NONCEBYTES,
+                      blen - crypto_secretbox_NONCEBYTES, box, key),
+                  0);
+  CU_ASSERT_EQUAL(memcmp(plain, s4.buf, s4.len), 0);
+  free(plain);
+  free(box);
+  free(hex);
+  free(s4.buf);
+}
+
+/* A SKU listed twice at two prices: the record keeps both lines as
+ * placed, and the total is the lines' (the reserver's) sum. */
+static void test_sku_twice(void) {
+  char o[96], wh[80], sku[80];
+  mkid(o, sizeof o, "twice");
+  mkid(wh, sizeof wh, "wt");
+  mkid(sku, sizeof sku, "tea");
+  struct ev e;
+  Linli__OrderEvent env = LINLI__ORDER_EVENT__INIT;
+  Linli__OrderPlaced p = LINLI__ORDER_PLACED__INIT;
+  Linli__PickupDelivery pk = LINLI__PICKUP_DELIVERY__INIT;
+  Linli__OrderLine a = LINLI__ORDER_LINE__INIT, b = LINLI__ORDER_LINE__INIT;
+  Linli__OrderLine *lines[] = {&a, &b};
+  a.sku_id = sku;
+  a.quantity = 1;
+  a.unit_price_fen = 100;
+  b.sku_id = sku;
+  b.quantity = 2;
+  b.unit_price_fen = 150;
+  p.order_id = o;
+  p.app_id = (char *)"app-1";
+  p.user_id = (char *)"user-1";
+  p.warehouse_id = wh;
+  p.n_lines = 2;
+  p.lines = lines;
+  p.campaign_id = (char *)"";
+  pk.pickup_point_id = (char *)"pp-1";
+  p.delivery_case = LINLI__ORDER_PLACED__DELIVERY_PICKUP;
+  p.pickup = &pk;
+  env.meta = meta(&e);
+  env.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
+  env.order_placed = &p;
+  CU_ASSERT_EQUAL_FATAL(produce(tn(LINLI_TOPIC_ORDERS), o, &env.base, NULL),
+                        0);
+  CU_ASSERT_TRUE(wait_text(ORDER_STATE, o, "PLACED", T));
+  CU_ASSERT_TRUE(q_is("SELECT total_fen FROM orders WHERE order_id = $1", o,
+                      "400"));
+  char want[256];
+  snprintf(want, sizeof want, "0|%s|1|100;1|%s|2|150", sku, sku);
+  CU_ASSERT_TRUE(q_is("SELECT string_agg(concat_ws('|', line_no, sku_id, "
+                      "quantity, unit_price_fen), ';' ORDER BY line_no) "
+                      "FROM order_lines WHERE order_id = $1",
+                      o, want));
+}
+
+/* A DLQ row waiting in the outbox (its deletion refused by a trigger in
+ * this test's database) holds the record's bytes encrypted; the DLQ topic
+ * gets the original bytes. */
+static void test_outbox_dlq_encrypted(void) {
+  char o[96], wh[80], sku[80], sql[1024];
+  mkid(o, sizeof o, "held");
+  mkid(wh, sizeof wh, "wh-held");
+  mkid(sku, sizeof sku, "hx");
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION test_hold_outbox() RETURNS trigger LANGUAGE "
+           "plpgsql AS $$ BEGIN IF OLD.msg_key = convert_to('%s', 'UTF8') "
+           "THEN RAISE EXCEPTION 'held by test'; END IF; RETURN OLD; END $$",
+           o);
+  CU_ASSERT_TRUE_FATAL(exec_sql(db, sql));
+  CU_ASSERT_TRUE_FATAL(
+      exec_sql(db, "CREATE TRIGGER test_hold_outbox BEFORE DELETE ON "
+                   "ledger_outbox FOR EACH ROW EXECUTE FUNCTION "
+                   "test_hold_outbox()"));
+  Linli__HomeDelivery h = LINLI__HOME_DELIVERY__INIT;
+  h.recipient_name = (char *)"Han Meimei";
+  h.phone = (char *)"+8613722223333";
+  h.address = (char *)"Flat 12, Zhongshan North Road";
+  h.lat_e6 = 95000000; /* out of range: to the DLQ */
+  h.lng_e6 = 121470000;
+  struct sent s;
+  CU_ASSERT_EQUAL_FATAL(
+      send_placed_lines(o, wh, sku, 1, 1, 100, &h, 0, &s), 0);
+  expect_dlq(o, tn(LINLI_TOPIC_ORDERS), "coordinates out of range");
+  /* the published copy is the original record */
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM dlq_records WHERE "
+                           "consumer = 'ledger' AND msg_key = "
+                           "convert_to($1, 'UTF8')",
+                           o, 1, T));
+  unsigned char key[crypto_secretbox_KEYBYTES];
+  CU_ASSERT_EQUAL(sodium_hex2bin(key, sizeof key, key_hex, strlen(key_hex),
+                                 NULL, NULL, NULL),
+                  0);
+  const char *which[] = {
+      "SELECT encode(msg_value, 'hex') FROM dlq_records WHERE msg_key = "
+      "convert_to($1, 'UTF8') AND consumer = 'ledger'",
+      "SELECT encode(msg_value, 'hex') FROM ledger_outbox WHERE msg_key = "
+      "convert_to($1, 'UTF8')"};
+  for (int w = 0; w < 2; w++) {
+    char *hex = q_text(which[w], o, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL(hex);
+    if (hex == NULL)
+      continue;
+    size_t hl = strlen(hex), blen = 0;
+    unsigned char *box = malloc(hl / 2 + 1);
+    CU_ASSERT_EQUAL(
+        sodium_hex2bin(box, hl / 2 + 1, hex, hl, NULL, &blen, NULL), 0);
+    CU_ASSERT_FALSE(contains_bytes(box, blen, "Meimei"));
+    CU_ASSERT_FALSE(contains_bytes(box, blen, "13722223333"));
+    CU_ASSERT_FALSE(contains_bytes(box, blen, "Zhongshan"));
+    CU_ASSERT_EQUAL(blen, crypto_secretbox_NONCEBYTES +
+                              crypto_secretbox_MACBYTES + s.len);
+    unsigned char *plain = malloc(s.len + 1);
+    if (blen == crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES +
+                    s.len) {
+      CU_ASSERT_EQUAL(crypto_secretbox_open_easy(
+                          plain, box + crypto_secretbox_NONCEBYTES,
+                          blen - crypto_secretbox_NONCEBYTES, box, key),
+                      0);
+      CU_ASSERT_EQUAL(memcmp(plain, s.buf, s.len), 0);
+    }
+    free(plain);
+    free(box);
+    free(hex);
+  }
+  exec_sql(db, "DROP TRIGGER test_hold_outbox ON ledger_outbox");
+  free(s.buf);
+}
+
+/* A record the database refuses, whose DLQ row the database refuses too
+ * (triggers in this test's own database): the DLQ row is stored redacted
+ * and the ledger goes on. */
+static void test_dlq_row_refused(void) {
+  char o[96], wh[80], sku[80];
+  mkid(o, sizeof o, "refused2");
+  mkid(wh, sizeof wh, "wr");
+  mkid(sku, sizeof sku, "rr");
+  char sql[1024];
+  /* Two functions: orders by order id, the outbox by key with a payload. */
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION test_refuse_order() RETURNS trigger LANGUAGE "
+           "plpgsql AS $$ BEGIN IF NEW.order_id = '%s' THEN RAISE EXCEPTION "
+           "'refused by test' USING ERRCODE = '22023'; END IF; RETURN NEW; "
+           "END $$",
+           o);
+  CU_ASSERT_TRUE_FATAL(exec_sql(db, sql));
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION test_refuse_outbox() RETURNS trigger LANGUAGE "
+           "plpgsql AS $$ BEGIN IF NEW.msg_key = convert_to('%s', 'UTF8') AND "
+           "NEW.msg_value IS NOT NULL THEN RAISE EXCEPTION 'refused by test' "
+           "USING ERRCODE = '22023'; END IF; RETURN NEW; END $$",
+           o);
+  CU_ASSERT_TRUE_FATAL(exec_sql(db, sql));
+  CU_ASSERT_TRUE_FATAL(
+      exec_sql(db, "CREATE TRIGGER test_refuse_order BEFORE INSERT ON orders "
+                   "FOR EACH ROW EXECUTE FUNCTION test_refuse_order()"));
+  CU_ASSERT_TRUE_FATAL(
+      exec_sql(db, "CREATE TRIGGER test_refuse_outbox BEFORE INSERT ON "
+                   "ledger_outbox FOR EACH ROW EXECUTE FUNCTION "
+                   "test_refuse_outbox()"));
+  struct sent bad, good;
+  char o2[96];
+  mkid(o2, sizeof o2, "after-refused");
+  CU_ASSERT_EQUAL_FATAL(send_placed(o, wh, sku, 1, NULL, &bad), 0);
+  CU_ASSERT_EQUAL_FATAL(send_placed(o2, wh, sku, 1, NULL, &good), 0);
+  CU_ASSERT_TRUE(wait_consumed(good.topic, good.partition, good.offset, T));
+  CU_ASSERT_TRUE(q_is(ORDER_STATE, o2, "PLACED"));
+  CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
+  expect_dlq(o, tn(LINLI_TOPIC_ORDERS), "stored without its payload");
+  CU_ASSERT_EQUAL(q_long("SELECT count(*) FROM orders WHERE order_id = $1", o,
+                         NULL),
+                  0);
+  exec_sql(db, "DROP TRIGGER test_refuse_order ON orders");
+  exec_sql(db, "DROP TRIGGER test_refuse_outbox ON ledger_outbox");
+  free(bad.buf);
+  free(good.buf);
+}
+
 /* The reserver refused an adjustment (to the DLQ): the record drops it. */
 static void test_refused_adjustment(void) {
   char wh[80], sku[80];
@@ -1480,6 +1859,237 @@ static void test_sigkill(void) {
   CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM ledger_outbox", NULL, 0, T));
 }
 
+/* Until pid exits by itself (up to timeout_ms): its wait status, or -1. */
+static int wait_exit(pid_t pid, int timeout_ms) {
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  int status = 0;
+  while (linli_test_now_ms() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return status;
+    usleep(20000);
+  }
+  return -1;
+}
+
+/* The ledger's stored offsets of topic are exactly the topic's ends. */
+static void check_offsets_at_end(const char *topic) {
+  int64_t ends[MAXP];
+  int n = 0;
+  CU_ASSERT_EQUAL_FATAL(topic_ends(topic, ends, &n), 0);
+  for (int p = 0; p < n; p++) {
+    if (ends[p] == 0)
+      continue;
+    char part[16], want[24];
+    snprintf(part, sizeof part, "%d", p);
+    snprintf(want, sizeof want, "%lld", (long long)ends[p]);
+    const char *params[] = {group, topic, part};
+    char *got = NULL;
+    int64_t deadline = linli_test_now_ms() + T;
+    do {
+      free(got);
+      got = NULL;
+      PGresult *r = PQexecParams(db,
+                                 "SELECT next_offset FROM consumer_offsets "
+                                 "WHERE consumer_group = $1 AND topic = $2 "
+                                 "AND partition = $3::int",
+                                 3, NULL, params, NULL, NULL, 0);
+      if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        got = strdup(PQgetvalue(r, 0, 0));
+      PQclear(r);
+      if (got != NULL && strcmp(got, want) == 0)
+        break;
+      usleep(50000);
+    } while (linli_test_now_ms() < deadline);
+    CU_ASSERT_PTR_NOT_NULL(got);
+    if (got != NULL) {
+      CU_ASSERT_STRING_EQUAL(got, want);
+      if (strcmp(got, want) != 0)
+        fprintf(stderr, "  %s[%d]: next_offset %s, end %s\n", topic, p, got,
+                want);
+    }
+    free(got);
+  }
+}
+
+/* A SIGKILL while a batch's rows are in an open transaction (after 200
+ * records of a 500-record batch, before COMMIT), then a restart: nothing of
+ * the batch was kept, and after the restart every event is recorded once
+ * and the offsets stand exactly at the ends. */
+static void test_kill_mid_batch(void) {
+  int st = linli_test_stop(ledger_pid, 0);
+  ledger_pid = -1;
+  CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  struct load ld;
+  CU_ASSERT_EQUAL_FATAL(produce_load(&ld, "midb", 300, NULL), 0);
+  pid_t pid = start_ledger_with("500", "LEDGER_FAULT_KILL_AFTER_ROWS=200");
+  CU_ASSERT_FATAL(pid > 0);
+  st = wait_exit(pid, T);
+  CU_ASSERT_TRUE(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  if (st == -1)
+    linli_test_stop(pid, 1);
+  long at_kill = count_like(ld.prefix);
+  fprintf(stderr, "  killed inside a batch with %ld of %d events recorded\n",
+          at_kill, 2 * ld.n);
+  CU_ASSERT_TRUE(at_kill < 2L * ld.n);
+  ledger_pid = start_ledger("500");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  check_load(&ld);
+  check_offsets_at_end(tn(LINLI_TOPIC_ORDERS));
+  check_offsets_at_end(tn(LINLI_TOPIC_RESERVATIONS));
+  check_offsets_at_end(tn(LINLI_TOPIC_INVENTORY));
+}
+
+/* A SIGKILL right after a batch's database commit (the runner's
+ * LINLI_FAULT_KILL_BEFORE_COMMIT), then a restart: the committed batch is
+ * not applied again, the rest once. */
+static void test_kill_after_commit(void) {
+  int st = linli_test_stop(ledger_pid, 0);
+  ledger_pid = -1;
+  CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  struct load ld;
+  CU_ASSERT_EQUAL_FATAL(produce_load(&ld, "aftc", 300, NULL), 0);
+  pid_t pid = start_ledger_with("500", "LINLI_FAULT_KILL_BEFORE_COMMIT=1");
+  CU_ASSERT_FATAL(pid > 0);
+  st = wait_exit(pid, T);
+  CU_ASSERT_TRUE(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  if (st == -1)
+    linli_test_stop(pid, 1);
+  long at_kill = count_like(ld.prefix);
+  fprintf(stderr, "  killed after a commit with %ld of %d events recorded\n",
+          at_kill, 2 * ld.n);
+  CU_ASSERT_TRUE(at_kill > 0);
+  ledger_pid = start_ledger("500");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  check_load(&ld);
+  check_offsets_at_end(tn(LINLI_TOPIC_ORDERS));
+  check_offsets_at_end(tn(LINLI_TOPIC_RESERVATIONS));
+  check_offsets_at_end(tn(LINLI_TOPIC_INVENTORY));
+}
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len) {
+  *len = protobuf_c_message_get_packed_size(m);
+  uint8_t *b = malloc(*len ? *len : 1);
+  if (b != NULL)
+    protobuf_c_message_pack(m, b);
+  return b;
+}
+
+/* Ingest rate: N orders placed and reserved (2N order events, N = env
+ * LEDGER_TEST_BULK, default 2000) produced while the ledger is stopped,
+ * then read by one ledger with 500-record batches. Asserts the counts;
+ * the rate is printed for orientation (scripts/bench.sh measures it). */
+static void test_bulk(void) {
+  linli_test_stop(ledger_pid, 0); /* may still be starting (bulk alone) */
+  ledger_pid = -1;
+  const char *nv = getenv("LEDGER_TEST_BULK");
+  int n = nv && atoi(nv) > 0 ? atoi(nv) : 2000;
+  struct load ld;
+  snprintf(ld.prefix, sizeof ld.prefix, "%s-bulk", run_id);
+  snprintf(ld.wh, sizeof ld.wh, "%s-wh", ld.prefix);
+  snprintf(ld.sku, sizeof ld.sku, "%s-sku", ld.prefix);
+  ld.n = n;
+  CU_ASSERT_EQUAL_FATAL(send_adjust(ld.wh, ld.sku, 10 * n,
+                                    LINLI__STOCK_ADJUSTED__REASON__RESTOCK,
+                                    NULL),
+                        0);
+  char **keys = calloc((size_t)n, sizeof *keys);
+  void **pv = calloc((size_t)n, sizeof *pv), **rv = calloc((size_t)n, sizeof *rv);
+  size_t *pl = calloc((size_t)n, sizeof *pl), *rl = calloc((size_t)n, sizeof *rl);
+  CU_ASSERT_FATAL(keys && pv && rv && pl && rl);
+  for (int i = 0; i < n; i++) {
+    char o[128];
+    snprintf(o, sizeof o, "%s-o%d", ld.prefix, i);
+    keys[i] = strdup(o);
+    int qty = 1 + i % 3;
+    struct ev e1, e2;
+    Linli__OrderEvent oe = LINLI__ORDER_EVENT__INIT;
+    Linli__OrderPlaced p = LINLI__ORDER_PLACED__INIT;
+    Linli__OrderLine l = LINLI__ORDER_LINE__INIT;
+    Linli__OrderLine *lines[] = {&l};
+    Linli__PickupDelivery pk = LINLI__PICKUP_DELIVERY__INIT;
+    l.sku_id = ld.sku;
+    l.quantity = qty;
+    l.unit_price_fen = 250;
+    p.order_id = keys[i];
+    p.app_id = (char *)"app-1";
+    p.user_id = (char *)"user-1";
+    p.warehouse_id = ld.wh;
+    p.n_lines = 1;
+    p.lines = lines;
+    p.total_fen = 250LL * qty;
+    p.campaign_id = (char *)"";
+    p.placed_at_ms = 1790000000000LL;
+    pk.pickup_point_id = (char *)"pp-1";
+    p.delivery_case = LINLI__ORDER_PLACED__DELIVERY_PICKUP;
+    p.pickup = &pk;
+    oe.meta = meta(&e1);
+    oe.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
+    oe.order_placed = &p;
+    pv[i] = pack(&oe.base, &pl[i]);
+    Linli__ReservationEvent re = LINLI__RESERVATION_EVENT__INIT;
+    Linli__ReservationResult r = LINLI__RESERVATION_RESULT__INIT;
+    r.order_id = keys[i];
+    r.warehouse_id = ld.wh;
+    r.user_id = (char *)"user-1";
+    r.status = LINLI__RESERVATION_RESULT__STATUS__RESERVED;
+    r.n_lines = 1;
+    r.lines = lines;
+    r.expires_at_ms = 1790000900000LL;
+    r.detail = (char *)"";
+    r.payment_txn_id = (char *)"";
+    r.total_fen = 250LL * qty;
+    r.app_id = (char *)"app-1";
+    r.campaign_id = (char *)"";
+    re.meta = meta(&e2);
+    re.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
+    re.reservation_result = &r;
+    rv[i] = pack(&re.base, &rl[i]);
+    CU_ASSERT_FATAL(keys[i] && pv[i] && rv[i]);
+  }
+  CU_ASSERT_EQUAL(linli_test_produce_batch(
+                      tn(LINLI_TOPIC_ORDERS), (size_t)n,
+                      (const char *const *)keys, (const void *const *)pv, pl),
+                  0);
+  CU_ASSERT_EQUAL(linli_test_produce_batch(
+                      tn(LINLI_TOPIC_RESERVATIONS), (size_t)n,
+                      (const char *const *)keys, (const void *const *)rv, rl),
+                  0);
+  for (int i = 0; i < n; i++) {
+    free(keys[i]);
+    free(pv[i]);
+    free(rv[i]);
+  }
+  free(keys);
+  free(pv);
+  free(rv);
+  free(pl);
+  free(rl);
+  int64_t t0 = linli_test_now_ms();
+  ledger_pid = start_ledger("500");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  char like[128];
+  snprintf(like, sizeof like, "%s-o%%", ld.prefix);
+  /* The first assignment after a clean leave is immediate; time from the
+   * first recorded event to the last. */
+  int64_t first = 0;
+  while (first == 0 && linli_test_now_ms() < t0 + T) {
+    if (count_like(ld.prefix) > 0)
+      first = linli_test_now_ms();
+    else
+      usleep(2000);
+  }
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM order_events WHERE "
+                           "order_id LIKE $1",
+                           like, 2L * n, 10 * T));
+  int64_t t1 = linli_test_now_ms();
+  fprintf(stderr, "  %d order events recorded in %lld ms from the first "
+                  "(%.0f events/s; %lld ms from start)\n",
+          2 * n, (long long)(t1 - first),
+          t1 > first ? 2000.0 * n / (double)(t1 - first) : 0.0,
+          (long long)(t1 - t0));
+  check_load(&ld);
+}
+
 static long kills;
 
 static void terminate_ledger_sessions(void) {
@@ -1538,15 +2148,29 @@ int linli_test_register(void) {
       CU_add_test(u, "transitions", test_state_machine) == NULL)
     return -1;
   CU_pSuite s = CU_add_suite("ledger", suite_init, suite_cleanup);
+  if (getenv("LEDGER_TEST_BULK") != NULL) /* the ingest rate alone */
+    return s == NULL || CU_add_test(s, "bulk ingest", test_bulk) == NULL ||
+                   CU_add_test(s, "SIGTERM exits 0", test_stop) == NULL
+               ? -1
+               : 0;
   if (s == NULL ||
       CU_add_test(s, "an order's life", test_lifecycle) == NULL ||
       CU_add_test(s, "replayed records change nothing", test_replay) == NULL ||
       CU_add_test(s, "events out of topic order", test_out_of_order) == NULL ||
       CU_add_test(s, "illegal transitions to the DLQ", test_illegal) == NULL ||
       CU_add_test(s, "personal data encrypted", test_personal_data) == NULL ||
+      CU_add_test(s, "poison records to the DLQ", test_poison) == NULL ||
+      CU_add_test(s, "a SKU listed twice", test_sku_twice) == NULL ||
+      CU_add_test(s, "DLQ payload encrypted in the outbox",
+                  test_outbox_dlq_encrypted) == NULL ||
+      CU_add_test(s, "a DLQ row refused too", test_dlq_row_refused) == NULL ||
       CU_add_test(s, "adjustment refused by the reserver",
                   test_refused_adjustment) == NULL ||
       CU_add_test(s, "SIGKILL and restart", test_sigkill) == NULL ||
+      CU_add_test(s, "SIGKILL inside a batch", test_kill_mid_batch) == NULL ||
+      CU_add_test(s, "SIGKILL after a batch's commit",
+                  test_kill_after_commit) == NULL ||
+      CU_add_test(s, "bulk ingest", test_bulk) == NULL ||
       CU_add_test(s, "PostgreSQL sessions terminated", test_pg_terminate) ==
           NULL ||
       CU_add_test(s, "missing crypto.key", test_missing_key) == NULL ||

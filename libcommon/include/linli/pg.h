@@ -65,6 +65,34 @@ int linli_pg_set_isolation(linli_pg_t *pg, const char *level);
 /* Make retry loops in linli_pg_txn give up (e.g. from a signal handler). */
 void linli_pg_cancel_retries(linli_pg_t *pg);
 
+/*
+ * Pipeline mode (libpq 15), for many statements in one round trip inside
+ * linli_pg_txn's fn: enter, send prepared statements (registered with
+ * linli_pg_prepare; one registered while the pipeline is open is prepared
+ * when first sent), read their results in the order sent with
+ * linli_pg_pipeline_next (same codes and err as linli_pg_exec_prepared;
+ * after a failure, the rest of the pipeline reports 25P02 "skipped"), and
+ * exit, which reads what is left and returns the first failure among it.
+ * linli_pg_txn closes a pipeline fn left open before COMMIT. A lost
+ * connection ends the pipeline (LINLI_ERR_TRANSIENT).
+ */
+int linli_pg_pipeline_enter(linli_pg_t *pg, char *err, size_t errlen);
+int linli_pg_pipeline_send(linli_pg_t *pg, const char *name, int nparams,
+                           const char *const *params, char *err,
+                           size_t errlen);
+/* Constant SQL, planned for these parameters at every execution (not
+ * prepared): for a statement over a batch whose best plan depends on the
+ * table's current size (a generic plan made while a table was small keeps
+ * scanning it whole). */
+int linli_pg_pipeline_send_sql(linli_pg_t *pg, const char *sql, int nparams,
+                               const char *const *params, char *err,
+                               size_t errlen);
+/* Statements sent whose results were not read yet. */
+size_t linli_pg_pipeline_pending(const linli_pg_t *pg);
+int linli_pg_pipeline_next(linli_pg_t *pg, PGresult **res, char *err,
+                           size_t errlen);
+int linli_pg_pipeline_exit(linli_pg_t *pg, char *err, size_t errlen);
+
 /* The underlying libpq connection (valid until the next reconnect). */
 PGconn *linli_pg_conn(linli_pg_t *pg);
 
