@@ -344,6 +344,10 @@ int apply_settlements(struct ledger_ev *ev) {
     return settle(ev, f->campaign_id, "FAILED", -1, -1, (int)f->participants,
                   opt(f->reason) ? f->reason : "no tier reached");
   }
+  case LINLI__SETTLEMENT_EVENT__EVENT_JOIN_RESULT:
+    /* The settler's answer to a join; the record keeps participants from
+     * linli.groupbuy.v1 itself. */
+    return LINLI_OK;
   default:
     return ev_dlq(ev, "SettlementEvent carries no event");
   }

@@ -172,6 +172,11 @@ static int validate_route(struct ledger_ev *ev, const Linli__RouteBatch *r) {
 
 int apply_routes(struct ledger_ev *ev) {
   const Linli__RouteEvent *e = (const Linli__RouteEvent *)ev->env;
+  /* The router's per-wave sorting lists and wave plans live in the log
+   * (linli-replay exports them); the record keeps the routes. */
+  if (e->event_case == LINLI__ROUTE_EVENT__EVENT_SORTING_LIST ||
+      e->event_case == LINLI__ROUTE_EVENT__EVENT_WAVE_PLANNED)
+    return LINLI_OK;
   if (e->event_case != LINLI__ROUTE_EVENT__EVENT_ROUTE_BATCH)
     return ev_dlq(ev, "RouteEvent carries no event");
   const Linli__RouteBatch *r = e->route_batch;

@@ -1,4 +1,4 @@
--- 008_order_lines_as_placed.sql - order_lines hold an order's lines as
+-- 009_order_lines_as_placed.sql - order_lines hold an order's lines as
 -- placed, one row per line of the OrderPlaced (line_no = its index).
 --
 -- An order may list a SKU twice, at different prices: the reserver merges
