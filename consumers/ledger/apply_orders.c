@@ -383,7 +383,11 @@ int apply_refunds(struct ledger_ev *ev) {
   const Linli__RefundRequested *r = e->refund_requested;
   if (!ev_check_id(ev, r->refund_id, "refund_requested.refund_id") ||
       !ev_check_id(ev, r->order_id, "refund_requested.order_id") ||
-      !ev_check_id(ev, r->user_id, "refund_requested.user_id") ||
+      /* A payment for an order linli never accepted is refunded to a user
+       * nobody knows: the notice carries none. */
+      (!(r->reason == LINLI__REFUND_REQUESTED__REASON__UNKNOWN_ORDER &&
+         !opt(r->user_id)) &&
+       !ev_check_id(ev, r->user_id, "refund_requested.user_id")) ||
       (opt(r->campaign_id) &&
        !ev_check_id(ev, r->campaign_id, "refund_requested.campaign_id")))
     return LINLI_ERR_INVALID;
@@ -402,7 +406,7 @@ int apply_refunds(struct ledger_ev *ev) {
   const char *p[] = {
       r->refund_id,
       r->order_id,
-      r->user_id,
+      opt(r->user_id),
       amount,
       ev_enum_name(&linli__refund_requested__reason__descriptor, r->reason),
       r->cause_event_id ? r->cause_event_id : "",
