@@ -60,12 +60,7 @@ int main(int argc, char **argv) {
   snprintf(rs.retention_s, sizeof rs.retention_s, "%lld",
            (long long)linli_config_int(cfg, "orders.retention_s"));
   char err[1024] = "script registration failed";
-  int rc = linli_redis_connect(
-      linli_config_str(cfg, "redis.host"),
-      (int)linli_config_int(cfg, "redis.port"),
-      linli_config_str(cfg, "redis.password"),
-      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &rs.redis, err,
-      sizeof err);
+  int rc = linli_redis_connect_config(cfg, &rs.redis, err, sizeof err);
   if (rc == LINLI_OK)
     rc = linli_redis_script_batch(rs.redis, "stock", RESERVER_LUA_STOCK,
                                   &rs.stock);
@@ -88,15 +83,7 @@ int main(int argc, char **argv) {
       .on_assign = on_assign,
       .on_revoke = on_revoke,
   };
-  linli_runner_t *runner = NULL;
-  rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
-  if (rc == LINLI_OK) {
-    linli_runner_handle_signals(runner);
-    rc = linli_runner_run(runner, err, sizeof err);
-  }
-  if (rc != LINLI_OK)
-    LINLI_ERROR("reserver stopped", "reason=\"%s\"", err);
-  linli_runner_free(runner);
+  rc = linli_runner_main(cfg, &spec);
 out:
   reserver_batch_free(&rs);
   reserver_catalog_free(&rs);

@@ -31,18 +31,6 @@ static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
   meta->causation_id = (char *)(ctx->cause_event_id ? ctx->cause_event_id : "");
 }
 
-static int emit_packed(linli_emit_t *emit, const char *topic, int32_t partition,
-                       const char *key, const ProtobufCMessage *msg) {
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf)
-    return LINLI_ERR_TRANSIENT;
-  protobuf_c_message_pack(msg, buf);
-  int rc = linli_emit(emit, topic, partition, key, strlen(key), buf, len, NULL);
-  free(buf);
-  return rc;
-}
-
 int out_reservation(linli_emit_t *emit, const struct out_ctx *ctx,
                     Linli__ReservationResult *res) {
   Linli__ReservationEvent ev = LINLI__RESERVATION_EVENT__INIT;
@@ -52,7 +40,7 @@ int out_reservation(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
   ev.reservation_result = res;
-  return emit_packed(emit, RESERVER_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, RESERVER_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
                      res->order_id, &ev.base);
 }
 
@@ -69,7 +57,7 @@ int out_refund(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
   ev.refund_requested = refund;
-  return emit_packed(emit, RESERVER_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, RESERVER_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
                      refund->order_id, &ev.base);
 }
 
@@ -104,7 +92,7 @@ int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
   ev.fulfillment_item = &item;
-  return emit_packed(emit, RESERVER_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, RESERVER_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
                      placed->warehouse_id, &ev.base);
 }
 
@@ -128,6 +116,6 @@ int out_order_expired(linli_emit_t *emit, int32_t partition,
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED;
   ev.order_expired = &exp;
-  return emit_packed(emit, RESERVER_TOPIC_ORDERS, partition, order_id,
+  return linli_emit_message(emit, RESERVER_TOPIC_ORDERS, partition, order_id,
                      &ev.base);
 }

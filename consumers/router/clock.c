@@ -41,7 +41,7 @@ static int write_close(linli_emit_t *emit, int32_t partition,
   ev.meta = &meta;
   ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_WAVE_CLOSED;
   ev.wave_closed = &c;
-  int rc = router_emit(emit, LINLI_TOPIC_FULFILLMENT, partition, w->id,
+  int rc = linli_emit_message(emit, LINLI_TOPIC_FULFILLMENT, partition, w->id,
                        &ev.base);
   if (rc == LINLI_OK)
     LINLI_INFO("wave cutoff passed", "warehouse=%s wave=%s partition=%d",

@@ -131,12 +131,7 @@ int main(int argc, char **argv) {
   }
   LINLI_INFO("reference data loaded", "warehouses=%zu pickup_points=%zu "
              "vehicles=%zu", rt.ref.nwh, rt.ref.npp, rt.ref.nveh);
-  rc = linli_redis_connect(
-      linli_config_str(cfg, "redis.host"),
-      (int)linli_config_int(cfg, "redis.port"),
-      linli_config_str(cfg, "redis.password"),
-      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &rt.redis, err,
-      sizeof err);
+  rc = linli_redis_connect_config(cfg, &rt.redis, err, sizeof err);
   if (rc == LINLI_OK)
     rc = linli_redis_script_batch(rt.redis, "route", DOM_WAVE_LUA, &rt.script);
   if (rc != LINLI_OK) {
@@ -154,15 +149,7 @@ int main(int argc, char **argv) {
       .on_assign = on_assign,
       .on_revoke = on_revoke,
   };
-  linli_runner_t *runner = NULL;
-  rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
-  if (rc == LINLI_OK) {
-    linli_runner_handle_signals(runner);
-    rc = linli_runner_run(runner, err, sizeof err);
-  }
-  if (rc != LINLI_OK)
-    LINLI_ERROR("router stopped", "reason=\"%s\"", err);
-  linli_runner_free(runner);
+  rc = linli_runner_main(cfg, &spec);
 out:
   linli_redis_free(rt.redis);
   dom_ref_free(&rt.ref);

@@ -26,18 +26,6 @@
 #define PRODUCER_NAME "linli-router"
 #define WAVE_PLANNED_MAX_BYTES 900000
 
-int router_emit(linli_emit_t *emit, const char *topic, int32_t partition,
-                const char *key, const ProtobufCMessage *ev) {
-  size_t len = protobuf_c_message_get_packed_size(ev);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf)
-    return LINLI_ERR_TRANSIENT;
-  protobuf_c_message_pack(ev, buf);
-  int rc = linli_emit(emit, topic, partition, key, strlen(key), buf, len, NULL);
-  free(buf);
-  return rc;
-}
-
 /* ------------------------------------------------------------ the stops */
 
 /* A stop of the wave before routing: a pickup point's orders or one home
@@ -244,7 +232,7 @@ static int emit_route_event(struct out *o, Linli__RouteEvent *ev) {
   meta.schema_version = 1;
   meta.causation_id = o->cause->meta->event_id;
   ev->meta = &meta;
-  int rc = router_emit(o->emit, LINLI_TOPIC_ROUTES, RD_KAFKA_PARTITION_UA,
+  int rc = linli_emit_message(o->emit, LINLI_TOPIC_ROUTES, RD_KAFKA_PARTITION_UA,
                        o->warehouse, &ev->base);
   ev->meta = NULL;
   return rc;

@@ -63,8 +63,4 @@ int router_plan_wave(struct router *rt, linli_emit_t *emit,
  * in the partitions this instance owns. */
 int router_tick(void *app, linli_emit_t *emit, int64_t now_ms);
 
-/* Pack ev and write it to topic (partition may be RD_KAFKA_PARTITION_UA). */
-int router_emit(linli_emit_t *emit, const char *topic, int32_t partition,
-                const char *key, const ProtobufCMessage *ev);
-
 #endif

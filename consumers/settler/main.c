@@ -53,12 +53,7 @@ int main(int argc, char **argv) {
   st.retention_s = linli_config_int(cfg, "groupbuy.retention_s");
   st.deadline_retry_ms = linli_config_int(cfg, "groupbuy.deadline_retry_ms");
   char err[1024] = "script registration failed";
-  int rc = linli_redis_connect(
-      linli_config_str(cfg, "redis.host"),
-      (int)linli_config_int(cfg, "redis.port"),
-      linli_config_str(cfg, "redis.password"),
-      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &st.redis, err,
-      sizeof err);
+  int rc = linli_redis_connect_config(cfg, &st.redis, err, sizeof err);
   if (rc == LINLI_OK)
     rc = linli_redis_script_batch(st.redis, "settle", DOM_GB_LUA, &st.script);
   if (rc != LINLI_OK) {
@@ -76,15 +71,7 @@ int main(int argc, char **argv) {
       .on_assign = on_assign,
       .on_revoke = on_revoke,
   };
-  linli_runner_t *runner = NULL;
-  rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
-  if (rc == LINLI_OK) {
-    linli_runner_handle_signals(runner);
-    rc = linli_runner_run(runner, err, sizeof err);
-  }
-  if (rc != LINLI_OK)
-    LINLI_ERROR("settler stopped", "reason=\"%s\"", err);
-  linli_runner_free(runner);
+  rc = linli_runner_main(cfg, &spec);
 out:
   linli_redis_free(st.redis);
   linli_process_exit(cfg);

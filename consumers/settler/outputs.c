@@ -25,25 +25,13 @@ static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
   meta->causation_id = (char *)ctx->cause_event_id;
 }
 
-static int emit_packed(linli_emit_t *emit, const char *topic, int32_t partition,
-                       const char *key, const ProtobufCMessage *msg) {
-  size_t len = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf)
-    return LINLI_ERR_TRANSIENT;
-  protobuf_c_message_pack(msg, buf);
-  int rc = linli_emit(emit, topic, partition, key, strlen(key), buf, len, NULL);
-  free(buf);
-  return rc;
-}
-
 int out_settlement(linli_emit_t *emit, const struct out_ctx *ctx, int index,
                    Linli__SettlementEvent *ev, const char *campaign_id) {
   Linli__Meta meta = LINLI__META__INIT;
   char id[LINLI_ID_BUFSZ];
   fill_meta(&meta, id, ctx, index);
   ev->meta = &meta;
-  int rc = emit_packed(emit, LINLI_TOPIC_SETTLEMENTS, RD_KAFKA_PARTITION_UA,
+  int rc = linli_emit_message(emit, LINLI_TOPIC_SETTLEMENTS, RD_KAFKA_PARTITION_UA,
                        campaign_id, &ev->base);
   ev->meta = NULL;
   return rc;
@@ -61,7 +49,7 @@ int out_refund(linli_emit_t *emit, const struct out_ctx *ctx, int index,
   ev.meta = &meta;
   ev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
   ev.refund_requested = refund;
-  return emit_packed(emit, LINLI_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
                      refund->order_id, &ev.base);
 }
 
@@ -84,6 +72,6 @@ int out_deadline(linli_emit_t *emit, int32_t partition,
   ev.meta = &meta;
   ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_DEADLINE;
   ev.campaign_deadline = &d;
-  return emit_packed(emit, LINLI_TOPIC_GROUPBUY, partition, campaign_id,
+  return linli_emit_message(emit, LINLI_TOPIC_GROUPBUY, partition, campaign_id,
                      &ev.base);
 }

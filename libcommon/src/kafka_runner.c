@@ -306,6 +306,18 @@ int linli_emit(linli_emit_t *e, const char *topic, int32_t partition,
   }
 }
 
+int linli_emit_message(linli_emit_t *e, const char *topic, int32_t partition,
+                       const char *key, const ProtobufCMessage *msg) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    return LINLI_ERR_TRANSIENT;
+  protobuf_c_message_pack(msg, buf);
+  int rc = linli_emit(e, topic, partition, key, strlen(key), buf, len, NULL);
+  free(buf);
+  return rc;
+}
+
 static int emit_dlq(linli_runner_t *r, const rd_kafka_message_t *m, int code,
                     const char *reason) {
   char part[16], off[32];
@@ -913,4 +925,20 @@ void linli_runner_free(linli_runner_t *r) {
   if (signal_runner == r)
     signal_runner = NULL;
   free(r);
+}
+
+int linli_runner_main(const linli_config_t *cfg,
+                      const linli_runner_spec_t *spec) {
+  char err[1024] = "";
+  linli_runner_t *r = NULL;
+  int rc = linli_runner_new(cfg, spec, &r, err, sizeof err);
+  if (rc == LINLI_OK) {
+    linli_runner_handle_signals(r);
+    rc = linli_runner_run(r, err, sizeof err);
+  }
+  if (rc != LINLI_OK)
+    LINLI_ERROR("consumer stopped", "consumer=%s reason=\"%s\"", spec->name,
+                err);
+  linli_runner_free(r);
+  return rc;
 }

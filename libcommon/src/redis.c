@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "linli/clock.h"
+#include "linli/config.h"
 #include "linli/error.h"
 #include "linli/log.h"
 
@@ -274,6 +275,16 @@ err:
           r != NULL && r->errstr[0] != '\0' ? r->errstr : linli_strerror(rc));
   linli_redis_free(r);
   return rc;
+}
+
+int linli_redis_connect_config(const struct linli_config *cfg,
+                               linli_redis_t **out, char *err, size_t errlen) {
+  return linli_redis_connect(
+      linli_config_str(cfg, "redis.host"),
+      (int)linli_config_int(cfg, "redis.port"),
+      linli_config_str(cfg, "redis.password"),
+      (int)linli_config_int(cfg, "redis.connect_timeout_ms"), out, err,
+      errlen);
 }
 
 void linli_redis_free(linli_redis_t *r) {

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "linli/config.h"
 
@@ -179,6 +180,12 @@ void linli_runner_handle_signals(linli_runner_t *r);
 
 void linli_runner_free(linli_runner_t *r);
 
+/* A consumer process's whole run: build the runner from spec, route
+ * SIGTERM/SIGINT to its drain, consume until stopped, free it. Logs why it
+ * stopped. LINLI_OK after a graceful drain. */
+int linli_runner_main(const linli_config_t *cfg,
+                      const linli_runner_spec_t *spec);
+
 /* This instance's id (runner.instance_id, default "<hostname>-<pid>"). */
 const char *linli_runner_instance(const linli_runner_t *r);
 
@@ -187,6 +194,10 @@ const char *linli_runner_instance(const linli_runner_t *r);
 int linli_emit(linli_emit_t *e, const char *topic, int32_t partition,
                const void *key, size_t keylen, const void *value,
                size_t vallen, rd_kafka_headers_t *hdrs);
+
+/* Pack a protobuf message and write it with linli_emit. */
+int linli_emit_message(linli_emit_t *e, const char *topic, int32_t partition,
+                       const char *key, const ProtobufCMessage *msg);
 
 /* DLQ header names (values are strings). */
 #define LINLI_DLQ_H_TOPIC "source_topic"

@@ -34,6 +34,11 @@ int linli_redis_connect(const char *host, int port, const char *password,
                         int connect_timeout_ms, linli_redis_t **out,
                         char *err, size_t errlen);
 void linli_redis_free(linli_redis_t *r);
+/* linli_redis_connect with the config's redis.host, redis.port,
+ * redis.password and redis.connect_timeout_ms. */
+struct linli_config;
+int linli_redis_connect_config(const struct linli_config *cfg,
+                               linli_redis_t **out, char *err, size_t errlen);
 
 /*
  * Run one command (argv form; never a format string with user data).
