@@ -110,20 +110,55 @@ int main(int argc, char **argv) {
   gw.rate_limit = linli_config_int(gw.cfg, "gateway.rate_limit_per_s");
   gw.user_cap = linli_config_int(gw.cfg, "gateway.campaign_user_cap");
   gw.idem_ttl_s = linli_config_int(gw.cfg, "gateway.idempotency_ttl_s");
+  gw.publish_timeout_ms =
+      linli_config_int(gw.cfg, "gateway.publish_timeout_ms");
+  /* A "P" Idempotency-Key marker must outlive the publish it guards, or a
+   * retry could publish a second event while the first may still land. */
+  if (gw.publish_timeout_ms / 1000 + 60 > gw.idem_ttl_s) {
+    LINLI_ERROR("gateway.publish_timeout_ms must be at least 60 s below "
+                "gateway.idempotency_ttl_s",
+                "publish_timeout_ms=%lld idempotency_ttl_s=%lld",
+                (long long)gw.publish_timeout_ms, (long long)gw.idem_ttl_s);
+    goto out;
+  }
   register_metrics(&gw);
   if (gw_keys_load(&gw.keys, linli_config_str(gw.cfg, "gateway.keys_file"),
                    err, sizeof err) != LINLI_OK) {
     LINLI_ERROR("cannot load API keys", "reason=\"%s\"", err);
     goto out;
   }
-  LINLI_INFO("api keys loaded", "count=%zu", gw.keys.n);
+  /* Anyone can read the development tokens: they open the local stack
+   * only, never a gateway someone did not explicitly mark as such. */
+  const char *dev = gw_keys_published(&gw.keys);
+  if (dev && !linli_config_bool(gw.cfg, "gateway.dev_keys")) {
+    LINLI_ERROR("refusing the published development API keys",
+                "app_id=%s keys_file=%s hint=\"make your own keys "
+                "(docs/api.md) or set gateway.dev_keys=true on a local "
+                "stack\"",
+                dev, linli_config_str(gw.cfg, "gateway.keys_file"));
+    goto out;
+  }
+  LINLI_INFO("api keys loaded", "count=%zu development=%s", gw.keys.n,
+             dev ? "yes" : "no");
   gw.base = event_base_new();
   if (!gw.base) {
     LINLI_ERROR("event_base_new failed", NULL);
     goto out;
   }
-  if (linli_producer_new(gw.cfg, GW_PRODUCER, &gw.producer, err,
-                         sizeof err) != LINLI_OK) {
+  /* A request waits for its delivery report: bound it by
+   * publish_timeout_ms, and keep the linger short (a request's latency)
+   * unless [kafka] says otherwise; concurrent requests still batch. */
+  char mto[24];
+  snprintf(mto, sizeof mto, "%lld", (long long)gw.publish_timeout_ms);
+  const char *const props[][2] = {
+      {"message.timeout.ms", mto},
+      {"linger.ms", linli_config_kafka_get(gw.cfg, "linger.ms")
+                        ? linli_config_kafka_get(gw.cfg, "linger.ms")
+                        : "1"},
+  };
+  if (linli_producer_new_with(gw.cfg, GW_PRODUCER, props,
+                              sizeof props / sizeof props[0], &gw.producer,
+                              err, sizeof err) != LINLI_OK) {
     LINLI_ERROR("cannot create the kafka producer", "reason=\"%s\"", err);
     goto out;
   }

@@ -86,6 +86,20 @@ static void on_app(struct gw *gw, const PGresult *res, void *arg) {
   free(c);
 }
 
+void gw_pg_campaign_app(struct gw *gw, const char *campaign_id, gw_app_fn fn,
+                        void *arg) {
+  struct app_ctx *c = malloc(sizeof *c);
+  if (!c) {
+    fn(gw, LINLI_ERR_TRANSIENT, NULL, arg);
+    return;
+  }
+  c->fn = fn;
+  c->arg = arg;
+  const char *p[] = {campaign_id};
+  gw_pg_query(gw, "SELECT app_id FROM campaigns WHERE campaign_id = $1", 1, p,
+              on_app, c);
+}
+
 void gw_pg_order_app(struct gw *gw, const char *order_id, gw_app_fn fn,
                      void *arg) {
   struct app_ctx *c = malloc(sizeof *c);

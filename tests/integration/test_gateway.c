@@ -203,6 +203,7 @@ static int start_gateway(struct gwproc *g, int port, char *const extra[]) {
   env[n++] = keys_env;
   env[n++] = port_env;
   env[n++] = "LINLI_METRICS_PORT=-1";
+  env[n++] = "LINLI_GATEWAY_DEV_KEYS=true";
   for (int i = 0; extra && extra[i] && n < 22; i++)
     env[n++] = extra[i];
   env[n] = NULL;
@@ -446,6 +447,25 @@ static int place(const char *token, const char *order, const char *user,
   if (!ok)
     fprintf(stderr, "place %s -> %d %.*s\n", order, r.status, (int)r.len,
             r.body);
+  resp_free(&r);
+  return ok;
+}
+
+/* An admin opens campaign for app (202 expected). */
+static int open_campaign(const char *campaign, const char *app) {
+  char body[640];
+  snprintf(body, sizeof body,
+           "{\"campaign_id\":\"%s\",\"app_id\":\"%s\",\"sku_id\":\"SKU-1\","
+           "\"warehouse_id\":\"W1\",\"list_price_fen\":\"1000\",\"tiers\":["
+           "{\"min_participants\":2,\"unit_price_fen\":\"900\"}],"
+           "\"deadline_ms\":\"4102444800000\",\"per_user_limit\":3}",
+           campaign, app);
+  struct resp r;
+  http("POST", "/v1/groupbuys", TOK_ADMIN, NULL, body, &r);
+  int ok = r.status == 202;
+  if (!ok)
+    fprintf(stderr, "open campaign %s -> %d %.*s\n", campaign, r.status,
+            (int)r.len, r.body);
   resp_free(&r);
   return ok;
 }
@@ -1043,6 +1063,7 @@ static void test_user_cap(void) {
   uid("capu", user, sizeof user);
   for (int i = 0; i < 3; i++)
     uid("capo", o[i], sizeof o[i]);
+  CU_ASSERT_FATAL(open_campaign(camp, "shop_a"));
   CU_ASSERT(place(TOK_A, o[0], user, camp));
   CU_ASSERT(place(TOK_A, o[1], user, camp));
   /* Joining with an order already counted does not count again. */
@@ -1063,6 +1084,92 @@ static void test_user_cap(void) {
   free(b);
   /* Another user is not affected. */
   CU_ASSERT(place(TOK_A, o[2], "someone-else", camp));
+}
+
+/* A campaign belongs to its app: another app's orders, joins and leaves
+ * get the 404 of an unknown campaign, its users' caps are their own, and
+ * the campaign id cannot be opened again for another app. */
+static void test_campaign_isolation(void) {
+  char camp[96], ob[96], oa[96], user[96], path[256], body[512];
+  uid("iso", camp, sizeof camp);
+  uid("isob", ob, sizeof ob);
+  uid("isoa", oa, sizeof oa);
+  uid("isou", user, sizeof user);
+  CU_ASSERT_FATAL(open_campaign(camp, "shop_a"));
+  struct resp r;
+  /* B orders into A's campaign: 404, and the order id stays free. */
+  char *b = order_body(ob, user, camp);
+  http("POST", "/v1/orders", TOK_B, NULL, b, &r);
+  CU_ASSERT_EQUAL(r.status, 404);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "no such campaign"));
+  resp_free(&r);
+  free(b);
+  /* B joins A's campaign with an order of its own: 404, however often
+   * (no cap of A's user is touched). */
+  CU_ASSERT_FATAL(place(TOK_B, ob, user, NULL));
+  snprintf(path, sizeof path, "/v1/groupbuys/%s/join", camp);
+  snprintf(body, sizeof body,
+           "{\"user_id\":\"%s\",\"order_id\":\"%s\",\"quantity\":1}", user,
+           ob);
+  for (int i = 0; i < 7; i++) {
+    http("POST", path, TOK_B, NULL, body, &r);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+  }
+  snprintf(path, sizeof path, "/v1/groupbuys/%s/leave", camp);
+  snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"order_id\":\"%s\"}",
+           user, ob);
+  http("POST", path, TOK_B, NULL, body, &r);
+  CU_ASSERT_EQUAL(r.status, 404);
+  resp_free(&r);
+  /* A's user with the same user id is not capped by any of that. */
+  CU_ASSERT(place(TOK_A, oa, user, camp));
+  /* The campaign id cannot be opened for another app. */
+  CU_ASSERT(!open_campaign(camp, "shop_b"));
+  /* An unknown campaign: the same 404. */
+  char none[96];
+  uid("isonone", none, sizeof none);
+  snprintf(path, sizeof path, "/v1/groupbuys/%s/join", none);
+  snprintf(body, sizeof body,
+           "{\"user_id\":\"%s\",\"order_id\":\"%s\",\"quantity\":1}", user,
+           oa);
+  http("POST", path, TOK_A, NULL, body, &r);
+  CU_ASSERT_EQUAL(r.status, 404);
+  resp_free(&r);
+}
+
+/* 100 lines of quantity 1,000,000 at 10^11 fen overflow int64: a 400
+ * naming the field, never a crash or a wrapped total. */
+static void test_money_overflow(void) {
+  char order[96];
+  uid("ovf", order, sizeof order);
+  size_t cap = 16384, n = 0;
+  char *b = malloc(cap);
+  n += (size_t)snprintf(b + n, cap - n,
+                        "{\"order_id\":\"%s\",\"user_id\":\"u\","
+                        "\"warehouse_id\":\"W1\",\"lines\":[",
+                        order);
+  for (int i = 0; i < 100; i++)
+    n += (size_t)snprintf(b + n, cap - n,
+                          "%s{\"sku_id\":\"S%d\",\"quantity\":1000000,"
+                          "\"unit_price_fen\":\"100000000000\"}",
+                          i ? "," : "", i);
+  snprintf(b + n, cap - n, "],\"pickup\":{\"pickup_point_id\":\"P1\"}}");
+  expect_400("/v1/orders", TOK_A, b, "lines");
+  /* Two lines whose sum passes the bound (each line alone is fine). */
+  snprintf(b, cap,
+           "{\"order_id\":\"%s\",\"user_id\":\"u\",\"warehouse_id\":\"W1\","
+           "\"lines\":[{\"sku_id\":\"S1\",\"quantity\":1000000,"
+           "\"unit_price_fen\":\"100000000000\"},{\"sku_id\":\"S2\","
+           "\"quantity\":1,\"unit_price_fen\":\"1\"}],"
+           "\"pickup\":{\"pickup_point_id\":\"P1\"}}", order);
+  expect_400("/v1/orders", TOK_A, b, "lines");
+  free(b);
+  /* The gateway is still there. */
+  struct resp r;
+  http("GET", "/healthz", NULL, NULL, NULL, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
 }
 
 static void test_rate_limit(void) {
@@ -1137,7 +1244,7 @@ static void test_kafka_down(void) {
   read_all(parked, &r);
   close(parked);
   CU_ASSERT_EQUAL(r.status, 503);
-  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nothing was accepted"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nothing was written"));
   resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
   /* Nothing was accepted: the order is unknown, the key is free again, and
@@ -1693,8 +1800,8 @@ static void test_tls(void) {
   snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
   g.port = port_for(4);
   snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", g.port);
-  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1", extra[0],
-                 extra[1], NULL};
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1",
+                 "LINLI_GATEWAY_DEV_KEYS=true", extra[0], extra[1], NULL};
   char *argv[] = {bin, NULL};
   snprintf(g.log, sizeof g.log, "gateway-%d-tls.log", (int)getpid());
   g.pid = linli_test_spawn(argv, env, g.log);
@@ -1823,6 +1930,8 @@ int linli_test_register(void) {
   CU_add_test(s, "tenant isolation on writes", test_tenant_isolation_writes);
   CU_add_test(s, "reads from PostgreSQL", test_reads);
   CU_add_test(s, "per-user campaign cap", test_user_cap);
+  CU_add_test(s, "campaigns belong to their app", test_campaign_isolation);
+  CU_add_test(s, "money overflow is a 400", test_money_overflow);
   CU_add_test(s, "rate limit 429", test_rate_limit);
   CU_add_test(s, "kafka unreachable: 503, nothing accepted, SIGTERM drains",
               test_kafka_down);
