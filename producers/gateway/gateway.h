@@ -82,6 +82,9 @@ struct gw {
   int64_t idem_ttl_s;
   int64_t publish_timeout_ms; /* message.timeout.ms of the producer */
   int inflight; /* publish requests waiting for Kafka */
+  struct ob_item *ob_head, **ob_tail; /* reads.c: owner look-ups to batch */
+  int ob_n;
+  struct event *ob_ev;
   linli_counter_t *m_requests[6]; /* by status class: 2xx..5xx, index 2..5 */
   linli_counter_t *m_published;
   linli_counter_t *m_kafka_failed;
@@ -309,6 +312,11 @@ void gw_validate_adjustment(json_t *errs, const ProtobufCMessage *m);
 typedef void (*gw_app_fn)(struct gw *gw, int rc, const char *app, void *arg);
 void gw_pg_order_app(struct gw *gw, const char *order_id, gw_app_fn fn,
                      void *arg);
+/* The same for the ids claimed in one loop turn, in one query. */
+void gw_pg_order_app_batched(struct gw *gw, const char *order_id,
+                             gw_app_fn fn, void *arg);
+/* Send what is waiting (before gw_pg_stop). */
+void gw_pg_order_app_batch_stop(struct gw *gw);
 /* campaigns.app_id of campaign_id, the same way. */
 void gw_pg_campaign_app(struct gw *gw, const char *campaign_id, gw_app_fn fn,
                         void *arg);

@@ -445,7 +445,7 @@ static void pub_start(struct pub *p) {
   p->q.event_id = p->event_id;
   if (p->q.order_mode == GW_ORDER_CLAIM) {
     p->pg_asked = p->pg_waiting = 1;
-    gw_pg_order_app(p->gw, p->q.order, on_claim_pg, p);
+    gw_pg_order_app_batched(p->gw, p->q.order, on_claim_pg, p);
   }
   pub_guard(p);
 }
