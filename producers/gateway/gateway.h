@@ -61,6 +61,8 @@ struct gw_keys {
 struct sse;      /* sse.c */
 struct gw_redis; /* rds.c */
 struct gw_pg;    /* pgq.c */
+struct gw_conns; /* conn.c */
+struct bufferevent;
 
 struct gw {
   linli_config_t *cfg;
@@ -70,6 +72,7 @@ struct gw {
   struct gw_redis *rds;
   struct gw_pg *pgq;
   struct gw_keys keys;
+  struct gw_conns *conns;
   struct sse *sse;
   struct event *poll_ev;
   struct event *drain_ev; /* SIGTERM: waits for parked requests */
@@ -128,6 +131,22 @@ void gw_reply_text(struct gw_req *r, int status, const char *json_text);
 char *gw_body(struct gw_req *r, size_t *len);
 /* A request header (case-insensitive), or NULL. */
 const char *gw_header(struct gw_req *r, const char *name);
+
+/* ------------------------------------------------------------- conn.c */
+/* Listen on gateway.addr/port with limits on connections, time and early
+ * refusals (conn.c's opening comment); make (NULL: plain sockets) makes
+ * each connection's bufferevent (TLS). *bound is evhttp's handle. */
+int gw_conn_start(struct gw *gw,
+                  struct bufferevent *(*make)(struct event_base *, void *),
+                  void *make_arg, struct evhttp_bound_socket **bound,
+                  char *err, size_t errlen);
+/* evhttp freed the listener (SIGTERM). */
+void gw_conn_listener_gone(struct gw *gw);
+/* After gw_http_stop. */
+void gw_conn_stop(struct gw *gw);
+/* First thing for every request: 1 if it was refused below evhttp and is
+ * answered now; marks the request as whole (its deadline stops). */
+int gw_conn_check(struct gw_req *r);
 
 /* ------------------------------------------------------------- keys.c */
 int gw_keys_load(struct gw_keys *keys, const char *path, char *err,

@@ -229,6 +229,7 @@ out:
   }
   gw_sse_stop(&gw);
   gw_http_stop(&gw);
+  gw_conn_stop(&gw);
   if (gw.producer) {
     rd_kafka_queue_t *q =
         rd_kafka_queue_get_main(linli_producer_handle(gw.producer));

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include <event2/buffer.h>
@@ -122,8 +123,10 @@ static void pub_fail(struct pub *p, int status, const char *code,
 /* Parse the body as desc; on failure answers 400 (or 415) and returns NULL. */
 static ProtobufCMessage *parse_body(struct gw_req *r,
                                     const ProtobufCMessageDescriptor *desc) {
+  /* application/json, optionally with parameters (charset=utf-8). */
   const char *ct = gw_header(r, "Content-Type");
-  if (ct && strncmp(ct, "application/json", 16) != 0) {
+  if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+      (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
     gw_reply_error(r, 415, "unsupported_media_type",
                    "send the body as application/json");
     return NULL;

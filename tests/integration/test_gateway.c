@@ -451,6 +451,262 @@ static int place(const char *token, const char *order, const char *user,
   return ok;
 }
 
+/* ------------------------------------------------------- raw HTTP */
+
+/* Send raw bytes on a fresh connection and read until the server closes
+ * or wait_ms pass; the answer's status (0: none) and body in *out. */
+static int raw_on(int port, const char *data, size_t len, int wait_ms,
+                  struct resp *out) {
+  memset(out, 0, sizeof *out);
+  int fd = dial(port);
+  if (fd < 0)
+    return -1;
+  struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  write_all(fd, data, len);
+  read_all(fd, out);
+  close(fd);
+  return 0;
+}
+
+/* A JSON answer with {"error": code}? */
+static int json_error_is(const struct resp *r, const char *code) {
+  char buf[64];
+  return strstr(r->raw, "Content-Type: application/json") &&
+         strcmp(jfield(r, "error", buf, sizeof buf), code) == 0;
+}
+
+/* What evhttp and the connection layer refuse: JSON, never HTML; a NUL in
+ * a header never authenticates; conflicting Content-Length; no or another
+ * Content-Type is 415; a big body without a valid key is refused before
+ * it is sent. */
+static void test_http_hardening(void) {
+  struct resp r;
+  int port = main_gw.port;
+  /* "Bearer <valid token>\0junk" would authenticate if the header were cut
+   * at the NUL. */
+  static const char nul[] = "GET /v1/orders/x HTTP/1.1\r\nHost: x\r\n"
+                            "Authorization: Bearer " TOK_A "\0junk\r\n"
+                            "Connection: close\r\n\r\n";
+  raw_on(port, nul, sizeof nul - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 400);
+  CU_ASSERT(json_error_is(&r, "bad_request"));
+  resp_free(&r);
+  static const char twocl[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                              "Authorization: Bearer " TOK_A "\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: 2\r\nContent-Length: 20\r\n"
+                              "\r\n{}";
+  raw_on(port, twocl, sizeof twocl - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 400);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "Content-Length"));
+  resp_free(&r);
+  /* libevent's own refusals: a broken request line, an unknown method, a
+   * body over gateway.max_body_bytes (with a valid key). */
+  static const char garbage[] = "GARBAGE\r\n\r\n";
+  raw_on(port, garbage, sizeof garbage - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 400);
+  CU_ASSERT(json_error_is(&r, "bad_request"));
+  CU_ASSERT_PTR_NULL(strstr(r.raw, "<HTML>"));
+  resp_free(&r);
+  static const char brew[] = "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_on(port, brew, sizeof brew - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 501);
+  CU_ASSERT(json_error_is(&r, "not_implemented"));
+  resp_free(&r);
+  static const char big[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                            "Authorization: Bearer " TOK_A "\r\n"
+                            "Content-Type: application/json\r\n"
+                            "Content-Length: 50000000\r\n\r\n";
+  raw_on(port, big, sizeof big - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 413);
+  CU_ASSERT(json_error_is(&r, "payload_too_large"));
+  resp_free(&r);
+  /* 1 MB announced without a key: refused at once, before any body. */
+  static const char unauth[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 1000000\r\n\r\n";
+  raw_on(port, unauth, sizeof unauth - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 401);
+  CU_ASSERT(json_error_is(&r, "unauthorized"));
+  resp_free(&r);
+  /* Content-Type: missing or not JSON is 415. */
+  char order[96];
+  uid("ct", order, sizeof order);
+  char *b = order_body(order, "u-ct", NULL);
+  char req[2048];
+  int n = snprintf(req, sizeof req,
+                   "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+                   "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 415);
+  resp_free(&r);
+  n = snprintf(req, sizeof req,
+               "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+               "Content-Type: text/plain\r\n"
+               "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 415);
+  resp_free(&r);
+  n = snprintf(req, sizeof req,
+               "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+               "Content-Type: application/jsonx\r\n"
+               "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 415);
+  resp_free(&r);
+  /* With it, accepted; also after "Expect: 100-continue" (curl sends it
+   * for bodies over 1 KiB): the 100 comes first, then the 202. */
+  n = snprintf(req, sizeof req,
+               "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+               "Content-Type: application/json; charset=utf-8\r\n"
+               "Expect: 100-continue\r\n"
+               "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 10000, &r);
+  CU_ASSERT(r.status == 100 || r.status == 202);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.raw, "HTTP/1.1 202"));
+  resp_free(&r);
+  free(b);
+}
+
+/* Close with a reset: no TIME_WAIT left on an ephemeral port that a later
+ * test's listener may want (this suite's ports lie in that range). */
+static void close_rst(int fd) {
+  struct linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
+/* Connections held open (no bytes, a trickled head, a trickled body) are
+ * closed after gateway.request_deadline_s; more than
+ * gateway.max_connections_per_ip from one address are refused; at the
+ * descriptor limit (ulimit -n 120) and far past gateway.max_connections,
+ * /healthz still answers and the log does not flood. */
+static void test_connection_limits(void) {
+  struct gwproc g;
+  char bin[512], keys[512], keys_env[600], port_env[64];
+  linli_test_binary_path("producers/gateway/linli-gateway", bin, sizeof bin);
+  linli_test_source_path("config/gateway-keys.conf", keys, sizeof keys);
+  snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
+  g.port = port_for(3);
+  snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", g.port);
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1",
+                 "LINLI_GATEWAY_DEV_KEYS=true",
+                 "LINLI_GATEWAY_REQUEST_DEADLINE_S=2",
+                 "LINLI_GATEWAY_MAX_CONNECTIONS_PER_IP=8", NULL};
+  char *argv[] = {"/bin/sh", "-c", "ulimit -n 120 && exec \"$0\"", bin, NULL};
+  snprintf(g.log, sizeof g.log, "gateway-%d-limits.log", (int)getpid());
+  unlink(g.log);
+  g.pid = linli_test_spawn(argv, env, g.log);
+  CU_ASSERT_FATAL(g.pid > 0);
+  struct resp r;
+  int up = 0;
+  for (int i = 0; i < 200 && !up; i++) {
+    up = http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r) == 0 &&
+         r.status == 200;
+    resp_free(&r);
+    if (!up)
+      usleep(100 * 1000);
+  }
+  CU_ASSERT_FATAL(up);
+
+  /* A head trickled a byte every 300 ms: closed at the deadline. */
+  int fd = dial(g.port);
+  CU_ASSERT_FATAL(fd >= 0);
+  static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  write_all(fd, head, sizeof head - 1);
+  int64_t t0 = linli_test_now_ms(), closed_at = 0;
+  while (linli_test_now_ms() - t0 < 8000) {
+    usleep(300 * 1000);
+    if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) {
+      closed_at = linli_test_now_ms() - t0;
+      break;
+    }
+    struct pollfd pfd = {fd, POLLIN, 0};
+    char c;
+    if (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) <= 0) {
+      closed_at = linli_test_now_ms() - t0;
+      break;
+    }
+  }
+  close_rst(fd);
+  fprintf(stderr, "trickled head closed after %lld ms\n", (long long)closed_at);
+  CU_ASSERT(closed_at > 0 && closed_at < 5000);
+
+  /* A body trickled a byte every 300 ms: the same. */
+  fd = dial(g.port);
+  CU_ASSERT_FATAL(fd >= 0);
+  static const char post[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                             "Authorization: Bearer " TOK_A "\r\n"
+                             "Content-Type: application/json\r\n"
+                             "Content-Length: 1000\r\n\r\n{";
+  write_all(fd, post, sizeof post - 1);
+  t0 = linli_test_now_ms();
+  closed_at = 0;
+  while (linli_test_now_ms() - t0 < 8000) {
+    usleep(300 * 1000);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    char c;
+    if (send(fd, " ", 1, MSG_NOSIGNAL) != 1 ||
+        (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) <= 0)) {
+      closed_at = linli_test_now_ms() - t0;
+      break;
+    }
+  }
+  close_rst(fd);
+  fprintf(stderr, "trickled body closed after %lld ms\n", (long long)closed_at);
+  CU_ASSERT(closed_at > 0 && closed_at < 5000);
+
+  /* Eight connections from 127.0.0.1 that started a request: the ninth
+   * is refused (429) before authentication. */
+  int held[8];
+  for (int i = 0; i < 8; i++) {
+    held[i] = dial(g.port);
+    write_all(held[i], "GET /he", 7);
+  }
+  usleep(300 * 1000);
+  static const char hz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                           "Connection: close\r\n\r\n";
+  raw_on(g.port, hz, sizeof hz - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 429);
+  CU_ASSERT(json_error_is(&r, "too_many_connections"));
+  resp_free(&r);
+  for (int i = 0; i < 8; i++)
+    close_rst(held[i]);
+  usleep(300 * 1000);
+  raw_on(g.port, hz, sizeof hz - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+
+  /* 300 idle connections against a limit of 120 descriptors: the oldest
+   * idle ones make room, /healthz answers, nothing floods the log. */
+  int idle[300], opened = 0;
+  for (int i = 0; i < 300; i++) {
+    idle[i] = dial(g.port);
+    opened += idle[i] >= 0;
+  }
+  fprintf(stderr, "%d idle connections opened\n", opened);
+  raw_on(g.port, hz, sizeof hz - 1, 10000, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+  for (int i = 0; i < 300; i++)
+    if (idle[i] >= 0)
+      close_rst(idle[i]);
+  raw_on(g.port, hz, sizeof hz - 1, 10000, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+  CU_ASSERT(stop_gateway(&g) == 0);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd,
+           "test $(wc -l < %s) -lt 200 && ! grep -q 'Too many open files' %s",
+           g.log, g.log);
+  CU_ASSERT(system(cmd) == 0);
+}
+
 /* An admin opens campaign for app (202 expected). */
 static int open_campaign(const char *campaign, const char *app) {
   char body[640];
@@ -1933,6 +2189,10 @@ int linli_test_register(void) {
   CU_add_test(s, "campaigns belong to their app", test_campaign_isolation);
   CU_add_test(s, "money overflow is a 400", test_money_overflow);
   CU_add_test(s, "rate limit 429", test_rate_limit);
+  CU_add_test(s, "http: JSON refusals, NUL, Content-Length, 415",
+              test_http_hardening);
+  CU_add_test(s, "connections: deadlines, per-IP, descriptor limit",
+              test_connection_limits);
   CU_add_test(s, "kafka unreachable: 503, nothing accepted, SIGTERM drains",
               test_kafka_down);
   CU_add_test(s, "redis unreachable: fast 503, still serving", test_redis_down);
