@@ -707,6 +707,38 @@ static void test_connection_limits(void) {
   CU_ASSERT(system(cmd) == 0);
 }
 
+/* The published development keys: refused unless gateway.dev_keys. */
+static void test_dev_keys_refused(void) {
+  char bin[512], keys[512], keys_env[600], port_env[64], log[128];
+  linli_test_binary_path("producers/gateway/linli-gateway", bin, sizeof bin);
+  linli_test_source_path("config/gateway-keys.conf", keys, sizeof keys);
+  snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
+  snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", port_for(3));
+  snprintf(log, sizeof log, "gateway-%d-devkeys.log", (int)getpid());
+  unlink(log);
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1", NULL};
+  char *argv[] = {bin, NULL};
+  pid_t pid = linli_test_spawn(argv, env, log);
+  CU_ASSERT_FATAL(pid > 0);
+  int st = -1;
+  for (int i = 0; i < 200; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      break;
+    st = -1;
+    usleep(100 * 1000);
+  }
+  if (st == -1) {
+    linli_test_stop(pid, 0);
+    CU_FAIL("the gateway started with the development keys");
+    return;
+  }
+  CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd,
+           "grep -q 'refusing the published development API keys' %s", log);
+  CU_ASSERT(system(cmd) == 0);
+}
+
 /* An admin opens campaign for app (202 expected). */
 static int open_campaign(const char *campaign, const char *app) {
   char body[640];
@@ -2193,6 +2225,8 @@ int linli_test_register(void) {
               test_http_hardening);
   CU_add_test(s, "connections: deadlines, per-IP, descriptor limit",
               test_connection_limits);
+  CU_add_test(s, "development keys refused without gateway.dev_keys",
+              test_dev_keys_refused);
   CU_add_test(s, "kafka unreachable: 503, nothing accepted, SIGTERM drains",
               test_kafka_down);
   CU_add_test(s, "redis unreachable: fast 503, still serving", test_redis_down);

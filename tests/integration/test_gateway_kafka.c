@@ -631,7 +631,7 @@ static void test_outage(void) {
   /* The broker kept its data, and the outage wrote nothing: each order
    * exactly once, nothing else. */
   const char *keys[] = {a, b, c};
-  int counts[3], total = 0;
+  int counts[3] = {0, 0, 0}, total = 0;
   CU_ASSERT(count_keys(LINLI_TOPIC_ORDERS, 2, keys, counts, 3, &total) == 0);
   CU_ASSERT_EQUAL(counts[0], 1);
   CU_ASSERT_EQUAL(counts[1], 1);
