@@ -716,7 +716,10 @@ static void test_dev_keys_refused(void) {
   snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", port_for(3));
   snprintf(log, sizeof log, "gateway-%d-devkeys.log", (int)getpid());
   unlink(log);
-  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1", NULL};
+  /* config/linli.conf (the local stack's) sets dev_keys; a deployment's
+   * configuration does not. */
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1",
+                 "LINLI_GATEWAY_DEV_KEYS=false", NULL};
   char *argv[] = {bin, NULL};
   pid_t pid = linli_test_spawn(argv, env, log);
   CU_ASSERT_FATAL(pid > 0);
