@@ -146,6 +146,19 @@ static const struct key_def KEYS[] = {
      "most orders plus joins one user may send per campaign (0 = no cap)"},
     {"gateway.idempotency_ttl_s", KEY_INT, "86400", 1, 604800, 0, NULL,
      "how long an Idempotency-Key is remembered"},
+    {"gateway.publish_timeout_ms", KEY_INT, "10000", 1000, 300000, 0, NULL,
+     "longest a publish waits for Kafka's acknowledgement (the producer's "
+     "message.timeout.ms); then the answer is 504 outcome_unknown"},
+    {"gateway.dev_keys", KEY_BOOL, "false", 0, 0, 0, NULL,
+     "allow the published development API keys (local stack only); "
+     "without it the gateway refuses to start with them"},
+    {"gateway.max_connections", KEY_INT, "4096", 16, 1000000, 0, NULL,
+     "most client connections open at once; more are closed at accept"},
+    {"gateway.max_connections_per_ip", KEY_INT, "256", 1, 1000000, 0, NULL,
+     "most client connections open at once from one address"},
+    {"gateway.request_deadline_s", KEY_INT, "10", 1, 3600, 0, NULL,
+     "time a client has to send a request's headers and body, however "
+     "slowly it trickles them"},
     {"gateway.sse_backlog", KEY_INT, "10000", 1, 1000000, 0, NULL,
      "order-status events kept for SSE clients resuming with Last-Event-ID"},
     {"gateway.sse_max_buffer_bytes", KEY_INT, "1048576", 4096, 268435456, 0,

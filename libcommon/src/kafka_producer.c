@@ -32,6 +32,7 @@ struct ticket {
   int32_t partition;
   int64_t offset;
   linli_delivery_fn cb;
+  linli_delivery_status_fn scb;
   void *opaque;
 };
 
@@ -45,6 +46,9 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
   if (!t->is_sync) {
     if (t->cb)
       t->cb(t->opaque, m->err, m->partition, m->offset);
+    else if (t->scb)
+      t->scb(t->opaque, m->err, rd_kafka_message_status(m), m->partition,
+             m->offset);
     free(t);
     return;
   }
@@ -107,6 +111,12 @@ int linli_kafka_conf_base(const linli_config_t *cfg, rd_kafka_conf_t *conf,
 
 int linli_producer_new(const linli_config_t *cfg, const char *client_id,
                        linli_producer_t **out, char *err, size_t errlen) {
+  return linli_producer_new_with(cfg, client_id, NULL, 0, out, err, errlen);
+}
+
+int linli_producer_new_with(const linli_config_t *cfg, const char *client_id,
+                            const char *const (*props)[2], size_t n,
+                            linli_producer_t **out, char *err, size_t errlen) {
   linli_producer_t *p = calloc(1, sizeof *p);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   if (!p || !conf) {
@@ -115,6 +125,10 @@ int linli_producer_new(const linli_config_t *cfg, const char *client_id,
   }
   if (linli_kafka_conf_base(cfg, conf, client_id, err, errlen) != LINLI_OK)
     goto err;
+  for (size_t i = 0; i < n; i++)
+    if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, errlen) !=
+        RD_KAFKA_CONF_OK)
+      goto err;
   /* Forced after the user's [kafka]: exactly-once writes are not optional. */
   if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) !=
           RD_KAFKA_CONF_OK ||
@@ -235,6 +249,25 @@ int linli_producer_send_async(linli_producer_t *p, const char *topic,
   t->opaque = opaque;
   rc = produce_one(p->rk, topic, partition, key, keylen, value, vallen,
                        hdrs, t, timeout_ms, err, errlen);
+  if (rc != LINLI_OK)
+    free(t);
+  return rc;
+}
+
+int linli_producer_send_async_status(linli_producer_t *p, const char *topic,
+                                     int32_t partition, const void *key,
+                                     size_t keylen, const void *value,
+                                     size_t vallen, rd_kafka_headers_t *hdrs,
+                                     linli_delivery_status_fn cb, void *opaque,
+                                     int timeout_ms, char *err, size_t errlen) {
+  int rc = LINLI_OK;
+  struct ticket *t = ticket_new(p, hdrs, &rc, err, errlen);
+  if (!t)
+    return rc;
+  t->scb = cb;
+  t->opaque = opaque;
+  rc = produce_one(p->rk, topic, partition, key, keylen, value, vallen, hdrs,
+                   t, timeout_ms, err, errlen);
   if (rc != LINLI_OK)
     free(t);
   return rc;

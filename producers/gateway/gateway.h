@@ -61,6 +61,8 @@ struct gw_keys {
 struct sse;      /* sse.c */
 struct gw_redis; /* rds.c */
 struct gw_pg;    /* pgq.c */
+struct gw_conns; /* conn.c */
+struct bufferevent;
 
 struct gw {
   linli_config_t *cfg;
@@ -70,6 +72,7 @@ struct gw {
   struct gw_redis *rds;
   struct gw_pg *pgq;
   struct gw_keys keys;
+  struct gw_conns *conns;
   struct sse *sse;
   struct event *poll_ev;
   struct event *drain_ev; /* SIGTERM: waits for parked requests */
@@ -80,7 +83,11 @@ struct gw {
   int64_t rate_limit;
   int64_t user_cap;
   int64_t idem_ttl_s;
+  int64_t publish_timeout_ms; /* message.timeout.ms of the producer */
   int inflight; /* publish requests waiting for Kafka */
+  struct ob_item *ob_head, **ob_tail; /* reads.c: owner look-ups to batch */
+  int ob_n;
+  struct event *ob_ev;
   linli_counter_t *m_requests[6]; /* by status class: 2xx..5xx, index 2..5 */
   linli_counter_t *m_published;
   linli_counter_t *m_kafka_failed;
@@ -125,6 +132,22 @@ char *gw_body(struct gw_req *r, size_t *len);
 /* A request header (case-insensitive), or NULL. */
 const char *gw_header(struct gw_req *r, const char *name);
 
+/* ------------------------------------------------------------- conn.c */
+/* Listen on gateway.addr/port with limits on connections, time and early
+ * refusals (conn.c's opening comment); make (NULL: plain sockets) makes
+ * each connection's bufferevent (TLS). *bound is evhttp's handle. */
+int gw_conn_start(struct gw *gw,
+                  struct bufferevent *(*make)(struct event_base *, void *),
+                  void *make_arg, struct evhttp_bound_socket **bound,
+                  char *err, size_t errlen);
+/* evhttp freed the listener (SIGTERM). */
+void gw_conn_listener_gone(struct gw *gw);
+/* After gw_http_stop. */
+void gw_conn_stop(struct gw *gw);
+/* First thing for every request: 1 if it was refused below evhttp and is
+ * answered now; marks the request as whole (its deadline stops). */
+int gw_conn_check(struct gw_req *r);
+
 /* ------------------------------------------------------------- keys.c */
 int gw_keys_load(struct gw_keys *keys, const char *path, char *err,
                  size_t errlen);
@@ -132,6 +155,9 @@ void gw_keys_free(struct gw_keys *keys);
 /* The key whose token is token (constant-time over every key), or NULL. */
 const struct gw_key *gw_keys_find(const struct gw_keys *keys,
                                   const char *token);
+/* The app_id of a key whose token is published (docs/api.md's development
+ * keys), or NULL. */
+const char *gw_keys_published(const struct gw_keys *keys);
 int gw_role_parse(const char *s);
 const char *gw_role_name(int role);
 
@@ -149,7 +175,7 @@ void gw_redis_stop(struct gw *gw);
  * (except after gw_redis_stop or out of memory: NULL at once). */
 void gw_redis_cmd(struct gw *gw, gw_redis_fn fn, void *arg, int argc,
                   const char **argv);
-/* EVAL lua with nkeys keys then nargs args (at most 13 in all). */
+/* EVAL lua with nkeys keys then nargs args (at most 21 in all). */
 void gw_redis_eval(struct gw *gw, const char *lua, gw_redis_fn fn, void *arg,
                    int nkeys, const char **keys, int nargs,
                    const char **args);
@@ -184,28 +210,77 @@ typedef void (*gw_rate_fn)(struct gw *gw, int wait, void *arg);
 void gw_rate_check(struct gw *gw, const struct gw_key *key, gw_rate_fn fn,
                    void *arg);
 
-/* Per-user cap on the orders (placed or joined) one user sends to one
- * campaign: rc LINLI_OK (added = 1 if order_id was counted now),
- * LINLI_ERR_CONFLICT over the cap, LINLI_ERR_TRANSIENT. */
-typedef void (*gw_cap_fn)(struct gw *gw, int rc, int added, void *arg);
-void gw_cap_take(struct gw *gw, const char *campaign_id, const char *user_id,
-                 const char *order_id, gw_cap_fn fn, void *arg);
-void gw_cap_give_back(struct gw *gw, const char *campaign_id,
-                      const char *user_id, const char *order_id);
+/* Every guard of one publish in one Redis round trip (one script), so
+ * concurrent publishes share Redis's fsync: the rate limit, the
+ * Idempotency-Key, the order id (claim for OrderPlaced, ownership for the
+ * rest), the campaign's app (record it when opening, check it when
+ * ordering or joining) and the per-user campaign cap. Nothing is written
+ * unless every check passes. */
+enum gw_order_mode { GW_ORDER_NONE, GW_ORDER_CLAIM, GW_ORDER_OWN };
+enum gw_campaign_mode { GW_CAMPAIGN_NONE, GW_CAMPAIGN_CHECK, GW_CAMPAIGN_OPEN };
 
-/* Idempotency: begin claims key for (app, idem_key) with the request hash.
- * rc LINLI_OK: claimed, go on (finish with gw_idem_done or gw_idem_abort).
- * LINLI_ERR_CONFLICT: the same key with another body (409).
- * 1: a recorded answer exists (status, body: valid during the callback
- * only, to replay). 2: the first request is still in flight (409).
- * LINLI_ERR_TRANSIENT: Redis unreachable. */
-typedef void (*gw_idem_fn)(struct gw *gw, int rc, int status,
-                           const char *body, void *arg);
-void gw_idem_begin(struct gw *gw, const char *app_id, const char *idem_key,
-                   const char *req_hash, gw_idem_fn fn, void *arg);
+struct gw_guard_req {
+  const char *app;              /* the caller's app */
+  const struct gw_key *rate_key; /* NULL: no rate limit here */
+  const char *idem, *hash;      /* NULL idem: no Idempotency-Key */
+  const char *event_id;         /* the event to publish ... */
+  const char *payload64;        /* ... as base64 (kept with the key) */
+  enum gw_order_mode order_mode;
+  const char *order;
+  enum gw_campaign_mode campaign_mode;
+  const char *campaign;
+  const char *campaign_app;     /* OPEN: the app that owns it */
+  const char *cap_user;         /* non-NULL: count cap_member against the */
+  const char *cap_member;       /* user's cap on campaign */
+};
+
+enum gw_guard_rc {
+  GW_G_OK,       /* claimed: publish */
+  GW_G_DOWN,     /* Redis unreachable or the script failed */
+  GW_G_RATE,     /* 429 */
+  GW_G_DONE,     /* the key's recorded answer: status, body */
+  GW_G_BUSY,     /* the key's first request is still in flight */
+  GW_G_REUSED,   /* the key was used with another request */
+  GW_G_REPUB,    /* the key's event's outcome is unknown: publish it again
+                    (event_id, payload64) */
+  GW_G_TAKEN,    /* the order id belongs to another app */
+  GW_G_NOOWNER,  /* the order is not in Redis: ask the record */
+  GW_G_NOTOURS,  /* the order belongs to another app */
+  GW_G_NOCAMPAIGN,       /* the campaign is not in Redis: ask the record */
+  GW_G_CAMPAIGN_NOTOURS, /* the campaign belongs to another app */
+  GW_G_CAMPAIGN_TAKEN,   /* opening a campaign id another app holds */
+  GW_G_CAP,      /* the user's cap on the campaign is reached */
+};
+
+struct gw_guard_res {
+  enum gw_guard_rc rc;
+  int status;             /* DONE */
+  const char *body;       /* DONE: valid during the callback */
+  const char *event_id;   /* REPUB: valid during the callback */
+  const char *payload64;  /* REPUB: valid during the callback */
+  int order_fresh;        /* OK: the order id was claimed now */
+  int campaign_fresh;     /* OK: the campaign id was recorded now */
+  int cap_added;          /* OK: the cap slot was taken now */
+};
+
+typedef void (*gw_guard_fn)(struct gw *gw, const struct gw_guard_res *res,
+                            void *arg);
+void gw_guard(struct gw *gw, const struct gw_guard_req *q, gw_guard_fn fn,
+              void *arg);
+
+/* Undo (fire and forget; TTLs bound what a lost undo leaves). */
+void gw_cap_give_back(struct gw *gw, const char *app, const char *campaign_id,
+                      const char *user_id, const char *order_id);
+void gw_campaign_unclaim(struct gw *gw, const char *campaign_id);
+/* Record the answer of an Idempotency-Key's request. */
 void gw_idem_done(struct gw *gw, const char *app_id, const char *idem_key,
                   const char *req_hash, int status, const char *body);
+/* Forget the key (nothing was written: a retry starts afresh). */
 void gw_idem_abort(struct gw *gw, const char *app_id, const char *idem_key);
+/* The outcome of the key's publish is unknown: a retry republishes the
+ * recorded event at once instead of waiting for the in-flight window. */
+void gw_idem_unknown(struct gw *gw, const char *app_id, const char *idem_key,
+                     const char *req_hash);
 
 /* Order ownership (tenant isolation): the app that placed order_id.
  * rc LINLI_OK with app (valid during the callback); LINLI_ERR_NOTFOUND;
@@ -214,12 +289,6 @@ typedef void (*gw_owner_fn)(struct gw *gw, int rc, const char *app,
                             void *arg);
 void gw_order_owner(struct gw *gw, const char *order_id, gw_owner_fn fn,
                     void *arg);
-/* Claim order_id for app before publishing OrderPlaced: rc LINLI_OK
- * (claimed now, fresh = 1, or already ours), LINLI_ERR_CONFLICT (another
- * app's), LINLI_ERR_TRANSIENT. */
-typedef void (*gw_claim_fn)(struct gw *gw, int rc, int fresh, void *arg);
-void gw_order_claim(struct gw *gw, const char *order_id, const char *app,
-                    gw_claim_fn fn, void *arg);
 void gw_order_unclaim(struct gw *gw, const char *order_id);
 
 /* ---------------------------------------------------------- publish.c */
@@ -244,6 +313,9 @@ void gw_check_text(json_t *errs, const char *field, const char *v,
 /* Member message checks; field names are relative to the request body. */
 void gw_validate_placed(json_t *errs, const ProtobufCMessage *m,
                         int max_lines);
+/* The sum of an order's lines; LINLI_ERR_INVALID when it overflows. */
+struct Linli__OrderPlaced;
+int gw_order_total(const struct Linli__OrderPlaced *o, int64_t *total);
 void gw_validate_paid(json_t *errs, const ProtobufCMessage *m);
 void gw_validate_cancelled(json_t *errs, const ProtobufCMessage *m);
 void gw_validate_campaign(json_t *errs, const ProtobufCMessage *m);
@@ -259,6 +331,14 @@ void gw_validate_adjustment(json_t *errs, const ProtobufCMessage *m);
 typedef void (*gw_app_fn)(struct gw *gw, int rc, const char *app, void *arg);
 void gw_pg_order_app(struct gw *gw, const char *order_id, gw_app_fn fn,
                      void *arg);
+/* The same for the ids claimed in one loop turn, in one query. */
+void gw_pg_order_app_batched(struct gw *gw, const char *order_id,
+                             gw_app_fn fn, void *arg);
+/* Send what is waiting (before gw_pg_stop). */
+void gw_pg_order_app_batch_stop(struct gw *gw);
+/* campaigns.app_id of campaign_id, the same way. */
+void gw_pg_campaign_app(struct gw *gw, const char *campaign_id, gw_app_fn fn,
+                        void *arg);
 void gw_get_order(struct gw_req *r);
 void gw_list_orders(struct gw_req *r);
 

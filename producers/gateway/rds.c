@@ -255,7 +255,7 @@ void gw_redis_eval(struct gw *gw, const char *lua, gw_redis_fn fn, void *arg,
   /* EVAL with the text every time: the scripts are a few hundred bytes,
    * Redis caches them by hash, and there is no NOSCRIPT state to recover
    * after a restart or failover. */
-  const char *argv[16];
+  const char *argv[24];
   char nk[16];
   int n = 0;
   if (nkeys + nargs + 3 > (int)(sizeof argv / sizeof argv[0])) {

@@ -106,8 +106,13 @@ static void cut_off(struct client *c) {
 
 /* Queue bytes for c; 0 if c was cut off (and freed). */
 static int client_send(struct client *c, const char *data, size_t len) {
+  /* The backlog: in the connection's bufferevent and, under conn.c's
+   * filter, in the socket's. */
   struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+  struct bufferevent *under = bufferevent_get_underlying(bev);
   size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+  if (under)
+    queued += evbuffer_get_length(bufferevent_get_output(under));
   if (queued + len > c->sse->max_buffer) {
     cut_off(c);
     return 0;

@@ -15,6 +15,7 @@
 #include "gateway.h"
 #include "groupbuy.pb-c.h"
 #include "inventory.pb-c.h"
+#include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/schema.h"
 #include "orders.pb-c.h"
@@ -141,11 +142,25 @@ void gw_validate_placed(json_t *errs, const ProtobufCMessage *m,
       gw_verr(errs, f, "at most %d", MAX_QTY);
     snprintf(f, sizeof f, "lines[%zu].unit_price_fen", i);
     check_fen(errs, f, l->unit_price_fen, 0);
+    int64_t line;
     if (l->quantity > 0 && l->quantity <= MAX_QTY && l->unit_price_fen >= 0 &&
-        l->unit_price_fen <= MAX_FEN)
-      total += l->unit_price_fen * l->quantity;
-    else
-      overflow = 1;
+        l->unit_price_fen <= MAX_FEN &&
+        !__builtin_mul_overflow(l->unit_price_fen, (int64_t)l->quantity,
+                                &line) &&
+        !__builtin_add_overflow(total, line, &total))
+      continue;
+    overflow = 1;
+  }
+  if (!overflow && total > MAX_FEN) {
+    overflow = 1;
+    gw_verr(errs, "lines",
+            "the order total (sum of quantity * unit_price_fen) is %lld fen, "
+            "more than %lld", (long long)total, (long long)MAX_FEN);
+  } else if (overflow && p->n_lines <= (size_t)max_lines &&
+             json_array_size(errs) == 0) {
+    gw_verr(errs, "lines",
+            "the order total (sum of quantity * unit_price_fen) is more "
+            "than %lld fen", (long long)MAX_FEN);
   }
   if (p->total_fen < 0)
     gw_verr(errs, "total_fen", "must not be negative (fen)");
@@ -174,6 +189,18 @@ void gw_validate_placed(json_t *errs, const ProtobufCMessage *m,
   }
   if (p->placed_at_ms < 0)
     gw_verr(errs, "placed_at_ms", "must not be negative");
+}
+
+int gw_order_total(const Linli__OrderPlaced *o, int64_t *total) {
+  int64_t sum = 0, line;
+  for (size_t i = 0; i < o->n_lines; i++) {
+    if (__builtin_mul_overflow(o->lines[i]->unit_price_fen,
+                               (int64_t)o->lines[i]->quantity, &line) ||
+        __builtin_add_overflow(sum, line, &sum))
+      return LINLI_ERR_INVALID;
+  }
+  *total = sum;
+  return LINLI_OK;
 }
 
 void gw_validate_paid(json_t *errs, const ProtobufCMessage *m) {

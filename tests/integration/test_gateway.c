@@ -203,6 +203,7 @@ static int start_gateway(struct gwproc *g, int port, char *const extra[]) {
   env[n++] = keys_env;
   env[n++] = port_env;
   env[n++] = "LINLI_METRICS_PORT=-1";
+  env[n++] = "LINLI_GATEWAY_DEV_KEYS=true";
   for (int i = 0; extra && extra[i] && n < 22; i++)
     env[n++] = extra[i];
   env[n] = NULL;
@@ -446,6 +447,316 @@ static int place(const char *token, const char *order, const char *user,
   if (!ok)
     fprintf(stderr, "place %s -> %d %.*s\n", order, r.status, (int)r.len,
             r.body);
+  resp_free(&r);
+  return ok;
+}
+
+/* ------------------------------------------------------- raw HTTP */
+
+/* Send raw bytes on a fresh connection and read until the server closes
+ * or wait_ms pass; the answer's status (0: none) and body in *out. */
+static int raw_on(int port, const char *data, size_t len, int wait_ms,
+                  struct resp *out) {
+  memset(out, 0, sizeof *out);
+  int fd = dial(port);
+  if (fd < 0)
+    return -1;
+  struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  write_all(fd, data, len);
+  read_all(fd, out);
+  close(fd);
+  return 0;
+}
+
+/* A JSON answer with {"error": code}? */
+static int json_error_is(const struct resp *r, const char *code) {
+  char buf[64];
+  return strstr(r->raw, "Content-Type: application/json") &&
+         strcmp(jfield(r, "error", buf, sizeof buf), code) == 0;
+}
+
+/* What evhttp and the connection layer refuse: JSON, never HTML; a NUL in
+ * a header never authenticates; conflicting Content-Length; no or another
+ * Content-Type is 415; a big body without a valid key is refused before
+ * it is sent. */
+static void test_http_hardening(void) {
+  struct resp r;
+  int port = main_gw.port;
+  /* "Bearer <valid token>\0junk" would authenticate if the header were cut
+   * at the NUL. */
+  static const char nul[] = "GET /v1/orders/x HTTP/1.1\r\nHost: x\r\n"
+                            "Authorization: Bearer " TOK_A "\0junk\r\n"
+                            "Connection: close\r\n\r\n";
+  raw_on(port, nul, sizeof nul - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 400);
+  CU_ASSERT(json_error_is(&r, "bad_request"));
+  resp_free(&r);
+  static const char twocl[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                              "Authorization: Bearer " TOK_A "\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: 2\r\nContent-Length: 20\r\n"
+                              "\r\n{}";
+  raw_on(port, twocl, sizeof twocl - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 400);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "Content-Length"));
+  resp_free(&r);
+  /* libevent's own refusals: a broken request line, an unknown method, a
+   * body over gateway.max_body_bytes (with a valid key). */
+  static const char garbage[] = "GARBAGE\r\n\r\n";
+  raw_on(port, garbage, sizeof garbage - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 400);
+  CU_ASSERT(json_error_is(&r, "bad_request"));
+  CU_ASSERT_PTR_NULL(strstr(r.raw, "<HTML>"));
+  resp_free(&r);
+  static const char brew[] = "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_on(port, brew, sizeof brew - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 501);
+  CU_ASSERT(json_error_is(&r, "not_implemented"));
+  resp_free(&r);
+  static const char big[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                            "Authorization: Bearer " TOK_A "\r\n"
+                            "Content-Type: application/json\r\n"
+                            "Content-Length: 50000000\r\n\r\n";
+  raw_on(port, big, sizeof big - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 413);
+  CU_ASSERT(json_error_is(&r, "payload_too_large"));
+  resp_free(&r);
+  /* 1 MB announced without a key: refused at once, before any body. */
+  static const char unauth[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 1000000\r\n\r\n";
+  raw_on(port, unauth, sizeof unauth - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 401);
+  CU_ASSERT(json_error_is(&r, "unauthorized"));
+  resp_free(&r);
+  /* Content-Type: missing or not JSON is 415. */
+  char order[96];
+  uid("ct", order, sizeof order);
+  char *b = order_body(order, "u-ct", NULL);
+  char req[2048];
+  int n = snprintf(req, sizeof req,
+                   "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+                   "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 415);
+  resp_free(&r);
+  n = snprintf(req, sizeof req,
+               "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+               "Content-Type: text/plain\r\n"
+               "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 415);
+  resp_free(&r);
+  n = snprintf(req, sizeof req,
+               "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+               "Content-Type: application/jsonx\r\n"
+               "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 415);
+  resp_free(&r);
+  /* With it, accepted; also after "Expect: 100-continue" (curl sends it
+   * for bodies over 1 KiB): the 100 comes first, then the 202. */
+  n = snprintf(req, sizeof req,
+               "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
+               "Content-Type: application/json; charset=utf-8\r\n"
+               "Expect: 100-continue\r\n"
+               "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
+  raw_on(port, req, (size_t)n, 10000, &r);
+  CU_ASSERT(r.status == 100 || r.status == 202);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.raw, "HTTP/1.1 202"));
+  resp_free(&r);
+  free(b);
+}
+
+/* Close with a reset: no TIME_WAIT left on an ephemeral port that a later
+ * test's listener may want (this suite's ports lie in that range). */
+static void close_rst(int fd) {
+  struct linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
+/* Connections held open (no bytes, a trickled head, a trickled body) are
+ * closed after gateway.request_deadline_s; more than
+ * gateway.max_connections_per_ip from one address are refused; at the
+ * descriptor limit (ulimit -n 120) and far past gateway.max_connections,
+ * /healthz still answers and the log does not flood. */
+static void test_connection_limits(void) {
+  struct gwproc g;
+  char bin[512], keys[512], keys_env[600], port_env[64];
+  linli_test_binary_path("producers/gateway/linli-gateway", bin, sizeof bin);
+  linli_test_source_path("config/gateway-keys.conf", keys, sizeof keys);
+  snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
+  g.port = port_for(3);
+  snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", g.port);
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1",
+                 "LINLI_GATEWAY_DEV_KEYS=true",
+                 "LINLI_GATEWAY_REQUEST_DEADLINE_S=2",
+                 "LINLI_GATEWAY_MAX_CONNECTIONS_PER_IP=8", NULL};
+  char *argv[] = {"/bin/sh", "-c", "ulimit -n 120 && exec \"$0\"", bin, NULL};
+  snprintf(g.log, sizeof g.log, "gateway-%d-limits.log", (int)getpid());
+  unlink(g.log);
+  g.pid = linli_test_spawn(argv, env, g.log);
+  CU_ASSERT_FATAL(g.pid > 0);
+  struct resp r;
+  int up = 0;
+  for (int i = 0; i < 200 && !up; i++) {
+    up = http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r) == 0 &&
+         r.status == 200;
+    resp_free(&r);
+    if (!up)
+      usleep(100 * 1000);
+  }
+  CU_ASSERT_FATAL(up);
+
+  /* A head trickled a byte every 300 ms: closed at the deadline. */
+  int fd = dial(g.port);
+  CU_ASSERT_FATAL(fd >= 0);
+  static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  write_all(fd, head, sizeof head - 1);
+  int64_t t0 = linli_test_now_ms(), closed_at = 0;
+  while (linli_test_now_ms() - t0 < 8000) {
+    usleep(300 * 1000);
+    if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) {
+      closed_at = linli_test_now_ms() - t0;
+      break;
+    }
+    struct pollfd pfd = {fd, POLLIN, 0};
+    char c;
+    if (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) <= 0) {
+      closed_at = linli_test_now_ms() - t0;
+      break;
+    }
+  }
+  close_rst(fd);
+  fprintf(stderr, "trickled head closed after %lld ms\n", (long long)closed_at);
+  CU_ASSERT(closed_at > 0 && closed_at < 5000);
+
+  /* A body trickled a byte every 300 ms: the same. */
+  fd = dial(g.port);
+  CU_ASSERT_FATAL(fd >= 0);
+  static const char post[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
+                             "Authorization: Bearer " TOK_A "\r\n"
+                             "Content-Type: application/json\r\n"
+                             "Content-Length: 1000\r\n\r\n{";
+  write_all(fd, post, sizeof post - 1);
+  t0 = linli_test_now_ms();
+  closed_at = 0;
+  while (linli_test_now_ms() - t0 < 8000) {
+    usleep(300 * 1000);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    char c;
+    if (send(fd, " ", 1, MSG_NOSIGNAL) != 1 ||
+        (poll(&pfd, 1, 0) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) <= 0)) {
+      closed_at = linli_test_now_ms() - t0;
+      break;
+    }
+  }
+  close_rst(fd);
+  fprintf(stderr, "trickled body closed after %lld ms\n", (long long)closed_at);
+  CU_ASSERT(closed_at > 0 && closed_at < 5000);
+
+  /* Eight connections from 127.0.0.1 that started a request: the ninth
+   * is refused (429) before authentication. */
+  int held[8];
+  for (int i = 0; i < 8; i++) {
+    held[i] = dial(g.port);
+    write_all(held[i], "GET /he", 7);
+  }
+  usleep(300 * 1000);
+  static const char hz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                           "Connection: close\r\n\r\n";
+  raw_on(g.port, hz, sizeof hz - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 429);
+  CU_ASSERT(json_error_is(&r, "too_many_connections"));
+  resp_free(&r);
+  for (int i = 0; i < 8; i++)
+    close_rst(held[i]);
+  usleep(300 * 1000);
+  raw_on(g.port, hz, sizeof hz - 1, 5000, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+
+  /* 300 idle connections against a limit of 120 descriptors: the oldest
+   * idle ones make room, /healthz answers, nothing floods the log. */
+  int idle[300], opened = 0;
+  for (int i = 0; i < 300; i++) {
+    idle[i] = dial(g.port);
+    opened += idle[i] >= 0;
+  }
+  fprintf(stderr, "%d idle connections opened\n", opened);
+  raw_on(g.port, hz, sizeof hz - 1, 10000, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+  for (int i = 0; i < 300; i++)
+    if (idle[i] >= 0)
+      close_rst(idle[i]);
+  raw_on(g.port, hz, sizeof hz - 1, 10000, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+  CU_ASSERT(stop_gateway(&g) == 0);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd,
+           "test $(wc -l < %s) -lt 200 && ! grep -q 'Too many open files' %s",
+           g.log, g.log);
+  CU_ASSERT(system(cmd) == 0);
+}
+
+/* The published development keys: refused unless gateway.dev_keys. */
+static void test_dev_keys_refused(void) {
+  char bin[512], keys[512], keys_env[600], port_env[64], log[128];
+  linli_test_binary_path("producers/gateway/linli-gateway", bin, sizeof bin);
+  linli_test_source_path("config/gateway-keys.conf", keys, sizeof keys);
+  snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
+  snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", port_for(3));
+  snprintf(log, sizeof log, "gateway-%d-devkeys.log", (int)getpid());
+  unlink(log);
+  /* config/linli.conf (the local stack's) sets dev_keys; a deployment's
+   * configuration does not. */
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1",
+                 "LINLI_GATEWAY_DEV_KEYS=false", NULL};
+  char *argv[] = {bin, NULL};
+  pid_t pid = linli_test_spawn(argv, env, log);
+  CU_ASSERT_FATAL(pid > 0);
+  int st = -1;
+  for (int i = 0; i < 200; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      break;
+    st = -1;
+    usleep(100 * 1000);
+  }
+  if (st == -1) {
+    linli_test_stop(pid, 0);
+    CU_FAIL("the gateway started with the development keys");
+    return;
+  }
+  CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd,
+           "grep -q 'refusing the published development API keys' %s", log);
+  CU_ASSERT(system(cmd) == 0);
+}
+
+/* An admin opens campaign for app (202 expected). */
+static int open_campaign(const char *campaign, const char *app) {
+  char body[640];
+  snprintf(body, sizeof body,
+           "{\"campaign_id\":\"%s\",\"app_id\":\"%s\",\"sku_id\":\"SKU-1\","
+           "\"warehouse_id\":\"W1\",\"list_price_fen\":\"1000\",\"tiers\":["
+           "{\"min_participants\":2,\"unit_price_fen\":\"900\"}],"
+           "\"deadline_ms\":\"4102444800000\",\"per_user_limit\":3}",
+           campaign, app);
+  struct resp r;
+  http("POST", "/v1/groupbuys", TOK_ADMIN, NULL, body, &r);
+  int ok = r.status == 202;
+  if (!ok)
+    fprintf(stderr, "open campaign %s -> %d %.*s\n", campaign, r.status,
+            (int)r.len, r.body);
   resp_free(&r);
   return ok;
 }
@@ -1043,6 +1354,7 @@ static void test_user_cap(void) {
   uid("capu", user, sizeof user);
   for (int i = 0; i < 3; i++)
     uid("capo", o[i], sizeof o[i]);
+  CU_ASSERT_FATAL(open_campaign(camp, "shop_a"));
   CU_ASSERT(place(TOK_A, o[0], user, camp));
   CU_ASSERT(place(TOK_A, o[1], user, camp));
   /* Joining with an order already counted does not count again. */
@@ -1063,6 +1375,92 @@ static void test_user_cap(void) {
   free(b);
   /* Another user is not affected. */
   CU_ASSERT(place(TOK_A, o[2], "someone-else", camp));
+}
+
+/* A campaign belongs to its app: another app's orders, joins and leaves
+ * get the 404 of an unknown campaign, its users' caps are their own, and
+ * the campaign id cannot be opened again for another app. */
+static void test_campaign_isolation(void) {
+  char camp[96], ob[96], oa[96], user[96], path[256], body[512];
+  uid("iso", camp, sizeof camp);
+  uid("isob", ob, sizeof ob);
+  uid("isoa", oa, sizeof oa);
+  uid("isou", user, sizeof user);
+  CU_ASSERT_FATAL(open_campaign(camp, "shop_a"));
+  struct resp r;
+  /* B orders into A's campaign: 404, and the order id stays free. */
+  char *b = order_body(ob, user, camp);
+  http("POST", "/v1/orders", TOK_B, NULL, b, &r);
+  CU_ASSERT_EQUAL(r.status, 404);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "no such campaign"));
+  resp_free(&r);
+  free(b);
+  /* B joins A's campaign with an order of its own: 404, however often
+   * (no cap of A's user is touched). */
+  CU_ASSERT_FATAL(place(TOK_B, ob, user, NULL));
+  snprintf(path, sizeof path, "/v1/groupbuys/%s/join", camp);
+  snprintf(body, sizeof body,
+           "{\"user_id\":\"%s\",\"order_id\":\"%s\",\"quantity\":1}", user,
+           ob);
+  for (int i = 0; i < 7; i++) {
+    http("POST", path, TOK_B, NULL, body, &r);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+  }
+  snprintf(path, sizeof path, "/v1/groupbuys/%s/leave", camp);
+  snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"order_id\":\"%s\"}",
+           user, ob);
+  http("POST", path, TOK_B, NULL, body, &r);
+  CU_ASSERT_EQUAL(r.status, 404);
+  resp_free(&r);
+  /* A's user with the same user id is not capped by any of that. */
+  CU_ASSERT(place(TOK_A, oa, user, camp));
+  /* The campaign id cannot be opened for another app. */
+  CU_ASSERT(!open_campaign(camp, "shop_b"));
+  /* An unknown campaign: the same 404. */
+  char none[96];
+  uid("isonone", none, sizeof none);
+  snprintf(path, sizeof path, "/v1/groupbuys/%s/join", none);
+  snprintf(body, sizeof body,
+           "{\"user_id\":\"%s\",\"order_id\":\"%s\",\"quantity\":1}", user,
+           oa);
+  http("POST", path, TOK_A, NULL, body, &r);
+  CU_ASSERT_EQUAL(r.status, 404);
+  resp_free(&r);
+}
+
+/* 100 lines of quantity 1,000,000 at 10^11 fen overflow int64: a 400
+ * naming the field, never a crash or a wrapped total. */
+static void test_money_overflow(void) {
+  char order[96];
+  uid("ovf", order, sizeof order);
+  size_t cap = 16384, n = 0;
+  char *b = malloc(cap);
+  n += (size_t)snprintf(b + n, cap - n,
+                        "{\"order_id\":\"%s\",\"user_id\":\"u\","
+                        "\"warehouse_id\":\"W1\",\"lines\":[",
+                        order);
+  for (int i = 0; i < 100; i++)
+    n += (size_t)snprintf(b + n, cap - n,
+                          "%s{\"sku_id\":\"S%d\",\"quantity\":1000000,"
+                          "\"unit_price_fen\":\"100000000000\"}",
+                          i ? "," : "", i);
+  snprintf(b + n, cap - n, "],\"pickup\":{\"pickup_point_id\":\"P1\"}}");
+  expect_400("/v1/orders", TOK_A, b, "lines");
+  /* Two lines whose sum passes the bound (each line alone is fine). */
+  snprintf(b, cap,
+           "{\"order_id\":\"%s\",\"user_id\":\"u\",\"warehouse_id\":\"W1\","
+           "\"lines\":[{\"sku_id\":\"S1\",\"quantity\":1000000,"
+           "\"unit_price_fen\":\"100000000000\"},{\"sku_id\":\"S2\","
+           "\"quantity\":1,\"unit_price_fen\":\"1\"}],"
+           "\"pickup\":{\"pickup_point_id\":\"P1\"}}", order);
+  expect_400("/v1/orders", TOK_A, b, "lines");
+  free(b);
+  /* The gateway is still there. */
+  struct resp r;
+  http("GET", "/healthz", NULL, NULL, NULL, &r);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
 }
 
 static void test_rate_limit(void) {
@@ -1137,7 +1535,7 @@ static void test_kafka_down(void) {
   read_all(parked, &r);
   close(parked);
   CU_ASSERT_EQUAL(r.status, 503);
-  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nothing was accepted"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nothing was written"));
   resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
   /* Nothing was accepted: the order is unknown, the key is free again, and
@@ -1693,8 +2091,8 @@ static void test_tls(void) {
   snprintf(keys_env, sizeof keys_env, "LINLI_GATEWAY_KEYS_FILE=%s", keys);
   g.port = port_for(4);
   snprintf(port_env, sizeof port_env, "LINLI_GATEWAY_PORT=%d", g.port);
-  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1", extra[0],
-                 extra[1], NULL};
+  char *env[] = {keys_env, port_env, "LINLI_METRICS_PORT=-1",
+                 "LINLI_GATEWAY_DEV_KEYS=true", extra[0], extra[1], NULL};
   char *argv[] = {bin, NULL};
   snprintf(g.log, sizeof g.log, "gateway-%d-tls.log", (int)getpid());
   g.pid = linli_test_spawn(argv, env, g.log);
@@ -1823,7 +2221,15 @@ int linli_test_register(void) {
   CU_add_test(s, "tenant isolation on writes", test_tenant_isolation_writes);
   CU_add_test(s, "reads from PostgreSQL", test_reads);
   CU_add_test(s, "per-user campaign cap", test_user_cap);
+  CU_add_test(s, "campaigns belong to their app", test_campaign_isolation);
+  CU_add_test(s, "money overflow is a 400", test_money_overflow);
   CU_add_test(s, "rate limit 429", test_rate_limit);
+  CU_add_test(s, "http: JSON refusals, NUL, Content-Length, 415",
+              test_http_hardening);
+  CU_add_test(s, "connections: deadlines, per-IP, descriptor limit",
+              test_connection_limits);
+  CU_add_test(s, "development keys refused without gateway.dev_keys",
+              test_dev_keys_refused);
   CU_add_test(s, "kafka unreachable: 503, nothing accepted, SIGTERM drains",
               test_kafka_down);
   CU_add_test(s, "redis unreachable: fast 503, still serving", test_redis_down);

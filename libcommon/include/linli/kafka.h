@@ -37,10 +37,24 @@ typedef struct linli_producer linli_producer_t;
 typedef void (*linli_delivery_fn)(void *opaque, rd_kafka_resp_err_t err,
                                   int32_t partition, int64_t offset);
 
+/* The same with librdkafka's persistence status of the message
+ * (rd_kafka_message_status): on a failed delivery,
+ * RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED means the write may still be in the
+ * log - a timeout is not a "no". */
+typedef void (*linli_delivery_status_fn)(void *opaque, rd_kafka_resp_err_t err,
+                                         rd_kafka_msg_status_t status,
+                                         int32_t partition, int64_t offset);
+
 /* Idempotent producer (acks=all), configured from [kafka]. client_id names
  * the process in broker logs. *out owned by the caller. */
 int linli_producer_new(const linli_config_t *cfg, const char *client_id,
                        linli_producer_t **out, char *err, size_t errlen);
+/* The same, with n librdkafka properties (name, value) that the caller's
+ * contract needs applied after [kafka] (e.g. a bounded message.timeout.ms).
+ * acks and idempotence stay forced. */
+int linli_producer_new_with(const linli_config_t *cfg, const char *client_id,
+                            const char *const (*props)[2], size_t n,
+                            linli_producer_t **out, char *err, size_t errlen);
 
 /* Send and wait until the broker acknowledged the write (or timeout_ms).
  * hdrs (may be NULL) is owned by the producer afterwards, also on error.
@@ -61,6 +75,14 @@ int linli_producer_send_async(linli_producer_t *p, const char *topic,
                               rd_kafka_headers_t *hdrs, linli_delivery_fn cb,
                               void *opaque, int timeout_ms, char *err,
                               size_t errlen);
+
+/* linli_producer_send_async with a status-aware callback. */
+int linli_producer_send_async_status(linli_producer_t *p, const char *topic,
+                                     int32_t partition, const void *key,
+                                     size_t keylen, const void *value,
+                                     size_t vallen, rd_kafka_headers_t *hdrs,
+                                     linli_delivery_status_fn cb, void *opaque,
+                                     int timeout_ms, char *err, size_t errlen);
 
 /* Serve delivery reports; returns the number served. */
 int linli_producer_poll(linli_producer_t *p, int timeout_ms);
