@@ -340,6 +340,8 @@ void gw_pg_order_app_batch_stop(struct gw *gw);
 void gw_pg_campaign_app(struct gw *gw, const char *campaign_id, gw_app_fn fn,
                         void *arg);
 void gw_get_order(struct gw_req *r);
+/* groupbuys.c: a campaign's live progress from the settler's hot state. */
+void gw_get_groupbuy(struct gw_req *r);
 void gw_list_orders(struct gw_req *r);
 
 /* -------------------------------------------------------------- sse.c */

@@ -52,6 +52,8 @@ static const struct route ROUTES[] = {
      gw_post_payment},
     {EVHTTP_REQ_POST, "/v1/orders/{id}/cancel", GW_ROLE_APP, gw_post_cancel},
     {EVHTTP_REQ_POST, "/v1/groupbuys", GW_ROLE_ADMIN, gw_post_campaign},
+    {EVHTTP_REQ_GET, "/v1/groupbuys/{id}", GW_ROLE_APP | GW_ROLE_ADMIN,
+     gw_get_groupbuy},
     {EVHTTP_REQ_POST, "/v1/groupbuys/{id}/join", GW_ROLE_APP, gw_post_join},
     {EVHTTP_REQ_POST, "/v1/groupbuys/{id}/leave", GW_ROLE_APP, gw_post_leave},
     {EVHTTP_REQ_POST, "/v1/deliveries/events", GW_ROLE_LOGISTICS,

@@ -40,6 +40,8 @@
 #include "groupbuy.pb-c.h"
 #include "inventory.pb-c.h"
 #include "linli/config.h"
+#include "linli/clock.h"
+#include "linli/redis.h"
 #include "linli/json.h"
 #include "linli/schema.h"
 #include "linli_test.h"
@@ -2207,6 +2209,59 @@ static void test_routes_match_openapi(void) {
   CU_ASSERT(n >= 14);
 }
 
+/* GET /v1/groupbuys/{id}: progress from the settler's hot state (written
+ * here as the settler writes it), owner app 200, another app 404. */
+static void test_groupbuy_progress(void) {
+  char id[96], key[160], dl[32];
+  snprintf(id, sizeof id, "%s-gbp", run_id);
+  snprintf(key, sizeof key, "{c:%s}:c", id);
+  snprintf(dl, sizeof dl, "%lld", (long long)(linli_clock_now_ms() + 600000));
+  linli_redis_t *rd = NULL;
+  char err[256];
+  CU_ASSERT_EQUAL_FATAL(
+      linli_redis_connect_config(linli_test_config(), &rd, err, sizeof err),
+      0);
+  const char *argv[] = {"HSET", key,     "st",  "OPEN",   "app",  "shop_a",
+                        "sku",  "rice",  "wh",  "W1",     "tiers",
+                        "5:1200,20:1000,50:900", "n", "17", "cap", "50",
+                        "lim",  "3",     "dl",  dl,       "list", "1500",
+                        "ann",  "0"};
+  redisReply *rep = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      linli_redis_command(rd, (int)(sizeof argv / sizeof argv[0]), argv, NULL,
+                          &rep),
+      0);
+  freeReplyObject(rep);
+  char path[160], buf[64];
+  snprintf(path, sizeof path, "/v1/groupbuys/%s", id);
+  struct resp r;
+  CU_ASSERT_EQUAL(http("GET", path, TOK_A, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.status, 200);
+  CU_ASSERT_STRING_EQUAL(jfield(&r, "participants", buf, sizeof buf), "17");
+  CU_ASSERT_STRING_EQUAL(jfield(&r, "needed_for_next_tier", buf, sizeof buf),
+                         "3");
+  CU_ASSERT_STRING_EQUAL(jfield(&r, "state", buf, sizeof buf), "OPEN");
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"next_tier\":{"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"unit_price_fen\":1000"));
+  long long left = atoll(jfield(&r, "time_left_ms", buf, sizeof buf));
+  CU_ASSERT(left > 0 && left <= 600000);
+  resp_free(&r);
+  CU_ASSERT_EQUAL(http("GET", path, TOK_B, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.status, 404); /* another app's campaign */
+  resp_free(&r);
+  CU_ASSERT_EQUAL(http("GET", path, TOK_ADMIN, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.status, 200);
+  resp_free(&r);
+  snprintf(path, sizeof path, "/v1/groupbuys/%s-none", id);
+  CU_ASSERT_EQUAL(http("GET", path, TOK_A, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.status, 404);
+  resp_free(&r);
+  const char *del[] = {"DEL", key};
+  if (linli_redis_command(rd, 2, del, NULL, &rep) == 0)
+    freeReplyObject(rep);
+  linli_redis_free(rd);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("gateway", suite_init, suite_clean);
   if (!s)
@@ -2241,5 +2296,6 @@ int linli_test_register(void) {
   CU_add_test(s, "sse: slow client cut off", test_sse_slow_client);
   CU_add_test(s, "tls", test_tls);
   CU_add_test(s, "routes agree with docs/openapi.yaml", test_routes_match_openapi);
+  CU_add_test(s, "group-buy progress", test_groupbuy_progress);
   return 0;
 }
