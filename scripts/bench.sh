@@ -24,6 +24,12 @@
 #                      shared, also the run's own keys and their MEMORY
 #                      USAGE (run_keys / run_bytes: before / at the end of
 #                      the sale / after the retention)
+#   settler            linli-settler alone: JOINS joins over CAMPAIGNS
+#                      group-buys, end to end: first produce until the last
+#                      JoinResult is readable read_committed
+#   route              libdomain's router on 1,000 and 10,000 seeded stops
+#                      (linli-bench_route; no stack), with and without time
+#                      windows: planning time and distance saved
 #   peak_rss           VmHWM of every process the bench started
 #
 # Every pass checks its counts and the run fails (exit 1, "FAILED" in the
@@ -98,7 +104,9 @@ STOCK="${BENCH_STOCK:-$((ORDERS / 4))}"
 USERS="${BENCH_USERS:-1000}"
 INSTANCES="${BENCH_INSTANCES:-1 2}"
 BATCH="${BENCH_BATCH:-$(linli_conf runner batch_size 500)}"
-PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway memory}"
+PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway settler route memory}"
+JOINS="${BENCH_JOINS:-200000}"
+CAMPAIGNS="${BENCH_CAMPAIGNS:-2000}"
 MEM_ORDERS="${BENCH_MEM_ORDERS:-$ORDERS}"
 RETENTION_S="${BENCH_RETENTION_S:-5}"
 RETENTION_KEY="${BENCH_RETENTION_KEY:-orders.retention_s}"
@@ -142,7 +150,7 @@ PIPE_N="${BENCH_PIPELINE_INSTANCES:-$MAXN}"
 posint BENCH_PIPELINE_INSTANCES "$PIPE_N"
 for p in $PASSES; do
   case "$p" in
-    ceiling | reserver | ledger | pipeline | gateway | memory) ;;
+    ceiling | reserver | ledger | pipeline | gateway | settler | route | memory) ;;
     *) die "BENCH_PASSES: unknown pass '$p'" ;;
   esac
 done
@@ -180,9 +188,10 @@ grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$BUILD/CMakeCache.txt" ||
   die "$BUILD is not a Release build (set BENCH_BUILD_DIR)"
 log "building the Release binaries in $BUILD"
 cmake --build "$BUILD" -j2 --target linli-reserver linli-ledger linli-gateway \
-  linli-loadgen linli-txcopy linli-migrate >/dev/null
+  linli-settler linli-bench_route linli-loadgen linli-txcopy linli-migrate >/dev/null
 RESERVER="${BENCH_RESERVER:-$BUILD/consumers/reserver/linli-reserver}"
 LEDGER="${BENCH_LEDGER:-$BUILD/consumers/ledger/linli-ledger}"
+SETTLER="${BENCH_SETTLER:-$BUILD/consumers/settler/linli-settler}"
 GATEWAY="${BENCH_GATEWAY:-$BUILD/producers/gateway/linli-gateway}"
 LOADGEN="$BUILD/tools/linli-loadgen"
 TXCOPY="$BUILD/tools/linli-txcopy"
@@ -842,6 +851,62 @@ pass_memory() {
   emit redis.memory "orders=$MEM_ORDERS retention_s=$RETENTION_S used_memory_before=$before used_memory_peak=$peak used_memory_after=$after change_pct=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }') dbsize_before=$keys0 dbsize_after=$keys1 run_keys=$rk0/$rk1/$RUN_KEYS run_bytes=$rb0/$rb1/$RUN_BYTES run_bytes_after_pct_of_before=$(awk -v a="$before" -v b="$RUN_BYTES" -v c="$rb0" 'BEGIN { printf "%.1f", (b - c) * 100 / a }') peak_rss_kb=$rss$dist $( ((CHECK_OK)) || echo FAILED)"
 }
 
+# ------------------------------------------------------------------ settler
+# JOINS joins (one unit each, distinct users) over CAMPAIGNS campaigns,
+# through one settler: every join answered JOINED once, nothing repeated.
+pass_settler() {
+  local run group parts name since cpid
+  run="sj$(date +%s)$$"
+  group="linli-bench-settler-$run"
+  log "settler: $JOINS joins over $CAMPAIGNS campaigns, batch $BATCH (run $run)"
+  start_at_end "$group" "linli.groupbuy.v1"
+  parts="$(field partitions "$work/$group.ends")"
+  name="settler-$run"
+  start "$name" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run" \
+    LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=info "$SETTLER"
+  PIDOF["$name"]=$STARTED
+  wait_stable "$parts" "$name"
+  since=$(now_ms)
+  "$LOADGEN" --count-results "$run" --expect "$JOINS" --since "$since" \
+    --timeout "$TIMEOUT" --kind join >"$work/count-$run.out" 2>"$work/count-$run.err" &
+  cpid=$!
+  OWN+=("$cpid")
+  "$LOADGEN" --run-id "$run" --warehouse "bench-$run" --sku "bench-$run" \
+    --campaigns "$CAMPAIGNS" --orders "$JOINS" >"$work/produce-$run.out" ||
+    die "producing the joins failed"
+  local cst=0
+  wait "$cpid" || cst=$?
+  forget "$cpid"
+  if ((cst != 0)); then
+    cat "$work/count-$run.out" "$work/count-$run.err" >&2
+    linli_tail_log "$work/$name.log"
+    die "settler: not every join was answered within ${TIMEOUT}s"
+  fi
+  rss_of "$name"
+  local rss="$RSS_LINE" cpu ok=1 c="$work/count-$run.out" first e2e
+  cpu="$(cpu_s "${PIDOF[$name]}")"
+  stop "${PIDOF[$name]}" "$name" || ok=0
+  first="$(field first_send_ms "$work/produce-$run.out")"
+  e2e=$(($(field done_ms "$c") - first))
+  CHECK_OK=$ok
+  ((ok)) || FAILED=1
+  check '[[ "$(field results "$c")" == "$JOINS" && "$(field reserved "$c")" == "$JOINS" ]]' \
+    "settler: $(field results "$c") answers, $(field reserved "$c") JOINED, want $JOINS"
+  check '[[ "$(field repeated "$c")" == 0 ]]' "settler: $(field repeated "$c") answers published twice"
+  emit settler "batch=$BATCH joins=$JOINS campaigns=$CAMPAIGNS end_to_end_ms=$e2e joins_per_s=$(rate "$JOINS" "$e2e") joined=$(field reserved "$c") repeated=$(field repeated "$c") peak_rss_kb=$rss cpu_s=$cpu $( ((CHECK_OK)) || echo FAILED)"
+}
+
+# -------------------------------------------------------------------- route
+pass_route() {
+  local line
+  for w in "" --windows; do
+    while read -r line; do
+      [[ "$line" == route_bench* ]] || continue
+      emit "route${w:+.windows}" "${line#route_bench }"
+    done < <("$BUILD/tools/linli-bench_route" --stops 1000,10000 $w || echo "route_bench FAILED")
+  done
+}
+
 # --------------------------------------------------------------------- run
 log "date $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr), load $(loadavg), build $BUILD"
 for p in $PASSES; do
@@ -851,6 +916,8 @@ for p in $PASSES; do
     ledger) pass_ledger ;;
     pipeline) pass_pipeline ;;
     gateway) pass_gateway ;;
+    settler) pass_settler ;;
+    route) pass_route ;;
     memory) pass_memory ;;
   esac
 done

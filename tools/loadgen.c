@@ -17,6 +17,11 @@
  *       Prints one line of key=value: acknowledged count, first send and
  *       last acknowledgement times (epoch ms) and the produce rate.
  *
+ *       With --campaigns C it publishes group-buy load instead: C
+ *       CampaignOpened "<R>-c<k>" (tiers 5/20/50, an hour to go, no caps),
+ *       then M GroupBuyJoined to linli.groupbuy.v1: order "<R>-<i>" of user
+ *       "<R>-u<i>" joins "<R>-c<i mod C>" (count them with --kind join).
+ *
  *   linli-loadgen [--config FILE] --start-at-end GROUP [--topics T1,T2..]
  *       Commits the current end offsets of every partition of the topics
  *       (default: the reserver's inputs) for consumer group GROUP, so that
@@ -39,6 +44,8 @@
  *                 linli.order-status.v1); earlier states are not counted
  *         key     any record keyed by the order id (e.g. linli-txcopy's
  *                 copies; --topic required), counted as "other"
+ *         join    a JoinResult (topic linli.groupbuy.settlements.v1):
+ *                 JOINED counted as reserved, FULL as out of stock
  *       --until-end stops at the end the topic had when it started instead
  *       of waiting for all M (then M is only the bound of the ids), and
  *       succeeds with fewer.
@@ -57,6 +64,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "catalog.pb-c.h"
+#include "groupbuy.pb-c.h"
 #include "inventory.pb-c.h"
 #include "linli/clock.h"
 #include "linli/config.h"
@@ -67,6 +75,7 @@
 #include "order_status.pb-c.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
+#include "settlements.pb-c.h"
 
 #define PROG "linli-loadgen"
 #define T_CATALOG "linli.catalog.v1"
@@ -74,6 +83,8 @@
 #define T_ORDERS "linli.orders.v1"
 #define T_RESERVATIONS "linli.reservations.v1"
 #define T_ORDER_STATUS "linli.order-status.v1"
+#define T_GROUPBUY "linli.groupbuy.v1"
+#define T_SETTLEMENTS "linli.groupbuy.settlements.v1"
 #define MAX_TOPICS 16
 #define META_TIMEOUT_MS 10000
 
@@ -83,6 +94,7 @@ struct opts {
   const char *config, *run_id, *warehouse, *sku, *group, *count_run, *topics;
   const char *orders_topic, *topic, *kind;
   long long stock, orders, users, lines, price, rate, expect, since, timeout;
+  long long campaigns;
   int until_end;
 };
 
@@ -92,12 +104,12 @@ static void usage(FILE *f) {
           "                     [--stock N] [--orders M] [--users U] "
           "[--lines L]\n"
           "                     [--price FEN] [--rate PER_S] "
-          "[--orders-topic T]\n"
+          "[--orders-topic T] [--campaigns C]\n"
           "       " PROG " [--config FILE] --start-at-end GROUP "
           "[--topics T1,T2]\n"
           "       " PROG " [--config FILE] --count-results R --expect M\n"
           "                     [--since EPOCH_MS] [--timeout S]\n"
-          "                     [--kind result|status|key] [--topic T] "
+          "                     [--kind result|status|key|join] [--topic T] "
           "[--until-end]\n");
 }
 
@@ -541,6 +553,107 @@ done:
   return rc;
 }
 
+/* --campaigns C: C group-buys "<R>-c<k>" (tiers 5/20/50 at 1200/1000/900
+ * fen, deadline in an hour, no caps), then the M joins: order "<R>-<i>" of
+ * user "<R>-u<i>" joins campaign "<R>-c<i mod C>" with one unit. Keyed by
+ * campaign, so each campaign's events are in order in one partition. */
+static int send_groupbuy(linli_producer_t *p, const struct opts *o,
+                         const char *campaign, Linli__GroupBuyEvent *ev,
+                         struct buf *b, struct acks *acks) {
+  char err[256];
+  if (pack(&ev->base, b) != LINLI_OK)
+    return -1;
+  if (linli_producer_send_async(p, T_GROUPBUY, RD_KAFKA_PARTITION_UA,
+                                campaign, strlen(campaign), b->p, b->n, NULL,
+                                on_delivery, acks, 30000, err,
+                                sizeof err) != LINLI_OK) {
+    fprintf(stderr, PROG ": sending to %s: %s\n", campaign, err);
+    return -1;
+  }
+  (void)o;
+  return 0;
+}
+
+static int cmd_produce_joins(const linli_config_t *cfg, const struct opts *o) {
+  char err[512];
+  linli_producer_t *p = NULL;
+  struct buf b = {NULL, 0};
+  struct acks acks = {0, 0, 0, RD_KAFKA_RESP_ERR_NO_ERROR};
+  if (linli_producer_new(cfg, PROG, &p, err, sizeof err) != LINLI_OK) {
+    fprintf(stderr, PROG ": producer: %s\n", err);
+    return EXIT_SETUP;
+  }
+  int rc = EXIT_FAILED;
+  Linli__CampaignOpened__Tier t[3], *tp[3];
+  static const int mins[] = {5, 20, 50};
+  static const long long prices[] = {1200, 1000, 900};
+  for (int i = 0; i < 3; i++) {
+    linli__campaign_opened__tier__init(&t[i]);
+    t[i].min_participants = mins[i];
+    t[i].unit_price_fen = prices[i];
+    tp[i] = &t[i];
+  }
+  long long sent = 0;
+  int64_t first_ms = linli_clock_now_ms();
+  for (long long k = 0; k < o->campaigns; k++, sent++) {
+    char campaign[LINLI_ID_BUFSZ], eid[LINLI_ID_BUFSZ];
+    snprintf(campaign, sizeof campaign, "%s-c%lld", o->run_id, k);
+    Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
+    Linli__Meta meta = LINLI__META__INIT;
+    Linli__CampaignOpened c = LINLI__CAMPAIGN_OPENED__INIT;
+    meta_fill(&meta, eid, o->run_id);
+    c.campaign_id = campaign;
+    c.app_id = (char *)"loadgen";
+    c.sku_id = (char *)o->sku;
+    c.warehouse_id = (char *)o->warehouse;
+    c.list_price_fen = 1500;
+    c.n_tiers = 3;
+    c.tiers = tp;
+    c.deadline_ms = meta.occurred_at_ms + 3600000;
+    ev.meta = &meta;
+    ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_OPENED;
+    ev.campaign_opened = &c;
+    if (send_groupbuy(p, o, campaign, &ev, &b, &acks) != 0)
+      goto done;
+  }
+  for (long long i = 0; i < o->orders; i++, sent++) {
+    char campaign[LINLI_ID_BUFSZ], order[LINLI_ID_BUFSZ], user[LINLI_ID_BUFSZ];
+    char eid[LINLI_ID_BUFSZ];
+    snprintf(campaign, sizeof campaign, "%s-c%lld", o->run_id,
+             i % o->campaigns);
+    snprintf(order, sizeof order, "%s-%lld", o->run_id, i);
+    snprintf(user, sizeof user, "%s-u%lld", o->run_id, i);
+    Linli__GroupBuyEvent ev = LINLI__GROUP_BUY_EVENT__INIT;
+    Linli__Meta meta = LINLI__META__INIT;
+    Linli__GroupBuyJoined j = LINLI__GROUP_BUY_JOINED__INIT;
+    meta_fill(&meta, eid, o->run_id);
+    j.campaign_id = campaign;
+    j.user_id = user;
+    j.order_id = order;
+    j.quantity = 1;
+    ev.meta = &meta;
+    ev.event_case = LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_JOINED;
+    ev.group_buy_joined = &j;
+    if (send_groupbuy(p, o, campaign, &ev, &b, &acks) != 0)
+      goto done;
+    if (i % 1000 == 0)
+      linli_producer_poll(p, 0);
+  }
+  if (linli_producer_flush(p, 60000) != LINLI_OK)
+    fprintf(stderr, PROG ": sends still unacknowledged after 60 s\n");
+  int64_t elapsed = acks.last_ms > first_ms ? acks.last_ms - first_ms : 0;
+  printf("run=%s campaigns=%lld joins=%lld acknowledged=%lld failed=%lld "
+         "first_send_ms=%lld last_ack_ms=%lld elapsed_ms=%lld\n",
+         o->run_id, o->campaigns, o->orders, acks.ok, acks.failed,
+         (long long)first_ms, (long long)acks.last_ms, (long long)elapsed);
+  if (acks.ok == sent)
+    rc = 0;
+done:
+  linli_producer_free(p);
+  free(b.p);
+  return rc;
+}
+
 /* ---------------------------------------------------- --count-results */
 
 /* Index i of an order id "<run>-<i>" with i < expect, or -1. */
@@ -584,6 +697,24 @@ static int outcome_of(const char *kind, const rd_kafka_message_t *m,
   }
   if (!v)
     return -1;
+  if (strcmp(kind, "join") == 0) {
+    /* A JoinResult: JOINED counts as "reserved", FULL as "out of stock". */
+    Linli__SettlementEvent *ev =
+        linli__settlement_event__unpack(NULL, m->len, v);
+    if (ev && ev->event_case == LINLI__SETTLEMENT_EVENT__EVENT_JOIN_RESULT) {
+      const Linli__JoinResult *j = ev->join_result;
+      snprintf(oc->order_id, sizeof oc->order_id, "%s", j->order_id);
+      if (j->status == LINLI__JOIN_RESULT__STATUS__JOINED)
+        oc->what = OC_RESERVED;
+      else if (j->reason == LINLI__JOIN_RESULT__REASON__FULL)
+        oc->what = OC_OUT_OF_STOCK;
+      oc->code = j->status * 100 + j->reason;
+      rc = 0;
+    }
+    if (ev)
+      linli__settlement_event__free_unpacked(ev, NULL);
+    return rc;
+  }
   if (strcmp(kind, "result") == 0) {
     Linli__ReservationEvent *ev =
         linli__reservation_event__unpack(NULL, m->len, v);
@@ -777,6 +908,7 @@ int main(int argc, char **argv) {
       {"topic", required_argument, NULL, 'P'},
       {"kind", required_argument, NULL, 'K'},
       {"until-end", no_argument, NULL, 'U'},
+      {"campaigns", required_argument, NULL, 'G'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -809,6 +941,8 @@ int main(int argc, char **argv) {
     case 'l': name = "lines", dst = &o.lines, lo = 1, hi = 100; break;
     case 'p': name = "price", dst = &o.price, hi = 100000000000LL; break;
     case 'r': name = "rate", dst = &o.rate, hi = 10000000; break;
+    case 'G': name = "campaigns", dst = &o.campaigns, lo = 1, hi = 1000000;
+      break;
     case 'e': name = "expect", dst = &o.expect, lo = 1, hi = 100000000; break;
     case 'S': name = "since", dst = &o.since, hi = 4102444800000LL; break;
     case 't': name = "timeout", dst = &o.timeout, lo = 1, hi = 86400; break;
@@ -854,8 +988,8 @@ int main(int argc, char **argv) {
     if (!o.kind)
       o.kind = "result";
     if (strcmp(o.kind, "result") && strcmp(o.kind, "status") &&
-        strcmp(o.kind, "key")) {
-      fprintf(stderr, PROG ": --kind: result, status or key, got '%s'\n",
+        strcmp(o.kind, "key") && strcmp(o.kind, "join")) {
+      fprintf(stderr, PROG ": --kind: result, status, key or join, got '%s'\n",
               o.kind);
       return EXIT_SETUP;
     }
@@ -865,7 +999,8 @@ int main(int argc, char **argv) {
     }
     if (!o.topic)
       o.topic = strcmp(o.kind, "status") == 0 ? T_ORDER_STATUS
-                                              : T_RESERVATIONS;
+                : strcmp(o.kind, "join") == 0   ? T_SETTLEMENTS
+                                                : T_RESERVATIONS;
     if (!topic_name_valid(o.topic)) {
       fprintf(stderr, PROG ": --topic: not a Kafka topic name: '%s'\n",
               o.topic);
@@ -915,6 +1050,7 @@ int main(int argc, char **argv) {
   }
   int rc = o.group       ? cmd_start_at_end(cfg, &o)
            : o.count_run ? cmd_count(cfg, &o)
+           : o.campaigns ? cmd_produce_joins(cfg, &o)
                          : cmd_produce(cfg, &o);
   linli_config_free(cfg);
   return rc;
