@@ -2,7 +2,8 @@
  * linli_test_webhook.c - a webhook receiver for tests and benchmarks: it
  * verifies each request's Linli-Signature (HMAC-SHA256 over "t.body"),
  * answers 200 (or 500 while --fail-file exists) and appends one line per
- * request to --log: "<notification id> <signature ok 0|1> <status>".
+ * request to --log: "<notification id> <signature ok 0|1> <status>
+ * <user_id of the body>" (tests share the stack: they count their users).
  *
  * Usage: linli_test_webhook --port-file F --log F --secret S
  *                           [--fail-file F] [--quiet]
@@ -13,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -65,8 +67,13 @@ static void on_request(struct evhttp_request *req, void *arg) {
   int code = fail_file && access(fail_file, F_OK) == 0 ? 500 : 200;
   total++;
   if (logf_) {
-    fprintf(logf_, "%s %d %d\n", id ? id : "-", ok, code);
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *user = j ? json_string_value(json_object_get(j, "user_id"))
+                         : NULL;
+    fprintf(logf_, "%s %d %d %s\n", id ? id : "-", ok, code,
+            user && *user ? user : "-");
     fflush(logf_);
+    json_decref(j);
   }
   free(body);
   evhttp_send_reply(req, code, code == 200 ? "OK" : "Internal Server Error",
