@@ -3,7 +3,8 @@
  * verifies each request's Linli-Signature (HMAC-SHA256 over "t.body"),
  * answers 200 (or 500 while --fail-file exists) and appends one line per
  * request to --log: "<notification id> <signature ok 0|1> <status>
- * <user_id of the body>" (tests share the stack: they count their users).
+ * <user_id of the body> <epoch ms>" (tests share the stack: they count
+ * their users; benchmarks time the first and last line).
  *
  * Usage: linli_test_webhook --port-file F --log F --secret S
  *                           [--fail-file F] [--quiet]
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *secret = "", *fail_file = NULL;
@@ -70,8 +72,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
     json_t *j = json_loadb(body, len, 0, NULL);
     const char *user = j ? json_string_value(json_object_get(j, "user_id"))
                          : NULL;
-    fprintf(logf_, "%s %d %d %s\n", id ? id : "-", ok, code,
-            user && *user ? user : "-");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(logf_, "%s %d %d %s %lld\n", id ? id : "-", ok, code,
+            user && *user ? user : "-",
+            (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     fflush(logf_);
     json_decref(j);
   }

@@ -473,7 +473,9 @@ static void hook_read(const struct hook *h, struct hookstat *s,
     return;
   char id[128], user[128];
   int ok, code;
-  while (fscanf(f, "%127s %d %d %127s", id, &ok, &code, user) == 4) {
+  long long at;
+  while (fscanf(f, "%127s %d %d %127s %lld", id, &ok, &code, user, &at) ==
+         5) {
     if (strncmp(user, user_prefix, strlen(user_prefix)) != 0)
       continue;
     struct seen *e = seen_of(s, id);
