@@ -107,7 +107,7 @@ for ((i = 0; i < TIMEOUT * 10; i++)); do
   sleep 0.1
 done
 read -r got bad first last < <(awk -v run="$RUN-" \
-  'index($4, run) == 1 { n++; if ($2 != 1) b++; if (!f) f = $5; l = $5 } END { print n + 0, b + 0, f + 0, l + 0 }' "$work/hook.txt")
+  'index($4, run) == 1 { n++; if ($2 != 1) b++; if (f == "") f = $5; l = $5 } END { print n + 0, b + 0, f "", l "" }' "$work/hook.txt")
 ((got >= N)) || die "phase 2: the webhook received $got of $N"
 ((bad == 0)) || die "phase 2: $bad requests with a bad signature"
 hook_rate=$(awk -v n="$got" -v f="$first" -v l="$last" 'BEGIN { printf "%.0f", (l > f) ? n * 1000 / (l - f) : 0 }')

@@ -1075,34 +1075,20 @@ static int emit_dlq_note(linli_emit_t *emit, const char *user,
                     strlen(user), packed, len, h);
 }
 
-/* Parse an outcome (see NT_LUA_BATCH) and write its notifications. */
+/* Write the notifications an outcome lists (see NT_LUA_BATCH). */
 static int emit_outcome(struct notifier *nt, linli_emit_t *emit, int effect,
                         const char *o, size_t len, const struct part *p) {
   size_t pos = 0;
-  int k = 0;
-  while (pos < len) {
-    char flag = o[pos++];
-    char *end = NULL;
-    unsigned long ulen = strtoul(o + pos, &end, 10);
-    if (!end || *end != ':' || ulen > len)
+  struct dom_nt_entry e;
+  int k = 0, more;
+  while ((more = dom_nt_outcome_next(o, len, &pos, &e)) == 1) {
+    char user[LINLI_ID_BUFSZ];
+    if (e.userlen >= sizeof user)
       return LINLI_ERR_FATAL;
-    pos = (size_t)(end - o) + 1;
-    if (pos + ulen > len || ulen > 64)
-      return LINLI_ERR_FATAL;
-    char user[72];
-    memcpy(user, o + pos, ulen);
-    user[ulen] = '\0';
-    pos += ulen;
-    unsigned long plen = strtoul(o + pos, &end, 10);
-    if (!end || *end != ':')
-      return LINLI_ERR_FATAL;
-    pos = (size_t)(end - o) + 1;
-    if (pos + plen > len)
-      return LINLI_ERR_FATAL;
-    const uint8_t *packed = (const uint8_t *)o + pos;
-    pos += plen;
-    /* The channel this note was built for (for the metrics; six
-     * arguments per note, the channel fourth). */
+    memcpy(user, e.user, e.userlen);
+    user[e.userlen] = '\0';
+    /* The channel this note was built for (for the metrics; six arguments
+     * per note, the channel fourth). */
     const char *chan = (size_t)k * 6 + 3 < p->notes.n
                            ? p->notes.v[(size_t)k * 6 + 3]
                            : "app_push";
@@ -1111,22 +1097,23 @@ static int emit_outcome(struct notifier *nt, linli_emit_t *emit, int effect,
                                             : 3;
     k++;
     int rc = linli_emit(emit, LINLI_TOPIC_NOTIFICATIONS, RD_KAFKA_PARTITION_UA,
-                        user, strlen(user), packed, plen, NULL);
+                        user, e.userlen, e.packed, e.packedlen, NULL);
     if (rc != LINLI_OK)
       return rc;
-    if (effect == LINLI_REDIS_APPLIED && flag != 'D')
+    if (effect == LINLI_REDIS_APPLIED && e.flag != 'D')
       linli_counter_add(nt->m[ci].written, 1);
     else
       linli_counter_add(nt->m[ci].deduplicated, 1);
-    if (flag == 'F') {
+    if (e.flag == 'F') {
       LINLI_ERROR("webhook retry queue full: notification to the DLQ",
                   "user=%s", user);
-      rc = emit_dlq_note(emit, user, packed, plen, "webhook retry queue full");
+      rc = emit_dlq_note(emit, user, e.packed, e.packedlen,
+                         "webhook retry queue full");
       if (rc != LINLI_OK)
         return rc;
     }
   }
-  return LINLI_OK;
+  return more == 0 ? LINLI_OK : LINLI_ERR_FATAL;
 }
 
 /* ---------------------------------------------------------------- batch */

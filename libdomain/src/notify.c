@@ -412,3 +412,41 @@ int64_t dom_quiet_until(const struct dom_quiet *q, int64_t now_ms) {
   }
   return end_local - (int64_t)q->utc_offset_min * 60000;
 }
+
+/* ------------------------------------------------------ script outcome */
+
+/* A decimal length then ':', at o[*pos]; -1 when malformed. */
+static long long take_len(const char *o, size_t len, size_t *pos) {
+  long long v = 0;
+  size_t p = *pos, start = p;
+  while (p < len && o[p] >= '0' && o[p] <= '9' && p - start < 12)
+    v = v * 10 + (o[p++] - '0');
+  if (p == start || p >= len || o[p] != ':')
+    return -1;
+  *pos = p + 1;
+  return v;
+}
+
+int dom_nt_outcome_next(const char *o, size_t len, size_t *pos,
+                        struct dom_nt_entry *e) {
+  if (*pos >= len)
+    return 0;
+  size_t p = *pos;
+  char flag = o[p++];
+  if (flag != 'Q' && flag != 'D' && flag != 'F' && flag != '-')
+    return LINLI_ERR_INVALID;
+  long long ul = take_len(o, len, &p);
+  if (ul < 1 || (size_t)ul > len - p)
+    return LINLI_ERR_INVALID;
+  e->user = o + p;
+  e->userlen = (size_t)ul;
+  p += (size_t)ul;
+  long long pl = take_len(o, len, &p);
+  if (pl < 0 || (size_t)pl > len - p)
+    return LINLI_ERR_INVALID;
+  e->packed = (const unsigned char *)o + p;
+  e->packedlen = (size_t)pl;
+  e->flag = flag;
+  *pos = p + (size_t)pl;
+  return 1;
+}

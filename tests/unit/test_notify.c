@@ -168,6 +168,31 @@ static void test_quiet(void) {
   CU_ASSERT_EQUAL(dom_quiet_parse("22-07", 0, &q), LINLI_ERR_INVALID);
 }
 
+static void test_outcome(void) {
+  static const char ok[] = "Q3:u-14:\x0a\x01\x00\x02-2:u2" "0:";
+  size_t pos = 0, len = sizeof ok - 1;
+  struct dom_nt_entry e;
+  CU_ASSERT_EQUAL(dom_nt_outcome_next(ok, len, &pos, &e), 1);
+  CU_ASSERT_EQUAL(e.flag, 'Q');
+  CU_ASSERT_EQUAL(e.userlen, 3);
+  CU_ASSERT_EQUAL(memcmp(e.user, "u-1", 3), 0);
+  CU_ASSERT_EQUAL(e.packedlen, 4);
+  CU_ASSERT_EQUAL(e.packed[2], 0);
+  CU_ASSERT_EQUAL(dom_nt_outcome_next(ok, len, &pos, &e), 1);
+  CU_ASSERT_EQUAL(e.flag, '-');
+  CU_ASSERT_EQUAL(e.packedlen, 0);
+  CU_ASSERT_EQUAL(dom_nt_outcome_next(ok, len, &pos, &e), 0);
+  pos = 0;
+  CU_ASSERT_EQUAL(dom_nt_outcome_next("", 0, &pos, &e), 0);
+  static const char *const bad[] = {"X1:u0:", "Q0:0:", "Q1:u", "Q1:u9:abc",
+                                    "Q:u0:", "Q1:u-1:", "Q99999999999999:u0:"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    pos = 0;
+    CU_ASSERT_EQUAL(dom_nt_outcome_next(bad[i], strlen(bad[i]), &pos, &e),
+                    LINLI_ERR_INVALID);
+  }
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("domain: notification templates", NULL, NULL);
   if (!s)
@@ -177,5 +202,6 @@ int linli_test_register(void) {
   CU_add_test(s, "load errors name file and line", test_load_errors);
   CU_add_test(s, "money and time", test_format);
   CU_add_test(s, "quiet hours", test_quiet);
+  CU_add_test(s, "batch script outcome", test_outcome);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

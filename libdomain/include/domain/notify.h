@@ -106,4 +106,22 @@ struct dom_quiet {
 int dom_quiet_parse(const char *spec, int utc_offset_min, struct dom_quiet *q);
 int64_t dom_quiet_until(const struct dom_quiet *q, int64_t now_ms);
 
+/*
+ * The notifier's batch script outcome (consumers/notifier/scripts.c): per
+ * notification, a flag, then #user ':' user, then #packed ':' packed (the
+ * NotificationEvent bytes). Flags: 'Q' queued for the webhook, 'D' queued
+ * or delivered before, 'F' the webhook queue was full, '-' no webhook.
+ */
+struct dom_nt_entry {
+  char flag;
+  const char *user; /* points into the outcome, not NUL-terminated */
+  size_t userlen;
+  const unsigned char *packed;
+  size_t packedlen;
+};
+/* The entry at *pos, advancing *pos: 1 with *e set, 0 at the end,
+ * LINLI_ERR_INVALID when the outcome is malformed. */
+int dom_nt_outcome_next(const char *o, size_t len, size_t *pos,
+                        struct dom_nt_entry *e);
+
 #endif
