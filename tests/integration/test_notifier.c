@@ -66,8 +66,27 @@ static int ours(const char *s) {
   return s && strncmp(s, RUN, strlen(RUN)) == 0;
 }
 
+/* Webhook notifications given up to the DLQ: (notification id, reason). */
+static struct {
+  char id[72], reason[300];
+} dlq[16];
+static size_t ndlq;
+
 static void on_note(void *arg, const rd_kafka_message_t *m) {
   (void)arg;
+  if (strcmp(rd_kafka_topic_name(m->rkt), T_DLQ) == 0) {
+    char consumer[64], id[72];
+    linli_test_header(m, LINLI_DLQ_H_CONSUMER, consumer, sizeof consumer);
+    linli_test_header(m, "notification_id", id, sizeof id);
+    if (strcmp(consumer, "notifier-webhook") == 0 && ndlq < 16 &&
+        m->key_len > strlen(RUN) && memcmp(m->key, RUN, strlen(RUN)) == 0) {
+      snprintf(dlq[ndlq].id, sizeof dlq[ndlq].id, "%s", id);
+      linli_test_header(m, LINLI_DLQ_H_REASON, dlq[ndlq].reason,
+                        sizeof dlq[ndlq].reason);
+      ndlq++;
+    }
+    return;
+  }
   if (strcmp(rd_kafka_topic_name(m->rkt), T_NOTES) != 0)
     return;
   Linli__NotificationEvent *ev =
@@ -853,6 +872,54 @@ static void test_outage(void) {
   webhook_stop(&h);
 }
 
+static int have_dlq(void *arg) {
+  (void)arg;
+  return ndlq > 0;
+}
+
+/* A webhook that never recovers: after fail_after_s the notification goes
+ * to the DLQ with its last error, and is no longer tried. */
+static void test_gives_up(void) {
+  char group[128], prefix[128];
+  fresh_group(group, sizeof group, prefix, sizeof prefix, "dlq");
+  struct hook h = {0};
+  webhook_start(&h, "dlq");
+  FILE *f = fopen(h.fail_file, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fclose(f);
+  struct proc p = {0};
+  struct nconf c = {.name = "dlq",
+                    .channels = "app_push",
+                    .url = h.url,
+                    .extra = {"LINLI_NOTIFIER_RETRY_BASE_MS=100",
+                              "LINLI_NOTIFIER_RETRY_MAX_MS=500",
+                              "LINLI_NOTIFIER_FAIL_AFTER_S=2",
+                              "LINLI_NOTIFIER_REMINDER_LEAD_S=0"}};
+  notifier_start(&p, &c, group, prefix);
+  res_burst("g", 1);
+  char want[96];
+  snprintf(want, sizeof want, "%s-g-", RUN);
+  wait_notes(want, NULL, 1, 60000);
+  int64_t end = linli_test_now_ms() + 60000;
+  while (!ndlq && linli_test_now_ms() < end)
+    linli_test_reader_poll(reader, 500, on_note, NULL, have_dlq);
+  CU_ASSERT_EQUAL_FATAL(ndlq, 1);
+  const struct note *n = find_note(notes.v[notes.n - 1].user, "order_confirmed",
+                                   NULL);
+  CU_ASSERT(n && strcmp(dlq[0].id, n->id) == 0);
+  CU_ASSERT(strstr(dlq[0].reason, "HTTP 500") != NULL);
+  /* Given up: the queue no longer holds it. */
+  char q[200];
+  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  const char *zc[] = {"ZCARD", q};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 2, zc, NULL, &r), LINLI_OK);
+  CU_ASSERT(r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+  freeReplyObject(r);
+  notifier_stop(&p);
+  webhook_stop(&h);
+}
+
 static int write_clock(const char *file, int64_t ms) {
   char tmp[300];
   snprintf(tmp, sizeof tmp, "%s.tmp", file);
@@ -1003,7 +1070,7 @@ static int suite_init(void) {
                           linli_config_str(cfg, "redis.password"), 5000,
                           &redis, err, sizeof err) != LINLI_OK)
     return -1;
-  const char *out[] = {T_NOTES, NULL};
+  const char *out[] = {T_NOTES, T_DLQ, NULL};
   reader = linli_test_reader_new(out, 1);
   return reader ? 0 : -1;
 }
@@ -1032,6 +1099,7 @@ int linli_test_register(void) {
       {"quiet hours hold a reminder, not a pickup code", test_quiet_hours},
       {"five SIGKILLs during 2,000", test_kills},
       {"webhook down for 30 s", test_outage},
+      {"webhook that stays down: DLQ with the last error", test_gives_up},
   };
   /* LINLI_TEST_ONLY=<word> runs the scenarios whose name holds it. */
   const char *only = getenv("LINLI_TEST_ONLY");
