@@ -96,6 +96,7 @@ extern const char NT_LUA_REM_CLAIM[];
 extern const char NT_LUA_REM_DONE[];
 extern const char NT_LUA_CLAIM[];
 extern const char NT_LUA_ACK[];
+extern const char NT_LUA_ACK_MANY[];
 extern const char NT_LUA_FAIL[];
 extern const char NT_LUA_DROP[];
 extern const char NT_LUA_DELAY[];

@@ -14,7 +14,8 @@
 
 /*
  * The batch HWM body. A = ttl, queue max, now, then
- *   nset, (key suffix, field, value)*   state writes (each key EXPIREs)
+ *   nset, (key suffix, field, value)*   state writes (one HSET and one
+ *                                        EXPIRE per key)
  *   ndel, (key suffix, field)*          state deletes
  *   nrem, (op + or -, order, due)*      reminder index
  *   nnotes, (id, user, template, channel, packed, body)*
@@ -28,11 +29,17 @@ const char NT_LUA_BATCH[] =
     "  local ttl, qmax, now = tonumber(A[1]), tonumber(A[2]), A[3]\n"
     "  local i = 4\n"
     "  local n = tonumber(A[i]); i = i + 1\n"
+    "  local sets, keys = {}, {}\n"
     "  for k = 1, n do\n"
-    "    local key = P .. A[i]\n"
-    "    redis.call('HSET', key, A[i+1], A[i+2])\n"
-    "    redis.call('EXPIRE', key, ttl)\n"
+    "    local key = A[i]\n"
+    "    if not sets[key] then sets[key] = {}; keys[#keys+1] = key end\n"
+    "    local t = sets[key]\n"
+    "    t[#t+1] = A[i+1]; t[#t+1] = A[i+2]\n"
     "    i = i + 3\n"
+    "  end\n"
+    "  for _, key in ipairs(keys) do\n"
+    "    redis.call('HSET', P .. key, unpack(sets[key]))\n"
+    "    redis.call('EXPIRE', P .. key, ttl)\n"
     "  end\n"
     "  n = tonumber(A[i]); i = i + 1\n"
     "  for k = 1, n do redis.call('HDEL', P .. A[i], A[i+1]); i = i + 2 end\n"
@@ -135,6 +142,15 @@ const char NT_LUA_ACK[] =
     "redis.call('DEL', ARGV[1] .. 'n:' .. ARGV[2])\n"
     "redis.call('ZREM', KEYS[1], ARGV[2])\n"
     "return 1\n";
+
+/* Several 2xx at once: KEYS[1] = P q; ARGV = P, ttl, id... */
+const char NT_LUA_ACK_MANY[] =
+    "for i = 3, #ARGV do\n"
+    "  redis.call('SET', ARGV[1] .. 'd:' .. ARGV[i], '1', 'EX', tonumber(ARGV[2]))\n"
+    "  redis.call('DEL', ARGV[1] .. 'n:' .. ARGV[i])\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[i])\n"
+    "end\n"
+    "return #ARGV - 2\n";
 
 /* A send failed: KEYS[1] = P q; ARGV = P, id, now, next due, fail after
  * (ms), error. Returns {'RETRY'}, {'DLQ', body, user, attempts} when it

@@ -39,6 +39,9 @@ struct slot {
   struct nt_sender *s;
   struct evhttp_connection *conn;
   int busy;
+  int done;  /* answered; result waits for the next pump */
+  int code;  /* HTTP status, 0 = no answer */
+  const char *why;
   int shard;
   char id[72], user[72], tpl[40], chan[16];
   long attempts;
@@ -53,7 +56,8 @@ struct nt_sender {
   struct event_base *base;
   struct event *pump_ev;
   linli_redis_t *redis;
-  linli_redis_script_t *claim, *ack, *fail, *drop, *delay;
+  linli_redis_script_t *claim, *ack, *ack_many, *fail, *drop, *delay;
+  struct event *soon_ev; /* pump once the answers of this loop turn are in */
   linli_producer_t *dlq;
   const char *dlq_topic;
   char host[256], path[1024];
@@ -187,11 +191,59 @@ static void finish(struct slot *sl, int code, const char *why) {
   sl->busy = 0;
 }
 
+/* Answers are recorded in a batch by the next pump: one script per shard
+ * for every 2xx of a loop turn, not one round trip per answer. */
 static void on_done(struct evhttp_request *req, void *arg) {
   struct slot *sl = arg;
-  int code = req ? evhttp_request_get_response_code(req) : 0;
-  finish(sl, code, "connection failed or timed out");
-  pump(sl->s);
+  sl->code = req ? evhttp_request_get_response_code(req) : 0;
+  sl->why = "connection failed or timed out";
+  sl->done = 1;
+  event_active(sl->s->soon_ev, EV_TIMEOUT, 0);
+}
+
+/* Record the answers in: every 2xx of a shard in one script, then each
+ * failure. */
+static void settle(struct nt_sender *s) {
+  char ttl[32];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)s->nt->ttl_s);
+  const char **args = calloc((size_t)s->nslots + 2, sizeof *args);
+  for (int i = 0; i < s->nslots; i++) {
+    struct slot *first = &s->slots[i];
+    if (!first->done || first->code < 200 || first->code >= 300 || !args)
+      continue;
+    char tag[96], q[128], prefix[128];
+    nt_tag(s->nt, first->shard, tag, sizeof tag);
+    linli_redis_key(q, sizeof q, tag, "q");
+    linli_redis_key(prefix, sizeof prefix, tag, "");
+    int n = 0;
+    args[n++] = prefix;
+    args[n++] = ttl;
+    for (int j = i; j < s->nslots; j++) {
+      struct slot *sl = &s->slots[j];
+      if (sl->done && sl->code >= 200 && sl->code < 300 &&
+          sl->shard == first->shard) {
+        args[n++] = sl->id;
+        linli_counter_add(s->nt->m[chan_index(sl->chan)].sent, 1);
+        sl->done = 0;
+        sl->busy = 0;
+      }
+    }
+    const char *keys[] = {q};
+    redisReply *r = NULL;
+    /* If this record fails the leases run out and the ids are sent again:
+     * the one way a receiver sees a repeat. */
+    if (linli_redis_eval(s->redis, s->ack_many, 1, keys, n, args, NULL, &r) ==
+        LINLI_OK)
+      freeReplyObject(r);
+    else
+      LINLI_WARN("webhook deliveries not recorded", "count=%d", n - 2);
+  }
+  free(args);
+  for (int i = 0; i < s->nslots; i++)
+    if (s->slots[i].done) {
+      s->slots[i].done = 0;
+      finish(&s->slots[i], s->slots[i].code, s->slots[i].why);
+    }
 }
 
 /* Stripe-style: "t=<unix seconds>,v1=<hex HMAC-SHA256(key, t "." body)>". */
@@ -304,6 +356,7 @@ static void update_depth(struct nt_sender *s) {
 }
 
 static void pump(struct nt_sender *s) {
+  settle(s);
   int busy = 0;
   for (int i = 0; i < s->nslots; i++)
     busy += s->slots[i].busy;
@@ -377,6 +430,8 @@ static void sender_free(struct nt_sender *s) {
   free(s->slots);
   if (s->pump_ev)
     event_free(s->pump_ev);
+  if (s->soon_ev)
+    event_free(s->soon_ev);
   if (s->base)
     event_base_free(s->base);
   linli_producer_free(s->dlq);
@@ -454,6 +509,9 @@ int nt_sender_start(const linli_config_t *cfg, struct notifier *nt,
   if (rc == LINLI_OK)
     rc = linli_redis_script_register(s->redis, "nt_ack", NT_LUA_ACK, &s->ack);
   if (rc == LINLI_OK)
+    rc = linli_redis_script_register(s->redis, "nt_ack_many", NT_LUA_ACK_MANY,
+                                     &s->ack_many);
+  if (rc == LINLI_OK)
     rc = linli_redis_script_register(s->redis, "nt_fail", NT_LUA_FAIL,
                                      &s->fail);
   if (rc == LINLI_OK)
@@ -484,7 +542,8 @@ int nt_sender_start(const linli_config_t *cfg, struct notifier *nt,
   }
   struct timeval ptv = {0, PUMP_INTERVAL_US};
   s->pump_ev = event_new(s->base, -1, EV_PERSIST, on_pump, s);
-  if (!s->pump_ev || event_add(s->pump_ev, &ptv) != 0)
+  s->soon_ev = event_new(s->base, -1, 0, on_pump, s);
+  if (!s->pump_ev || !s->soon_ev || event_add(s->pump_ev, &ptv) != 0)
     goto fail;
   if (pthread_create(&s->thread, NULL, run, s) != 0)
     goto fail;
