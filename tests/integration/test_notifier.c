@@ -872,6 +872,64 @@ static void test_outage(void) {
   webhook_stop(&h);
 }
 
+/* Killed right before its first commit, after the batch's Redis effects
+ * and webhook enqueue: the redelivered batch replays the recorded
+ * outcome, so the topic holds each notification once and the webhook
+ * queue gets nothing twice. */
+static void test_redelivery(void) {
+  enum { N = 10 };
+  char group[128], prefix[128];
+  fresh_group(group, sizeof group, prefix, sizeof prefix, "redo");
+  struct hook h = {0};
+  webhook_start(&h, "redo");
+  char want[96];
+  snprintf(want, sizeof want, "%s-r-", RUN);
+  res_burst("r", N);
+  struct proc p = {0};
+  struct nconf c = {.name = "redo",
+                    .channels = "app_push",
+                    .url = h.url,
+                    .extra = {"LINLI_FAULT_KILL_BEFORE_COMMIT=1",
+                              "LINLI_NOTIFIER_WEBHOOK_CONCURRENCY=1",
+                              "LINLI_NOTIFIER_REMINDER_LEAD_S=0"}};
+  notifier_start(&p, &c, group, prefix);
+  int status = 0;
+  CU_ASSERT_EQUAL_FATAL(waitpid(p.pid, &status, 0), p.pid);
+  CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  p.pid = 0;
+  c.extra[0] = "LINLI_NOTIFIER_WEBHOOK_CONCURRENCY=1";
+  notifier_start(&p, &c, group, prefix);
+  wait_notes(want, NULL, N, 60000);
+  struct hookstat *const S = &hs_down;
+  int64_t end = linli_test_now_ms() + 60000;
+  do {
+    usleep(100000);
+    hook_read(&h, S, want);
+  } while (hook_acked(S) < N && linli_test_now_ms() < end);
+  /* A sentinel after them: anything written twice would be read first. */
+  res_burst("r-z", 1);
+  char sid[96];
+  snprintf(sid, sizeof sid, "%s-r-z-", RUN);
+  wait_notes(sid, NULL, 1, 60000);
+  linli_test_reader_poll(reader, 1000, on_note, NULL, NULL);
+  size_t once = 0;
+  for (size_t i = 0; i < notes.n; i++)
+    if (strncmp(notes.v[i].user, want, strlen(want)) == 0 &&
+        strncmp(notes.v[i].user, sid, strlen(sid)) != 0)
+      once += notes.v[i].seen == 1;
+  CU_ASSERT_EQUAL(count_notes(want, NULL), N + 1);
+  CU_ASSERT_EQUAL(once, N);
+  hook_read(&h, S, want);
+  CU_ASSERT(hook_acked(S) >= N);
+  CU_ASSERT(S->total <= (long)S->n + 1);
+  fprintf(stderr, "\n[redelivery] %zu ids at the webhook, %ld requests\n",
+          S->n, S->total);
+  free(S->v);
+  memset(S, 0, sizeof *S);
+  notifier_stop(&p);
+  webhook_stop(&h);
+}
+
 static int have_dlq(void *arg) {
   (void)arg;
   return ndlq > 0;
@@ -1098,6 +1156,7 @@ int linli_test_register(void) {
        test_each_change_once},
       {"quiet hours hold a reminder, not a pickup code", test_quiet_hours},
       {"five SIGKILLs during 2,000", test_kills},
+      {"killed before the first commit: redelivery", test_redelivery},
       {"webhook down for 30 s", test_outage},
       {"webhook that stays down: DLQ with the last error", test_gives_up},
   };
