@@ -1075,6 +1075,97 @@ static void test_quiet_hours(void) {
   unlink(clock_file);
 }
 
+/* The per-user rate limit delays (never drops) and never holds a pickup
+ * code. */
+static void test_rate_limit(void) {
+  char group[128], prefix[128], clock_file[200];
+  fresh_group(group, sizeof group, prefix, sizeof prefix, "rate");
+  snprintf(clock_file, sizeof clock_file, "/tmp/%s-rclock", RUN);
+  /* 12:00:10 local: outside quiet hours, far from a minute's end. */
+  const int64_t day = 86400000, h8 = 8 * 3600000;
+  int64_t real = linli_clock_now_ms();
+  int64_t t = (real + h8) / day * day - h8 + 12 * 3600000 + 10000;
+  int64_t next_minute = (t / 60000 + 1) * 60000;
+  CU_ASSERT_EQUAL_FATAL(write_clock(clock_file, t), 0);
+  struct hook h = {0};
+  webhook_start(&h, "rate");
+  struct proc p = {0};
+  struct nconf c = {.name = "rate",
+                    .channels = "app_push",
+                    .url = h.url,
+                    .clock_file = clock_file,
+                    .extra = {"LINLI_NOTIFIER_RATE_PER_USER_MIN=2",
+                              "LINLI_NOTIFIER_REMINDER_LEAD_S=0"}};
+  notifier_start(&p, &c, group, prefix);
+  char u[96], o[3][96], want[96];
+  user(u, sizeof u, "l-user");
+  snprintf(want, sizeof want, "%s-l-", RUN);
+  for (int i = 0; i < 3; i++) {
+    snprintf(o[i], sizeof o[i], "%s-l-o%d", RUN, i);
+    res(o[i], u, LINLI__RESERVATION_RESULT__STATUS__RESERVED, 0, 100,
+        t + 3600000, t);
+  }
+  wait_notes(u, "order_confirmed", 3, 60000);
+  delivery(D_PICKUP, o[0], "5555");
+  wait_notes(u, "pickup_ready", 1, 60000);
+  const struct note *pick = find_note(u, "pickup_ready", NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pick);
+  struct hookstat *const S = &hs_quiet;
+  int64_t end = linli_test_now_ms() + 60000;
+  size_t confirmed = 0;
+  while (linli_test_now_ms() < end) {
+    hook_read(&h, S, want);
+    confirmed = 0;
+    for (size_t i = 0; i < notes.n; i++)
+      if (strcmp(notes.v[i].user, u) == 0 &&
+          strcmp(notes.v[i].tpl, "order_confirmed") == 0 &&
+          hook_find(S, notes.v[i].id))
+        confirmed++;
+    if (confirmed >= 2 && hook_find(S, pick->id))
+      break;
+    usleep(100000);
+  }
+  /* Two sent, the pickup code through despite the limit, the third held
+   * until the next minute. */
+  CU_ASSERT_EQUAL(confirmed, 2);
+  CU_ASSERT_PTR_NOT_NULL(hook_find(S, pick->id));
+  const struct note *held = NULL;
+  for (size_t i = 0; i < notes.n && !held; i++)
+    if (strcmp(notes.v[i].user, u) == 0 &&
+        strcmp(notes.v[i].tpl, "order_confirmed") == 0 &&
+        !hook_find(S, notes.v[i].id))
+      held = &notes.v[i];
+  CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+  char q[200], score[32];
+  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  snprintf(score, sizeof score, "%lld", (long long)next_minute);
+  const char *zs[] = {"ZSCORE", q, held->id};
+  int ok = 0;
+  end = linli_test_now_ms() + 30000;
+  while (!ok && linli_test_now_ms() < end) {
+    redisReply *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 3, zs, NULL, &r),
+                          LINLI_OK);
+    ok = r->type == REDIS_REPLY_STRING && strcmp(r->str, score) == 0;
+    freeReplyObject(r);
+    if (!ok)
+      usleep(100000);
+  }
+  CU_ASSERT(ok);
+  CU_ASSERT_EQUAL_FATAL(write_clock(clock_file, next_minute + 1000), 0);
+  end = linli_test_now_ms() + 60000;
+  while (!hook_find(S, held->id) && linli_test_now_ms() < end) {
+    usleep(100000);
+    hook_read(&h, S, want);
+  }
+  CU_ASSERT_PTR_NOT_NULL(hook_find(S, held->id));
+  free(S->v);
+  memset(S, 0, sizeof *S);
+  notifier_stop(&p);
+  webhook_stop(&h);
+  unlink(clock_file);
+}
+
 /* A template error is reported at start, naming file and line. */
 static void test_template_error(void) {
   char dir[200], cmd[1200], src[400], env_dir[260];
@@ -1155,6 +1246,7 @@ int linli_test_register(void) {
       {"one notification per channel per change, in the locale",
        test_each_change_once},
       {"quiet hours hold a reminder, not a pickup code", test_quiet_hours},
+      {"per-user rate limit delays, never a pickup code", test_rate_limit},
       {"five SIGKILLs during 2,000", test_kills},
       {"killed before the first commit: redelivery", test_redelivery},
       {"webhook down for 30 s", test_outage},
