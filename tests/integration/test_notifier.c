@@ -18,10 +18,13 @@
  * and ids that start with this run's RUN; only those records are looked at.
  */
 #include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1075,6 +1078,47 @@ static void test_quiet_hours(void) {
   unlink(clock_file);
 }
 
+/* The value of metric line `series` (name{labels}) on the notifier's
+ * /metrics (port from its log), or -1. */
+static double metric(const struct proc *p, const char *series) {
+  FILE *f = fopen(p->log, "r");
+  char line[1024];
+  int port = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    const char *m = strstr(line, "msg=\"metrics listening\"");
+    const char *q = m ? strstr(m, "port=") : NULL;
+    if (q)
+      port = atoi(q + 5);
+  }
+  if (f)
+    fclose(f);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (port <= 0 || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+  if (write(fd, req, sizeof req - 1) != (ssize_t)sizeof req - 1) {
+    close(fd);
+    return -1;
+  }
+  static char buf[1 << 20];
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+    n += (size_t)r;
+  close(fd);
+  buf[n] = '\0';
+  size_t sl = strlen(series);
+  for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (strncmp(l, series, sl) == 0 && l[sl] == ' ')
+      return atof(l + sl + 1);
+  return -1;
+}
+
 /* The per-user rate limit delays (never drops) and never holds a pickup
  * code. */
 static void test_rate_limit(void) {
@@ -1159,6 +1203,11 @@ static void test_rate_limit(void) {
     hook_read(&h, S, want);
   }
   CU_ASSERT_PTR_NOT_NULL(hook_find(S, held->id));
+  /* Per channel: written, sent, delayed; the queue depth is a gauge. */
+  CU_ASSERT(metric(&p, "linli_notifier_written_total{channel=\"app_push\"}") >= 4);
+  CU_ASSERT(metric(&p, "linli_notifier_sent_total{channel=\"app_push\"}") >= 4);
+  CU_ASSERT(metric(&p, "linli_notifier_delayed_total{channel=\"app_push\"}") >= 1);
+  CU_ASSERT(metric(&p, "linli_notifier_retry_queue_depth{channel=\"webhook\"}") >= 0);
   free(S->v);
   memset(S, 0, sizeof *S);
   notifier_stop(&p);
