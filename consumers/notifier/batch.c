@@ -783,7 +783,10 @@ static int fan_out(struct notifier *nt, struct rec *r, struct state *s,
         free(users);
         return LINLI_ERR_INVALID;
       }
-    struct nt_note *n = rec_note(r, tpl, users[i]);
+    /* A copy: a later record of the batch may change the overlay the
+     * participant's id lives in. */
+    char *u = arena_fmt(a, "%s", users[i]);
+    struct nt_note *n = u ? rec_note(r, tpl, u) : NULL;
     if (!n) {
       rc = LINLI_ERR_NOMEM;
       break;

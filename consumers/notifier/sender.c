@@ -124,8 +124,8 @@ static int64_t backoff_ms(const struct nt_sender *s, long attempt) {
   return d - half + (int64_t)randombytes_uniform(half + 1);
 }
 
-static void write_dlq(struct nt_sender *s, const char *id, const char *user,
-                      const char *body, const char *why) {
+static int write_dlq(struct nt_sender *s, const char *id, const char *user,
+                     const char *body, const char *why) {
   rd_kafka_headers_t *h = rd_kafka_headers_new(5);
   rd_kafka_header_add(h, LINLI_DLQ_H_TOPIC, -1, LINLI_TOPIC_NOTIFICATIONS, -1);
   rd_kafka_header_add(h, LINLI_DLQ_H_CONSUMER, -1, "notifier-webhook", -1);
@@ -135,8 +135,11 @@ static void write_dlq(struct nt_sender *s, const char *id, const char *user,
   char err[256];
   if (linli_producer_send_sync(s->dlq, s->dlq_topic, RD_KAFKA_PARTITION_UA,
                                user, strlen(user), body, strlen(body), h,
-                               10000, NULL, NULL, err, sizeof err) != LINLI_OK)
+                               10000, NULL, NULL, err, sizeof err) != LINLI_OK) {
     LINLI_ERROR("webhook DLQ write failed", "id=%s reason=\"%s\"", id, err);
+    return LINLI_ERR_TRANSIENT;
+  }
+  return LINLI_OK;
 }
 
 static void pump(struct nt_sender *s);
@@ -176,14 +179,18 @@ static void finish(struct slot *sl, int code, const char *why) {
         char why2[256];
         snprintf(why2, sizeof why2, "webhook failed for %llds: %s",
                  (long long)(s->fail_after_ms / 1000), err);
-        write_dlq(s, sl->id, r->element[2]->str, r->element[1]->str, why2);
-        redisReply *d = NULL;
-        const char *b[] = {sl->id};
-        if (eval(s, s->drop, sl->shard, 1, b, &d) == LINLI_OK)
-          freeReplyObject(d);
-        linli_counter_add(s->nt->m[ci].dlq, 1);
-        LINLI_WARN("webhook notification to the DLQ", "id=%s error=\"%s\"",
-                   sl->id, err);
+        /* Dropped only once the DLQ has it; otherwise its lease runs out
+         * and it comes round again. */
+        if (write_dlq(s, sl->id, r->element[2]->str, r->element[1]->str,
+                      why2) == LINLI_OK) {
+          redisReply *d = NULL;
+          const char *b[] = {sl->id};
+          if (eval(s, s->drop, sl->shard, 1, b, &d) == LINLI_OK)
+            freeReplyObject(d);
+          linli_counter_add(s->nt->m[ci].dlq, 1);
+          LINLI_WARN("webhook notification to the DLQ", "id=%s error=\"%s\"",
+                     sl->id, err);
+        }
       }
       freeReplyObject(r);
     }
