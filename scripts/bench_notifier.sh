@@ -5,6 +5,8 @@
 #
 #   scripts/bench_notifier.sh [notifications] [webhook concurrency]
 #                                                    (default 50000 32)
+#   BENCH_INSTANCES=n  consume-mode notifiers in the group (default 1)
+#   LINLI_RUNNER_BATCH_SIZE=n  their batch size (default 500)
 #
 # Release build in $BENCH_BUILD_DIR (default build-bench/). Phase 1: a
 # `--mode consume` notifier (one channel, webhook enqueue on) reads
@@ -24,6 +26,7 @@ BUILD="${BENCH_BUILD_DIR:-$REPO/build-bench}"
 N="${1:-50000}"
 CONC="${2:-32}"
 TIMEOUT="${BENCH_TIMEOUT:-300}"
+INSTANCES="${BENCH_INSTANCES:-1}" # consume-mode notifiers sharing the partitions
 
 log() { printf '[bench-notifier] %s\n' "$*" >&2; }
 die() { printf '[bench-notifier] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -88,12 +91,14 @@ export LINLI_RUNNER_GROUP="$GROUP" LINLI_NOTIFIER_REDIS_PREFIX="$PREFIX" \
   LINLI_NOTIFIER_WEBHOOK_SECRET="$SECRET" \
   LINLI_NOTIFIER_WEBHOOK_CONCURRENCY="$CONC" LINLI_METRICS_PORT=0 LINLI_LOG_LEVEL=warn
 
-log "phase 1: $N ReservationResults -> linli-notifier --mode consume -> linli.notifications.v1"
+log "phase 1: $N ReservationResults -> $INSTANCES linli-notifier --mode consume -> linli.notifications.v1"
 "$LOAD" --measure "$RUN" --count "$N" --timeout "$TIMEOUT" >"$work/measure.txt" &
 mpid=$!
 for ((i = 0; i < 100; i++)); do grep -q ready "$work/measure.txt" 2>/dev/null && break; sleep 0.1; done
-"$NOTIFIER" --mode consume 2>"$work/consume.log" &
-pids+=($!)
+for ((k = 0; k < INSTANCES; k++)); do
+  ${BENCH_WRAP:-} "$NOTIFIER" --mode consume 2>"$work/consume-$k.log" &
+  pids+=($!)
+done
 "$LOAD" --produce "$RUN" --count "$N" >"$work/produce.txt"
 wait "$mpid" || die "phase 1: $(cat "$work/measure.txt" | tail -n1)"
 topic_rate="$(field rate "$work/measure.txt")"
@@ -111,5 +116,5 @@ read -r got bad first last < <(awk -v run="$RUN-" \
 ((got >= N)) || die "phase 2: the webhook received $got of $N"
 ((bad == 0)) || die "phase 2: $bad requests with a bad signature"
 hook_rate=$(awk -v n="$got" -v f="$first" -v l="$last" 'BEGIN { printf "%.0f", (l > f) ? n * 1000 / (l - f) : 0 }')
-printf 'notifier: %s notifications: topic %s/s (target 10000), webhook %s/s (target 2000, %d requests for %d ids, concurrency %s)\n' \
-  "$N" "$topic_rate" "$hook_rate" "$got" "$N" "$CONC"
+printf 'notifier: %s notifications, %s consumer(s), batch %s: topic %s/s (target 10000), webhook %s/s (target 2000, %d requests for %d ids, concurrency %s)\n' \
+  "$N" "$INSTANCES" "${LINLI_RUNNER_BATCH_SIZE:-500}" "$topic_rate" "$hook_rate" "$got" "$N" "$CONC"
