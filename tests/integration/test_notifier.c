@@ -333,7 +333,8 @@ static void delivery(enum dkind k, const char *order, const char *extra) {
   send_pb(T_DEL, order, &ev.base);
 }
 
-static void join(const char *camp, const char *user, const char *order) {
+static void join_status(const char *camp, const char *user, const char *order,
+                        int status) {
   Linli__SettlementEvent ev = LINLI__SETTLEMENT_EVENT__INIT;
   Linli__JoinResult j = LINLI__JOIN_RESULT__INIT;
   Linli__Meta m;
@@ -342,12 +343,16 @@ static void join(const char *camp, const char *user, const char *order) {
   j.campaign_id = (char *)camp;
   j.user_id = (char *)user;
   j.order_id = (char *)order;
-  j.status = LINLI__JOIN_RESULT__STATUS__JOINED;
+  j.status = status;
   j.quantity = 1;
   ev.meta = &m;
   ev.event_case = LINLI__SETTLEMENT_EVENT__EVENT_JOIN_RESULT;
   ev.join_result = &j;
   send_pb(T_SET, camp, &ev.base);
+}
+
+static void join(const char *camp, const char *user, const char *order) {
+  join_status(camp, user, order, LINLI__JOIN_RESULT__STATUS__JOINED);
 }
 
 static void tier(const char *camp, int t, int participants, int64_t price) {
@@ -658,8 +663,14 @@ static void test_each_change_once(void) {
   delivery(D_PICKUP, o1, "4821");
   delivery(D_DELIVERED, o1, NULL);
   delivery(D_FAILED, o3, "nobody home");
+  char ul[96], ol[96];
+  user(ul, sizeof ul, "a-left");
+  user(ol, sizeof ol, "o-left");
   join(c1, u1, o4);
+  join(c1, ul, ol);
   join(c1, u2, o5);
+  /* Left before the tier: told nothing about the campaign. */
+  join_status(c1, ul, ol, LINLI__JOIN_RESULT__STATUS__LEFT);
   tier(c1, 0, 2, 1000);
   tier(c1, 1, 2, 800);
   end_campaign(c1, 1, u1, o4, u2, o5, 200);
@@ -690,6 +701,7 @@ static void test_each_change_once(void) {
   static const char *const CH[] = {"app_push", "sms"};
   CU_ASSERT_EQUAL(count_notes(u1, NULL), 16);
   CU_ASSERT_EQUAL(count_notes(u2, NULL), 14);
+  CU_ASSERT_EQUAL(count_notes(ul, NULL), 0);
   for (size_t i = 0; i < notes.n; i++) {
     const struct note *n = &notes.v[i];
     if (strcmp(n->user, u1) != 0 && strcmp(n->user, u2) != 0)
