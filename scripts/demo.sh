@@ -38,11 +38,12 @@ cmake --build "$BUILD_DIR" -j2 >/dev/null
 PRODUCE="$BUILD_DIR/producers/produce/linli-produce"
 RESERVER="$BUILD_DIR/consumers/reserver/linli-reserver"
 LEDGER="$BUILD_DIR/consumers/ledger/linli-ledger"
+SETTLER="$BUILD_DIR/consumers/settler/linli-settler"
 GATEWAY="$BUILD_DIR/producers/gateway/linli-gateway"
 REPLAY_BIN="$BUILD_DIR/consumers/replay/linli-replay"
 # One-shot tools open no metrics listener.
 replay() { LINLI_METRICS_PORT=-1 "$REPLAY_BIN" "$@"; }
-for bin in "$PRODUCE" "$RESERVER" "$LEDGER" "$GATEWAY" "$REPLAY_BIN"; do
+for bin in "$PRODUCE" "$RESERVER" "$LEDGER" "$SETTLER" "$GATEWAY" "$REPLAY_BIN"; do
   [[ -x "$bin" ]] || linli_die "$bin was not built"
 done
 
@@ -83,6 +84,8 @@ LINLI_ORDERS_PAYMENT_TIMEOUT_S=12 LINLI_RUNNER_INSTANCE_ID="demo-$RUN" \
 PIDS+=($!)
 LINLI_RUNNER_INSTANCE_ID="demo-$RUN" "$LEDGER" >"$LOGS/ledger.log" 2>&1 &
 PIDS+=($!)
+LINLI_RUNNER_INSTANCE_ID="demo-$RUN" "$SETTLER" >"$LOGS/settler.log" 2>&1 &
+PIDS+=($!)
 LINLI_GATEWAY_PORT="$GW_PORT" "$GATEWAY" >"$LOGS/gateway.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 50); do
@@ -90,7 +93,7 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 curl -fsS "$GW/healthz" >/dev/null || linli_die "the gateway did not start (see $LOGS/gateway.log)"
-echo "reserver, ledger and gateway ($GW) running; logs in ${LOGS#"$LINLI_REPO"/}"
+echo "reserver, ledger, settler and gateway ($GW) running; logs in ${LOGS#"$LINLI_REPO"/}"
 
 J='Content-Type: application/json'
 APP='Authorization: Bearer dev-shop-a-token'
@@ -183,6 +186,66 @@ step "the orders in the record (GET /v1/orders/{id} through the gateway)"
 for n in 1 2 3 4; do
   printf '  %-16s %s\n' "$(o "$n")" "$(state_of "$(o "$n")")"
 done
+
+# ------------------------------------------------------------ group-buys
+EGG="eggs-30-$RUN"
+GB_UP="gb-eggs-$RUN"     # forms and climbs two tiers
+GB_DOWN="gb-durian-$RUN" # reaches no tier and fails
+step "group-buys: $GB_UP (tiers at 2 and 4 neighbours) and $GB_DOWN (needs 5)"
+printf '%s\n' "{\"topic\": \"linli.catalog.v1\", \"event\": {\"sku\": {\"sku_id\": \"$EGG\", \"name\": \"土鸡蛋 30枚\", \"category\": \"eggs\", \"storage_class\": \"CHILLED\", \"weight_g\": 1800, \"list_price_fen\": \"3990\", \"origin\": \"安徽\", \"status\": \"LISTED\"}}}" |
+  LINLI_METRICS_PORT=-1 "$PRODUCE"
+post "$ADMIN" /v1/inventory/adjustments \
+  "{\"adjustment_id\":\"adj-egg-$RUN\",\"warehouse_id\":\"$W\",\"sku_id\":\"$EGG\",\"quantity\":40,\"reason\":\"RESTOCK\",\"note\":\"group-buy stock\"}"
+DEADLINE=$(($(date +%s%3N) + 25000))
+post "$ADMIN" /v1/groupbuys "{\"campaign_id\":\"$GB_UP\",\"app_id\":\"shop_a\",\"sku_id\":\"$EGG\",\"warehouse_id\":\"$W\",\"list_price_fen\":\"3990\",\"tiers\":[{\"min_participants\":2,\"unit_price_fen\":\"3490\"},{\"min_participants\":4,\"unit_price_fen\":\"2990\"}],\"deadline_ms\":\"$DEADLINE\",\"per_user_limit\":3,\"title\":\"土鸡蛋拼团\"}"
+post "$ADMIN" /v1/groupbuys "{\"campaign_id\":\"$GB_DOWN\",\"app_id\":\"shop_a\",\"sku_id\":\"$EGG\",\"warehouse_id\":\"$W\",\"list_price_fen\":\"3990\",\"tiers\":[{\"min_participants\":5,\"unit_price_fen\":\"2500\"}],\"deadline_ms\":\"$DEADLINE\"}"
+sleep 2
+# gb_join CAMPAIGN USER QTY PRICE: an order at the campaign's first price,
+# paid, then the join (an app joins its user after the payment).
+gb_join() {
+  local oid="g-$2-$1"
+  post "$APP" /v1/orders "{\"order_id\":\"$oid\",\"user_id\":\"$2\",\"warehouse_id\":\"$W\",\"campaign_id\":\"$1\",\"lines\":[$(line "$EGG" "$3" "$4")],\"pickup\":{\"pickup_point_id\":\"pp-xiaoqu-3\"}}"
+  sleep 0.5
+  post "$APP" "/v1/orders/$oid/payment" "{\"method\":\"WECHAT_PAY\",\"payment_txn_id\":\"wx-$oid\",\"amount_fen\":\"$(($3 * $4))\"}"
+  post "$APP" "/v1/groupbuys/$1/join" "{\"user_id\":\"$2\",\"order_id\":\"$oid\",\"quantity\":$3}"
+}
+gb_join "$GB_UP" u-li 2 3490
+gb_join "$GB_UP" u-wang 1 3490
+gb_join "$GB_UP" u-zhang 1 3490
+gb_join "$GB_UP" u-zhao 3 3490
+gb_join "$GB_DOWN" u-chen 1 2500
+gb_join "$GB_DOWN" u-liu 2 2500
+sleep 2
+echo "  progress of $GB_UP (GET /v1/groupbuys/{id}):"
+curl -fsS "$GW/v1/groupbuys/$GB_UP" -H "$APP" |
+  jq -c '{state, participants, current_tier_price: .current_tier.unit_price_fen, next_tier, needed_for_next_tier, time_left_ms}' |
+  sed 's/^/    /' || true
+
+step "waiting for the deadline (the settler's clock writes CampaignDeadline)"
+gb_state() { curl -fsS "$GW/v1/groupbuys/$1" -H "$APP" 2>/dev/null | jq -r .state; }
+for _ in $(seq 1 90); do
+  [[ "$(gb_state "$GB_UP")" != OPEN && "$(gb_state "$GB_DOWN")" != OPEN ]] && break
+  sleep 1
+done
+sleep 2
+echo "  $GB_UP is $(gb_state "$GB_UP"), $GB_DOWN is $(gb_state "$GB_DOWN")"
+
+step "what the settler decided (linli.groupbuy.settlements.v1, from the log)"
+SINCE="@$((($(date +%s) - 300) * 1000))"
+GB_JQ='select(.key == $a or .key == $b) | .event as $e
+  | if $e.join_result then "  \(.key) \($e.join_result.order_id) \($e.join_result.status) \($e.join_result.reason // "") participants=\($e.join_result.participants) needed_for_next_tier=\($e.join_result.needed_for_next_tier // 0)"
+    elif $e.threshold_reached then "  \(.key) tier \($e.threshold_reached.tier // 0) reached by \($e.threshold_reached.participants) neighbours: \($e.threshold_reached.unit_price_fen) fen a unit"
+    elif $e.campaign_settled then "  \(.key) SETTLED at tier \($e.campaign_settled.tier // 0): \($e.campaign_settled.unit_price_fen) fen a unit, \($e.campaign_settled.participants) participants"
+    elif $e.campaign_failed then "  \(.key) FAILED with \($e.campaign_failed.participants) participants: \($e.campaign_failed.reason)"
+    else empty end'
+replay export --topic linli.groupbuy.settlements.v1 --from "$SINCE" --quiet |
+  jq -r --arg a "$GB_UP" --arg b "$GB_DOWN" "$GB_JQ"
+
+step "group-buy refunds (linli.refunds.v1: the payment service's feed)"
+replay export --topic linli.refunds.v1 --from "$SINCE" --quiet |
+  jq -r --arg a "$GB_UP" --arg b "$GB_DOWN" '.event.refund_requested
+    | select(. != null and (.campaign_id == $a or .campaign_id == $b))
+    | "  \(.order_id) \(.user_id) \(.reason) \(.amount_fen) fen"'
 
 step "audit of $W: the log vs PostgreSQL and Redis"
 replay audit --warehouse "$W" | tail -n 4 || true

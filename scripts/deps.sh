@@ -12,7 +12,7 @@ PKGS=(
   protobuf-c-compiler libpq-dev libcunit1-dev libjansson-dev libinih-dev
   libsodium-dev libssl-dev
   # local stack and tools
-  redis-server postgresql-15 postgresql-client-15 kcat wrk procps curl
+  redis-server postgresql-15 postgresql-client-15 kcat wrk procps curl jq
   ca-certificates
 )
 # Tools the base image may provide outside dpkg (CI has its own cmake, Java
