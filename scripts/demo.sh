@@ -39,11 +39,12 @@ PRODUCE="$BUILD_DIR/producers/produce/linli-produce"
 RESERVER="$BUILD_DIR/consumers/reserver/linli-reserver"
 LEDGER="$BUILD_DIR/consumers/ledger/linli-ledger"
 SETTLER="$BUILD_DIR/consumers/settler/linli-settler"
+NOTIFIER="$BUILD_DIR/consumers/notifier/linli-notifier"
 GATEWAY="$BUILD_DIR/producers/gateway/linli-gateway"
 REPLAY_BIN="$BUILD_DIR/consumers/replay/linli-replay"
 # One-shot tools open no metrics listener.
 replay() { LINLI_METRICS_PORT=-1 "$REPLAY_BIN" "$@"; }
-for bin in "$PRODUCE" "$RESERVER" "$LEDGER" "$SETTLER" "$GATEWAY" "$REPLAY_BIN"; do
+for bin in "$PRODUCE" "$RESERVER" "$LEDGER" "$SETTLER" "$NOTIFIER" "$GATEWAY" "$REPLAY_BIN"; do
   [[ -x "$bin" ]] || linli_die "$bin was not built"
 done
 
@@ -86,6 +87,10 @@ LINLI_RUNNER_INSTANCE_ID="demo-$RUN" "$LEDGER" >"$LOGS/ledger.log" 2>&1 &
 PIDS+=($!)
 LINLI_RUNNER_INSTANCE_ID="demo-$RUN" "$SETTLER" >"$LOGS/settler.log" 2>&1 &
 PIDS+=($!)
+# u-wang reads English (a per-user locale override); everyone else zh-CN.
+redis-cli -p "$REDIS_PORT" SET linli:locale:u-wang en >/dev/null
+LINLI_RUNNER_INSTANCE_ID="demo-$RUN" "$NOTIFIER" >"$LOGS/notifier.log" 2>&1 &
+PIDS+=($!)
 LINLI_GATEWAY_PORT="$GW_PORT" "$GATEWAY" >"$LOGS/gateway.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 50); do
@@ -93,7 +98,7 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 curl -fsS "$GW/healthz" >/dev/null || linli_die "the gateway did not start (see $LOGS/gateway.log)"
-echo "reserver, ledger, settler and gateway ($GW) running; logs in ${LOGS#"$LINLI_REPO"/}"
+echo "reserver, ledger, settler, notifier and gateway ($GW) running; logs in ${LOGS#"$LINLI_REPO"/}"
 
 J='Content-Type: application/json'
 APP='Authorization: Bearer dev-shop-a-token'
@@ -246,6 +251,13 @@ replay export --topic linli.refunds.v1 --from "$SINCE" --quiet |
   jq -r --arg a "$GB_UP" --arg b "$GB_DOWN" '.event.refund_requested
     | select(. != null and (.campaign_id == $a or .campaign_id == $b))
     | "  \(.order_id) \(.user_id) \(.reason) \(.amount_fen) fen"'
+
+step "what the residents were told (linli-notifier -> linli.notifications.v1)"
+sleep 2
+replay export --topic linli.notifications.v1 --from "$SINCE" --quiet |
+  jq -r --arg run "$RUN" '.event.notification
+    | select(. != null and ((.order_id // "") | endswith($run)) or ((.campaign_id // "") | endswith($run)))
+    | "  \(.user_id) [\(.locale)] \(.template): \(.text)"' | head -n 30
 
 step "audit of $W: the log vs PostgreSQL and Redis"
 replay audit --warehouse "$W" | tail -n 4 || true
