@@ -845,7 +845,11 @@ pass_memory() {
   ((ok)) || FAILED=1
   local c="$work/count-$run.out"
   CHECK_OK=$ok
-  check '[[ "$(field results "$c")" == "$MEM_ORDERS" && "$(field reserved "$c")" == "$STOCK" && "$(field repeated "$c")" == 0 ]]' \
+  # Reservations expire after 1 s here, during the sale: a released unit
+  # is sold again (more RESERVED than stock) and the RELEASED result is a
+  # second outcome of its order (counted as repeated). The stock check
+  # belongs to the reserver passes; this one needs every order answered.
+  check '[[ "$(field results "$c")" == "$MEM_ORDERS" && "$(field reserved "$c")" -ge "$STOCK" ]]' \
     "memory: results $(field results "$c") reserved $(field reserved "$c") repeated $(field repeated "$c")"
   check '((expired))' "memory: not every order reached a final state: the figure is not the target's"
   emit redis.memory "orders=$MEM_ORDERS retention_s=$RETENTION_S used_memory_before=$before used_memory_peak=$peak used_memory_after=$after change_pct=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }') dbsize_before=$keys0 dbsize_after=$keys1 run_keys=$rk0/$rk1/$RUN_KEYS run_bytes=$rb0/$rb1/$RUN_BYTES run_bytes_after_pct_of_before=$(awk -v a="$before" -v b="$RUN_BYTES" -v c="$rb0" 'BEGIN { printf "%.1f", (b - c) * 100 / a }') peak_rss_kb=$rss$dist $( ((CHECK_OK)) || echo FAILED)"
