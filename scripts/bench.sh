@@ -27,6 +27,9 @@
 #   settler            linli-settler alone: JOINS joins over CAMPAIGNS
 #                      group-buys, end to end: first produce until the last
 #                      JoinResult is readable read_committed
+#   notifier           scripts/bench_notifier.sh: notifications/s to the
+#                      topic (2 instances, batches of 2,000) and to a local
+#                      webhook
 #   route              libdomain's router on 1,000 and 10,000 seeded stops
 #                      (linli-bench_route; no stack), with and without time
 #                      windows: planning time and distance saved
@@ -104,7 +107,7 @@ STOCK="${BENCH_STOCK:-$((ORDERS / 4))}"
 USERS="${BENCH_USERS:-1000}"
 INSTANCES="${BENCH_INSTANCES:-1 2}"
 BATCH="${BENCH_BATCH:-$(linli_conf runner batch_size 500)}"
-PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway settler route memory}"
+PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway settler notifier route memory}"
 JOINS="${BENCH_JOINS:-200000}"
 CAMPAIGNS="${BENCH_CAMPAIGNS:-2000}"
 MEM_ORDERS="${BENCH_MEM_ORDERS:-$ORDERS}"
@@ -150,7 +153,7 @@ PIPE_N="${BENCH_PIPELINE_INSTANCES:-$MAXN}"
 posint BENCH_PIPELINE_INSTANCES "$PIPE_N"
 for p in $PASSES; do
   case "$p" in
-    ceiling | reserver | ledger | pipeline | gateway | settler | route | memory) ;;
+    ceiling | reserver | ledger | pipeline | gateway | settler | notifier | route | memory) ;;
     *) die "BENCH_PASSES: unknown pass '$p'" ;;
   esac
 done
@@ -900,6 +903,20 @@ pass_settler() {
   emit settler "batch=$BATCH joins=$JOINS campaigns=$CAMPAIGNS end_to_end_ms=$e2e joins_per_s=$(rate "$JOINS" "$e2e") joined=$(field reserved "$c") repeated=$(field repeated "$c") peak_rss_kb=$rss cpu_s=$cpu $( ((CHECK_OK)) || echo FAILED)"
 }
 
+# ----------------------------------------------------------------- notifier
+# scripts/bench_notifier.sh: notifications/s to linli.notifications.v1 (two
+# consume-mode notifiers, batches of 2,000) and to a local webhook; its
+# summary lines become this run's.
+pass_notifier() {
+  local line
+  while read -r line; do
+    [[ "$line" == *=* ]] || continue
+    emit notifier "$line"
+  done < <(BENCH_INSTANCES=2 LINLI_RUNNER_BATCH_SIZE=2000 BENCH_BUILD_DIR="$BUILD" \
+    bash "$REPO/scripts/bench_notifier.sh" 20000 32 2>>"$work/notifier.err" ||
+    echo "result=FAILED")
+}
+
 # -------------------------------------------------------------------- route
 pass_route() {
   local line
@@ -921,6 +938,7 @@ for p in $PASSES; do
     pipeline) pass_pipeline ;;
     gateway) pass_gateway ;;
     settler) pass_settler ;;
+    notifier) pass_notifier ;;
     route) pass_route ;;
     memory) pass_memory ;;
   esac
