@@ -910,11 +910,11 @@ pass_settler() {
 pass_notifier() {
   local line
   while read -r line; do
-    [[ "$line" == *=* ]] || continue
-    emit notifier "$line"
+    [[ "$line" == notifier:* ]] || continue
+    emit notifier "${line#notifier: }"
   done < <(BENCH_INSTANCES=2 LINLI_RUNNER_BATCH_SIZE=2000 BENCH_BUILD_DIR="$BUILD" \
     bash "$REPO/scripts/bench_notifier.sh" 20000 32 2>>"$work/notifier.err" ||
-    echo "result=FAILED")
+    echo "notifier: FAILED")
 }
 
 # -------------------------------------------------------------------- route
