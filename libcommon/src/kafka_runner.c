@@ -70,7 +70,6 @@ struct linli_runner {
 
   int txn_open;
   int batch_count;
-  int64_t batch_started_ms;
   /* Per partition touched in the open transaction: .offset = the first
    * offset consumed (where to rewind on abort); the parallel list `next`
    * holds last processed + 1 (what to commit). */
@@ -164,7 +163,6 @@ static int txn_begin(linli_runner_t *r) {
     return LINLI_ERR_FATAL;
   }
   r->txn_open = 1;
-  r->batch_started_ms = linli_clock_mono_ms();
   reset_tracking(r);
   return LINLI_OK;
 }
