@@ -37,6 +37,7 @@
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/ids.h"
+#include "linli/kafka.h"
 #include "linli/redis.h"
 #include "linli/schema.h"
 #include "linli_test.h"
@@ -44,6 +45,7 @@
 
 #define T_FULFILLMENT "linli.fulfillment.v1"
 #define T_ROUTES "linli.routes.v1"
+#define T_DLQ "linli.dlq.v1"
 #define TOK_A "dev-shop-a-token"
 #define TOK_B "dev-shop-b-token"
 #define TOK_LOG "dev-courier-x-token"
@@ -538,6 +540,67 @@ static int have_all_lists(void *arg) {
   return ((struct captured *)arg)->lists >= NPP;
 }
 
+/* The ledger's DLQ record for a bad SortingList of this run. */
+struct dlq_seen {
+  char offset[32], reason[600];
+};
+
+static void dlq_capture(void *arg, const rd_kafka_message_t *m) {
+  struct dlq_seen *d = arg;
+  char consumer[64], key[96] = "";
+  size_t kl = m->key_len < sizeof key - 1 ? m->key_len : sizeof key - 1;
+  if (m->key)
+    memcpy(key, m->key, kl);
+  key[kl] = '\0';
+  linli_test_header(m, LINLI_DLQ_H_CONSUMER, consumer, sizeof consumer);
+  if (strcmp(key, WH) != 0 || strcmp(consumer, "ledger") != 0)
+    return;
+  linli_test_header(m, LINLI_DLQ_H_OFFSET, d->offset, sizeof d->offset);
+  linli_test_header(m, LINLI_DLQ_H_REASON, d->reason, sizeof d->reason);
+}
+
+static int have_dlq(void *arg) {
+  return ((struct dlq_seen *)arg)->reason[0] != '\0';
+}
+
+/* A SortingList with a line of quantity 0 (otherwise valid): its offset. */
+static int64_t produce_bad_list(void) {
+  Linli__SortingList__Line l = LINLI__SORTING_LIST__LINE__INIT, *lp = &l;
+  Linli__SortingList sl = LINLI__SORTING_LIST__INIT;
+  Linli__RouteEvent ev = LINLI__ROUTE_EVENT__INIT;
+  Linli__Meta meta = LINLI__META__INIT;
+  char eid[LINLI_ID_BUFSZ], pp[96], order[96];
+  linli_id_new(eid, sizeof eid);
+  snprintf(pp, sizeof pp, "%s-PPX", RUN);
+  snprintf(order, sizeof order, "%s-ox", RUN);
+  l.order_id = order;
+  l.sku_id = (char *)"sku-0";
+  l.quantity = 0;
+  l.storage_class = LINLI__STORAGE_CLASS__AMBIENT;
+  sl.warehouse_id = WH;
+  sl.wave_id = WAVE;
+  sl.pickup_point_id = pp;
+  sl.route_id = (char *)"r-x";
+  sl.n_lines = 1;
+  sl.lines = &lp;
+  meta.event_id = eid;
+  meta.occurred_at_ms = T0;
+  meta.producer = (char *)"test_gateway_reads";
+  meta.schema_version = 1;
+  ev.meta = &meta;
+  ev.event_case = LINLI__ROUTE_EVENT__EVENT_SORTING_LIST;
+  ev.sorting_list = &sl;
+  size_t n = linli__route_event__get_packed_size(&ev);
+  uint8_t *buf = malloc(n);
+  if (!buf)
+    return -1;
+  linli__route_event__pack(&ev, buf);
+  int64_t off = -1;
+  int rc = linli_test_produce_at(T_ROUTES, WH, buf, n, NULL, &off);
+  free(buf);
+  return rc == 0 ? off : -1;
+}
+
 /* Is the JSON line (order, sku, quantity, class) one of the items'? Marks
  * it used; 0 if it is not, or was already used. */
 static int take_line(int used[][3], const char *pp, const char *order,
@@ -699,6 +762,22 @@ static void test_sorting_list(void) {
                   1);
   CU_ASSERT_EQUAL(lines_recorded(), want);
   CU_ASSERT_EQUAL(lists_recorded(), NPP);
+
+  /* A bad list goes to the DLQ with its reason and source offset, and
+   * nothing of it into the record. */
+  const char *dlqs[] = {T_DLQ, NULL};
+  linli_test_reader_t *dr = linli_test_reader_new(dlqs, 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(dr);
+  int64_t bad_off = produce_bad_list();
+  CU_ASSERT_FATAL(bad_off >= 0);
+  struct dlq_seen d = {"", ""};
+  linli_test_reader_poll(dr, 60000, dlq_capture, &d, have_dlq);
+  linli_test_reader_free(dr);
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(d.reason, "sorting_list.lines[0].quantity: must be positive"));
+  CU_ASSERT_EQUAL(atoll(d.offset), bad_off);
+  CU_ASSERT_EQUAL(lists_recorded(), NPP);
+  CU_ASSERT_EQUAL(lines_recorded(), want);
 
   /* Admins read it too; other roles may not; unknown is 404. */
   CU_ASSERT_EQUAL(get_status(path, TOK_ADMIN), 200);
