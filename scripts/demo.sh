@@ -259,6 +259,111 @@ replay export --topic linli.notifications.v1 --from "$SINCE" --quiet |
     | select(. != null and ((.order_id // "") | endswith($run)) or ((.campaign_id // "") | endswith($run)))
     | "  \(.user_id) [\(.locale)] \(.template): \(.text)"' | head -n 30
 
+# ------------------------------------------------------------- delivery
+# linli-router routes $W's paid orders. Its reference data is the shipped
+# file (pickup points pp-xiaoqu-3 and pp-sh-0007 among them) plus this run's
+# warehouse with an ambient van and a refrigerated one, and one daily cutoff
+# a few minutes ahead. Its clock reads a file (LINLI_FAKE_CLOCK_FILE) that
+# the demo moves past the cutoff instead of waiting for it: the router
+# itself then writes WaveClosed and routes the wave, as at a real cutoff.
+ROUTER="$BUILD_DIR/consumers/router/linli-router"
+[[ -x "$ROUTER" ]] || linli_die "$ROUTER was not built"
+WAREHOUSE_KEY='Authorization: Bearer dev-warehouse-token'
+ROUTER_REF="$LOGS/router-reference-$RUN.conf"
+ROUTER_CLOCK="$LOGS/router-clock-$RUN"
+NOW_MS=$(date +%s%3N)
+CUT_MS=$(((NOW_MS / 60000 + 5) * 60000))
+CUT_MIN=$(((CUT_MS / 60000 + 480) % 1440)) # Shanghai, UTC+8
+CUT_HHMM=$(printf '%02d:%02d' $((CUT_MIN / 60)) $((CUT_MIN % 60)))
+{
+  cat config/router-reference.conf
+  echo "warehouse $W lat=31.221000 lng=121.544000 cutoffs=$CUT_HHMM depart=07:00 express_every_min=0 utc_offset_min=480"
+  echo "vehicle $W-van-1 warehouse=$W kg=1200 items=400 refrigerated=no shift_min=600"
+  echo "vehicle $W-cold-1 warehouse=$W kg=800 items=250 refrigerated=yes shift_min=480"
+} >"$ROUTER_REF"
+echo "$NOW_MS" >"$ROUTER_CLOCK"
+step "delivery: linli-router for $W (a daily wave, cutoff $CUT_HHMM Shanghai time)"
+# Other warehouses on the shared topic (earlier runs, tests) are not ours.
+LINLI_ROUTER_REFERENCE_FILE="$ROUTER_REF" LINLI_FAKE_CLOCK_FILE="$ROUTER_CLOCK" \
+  LINLI_ROUTER_SKIP_UNKNOWN_WAREHOUSES=true LINLI_RUNNER_INSTANCE_ID="demo-$RUN" \
+  "$ROUTER" >"$LOGS/router.log" 2>&1 &
+PIDS+=($!)
+post "$ADMIN" /v1/inventory/adjustments \
+  "{\"adjustment_id\":\"adj-rice-wave-$RUN\",\"warehouse_id\":\"$W\",\"sku_id\":\"$RICE\",\"quantity\":10,\"reason\":\"RESTOCK\",\"note\":\"for the wave\"}"
+sleep 2
+post "$APP" /v1/orders "{\"order_id\":\"$(o 5)\",\"user_id\":\"u-li\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 1 4990),$(line "$MILK" 2 1290)],\"pickup\":{\"pickup_point_id\":\"pp-xiaoqu-3\"}}"
+post "$APP" /v1/orders "{\"order_id\":\"$(o 6)\",\"user_id\":\"u-zhang\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 2 4990)],\"pickup\":{\"pickup_point_id\":\"pp-xiaoqu-3\"}}"
+post "$APP" /v1/orders "{\"order_id\":\"$(o 7)\",\"user_id\":\"u-chen\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$RICE" 1 4990)],\"pickup\":{\"pickup_point_id\":\"pp-sh-0007\"}}"
+post "$APP" /v1/orders "{\"order_id\":\"$(o 8)\",\"user_id\":\"u-wang\",\"warehouse_id\":\"$W\",\"lines\":[$(line "$MILK" 1 1290)],\"home\":{\"recipient_name\":\"王阿姨\",\"phone\":\"13800138000\",\"address\":\"浦东新区 幸福小区 5-302\",\"lat_e6\":31228500,\"lng_e6\":121551200}}"
+sleep 2
+post "$APP" "/v1/orders/$(o 5)/payment" '{"method":"WECHAT_PAY","payment_txn_id":"wx-'"$RUN"'-5","amount_fen":"7570"}'
+post "$APP" "/v1/orders/$(o 6)/payment" '{"method":"ALIPAY","payment_txn_id":"ali-'"$RUN"'-6","amount_fen":"9980"}'
+post "$APP" "/v1/orders/$(o 7)/payment" '{"method":"WECHAT_PAY","payment_txn_id":"wx-'"$RUN"'-7","amount_fen":"4990"}'
+post "$APP" "/v1/orders/$(o 8)/payment" '{"method":"WECHAT_PAY","payment_txn_id":"wx-'"$RUN"'-8","amount_fen":"1290"}'
+# Paid orders reach the router as FulfillmentItem; wait until all four are
+# in the warehouse's open daily wave ({r:W}:seen:d), then pass the cutoff.
+for _ in $(seq 1 120); do
+  waiting=0
+  for n in 5 6 7 8; do
+    [[ "$(redis-cli -p "$REDIS_PORT" HEXISTS "{r:$W}:seen:d" "$(o "$n")")" == 1 ]] || waiting=1
+  done
+  ((waiting)) || break
+  sleep 1
+done
+echo "  $(redis-cli -p "$REDIS_PORT" LLEN "{r:$W}:q:d") orders wait in $W's open wave; the router's clock passes $CUT_HHMM"
+echo "$((CUT_MS + 1000))" >"$ROUTER_CLOCK"
+ROUTES_SINCE="@$(((NOW_MS / 1000 - 60) * 1000))"
+routes_log() { replay export --topic linli.routes.v1 --from "$ROUTES_SINCE" --quiet; }
+WAVE=""
+for _ in $(seq 1 60); do
+  WAVE="$(routes_log | jq -r --arg w "$W" 'select(.key == $w) | .event.wave_planned.wave_id // empty' | tail -n 1)"
+  [[ -n "$WAVE" ]] && break
+  sleep 1
+done
+[[ -n "$WAVE" ]] || linli_die "the router planned no wave for $W (see $LOGS/router.log)"
+
+step "routes of $W (linli.routes.v1: RouteBatch per vehicle, WavePlanned per wave)"
+# Times in Shanghai time (UTC+8).
+routes_log | jq -r --arg w "$W" '
+  def t: (tonumber / 1000 + 28800 | floor | strftime("%H:%M"));
+  select(.key == $w) | .event
+  | if .route_batch then .route_batch
+      | "  wave \(.wave_id)  route \(.route_id)  vehicle \(.vehicle_id)\(if .cold_chain then " (cold chain)" else "" end)  \(.distance_m) m, leaves \(.departs_at_ms | t)",
+        (.stops[] | "    \(.seq). \(if .pickup_point_id then "pickup point \(.pickup_point_id)" else "home at (\(.location.lat_e6 / 1e6), \(.location.lng_e6 / 1e6))" end)  eta \(.eta_ms | t)  orders \(.order_ids | join(" "))")
+    elif .wave_planned then .wave_planned
+      | "  wave \(.wave_id): \(.orders // 0) orders, \(.routes // 0) routes, \(.distance_m // 0) m, \(.unassigned // [] | length) unassigned\([(.unassigned // [])[] | "\n    unassigned \(.order_id): \(.reason) (\(.detail))"] | join(""))"
+    else empty end'
+
+step "sorting list of pp-xiaoqu-3 for wave $WAVE (GET .../sorting-list, warehouse key)"
+SL_PATH="/v1/warehouses/$W/waves/$WAVE/sorting-list"
+sl_recorded() { # the ledger recorded what the router wrote
+  curl -fsS "$GW$SL_PATH" -H "$WAREHOUSE_KEY" 2>/dev/null |
+    jq -e --arg o "$(o 6)" '[.pickup_points[].lines[].order_id] | index($o) != null' >/dev/null 2>&1
+}
+for _ in $(seq 1 90); do
+  sl_recorded && break
+  sleep 1
+done
+if sl_recorded; then
+  curl -fsS "$GW$SL_PATH" -H "$WAREHOUSE_KEY" | jq -r '
+    "  wave \(.wave_id): \(.lines) lines, \(.units) units for \(.pickup_points | length) pickup points",
+    (.pickup_points[] | select(.pickup_point_id == "pp-xiaoqu-3")
+     | "  \(.pickup_point_id) (\(.community // "?")), route \(.route_id): \(.orders) orders, \(.units) units",
+       (.lines[] | "    \(.order_id)  \(.user_id // "-")  \(.sku_id) x\(.quantity)  \(.storage_class)"))'
+else
+  # A ledger with a long backlog on a busy shared log: say so, and show
+  # the router's own list instead.
+  echo "  the ledger has not recorded the wave yet (behind on the shared log: $LOGS/ledger.log);"
+  echo "  the router's SortingList from linli.routes.v1:"
+  routes_log | jq -r --arg w "$W" --arg wave "$WAVE" '
+    select(.key == $w) | .event.sorting_list
+    | select(. != null and .wave_id == $wave and .pickup_point_id == "pp-xiaoqu-3")
+    | "  \(.pickup_point_id) (\(.community // "?")), route \(.route_id)",
+      (.lines[] | "    \(.order_id)  \(.user_id // "-")  \(.sku_id) x\(.quantity // 0)  \(.storage_class // "AMBIENT")")'
+fi
+printf '  the same list as a shop key sees it: %s\n' \
+  "$(curl -sS -o /dev/null -w '%{http_code}' "$GW$SL_PATH" -H "$APP")"
+
 step "audit of $W: the log vs PostgreSQL and Redis"
 replay audit --warehouse "$W" | tail -n 4 || true
 

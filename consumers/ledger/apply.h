@@ -113,6 +113,8 @@ int apply_reservations(struct ledger_ev *ev);
 int apply_refunds(struct ledger_ev *ev);
 int apply_fulfillment(struct ledger_ev *ev);
 int apply_routes(struct ledger_ev *ev);
+/* apply_sorting.c: RouteEvent.sorting_list (called by apply_routes). */
+int apply_sorting(struct ledger_ev *ev);
 int apply_delivery(struct ledger_ev *ev);
 int apply_notifications(struct ledger_ev *ev);
 int apply_catalog(struct ledger_ev *ev);

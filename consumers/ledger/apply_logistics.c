@@ -2,9 +2,9 @@
  * apply_logistics.c - from paid order to the customer's door:
  * linli.fulfillment.v1 (FulfillmentItem: the order is READY; WaveClosed),
  * linli.routes.v1 (routes with their ordered stops and the orders handed
- * over at each), linli.delivery.v1 (what partners report: the order moves
- * to OUT_FOR_DELIVERY, AT_PICKUP_POINT, DELIVERED, PICKED_UP or
- * DELIVERY_FAILED) and linli.notifications.v1 (every notification written).
+ * over at each; SortingList in apply_sorting.c), linli.delivery.v1 (what
+ * partners report: the order moves to OUT_FOR_DELIVERY, AT_PICKUP_POINT,
+ * DELIVERED, PICKED_UP or DELIVERY_FAILED) and linli.notifications.v1 (every notification written).
  *
  * Pickup codes are a collection secret and are never stored; home
  * addresses of a FulfillmentItem are already in the order (encrypted).
@@ -172,10 +172,11 @@ static int validate_route(struct ledger_ev *ev, const Linli__RouteBatch *r) {
 
 int apply_routes(struct ledger_ev *ev) {
   const Linli__RouteEvent *e = (const Linli__RouteEvent *)ev->env;
-  /* The router's per-wave sorting lists and wave plans live in the log
-   * (linli-replay exports them); the record keeps the routes. */
-  if (e->event_case == LINLI__ROUTE_EVENT__EVENT_SORTING_LIST ||
-      e->event_case == LINLI__ROUTE_EVENT__EVENT_WAVE_PLANNED)
+  if (e->event_case == LINLI__ROUTE_EVENT__EVENT_SORTING_LIST)
+    return apply_sorting(ev);
+  /* The router's wave plans live in the log (linli-replay exports them);
+   * the record keeps the routes and sorting lists. */
+  if (e->event_case == LINLI__ROUTE_EVENT__EVENT_WAVE_PLANNED)
     return LINLI_OK;
   if (e->event_case != LINLI__ROUTE_EVENT__EVENT_ROUTE_BATCH)
     return ev_dlq(ev, "RouteEvent carries no event");

@@ -45,7 +45,13 @@
 #define GW_PG_CONNS 4
 
 /* Roles of API keys; a route lists the roles it admits. */
-enum gw_role { GW_ROLE_APP = 1, GW_ROLE_LOGISTICS = 2, GW_ROLE_ADMIN = 4 };
+/* warehouse: warehouse staff (sorting lists). */
+enum gw_role {
+  GW_ROLE_APP = 1,
+  GW_ROLE_LOGISTICS = 2,
+  GW_ROLE_ADMIN = 4,
+  GW_ROLE_WAREHOUSE = 8
+};
 
 struct gw_key {
   char app_id[65];
@@ -59,6 +65,7 @@ struct gw_keys {
 };
 
 struct sse;      /* sse.c */
+struct gb_stream; /* groupbuys.c */
 struct gw_redis; /* rds.c */
 struct gw_pg;    /* pgq.c */
 struct gw_conns; /* conn.c */
@@ -74,6 +81,7 @@ struct gw {
   struct gw_keys keys;
   struct gw_conns *conns;
   struct sse *sse;
+  struct gb_stream *gb_streams; /* groupbuys.c: open group-buy streams */
   struct event *poll_ev;
   struct event *drain_ev; /* SIGTERM: waits for parked requests */
   struct evhttp_bound_socket *listener;
@@ -101,6 +109,8 @@ struct gw_req {
   const struct gw_key *key; /* NULL for open routes (/healthz, /metrics) */
   const char *param;        /* the {id} path segment, or NULL */
   char param_buf[65];
+  const char *param2;       /* the {wave} path segment, or NULL */
+  char param2_buf[65];
   int64_t started_us;
 };
 
@@ -343,6 +353,12 @@ void gw_get_order(struct gw_req *r);
 /* groupbuys.c: a campaign's live progress from the settler's hot state. */
 void gw_get_groupbuy(struct gw_req *r);
 void gw_list_orders(struct gw_req *r);
+/* sorting.c: a wave's sorting lists from the record, by pickup point. */
+void gw_get_sorting_list(struct gw_req *r);
+/* groupbuys.c: SSE of a campaign's progress (polls the settler's state). */
+void gw_get_groupbuy_events(struct gw_req *r);
+/* Stop every group-buy stream (shutdown). */
+void gw_groupbuy_streams_stop(struct gw *gw);
 
 /* -------------------------------------------------------------- sse.c */
 int gw_sse_start(struct gw *gw, char *err, size_t errlen);

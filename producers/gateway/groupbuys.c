@@ -4,14 +4,33 @@
  * many neighbours it still needs, time left), read from the settler's hot
  * state through libdomain's key layout, in one Redis round trip. A campaign
  * belongs to its app: another app gets 404, as for orders.
+ *
+ * GET /v1/groupbuys/{id}/events streams the same progress as Server-Sent
+ * Events. Its source is the same hash, polled every GB_POLL_MS per stream:
+ * the settler's state is what decided the joins (distinct users, limits,
+ * the tier announced), and it is where the settlement lands, so the
+ * stream can never show a count the settler did not make. An event goes
+ * out when participants, the tier or the state change; a settled or failed
+ * campaign ends the stream with its last event.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
 
 #include "domain/groupbuy_state.h"
 #include "gateway.h"
 #include "linli/clock.h"
 #include "linli/error.h"
+#include "linli/log.h"
+
+/* How often a stream reads the campaign's state, and every how many polls
+ * it sends a comment line (15 s) to keep proxies and dead peers honest. */
+#define GB_POLL_MS 500
+#define GB_PING_POLLS 30
 
 struct gb_ctx {
   struct gw_req r;
@@ -101,6 +120,17 @@ static void on_campaign(struct gw *gw, const redisReply *rep, void *arg) {
   free(c);
 }
 
+/* HMGET of the campaign's fields, answered to fn. */
+static void read_campaign(struct gw *gw, const char *id, gw_redis_fn fn,
+                          void *arg) {
+  char key[128];
+  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", id);
+  const char *argv[2 + NFIELDS] = {"HMGET", key};
+  for (int i = 0; i < NFIELDS; i++)
+    argv[2 + i] = FIELDS[i];
+  gw_redis_cmd(gw, fn, arg, 2 + NFIELDS, argv);
+}
+
 void gw_get_groupbuy(struct gw_req *r) {
   struct gb_ctx *c = calloc(1, sizeof *c);
   if (!c) {
@@ -108,10 +138,246 @@ void gw_get_groupbuy(struct gw_req *r) {
     return;
   }
   gw_req_copy(&c->r, r);
-  char key[128];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", r->param);
-  const char *argv[2 + NFIELDS] = {"HMGET", key};
-  for (int i = 0; i < NFIELDS; i++)
-    argv[2 + i] = FIELDS[i];
-  gw_redis_cmd(r->gw, on_campaign, c, 2 + NFIELDS, argv);
+  read_campaign(r->gw, r->param, on_campaign, c);
+}
+
+/* ------------------------------------------------------------- streams */
+
+struct gb_stream {
+  struct gw *gw;
+  struct gw_req r; /* the request (answered with an error before start) */
+  struct evhttp_connection *evcon;
+  struct event *tick;
+  char last[128]; /* state|participants|tier of the last event sent */
+  int tier;       /* current tier index of the last event sent */
+  int started;    /* the 200 and its headers went out */
+  int inflight;   /* an HMGET is outstanding: its callback frees a gone one */
+  int gone;       /* the connection is closed */
+  int polls;
+  struct gb_stream *next;
+};
+
+static void stream_unlink(struct gb_stream *s) {
+  struct gb_stream **pp = &s->gw->gb_streams;
+  while (*pp && *pp != s)
+    pp = &(*pp)->next;
+  if (*pp)
+    *pp = s->next;
+}
+
+static void stream_free(struct gb_stream *s) {
+  if (s->tick)
+    event_free(s->tick);
+  free(s);
+}
+
+/* The peer went away (or we cut it off). As in sse.c: a request evhttp
+ * already detached is ours to end. */
+static void on_stream_close(struct evhttp_connection *evcon, void *arg) {
+  (void)evcon;
+  struct gb_stream *s = arg;
+  stream_unlink(s);
+  s->gone = 1;
+  if (evhttp_request_get_connection(s->r.req) == NULL)
+    evhttp_send_reply_end(s->r.req);
+  if (s->tick)
+    event_del(s->tick);
+  if (!s->inflight)
+    stream_free(s);
+}
+
+/* The campaign ended (or its state expired): the last event went out. */
+static void stream_end(struct gb_stream *s) {
+  stream_unlink(s);
+  evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+  evhttp_send_reply_end(s->r.req);
+  stream_free(s);
+}
+
+/* Queue bytes; 0 if the client was too slow and is cut off (and s is
+ * freed or left to its callback). */
+static int stream_send(struct gb_stream *s, const char *data, size_t len) {
+  struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+  struct bufferevent *under = bufferevent_get_underlying(bev);
+  size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+  if (under)
+    queued += evbuffer_get_length(bufferevent_get_output(under));
+  size_t max = (size_t)linli_config_int(s->gw->cfg,
+                                        "gateway.sse_max_buffer_bytes");
+  if (queued + len > max) {
+    LINLI_WARN("group-buy stream client too slow: cut off", "campaign=%s",
+               s->r.param);
+    evhttp_connection_free(s->evcon); /* on_stream_close runs from here */
+    return 0;
+  }
+  struct evbuffer *b = evbuffer_new();
+  if (!b)
+    return 1;
+  evbuffer_add(b, data, len);
+  evhttp_send_reply_chunk(s->r.req, b);
+  evbuffer_free(b);
+  return 1;
+}
+
+static int stream_event(struct gb_stream *s, const char *type, json_t *o) {
+  char *data = json_dumps(o, JSON_COMPACT);
+  if (!data)
+    return 1; /* out of memory: skip, the next change sends again */
+  size_t cap = strlen(data) + strlen(type) + 32;
+  char *frame = malloc(cap);
+  int ok = 1;
+  if (frame) {
+    int n = snprintf(frame, cap, "event: %s\ndata: %s\n\n", type, data);
+    ok = stream_send(s, frame, (size_t)n);
+  }
+  free(frame);
+  free(data);
+  return ok;
+}
+
+/* The state expired (retention after the end) or cannot be read: nothing
+ * left to follow. Ends the stream (s is freed). */
+static void stream_gone(struct gb_stream *s) {
+  static const char gone[] =
+      "event: gone\ndata: {\"reason\":\"the campaign's live state is no "
+      "longer held\"}\n\n";
+  if (stream_send(s, gone, sizeof gone - 1))
+    stream_end(s);
+}
+
+/* Send what changed since the last event; 0 if the stream is over (s is
+ * freed). */
+static int stream_update(struct gb_stream *s, const redisReply *rep) {
+  const char *st = field(rep, F_ST);
+  json_t *o = st ? progress(rep, s->r.param) : NULL;
+  if (!o) {
+    stream_gone(s);
+    return 0;
+  }
+  json_t *ct = json_object_get(o, "current_tier");
+  int tier = json_is_object(ct)
+                 ? (int)json_integer_value(json_object_get(ct, "index"))
+                 : -1;
+  char fp[sizeof s->last];
+  snprintf(fp, sizeof fp, "%s|%lld|%d", st, num(rep, F_N), tier);
+  int ended = strcmp(st, "OPEN") != 0;
+  int alive = 1;
+  if (strcmp(fp, s->last) != 0) {
+    int tier_up = s->last[0] && tier != s->tier;
+    snprintf(s->last, sizeof s->last, "%s", fp);
+    s->tier = tier;
+    alive = stream_event(s, "progress", o) &&
+            (!tier_up || stream_event(s, "tier", o));
+    if (alive && ended)
+      alive = stream_event(s, strcmp(st, "SETTLED") == 0 ? "settled"
+                                                         : "failed",
+                           o);
+  }
+  json_decref(o);
+  if (!alive)
+    return 0;
+  if (ended) {
+    stream_end(s);
+    return 0;
+  }
+  return 1;
+}
+
+static void on_stream_poll(struct gw *gw, const redisReply *rep, void *arg) {
+  (void)gw;
+  struct gb_stream *s = arg;
+  s->inflight = 0;
+  if (s->gone) {
+    stream_free(s);
+    return;
+  }
+  /* Redis unreachable or slow: say nothing, read again next time. */
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != NFIELDS)
+    return;
+  stream_update(s, rep);
+}
+
+static void on_stream_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct gb_stream *s = arg;
+  if (s->inflight || s->gw->stopping)
+    return;
+  if (++s->polls % GB_PING_POLLS == 0 && !stream_send(s, ": ping\n\n", 8))
+    return;
+  s->inflight = 1;
+  read_campaign(s->gw, s->r.param, on_stream_poll, s);
+}
+
+static void on_stream_first(struct gw *gw, const redisReply *rep,
+                            void *arg) {
+  struct gb_stream *s = arg;
+  struct gw_req *r = &s->r;
+  s->inflight = 0;
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != NFIELDS) {
+    gw_reply_error(r, 503, "unavailable", "the hot state is unreachable");
+    stream_free(s);
+    return;
+  }
+  if (!field(rep, F_ST) ||
+      (r->key->role != GW_ROLE_ADMIN &&
+       strcmp(field(rep, F_APP) ? field(rep, F_APP) : "", r->key->app_id) !=
+           0)) {
+    /* The same rule as GET /v1/groupbuys/{id}. */
+    gw_reply_error(r, 404, "not_found", "no such group-buy");
+    stream_free(s);
+    return;
+  }
+  struct timeval every = {GB_POLL_MS / 1000, (GB_POLL_MS % 1000) * 1000};
+  s->evcon = evhttp_request_get_connection(r->req);
+  s->tick = event_new(gw->base, -1, EV_PERSIST, on_stream_tick, s);
+  if (!s->evcon || !s->tick || event_add(s->tick, &every) != 0) {
+    gw_reply_error(r, 500, "internal", "cannot start the stream");
+    stream_free(s);
+    return;
+  }
+  struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+  evhttp_add_header(h, "Content-Type", "text/event-stream");
+  evhttp_add_header(h, "Cache-Control", "no-store");
+  evhttp_add_header(h, "X-Accel-Buffering", "no");
+  evhttp_send_reply_start(r->req, 200, "OK");
+  evhttp_connection_set_closecb(s->evcon, on_stream_close, s);
+  s->started = 1;
+  s->next = gw->gb_streams;
+  gw->gb_streams = s;
+  LINLI_INFO("group-buy stream connected", "app=%s campaign=%s",
+             r->key->app_id, r->param);
+  /* Every connection starts with the current state, so a reconnecting
+   * client needs no Last-Event-ID. */
+  if (stream_send(s, "retry: 2000\n\n", 13))
+    stream_update(s, rep);
+}
+
+void gw_get_groupbuy_events(struct gw_req *r) {
+  struct gb_stream *s = calloc(1, sizeof *s);
+  if (!s) {
+    gw_reply_error(r, 500, "internal", "out of memory");
+    return;
+  }
+  s->gw = r->gw;
+  s->tier = -1;
+  gw_req_copy(&s->r, r);
+  s->inflight = 1;
+  read_campaign(r->gw, r->param, on_stream_first, s);
+}
+
+void gw_groupbuy_streams_stop(struct gw *gw) {
+  while (gw->gb_streams) {
+    struct gb_stream *s = gw->gb_streams;
+    gw->gb_streams = s->next;
+    evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+    evhttp_send_reply_end(s->r.req);
+    if (s->inflight) {
+      s->gone = 1; /* its callback frees it */
+      if (s->tick)
+        event_del(s->tick);
+    } else {
+      stream_free(s);
+    }
+  }
 }

@@ -61,6 +61,10 @@ static const struct route ROUTES[] = {
     {EVHTTP_REQ_POST, "/v1/catalog/skus", GW_ROLE_ADMIN, gw_post_sku},
     {EVHTTP_REQ_POST, "/v1/inventory/adjustments", GW_ROLE_ADMIN,
      gw_post_adjustment},
+    {EVHTTP_REQ_GET, "/v1/groupbuys/{id}/events", GW_ROLE_APP | GW_ROLE_ADMIN,
+     gw_get_groupbuy_events},
+    {EVHTTP_REQ_GET, "/v1/warehouses/{id}/waves/{wave}/sorting-list",
+     GW_ROLE_WAREHOUSE | GW_ROLE_ADMIN, gw_get_sorting_list},
     {EVHTTP_REQ_GET, "/v1/stream/order-status", ROLES_ANY, gw_get_stream},
     {EVHTTP_REQ_GET, "/healthz", 0, get_healthz},
     {EVHTTP_REQ_GET, "/metrics", 0, get_metrics},
@@ -175,20 +179,26 @@ const char *gw_header(struct gw_req *r, const char *name) {
 
 /* ------------------------------------------------------------- routing */
 
-/* Does path match the template? Sets r->param for "{id}". 1 yes, 0 no. */
+/* Does path match the template? Sets r->param for "{id}" and r->param2
+ * for "{wave}" (both ids). 1 yes, 0 no. */
 static int match(const char *tmpl, const char *path, struct gw_req *r) {
   const char *t = tmpl, *p = path;
   while (*t && *p) {
-    if (strncmp(t, "{id}", 4) == 0) {
+    int second = strncmp(t, "{wave}", 6) == 0;
+    if (second || strncmp(t, "{id}", 4) == 0) {
+      char *buf = second ? r->param2_buf : r->param_buf;
       size_t n = strcspn(p, "/");
       if (n == 0 || n >= sizeof r->param_buf)
         return 0;
-      memcpy(r->param_buf, p, n);
-      r->param_buf[n] = '\0';
-      if (!linli_id_valid(r->param_buf))
+      memcpy(buf, p, n);
+      buf[n] = '\0';
+      if (!linli_id_valid(buf))
         return 0;
-      r->param = r->param_buf;
-      t += 4;
+      if (second)
+        r->param2 = buf;
+      else
+        r->param = buf;
+      t += second ? 6 : 4;
       p += n;
       continue;
     }
@@ -216,6 +226,8 @@ void gw_req_copy(struct gw_req *dst, const struct gw_req *src) {
   *dst = *src;
   if (src->param)
     dst->param = dst->param_buf;
+  if (src->param2)
+    dst->param2 = dst->param2_buf;
 }
 
 /* A request waiting for its rate-limit verdict from Redis. */
@@ -286,6 +298,7 @@ static void dispatch(struct evhttp_request *req, void *arg) {
   }
   /* match() of a later template may have overwritten the param: redo. */
   r.param = NULL;
+  r.param2 = NULL;
   match(hit->path, path, &r);
   if (hit->roles) {
     r.key = authenticate(&r);

@@ -23,6 +23,8 @@ int gw_role_parse(const char *s) {
     return GW_ROLE_LOGISTICS;
   if (strcmp(s, "admin") == 0)
     return GW_ROLE_ADMIN;
+  if (strcmp(s, "warehouse") == 0)
+    return GW_ROLE_WAREHOUSE;
   return 0;
 }
 
@@ -34,6 +36,8 @@ const char *gw_role_name(int role) {
     return "logistics";
   case GW_ROLE_ADMIN:
     return "admin";
+  case GW_ROLE_WAREHOUSE:
+    return "warehouse";
   default:
     return "?";
   }
@@ -86,7 +90,7 @@ static int parse_line(char *line, struct gw_key *k, char *why, size_t wlen) {
     return -1;
   }
   if (!(k->role = gw_role_parse(role))) {
-    snprintf(why, wlen, "role must be app, logistics or admin");
+    snprintf(why, wlen, "role must be app, logistics, admin or warehouse");
     return -1;
   }
   if (strlen(hex) != 64) {
@@ -164,6 +168,7 @@ static const char *const DEV_HASHES[] = {
     "85d9281e3df8b9ba8055a770e575fc00c49c974c028e751ef38412dce662eef8",
     "db3907600f23359206c59916de234091e9c865069c9915e8459955b0472e507a",
     "19260c70f3f8b00e55168261d9fd6a1ea6ac31251607d2f2ad000cd72a8d5cc2",
+    "1c42767b0c1534d4557dfe24bebc5746007416a99074de1e866ca84e68f6dd5d",
 };
 
 const char *gw_keys_published(const struct gw_keys *keys) {

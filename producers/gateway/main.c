@@ -228,6 +228,7 @@ out:
     linli_producer_poll(gw.producer, 0);
   }
   gw_sse_stop(&gw);
+  gw_groupbuy_streams_stop(&gw);
   gw_http_stop(&gw);
   gw_conn_stop(&gw);
   if (gw.producer) {

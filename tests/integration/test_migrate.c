@@ -346,6 +346,7 @@ static const char *const tables[] = {
     "campaigns", "campaign_tiers", "campaign_participants", "waves",
     "fulfillment_items", "routes", "route_stops", "route_stop_orders",
     "delivery_events", "notifications", "consumer_offsets", "dlq_records",
+    "sorting_lists", "sorting_list_lines",
 };
 
 static char dir_arg[1100];
