@@ -98,9 +98,16 @@ void gw_validate_left(json_t *errs, const ProtobufCMessage *m) {
   dom_gb_check_left((const Linli__GroupBuyLeft *)m, dom_err, errs);
 }
 
+/* The body of a delivery report is the envelope: a missing event is the
+ * body's fault, named "(body)" as every other 400 about the whole body. */
+static void dom_err_body(void *arg, const char *field, const char *msg) {
+  gw_verr((json_t *)arg, strcmp(field, "event") == 0 ? "(body)" : field, "%s",
+          msg);
+}
+
 void gw_validate_delivery(json_t *errs, const ProtobufCMessage *envelope) {
   const Linli__DeliveryEvent *e = (const Linli__DeliveryEvent *)envelope;
-  dom_delivery_check(e, dom_err, errs);
+  dom_delivery_check(e, dom_err_body, errs);
   if (e->meta)
     gw_verr(errs, "meta", "set by the gateway, not by the caller");
 }
