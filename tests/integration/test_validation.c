@@ -596,7 +596,7 @@ static const struct dlq *find_dlq(const char *topic, int32_t part,
   return NULL;
 }
 
-/* The 400 names field with msg. */
+/* The 400 names field, with msg (NULL: any message). */
 static int names(const struct resp *r, const char *field, const char *msg) {
   json_error_t e;
   json_t *j = json_loadb(r->body, r->len, 0, &e);
@@ -606,7 +606,7 @@ static int names(const struct resp *r, const char *field, const char *msg) {
     json_t *f = json_array_get(fs, i);
     const char *n = json_string_value(json_object_get(f, "field"));
     const char *why = json_string_value(json_object_get(f, "reason"));
-    if (n && why && strcmp(n, field) == 0 && strcmp(why, msg) == 0)
+    if (n && why && strcmp(n, field) == 0 && (!msg || strcmp(why, msg) == 0))
       found = 1;
   }
   json_decref(j);
@@ -624,6 +624,9 @@ struct bad {
   /* the gateway's view (path NULL: not sendable as JSON, or Meta) */
   const char *path, *token;
   char *json;
+  /* The JSON layer refuses an enum value with no name before libdomain
+   * sees it: the field is named, in its own words. */
+  int json_layer;
   int32_t part[2];
   int64_t off[2];
 };
@@ -645,15 +648,14 @@ static void test_bad_records(void) {
   int64_t off[2];
   /* The stock the bad adjustment must leave alone: 904 units, in Redis and
    * in PostgreSQL. */
-  CU_ASSERT_EQUAL_FATAL(
-      put_both(T_CATALOG, sku, sku_ev(sku, LINLI__STORAGE_CLASS__AMBIENT, NULL),
-               part, off),
-      0);
-  CU_ASSERT_EQUAL_FATAL(
-      put_both(T_INVENTORY, wh,
-               adjust(sku, 904, LINLI__STOCK_ADJUSTED__REASON__RESTOCK, NULL),
-               part, off),
-      0);
+  struct buf b = sku_ev(sku, LINLI__STORAGE_CLASS__AMBIENT, NULL);
+  int rc = put_both(T_CATALOG, sku, b, part, off);
+  free(b.p);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  b = adjust(sku, 904, LINLI__STOCK_ADJUSTED__REASON__RESTOCK, NULL);
+  rc = put_both(T_INVENTORY, wh, b, part, off);
+  free(b.p);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_TRUE_FATAL(wait_stock(sku, 904));
 
   static struct bad bad[12];
@@ -689,6 +691,7 @@ static void test_bad_records(void) {
   snprintf(pay_path, sizeof pay_path, "/v1/orders/%s/payment", x->key);
   x->path = pay_path;
   x->token = TOK_A;
+  x->json_layer = 1;
 
   static char long_reason[301];
   memset(long_reason, 'x', 300);
@@ -723,6 +726,7 @@ static void test_bad_records(void) {
   x->reason = "sku.storage_class: must be AMBIENT, CHILLED or FROZEN, got 9";
   x->path = "/v1/catalog/skus";
   x->token = TOK_ADMIN;
+  x->json_layer = 1;
 
   for (int i = 0; i < nb; i++)
     CU_ASSERT_EQUAL_FATAL(
@@ -730,12 +734,9 @@ static void test_bad_records(void) {
         0);
   /* A good adjustment after them in the warehouse's partition: once it
    * shows, the bad one before it was judged. */
-  CU_ASSERT_EQUAL(put_both(T_INVENTORY, wh,
-                           adjust(sku2, 1,
-                                  LINLI__STOCK_ADJUSTED__REASON__RESTOCK,
-                                  NULL),
-                           part, off),
-                  0);
+  b = adjust(sku2, 1, LINLI__STOCK_ADJUSTED__REASON__RESTOCK, NULL);
+  CU_ASSERT_EQUAL(put_both(T_INVENTORY, wh, b, part, off), 0);
+  free(b.p);
   CU_ASSERT_TRUE(wait_stock(sku2, 1));
 
   /* Both consumers' DLQ records of every bad record. */
@@ -764,10 +765,13 @@ static void test_bad_records(void) {
   }
 
   /* Nothing half-applied: the -2^31 adjustment left Redis and PostgreSQL
-   * as they were, and the refused SKU is in neither. */
+   * as they were, and the refused SKU and orders are not in the record.
+   * (Redis's catalog is not asked: it is shared by every reserver on the
+   * broker, another run's among them.) */
   CU_ASSERT_EQUAL(redis_avail(sku), 904);
   CU_ASSERT_EQUAL(pg_inventory("available", sku), 904);
-  CU_ASSERT_EQUAL(pg_inventory("adjusted", sku), 904);
+  CU_ASSERT_EQUAL(pg_inventory("initial", sku) + pg_inventory("adjusted", sku),
+                  904);
   {
     const char *p[] = {bad[8].key};
     PGresult *res = PQexecParams(db, "SELECT count(*) FROM skus WHERE "
@@ -775,13 +779,6 @@ static void test_bad_records(void) {
     CU_ASSERT_TRUE(PQresultStatus(res) == PGRES_TUPLES_OK &&
                    atoi(PQgetvalue(res, 0, 0)) == 0);
     PQclear(res);
-    const char *argv[] = {"HEXISTS", "linli:catalog", bad[8].key};
-    redisReply *rr = NULL;
-    CU_ASSERT_TRUE(linli_redis_command(redis, 3, argv, NULL, &rr) ==
-                       LINLI_OK &&
-                   rr && rr->type == REDIS_REPLY_INTEGER && rr->integer == 0);
-    if (rr)
-      freeReplyObject(rr);
     for (int i = 0; i < 7; i++) {
       const char *o[] = {bad[i].key};
       res = PQexecParams(db, "SELECT count(*) FROM orders WHERE order_id = $1",
@@ -808,7 +805,8 @@ static void test_bad_records(void) {
     struct resp r;
     CU_ASSERT_EQUAL(http("POST", bad[i].path, bad[i].token, bad[i].json, &r),
                     0);
-    int ok = r.status == 400 && names(&r, field, reason);
+    int ok = r.status == 400 &&
+             names(&r, field, bad[i].json_layer ? NULL : reason);
     CU_ASSERT_TRUE(ok);
     if (!ok)
       fprintf(stderr, "\n  %s: gateway %d %.*s\n    want 400 %s: %s\n",
