@@ -20,9 +20,6 @@
 #include "gateway.h"
 #include "linli/clock.h"
 #include "linli/error.h"
-#include "linli/ids.h"
-#include "linli/schema.h"
-#include "orders.pb-c.h"
 
 void gw_verr(json_t *errs, const char *field, const char *fmt, ...) {
   char reason[256];
@@ -34,21 +31,22 @@ void gw_verr(json_t *errs, const char *field, const char *fmt, ...) {
                         json_pack("{s:s, s:s}", "field", field, "reason", reason));
 }
 
+/* libdomain's problems into the 400's field list. */
+static void dom_err(void *arg, const char *field, const char *msg) {
+  gw_verr((json_t *)arg, field, "%s", msg);
+}
+
+/* An id in a path or a query (the rule of every id in every event). */
 void gw_check_id(json_t *errs, const char *field, const char *v) {
   if (!v || !v[0])
     gw_verr(errs, field, "required");
-  else if (!linli_id_valid(v))
-    gw_verr(errs, field, "must be 1-64 characters of [A-Za-z0-9_-]");
+  else
+    dom_check_id(field, v, dom_err, errs);
 }
 
 void gw_check_opt_id(json_t *errs, const char *field, const char *v) {
   if (v && v[0])
     gw_check_id(errs, field, v);
-}
-
-/* libdomain's problems into the 400's field list. */
-static void dom_err(void *arg, const char *field, const char *msg) {
-  gw_verr((json_t *)arg, field, "%s", msg);
 }
 
 void gw_validate_placed(json_t *errs, const ProtobufCMessage *m,
