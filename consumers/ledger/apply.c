@@ -15,6 +15,10 @@
 #include <jansson.h>
 
 #include "apply.h"
+#include "domain/delivery.h"
+#include "domain/groupbuy.h"
+#include "domain/orders.h"
+#include "domain/stock.h"
 #include "linli/error.h"
 #include "linli/json.h"
 #include "linli/log.h"
@@ -641,6 +645,31 @@ static const struct route ROUTES[] = {
     {LINLI_TOPIC_NOTIFICATIONS, apply_notifications},
 };
 
+/* libdomain's judgement of a record of an upstream event kind, the one the
+ * gateway, the reserver and the settler make of it: 1 (reason set) when it
+ * is bad. Other topics carry the consumers' own outputs; their appliers
+ * check what they store. */
+static int domain_bad(const struct ledger_ev *ev, const char *base,
+                      const ProtobufCMessage *env, char *reason, size_t len) {
+  struct dom_first_err fe = {reason, len, 0};
+  if (strcmp(base, LINLI_TOPIC_ORDERS) == 0)
+    return dom_order_event_check((const Linli__OrderEvent *)env,
+                                 ev->lg->max_lines, dom_first_err, &fe) > 0;
+  if (strcmp(base, LINLI_TOPIC_INVENTORY) == 0)
+    return dom_inventory_event_check((const Linli__InventoryEvent *)env,
+                                     dom_first_err, &fe) > 0;
+  if (strcmp(base, LINLI_TOPIC_CATALOG) == 0)
+    return dom_catalog_event_check((const Linli__CatalogEvent *)env,
+                                   dom_first_err, &fe) > 0;
+  if (strcmp(base, LINLI_TOPIC_DELIVERY) == 0)
+    return dom_delivery_event_check((const Linli__DeliveryEvent *)env,
+                                    dom_first_err, &fe) > 0;
+  if (strcmp(base, LINLI_TOPIC_GROUPBUY) == 0)
+    return dom_gb_event_check((const Linli__GroupBuyEvent *)env,
+                              dom_first_err, &fe) > 0;
+  return 0;
+}
+
 static int decode_and_apply(struct ledger_ev *ev) {
   const rd_kafka_message_t *m = ev->m;
   if (strcmp(ev->topic, ev->lg->dlq_topic) == 0)
@@ -669,6 +698,13 @@ static int decode_and_apply(struct ledger_ev *ev) {
                   article(sc->envelope->short_name), sc->envelope->short_name,
                   m->len);
   int rc;
+  /* Before anything else, so the reason is the one every other part
+   * gives (a string that is not UTF-8 included). */
+  char why[400];
+  if (domain_bad(ev, base, env, why, sizeof why)) {
+    rc = ev_dlq(ev, "%s", why);
+    goto done;
+  }
   if (linli_schema_event_member(env, &ev->member, &ev->type) != LINLI_OK) {
     rc = ev_dlq(ev, "%s carries no event", sc->envelope->short_name);
     goto done;

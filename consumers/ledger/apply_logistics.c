@@ -269,11 +269,7 @@ int apply_delivery(struct ledger_ev *ev) {
   default:
     return ev_dlq(ev, "DeliveryEvent carries no event");
   }
-  if (!ev_check_id(ev, order_id, "order_id") ||
-      (route && !ev_check_id(ev, route, "route_id")) ||
-      (courier && !ev_check_id(ev, courier, "courier_id")) ||
-      (point && !ev_check_id(ev, point, "pickup_point_id")))
-    return LINLI_ERR_INVALID;
+  /* ids valid: apply.c judged it with dom_delivery_event_check */
   int seen = 0;
   int rc = ev_seen(ev, &seen);
   if (rc != LINLI_OK || seen)

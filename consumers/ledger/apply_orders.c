@@ -154,43 +154,9 @@ static int pii_encrypt(struct ledger_ev *ev, const Linli__HomeDelivery *h,
   return LINLI_OK;
 }
 
-static int validate_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
-  if (!ev_check_id(ev, p->order_id, "order_placed.order_id") ||
-      !ev_check_id(ev, p->user_id, "order_placed.user_id") ||
-      !ev_check_id(ev, p->warehouse_id, "order_placed.warehouse_id") ||
-      (opt(p->app_id) &&
-       !ev_check_id(ev, p->app_id, "order_placed.app_id")) ||
-      (opt(p->campaign_id) &&
-       !ev_check_id(ev, p->campaign_id, "order_placed.campaign_id")))
-    return LINLI_ERR_INVALID;
-  if (p->n_lines == 0)
-    return ev_dlq(ev, "order_placed.lines: an order needs at least one line");
-  if (p->n_lines > (size_t)ev->lg->max_lines)
-    return ev_dlq(ev,
-                  "order_placed.lines: %zu lines, at most %d allowed "
-                  "(orders.max_lines)",
-                  p->n_lines, ev->lg->max_lines);
-  if (p->total_fen < 0)
-    return ev_dlq(ev, "order_placed.total_fen: must not be negative");
-  if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_PICKUP) {
-    if (!ev_check_id(ev, p->pickup ? p->pickup->pickup_point_id : NULL,
-                     "order_placed.pickup.pickup_point_id"))
-      return LINLI_ERR_INVALID;
-  } else if (p->delivery_case == LINLI__ORDER_PLACED__DELIVERY_HOME) {
-    if (p->home == NULL || p->home->lat_e6 < -90000000 ||
-        p->home->lat_e6 > 90000000 || p->home->lng_e6 < -180000000 ||
-        p->home->lng_e6 > 180000000)
-      return ev_dlq(ev, "order_placed.home: coordinates out of range");
-  } else {
-    return ev_dlq(ev, "order_placed.delivery: choose pickup or home delivery");
-  }
-  return LINLI_OK;
-}
-
+/* The record is valid (apply.c judged it with dom_order_event_check). */
 static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
-  int rc = validate_placed(ev, p);
-  if (rc != LINLI_OK)
-    return rc;
+  int rc;
   struct merged *mg =
       ev_merge_lines(ev, p->lines, p->n_lines, "order_placed.lines", &rc);
   if (mg == NULL)
@@ -280,13 +246,6 @@ static const struct ledger_stmt ORDER_METHOD = {
     4, 0};
 
 static int apply_paid(struct ledger_ev *ev, const Linli__OrderPaid *p) {
-  if (!ev_check_id(ev, p->order_id, "order_paid.order_id") ||
-      !ev_check_id(ev, p->payment_txn_id, "order_paid.payment_txn_id"))
-    return LINLI_ERR_INVALID;
-  if (p->amount_fen <= 0)
-    return ev_dlq(ev, "order_paid.amount_fen: must be positive");
-  if (p->method == LINLI__ORDER_PAID__METHOD__METHOD_UNSPECIFIED)
-    return ev_dlq(ev, "order_paid.method: WECHAT_PAY, ALIPAY or BANK_CARD");
   int seen = 0;
   int rc = ev_seen(ev, &seen);
   if (rc != LINLI_OK || seen)
@@ -310,10 +269,7 @@ static int apply_paid(struct ledger_ev *ev, const Linli__OrderPaid *p) {
 
 /* Cancels and expiries are requests and clock decisions: the reserver's
  * RELEASED (or refusal) decides. They join the history. */
-static int apply_history_only(struct ledger_ev *ev, const char *order_id,
-                              const char *field) {
-  if (!ev_check_id(ev, order_id, field))
-    return LINLI_ERR_INVALID;
+static int apply_history_only(struct ledger_ev *ev, const char *order_id) {
   int seen = 0;
   int rc = ev_seen(ev, &seen);
   if (rc != LINLI_OK || seen)
@@ -321,6 +277,8 @@ static int apply_history_only(struct ledger_ev *ev, const char *order_id,
   return ev_history(ev, order_id);
 }
 
+/* Every record here passed dom_order_event_check (apply.c): ids, amounts,
+ * enums, texts and times are valid. */
 int apply_orders(struct ledger_ev *ev) {
   const Linli__OrderEvent *e = (const Linli__OrderEvent *)ev->env;
   switch (e->event_case) {
@@ -329,11 +287,9 @@ int apply_orders(struct ledger_ev *ev) {
   case LINLI__ORDER_EVENT__EVENT_ORDER_PAID:
     return apply_paid(ev, e->order_paid);
   case LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED:
-    return apply_history_only(ev, e->order_cancelled->order_id,
-                              "order_cancelled.order_id");
+    return apply_history_only(ev, e->order_cancelled->order_id);
   case LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED:
-    return apply_history_only(ev, e->order_expired->order_id,
-                              "order_expired.order_id");
+    return apply_history_only(ev, e->order_expired->order_id);
   default:
     return ev_dlq(ev, "OrderEvent carries no event");
   }

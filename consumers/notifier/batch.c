@@ -23,6 +23,7 @@
 
 #include "delivery.pb-c.h"
 #include "domain/check.h"
+#include "domain/delivery.h"
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/ids.h"
@@ -421,35 +422,8 @@ static void decode(linli_batch_t *b, size_t i, struct rec *r) {
                            &fe);
     }
   } else if (!bad && k == K_DEL) {
-    Linli__DeliveryEvent *e = r->ev;
-    const char *order = "";
-    switch (e->event_case) {
-    case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
-      order = e->out_for_delivery->order_id;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
-      order = e->arrived_at_pickup_point->order_id;
-      bad = dom_check_id("pickup_point_id",
-                         e->arrived_at_pickup_point->pickup_point_id,
-                         dom_first_err, &fe) ||
-            dom_check_id("pickup_code", e->arrived_at_pickup_point->pickup_code,
-                         dom_first_err, &fe);
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
-      order = e->picked_up->order_id;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
-      order = e->delivered->order_id;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
-      order = e->delivery_failed->order_id;
-      bad = dom_check_text("reason", e->delivery_failed->reason, 200,
-                           dom_first_err, &fe);
-      break;
-    default:
-      break;
-    }
-    bad = bad || dom_check_id("order_id", order, dom_first_err, &fe);
+    /* libdomain's judgement, the one the gateway and the ledger use. */
+    bad = dom_delivery_check(r->ev, dom_first_err, &fe) > 0;
   }
   if (bad) {
     linli_batch_reject(b, i, LINLI_ERR_INVALID,

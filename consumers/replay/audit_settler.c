@@ -50,6 +50,14 @@ struct join_fold {
 static const char *const settler_topics[] = {
     LINLI_TOPIC_GROUPBUY, LINLI_TOPIC_SETTLEMENTS, LINLI_TOPIC_REFUNDS, NULL};
 
+/* *sum += v for amounts read from the log, which may be hostile (any
+ * producer can write 2^62 fen): saturated, so the difference is named,
+ * never an overflow. */
+static void add_fen(int64_t *sum, int64_t v) {
+  if (__builtin_add_overflow(*sum, v, sum))
+    *sum = v < 0 ? INT64_MIN : INT64_MAX;
+}
+
 static struct camp_fold *camp(struct fold *f, const char *id) {
   return map_get_or_add(f->campaigns, id, NULL);
 }
@@ -168,7 +176,7 @@ static void observe_ended(struct camp_fold *k, int tier, int32_t participants,
   k->got_end_refunds = (long)n;
   k->got_end_refund_fen = 0;
   for (size_t i = 0; i < n; i++)
-    k->got_end_refund_fen += refunds[i]->amount_fen;
+    add_fen(&k->got_end_refund_fen, refunds[i]->amount_fen);
 }
 
 static void observe_settlement(struct fold *f,
@@ -224,7 +232,7 @@ static void observe_settler(struct fold *f, const rd_kafka_message_t *m,
     struct camp_fold *k = camp(f, r->campaign_id);
     if (k) {
       k->got_refunds++;
-      k->got_refund_fen += r->amount_fen;
+      add_fen(&k->got_refund_fen, r->amount_fen);
     }
   }
 }

@@ -37,37 +37,24 @@ static void decode(linli_batch_t *b, size_t i, struct settler_rec *r) {
     return;
   }
   Linli__GroupBuyEvent *ev = r->ev;
-  if (dom_check_meta(ev->meta, dom_first_err, &fe) == 0) {
+  /* libdomain's judgement, the one the gateway and the ledger use too. */
+  if (dom_gb_event_check(ev, dom_first_err, &fe) == 0) {
     switch (ev->event_case) {
     case LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_OPENED:
-      if (dom_gb_check_opened(ev->campaign_opened, ev->meta->occurred_at_ms,
-                              dom_first_err, &fe) == 0) {
-        r->op = OP_OPEN;
-        r->campaign_id = ev->campaign_opened->campaign_id;
-      }
+      r->op = OP_OPEN;
+      r->campaign_id = ev->campaign_opened->campaign_id;
       break;
     case LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_JOINED:
-      if (dom_gb_check_joined(ev->group_buy_joined, dom_first_err, &fe) == 0) {
-        r->op = OP_JOIN;
-        r->campaign_id = ev->group_buy_joined->campaign_id;
-      }
+      r->op = OP_JOIN;
+      r->campaign_id = ev->group_buy_joined->campaign_id;
       break;
     case LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_LEFT:
-      if (dom_gb_check_left(ev->group_buy_left, dom_first_err, &fe) == 0) {
-        r->op = OP_LEAVE;
-        r->campaign_id = ev->group_buy_left->campaign_id;
-      }
+      r->op = OP_LEAVE;
+      r->campaign_id = ev->group_buy_left->campaign_id;
       break;
-    case LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_DEADLINE:
-      if (dom_gb_check_deadline(ev->campaign_deadline, dom_first_err, &fe) ==
-          0) {
-        r->op = OP_DEADLINE;
-        r->campaign_id = ev->campaign_deadline->campaign_id;
-      }
-      break;
-    default:
-      snprintf(why, sizeof why, "GroupBuyEvent carries no event this settler "
-                                "knows");
+    default: /* LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_DEADLINE */
+      r->op = OP_DEADLINE;
+      r->campaign_id = ev->campaign_deadline->campaign_id;
       break;
     }
   }

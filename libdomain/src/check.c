@@ -44,6 +44,33 @@ int dom_check_text(const char *field, const char *v, size_t max,
   return 0;
 }
 
+int dom_check_label(const char *field, const char *v, size_t max,
+                    dom_err_fn err, void *arg) {
+  if (dom_check_text(field, v, max, err, arg))
+    return 1;
+  for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      return report(field, "control characters are not allowed", err, arg);
+  return 0;
+}
+
+int dom_check_req_label(const char *field, const char *v, size_t max,
+                        dom_err_fn err, void *arg) {
+  if (!v || !v[0])
+    return report(field, "required", err, arg);
+  return dom_check_label(field, v, max, err, arg);
+}
+
+int dom_check_enum(const char *field, int v, const int *ok, size_t n,
+                   const char *names, dom_err_fn err, void *arg) {
+  for (size_t i = 0; i < n; i++)
+    if (ok[i] == v)
+      return 0;
+  char msg[160];
+  snprintf(msg, sizeof msg, "must be %s, got %d", names, v);
+  return report(field, msg, err, arg);
+}
+
 int dom_check_range(const char *field, int64_t v, int64_t lo, int64_t hi,
                     dom_err_fn err, void *arg) {
   if (v >= lo && v <= hi)
@@ -70,4 +97,12 @@ void dom_first_err(void *arg, const char *field, const char *msg) {
   struct dom_first_err *f = arg;
   if (f->n++ == 0 && f->buf && f->len)
     snprintf(f->buf, f->len, "%s: %s", field, msg);
+}
+
+void dom_prefixed(void *arg, const char *field, const char *msg) {
+  const struct dom_prefix *p = arg;
+  char f[160];
+  snprintf(f, sizeof f, "%s.%s", p->prefix, field);
+  if (p->err)
+    p->err(p->arg, f, msg);
 }

@@ -112,6 +112,30 @@ int dom_gb_check_deadline(const Linli__CampaignDeadline *d, dom_err_fn err,
   return bad;
 }
 
+int dom_gb_event_check(const Linli__GroupBuyEvent *e, dom_err_fn err,
+                       void *arg) {
+  if (!e)
+    return report("event", "required", err, arg);
+  int bad = dom_check_meta(e->meta, err, arg);
+  if (bad)
+    return bad; /* a CampaignOpened is judged at meta.occurred_at_ms */
+  switch (e->event_case) {
+  case LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_OPENED:
+    return dom_gb_check_opened(e->campaign_opened, e->meta->occurred_at_ms,
+                               err, arg);
+  case LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_JOINED:
+    return dom_gb_check_joined(e->group_buy_joined, err, arg);
+  case LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_LEFT:
+    return dom_gb_check_left(e->group_buy_left, err, arg);
+  case LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_DEADLINE:
+    return dom_gb_check_deadline(e->campaign_deadline, err, arg);
+  default:
+    return report("event", "a GroupBuyEvent carries campaign_opened, "
+                  "group_buy_joined, group_buy_left or campaign_deadline",
+                  err, arg);
+  }
+}
+
 int dom_gb_tier_for(const struct dom_gb_tier *tiers, size_t ntiers,
                     int64_t n) {
   int t = -1;

@@ -318,14 +318,10 @@ void gw_verr(json_t *errs, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void gw_check_id(json_t *errs, const char *field, const char *v);
 void gw_check_opt_id(json_t *errs, const char *field, const char *v);
-void gw_check_text(json_t *errs, const char *field, const char *v,
-                   size_t max);
-/* Member message checks; field names are relative to the request body. */
+/* Member message checks (libdomain's, see validate.c); field names are
+ * relative to the request body. */
 void gw_validate_placed(json_t *errs, const ProtobufCMessage *m,
                         int max_lines);
-/* The sum of an order's lines; LINLI_ERR_INVALID when it overflows. */
-struct Linli__OrderPlaced;
-int gw_order_total(const struct Linli__OrderPlaced *o, int64_t *total);
 void gw_validate_paid(json_t *errs, const ProtobufCMessage *m);
 void gw_validate_cancelled(json_t *errs, const ProtobufCMessage *m);
 void gw_validate_campaign(json_t *errs, const ProtobufCMessage *m);

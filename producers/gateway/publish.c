@@ -34,6 +34,7 @@
 
 #include "catalog.pb-c.h"
 #include "delivery.pb-c.h"
+#include "domain/orders.h"
 #include "gateway.h"
 #include "groupbuy.pb-c.h"
 #include "inventory.pb-c.h"
@@ -591,8 +592,8 @@ void gw_post_order(struct gw_req *r) {
     protobuf_c_message_free_unpacked(m, NULL);
     return;
   }
-  /* validate.c bounded the sum (gw_order_total): it cannot overflow. */
-  if (o->total_fen == 0 && gw_order_total(o, &o->total_fen) != LINLI_OK) {
+  /* dom_order_check_placed bounded the sum: it cannot overflow. */
+  if (o->total_fen == 0 && dom_order_total(o, &o->total_fen) != LINLI_OK) {
     gw_reply_error(r, 400, "invalid_request", "the order total overflows");
     protobuf_c_message_free_unpacked(m, NULL);
     return;

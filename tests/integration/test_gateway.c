@@ -744,6 +744,12 @@ static void test_dev_keys_refused(void) {
   CU_ASSERT(system(cmd) == 0);
 }
 
+/* A campaign deadline the settler accepts (at most 366 days ahead: the
+ * gateway judges campaigns with libdomain's rules, as the settler does). */
+static int64_t deadline_in_30_days(void) {
+  return linli_clock_now_ms() + INT64_C(30) * 24 * 3600 * 1000;
+}
+
 /* An admin opens campaign for app (202 expected). */
 static int open_campaign(const char *campaign, const char *app) {
   char body[640];
@@ -751,8 +757,8 @@ static int open_campaign(const char *campaign, const char *app) {
            "{\"campaign_id\":\"%s\",\"app_id\":\"%s\",\"sku_id\":\"SKU-1\","
            "\"warehouse_id\":\"W1\",\"list_price_fen\":\"1000\",\"tiers\":["
            "{\"min_participants\":2,\"unit_price_fen\":\"900\"}],"
-           "\"deadline_ms\":\"4102444800000\",\"per_user_limit\":3}",
-           campaign, app);
+           "\"deadline_ms\":\"%lld\",\"per_user_limit\":3}",
+           campaign, app, (long long)deadline_in_30_days());
   struct resp r;
   http("POST", "/v1/groupbuys", TOK_ADMIN, NULL, body, &r);
   int ok = r.status == 202;
@@ -874,8 +880,8 @@ static void test_publish_every_endpoint(void) {
            "\"warehouse_id\":\"W1\",\"list_price_fen\":\"1000\",\"tiers\":["
            "{\"min_participants\":2,\"unit_price_fen\":\"900\"},"
            "{\"min_participants\":5,\"unit_price_fen\":\"800\"}],"
-           "\"deadline_ms\":\"4102444800000\",\"per_user_limit\":3}",
-           camp);
+           "\"deadline_ms\":\"%lld\",\"per_user_limit\":3}",
+           camp, (long long)deadline_in_30_days());
   e = publish_ok("/v1/groupbuys", TOK_ADMIN, NULL, body, "linli.groupbuy.v1",
                  camp, "CampaignOpened");
   if (e)

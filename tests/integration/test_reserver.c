@@ -1170,7 +1170,7 @@ static void test_bad_input(void) {
   tr.n -= 5;
   bad[nb++] = (struct bad){"truncated", T_ORDERS, "undecodable", tr, 0, 0};
   bad[nb++] = (struct bad){"negative quantity", T_ORDERS,
-                           "quantity: must be positive",
+                           "quantity: must be between 1 and",
                            placed_ev(good, "user-1", sc_wh, 1, s, neg, T0),
                            0, 0};
   /* 10,000 lines. */

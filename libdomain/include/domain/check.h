@@ -32,6 +32,17 @@ int dom_check_opt_id(const char *field, const char *v, dom_err_fn err,
 /* UTF-8 of at most max bytes ("" is fine). */
 int dom_check_text(const char *field, const char *v, size_t max,
                    dom_err_fn err, void *arg);
+/* dom_check_text, and no control characters (bytes below 0x20, 0x7f):
+ * free text that ends up on a label, a screen or a log line. */
+int dom_check_label(const char *field, const char *v, size_t max,
+                    dom_err_fn err, void *arg);
+/* A required dom_check_label ("" is "required"). */
+int dom_check_req_label(const char *field, const char *v, size_t max,
+                        dom_err_fn err, void *arg);
+/* v is one of the values in ok[0..n) (an enum's named values other than
+ * 0); otherwise "must be <names>, got v". */
+int dom_check_enum(const char *field, int v, const int *ok, size_t n,
+                   const char *names, dom_err_fn err, void *arg);
 /* lo <= v <= hi. */
 int dom_check_range(const char *field, int64_t v, int64_t lo, int64_t hi,
                     dom_err_fn err, void *arg);
@@ -47,5 +58,16 @@ struct dom_first_err {
   int n;
 };
 void dom_first_err(void *arg, const char *field, const char *msg);
+
+/* A dom_err_fn that names each field "<prefix>.<field>" and passes it on:
+ * an envelope check names "order_placed.lines[0].quantity" where the
+ * gateway, which takes the member as the body, names "lines[0].quantity",
+ * with the same message. */
+struct dom_prefix {
+  const char *prefix;
+  dom_err_fn err;
+  void *arg;
+};
+void dom_prefixed(void *arg, const char *field, const char *msg);
 
 #endif

@@ -49,6 +49,13 @@ int dom_gb_check_left(const Linli__GroupBuyLeft *l, dom_err_fn err, void *arg);
 int dom_gb_check_deadline(const Linli__CampaignDeadline *d, dom_err_fn err,
                           void *arg);
 
+/* A whole record of linli.groupbuy.v1: its Meta, then the event it
+ * carries (a CampaignOpened judged at its meta.occurred_at_ms). Fields are
+ * named as the member checks name them ("campaign_id"), as the settler's
+ * DLQ reasons always have. */
+int dom_gb_event_check(const Linli__GroupBuyEvent *e, dom_err_fn err,
+                       void *arg);
+
 /* The 0-based tier reached with n participants, or -1 (tiers ascend by
  * min). */
 int dom_gb_tier_for(const struct dom_gb_tier *tiers, size_t ntiers,
