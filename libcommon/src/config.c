@@ -37,7 +37,7 @@
 extern char **environ;
 
 /* ------------------------------------------------------------------------ */
-/* The table of known keys                                                  */
+/* libcommon's keys and the checks tables share                             */
 /* ------------------------------------------------------------------------ */
 
 typedef linli_setting_t key_def_t;
@@ -149,9 +149,9 @@ static size_t section_len(const char *name) {
 }
 
 /* The table among tables[0..n) that owns section (length slen), or NULL. */
-static const linli_settings_t *section_owner(const linli_settings_t *const *tables,
-                                             size_t n, const char *section,
-                                             size_t slen) {
+static const linli_settings_t *
+section_owner(const linli_settings_t *const *tables, size_t n,
+              const char *section, size_t slen) {
   for (size_t t = 0; t < n; t++)
     for (size_t k = 0; k < tables[t]->n; k++)
       if (section_len(tables[t]->keys[k].name) == slen &&
