@@ -24,6 +24,7 @@
 #include "linli/log.h"
 #include "linli/process.h"
 #include "linli/schema.h"
+#include "settings.h"
 
 static struct ledger *signal_ledger;
 
@@ -129,6 +130,7 @@ int main(int argc, char **argv) {
   setenv("PGAPPNAME", LEDGER_APP_NAME, 0);
 
   linli_config_t *cfg = NULL;
+  ledger_settings_register();
   if (linli_process_start(LEDGER_NAME, config_path, &cfg) != LINLI_OK)
     return 2;
   static struct ledger lg;

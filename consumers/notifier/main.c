@@ -19,6 +19,7 @@
 #include "linli/process.h"
 #include "linli/schema.h"
 #include "notifier.h"
+#include "settings.h"
 
 static volatile sig_atomic_t send_only_stop;
 static void on_signal(int sig) {
@@ -145,6 +146,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   linli_config_t *cfg = NULL;
+  notifier_settings_register();
   if (linli_process_start("notifier", config_path, &cfg) != LINLI_OK)
     return 2;
 

@@ -214,7 +214,9 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
       const char *params[] = {id};
       PGresult *res = NULL;
       char err[256];
-      if (linli_pg_exec(ctx->pg, "SELECT state FROM orders WHERE order_id = $1",
+      if (linli_pg_exec(ctx->pg,
+                        "SELECT state FROM replay_order_state "
+                        "WHERE order_id = $1",
                         1, params, &res, err, sizeof err) == LINLI_OK) {
         if (PQntuples(res) != 1)
           audit_diff(ctx, rule, "order %s (%s in the log) is missing from "

@@ -39,7 +39,16 @@ struct camp_fold {
   int got_tier, got_failed;
   int64_t got_participants, got_refund_fen, got_end_refund_fen;
   long got_end_refunds;
+  int overflow;             /* a money sum left int64: itself a difference */
 };
+
+/* The log may hold any int64 amount (a hostile producer, another run's
+ * overflow test on the shared topics): every money sum of the fold is
+ * checked, and one that overflows marks the campaign instead of wrapping. */
+static void add_fen(struct camp_fold *k, int64_t *sum, int64_t v) {
+  if (__builtin_add_overflow(*sum, v, sum))
+    k->overflow = 1;
+}
 
 /* A live join: "campaign|order" -> user and units. */
 struct join_fold {
@@ -49,14 +58,6 @@ struct join_fold {
 
 static const char *const settler_topics[] = {
     LINLI_TOPIC_GROUPBUY, LINLI_TOPIC_SETTLEMENTS, LINLI_TOPIC_REFUNDS, NULL};
-
-/* *sum += v for amounts read from the log, which may be hostile (any
- * producer can write 2^62 fen): saturated, so the difference is named,
- * never an overflow. */
-static void add_fen(int64_t *sum, int64_t v) {
-  if (__builtin_add_overflow(*sum, v, sum))
-    *sum = v < 0 ? INT64_MIN : INT64_MAX;
-}
 
 static struct camp_fold *camp(struct fold *f, const char *id) {
   return map_get_or_add(f->campaigns, id, NULL);
@@ -107,7 +108,7 @@ static void fold_leave(struct fold *f, const Linli__GroupBuyLeft *l) {
   int64_t prepaid = 0;
   if (dom_gb_prepaid(k->c.tiers, k->c.ntiers, qty, &prepaid) == LINLI_OK) {
     k->want_refunds++;
-    k->want_refund_fen += prepaid;
+    add_fen(k, &k->want_refund_fen, prepaid);
   }
   *units -= qty;
   k->units -= qty;
@@ -127,10 +128,11 @@ static void fold_end(struct fold *f, const Linli__CampaignDeadline *d) {
       dom_gb_refund(k->c.tiers, k->c.ntiers, k->c.tier, 1, &per_unit) !=
           LINLI_OK)
     per_unit = 0;
-  k->end_refund_fen = per_unit * k->units;
+  if (__builtin_mul_overflow(per_unit, k->units, &k->end_refund_fen))
+    k->overflow = 1;
   k->end_refunds = per_unit > 0 ? k->c.joins : 0;
   k->want_refunds += k->end_refunds;
-  k->want_refund_fen += k->end_refund_fen;
+  add_fen(k, &k->want_refund_fen, k->end_refund_fen);
 }
 
 static void observe_groupbuy(struct fold *f, const Linli__GroupBuyEvent *ev) {
@@ -176,7 +178,7 @@ static void observe_ended(struct camp_fold *k, int tier, int32_t participants,
   k->got_end_refunds = (long)n;
   k->got_end_refund_fen = 0;
   for (size_t i = 0; i < n; i++)
-    add_fen(&k->got_end_refund_fen, refunds[i]->amount_fen);
+    add_fen(k, &k->got_end_refund_fen, refunds[i]->amount_fen);
 }
 
 static void observe_settlement(struct fold *f,
@@ -232,7 +234,7 @@ static void observe_settler(struct fold *f, const rd_kafka_message_t *m,
     struct camp_fold *k = camp(f, r->campaign_id);
     if (k) {
       k->got_refunds++;
-      add_fen(&k->got_refund_fen, r->amount_fen);
+      add_fen(k, &k->got_refund_fen, r->amount_fen);
     }
   }
 }
@@ -280,6 +282,8 @@ static void check_redis(struct audit_ctx *ctx, const char *rule,
 static void check_campaign(struct audit_ctx *ctx, const char *id,
                            const struct camp_fold *k) {
   const char *rule = "campaigns";
+  if (k->overflow)
+    audit_diff(ctx, rule, "campaign %s: a refund sum exceeds int64 fen", id);
   if (k->got_results != k->want_results)
     audit_diff(ctx, rule, "campaign %s: %ld join answers for %ld joins and "
                "leaves", id, k->got_results, k->want_results);

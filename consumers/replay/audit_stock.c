@@ -203,8 +203,8 @@ static void check(struct fold *f, struct audit_ctx *ctx) {
       PGresult *res = NULL;
       char err[256];
       if (linli_pg_exec(ctx->pg,
-                        "SELECT available, reserved, sold, initial + adjusted "
-                        "FROM inventory WHERE warehouse_id = $1 AND "
+                        "SELECT available, reserved, sold, added "
+                        "FROM replay_stock WHERE warehouse_id = $1 AND "
                         "sku_id = $2",
                         2, params, &res, err, sizeof err) == LINLI_OK) {
         int64_t got[4] = {0, 0, 0, 0};

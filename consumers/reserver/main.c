@@ -14,6 +14,7 @@
 #include "linli/process.h"
 #include "reserver.h"
 #include "scripts.h"
+#include "settings.h"
 
 static void track(struct reserver *rs,
                   const rd_kafka_topic_partition_list_t *parts, int owned) {
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     }
   }
   linli_config_t *cfg = NULL;
+  reserver_settings_register();
   if (linli_process_start("reserver", config_path, &cfg) != LINLI_OK)
     return 2;
 

@@ -73,14 +73,15 @@ void reserver_loaded_free(struct reserver *rs) {
  * rows the last offset of each linli.inventory.v1 partition whose
  * adjustments of this warehouse the record already holds. The record
  * (the ledger) may be ahead of this reserver: an adjustment in both the
- * loaded stock and the reserver's input would otherwise count twice. */
+ * loaded stock and the reserver's input would otherwise count twice.
+ * Both are views of schemas/sql/011_reader_views.sql: the ledger's tables
+ * are its own. */
 static const char LOAD_SQL[] =
     "SELECT 'S', sku_id::text, available::text, reserved::text, sold::text, "
-    "(initial + adjusted)::text FROM inventory WHERE warehouse_id = $1 "
+    "added::text FROM reserver_stock WHERE warehouse_id = $1 "
     "UNION ALL "
-    "SELECT 'H', partition::text, max(kafka_offset)::text, '', '', '' "
-    "FROM stock_movements WHERE warehouse_id = $1 AND topic = $2 "
-    "AND kind = 'ADJUST' GROUP BY partition";
+    "SELECT 'H', partition::text, last_offset::text, '', '', '' "
+    "FROM reserver_adjustment_marks WHERE warehouse_id = $1 AND topic = $2";
 
 #define HWM_FIELD_MAX 300
 

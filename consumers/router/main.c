@@ -17,6 +17,7 @@
 #include "linli/process.h"
 #include "linli/schema.h"
 #include "router.h"
+#include "settings.h"
 
 static void track(struct router *rt,
                   const rd_kafka_topic_partition_list_t *parts, int owned) {
@@ -106,6 +107,7 @@ int main(int argc, char **argv) {
     }
   }
   linli_config_t *cfg = NULL;
+  router_settings_register();
   if (linli_process_start("router", config_path, &cfg) != LINLI_OK)
     return 2;
 

@@ -14,6 +14,7 @@
 #include "linli/process.h"
 #include "linli/schema.h"
 #include "settler.h"
+#include "settings.h"
 
 static void track(struct settler *st,
                   const rd_kafka_topic_partition_list_t *parts, int owned) {
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
     }
   }
   linli_config_t *cfg = NULL;
+  settler_settings_register();
   if (linli_process_start("settler", config_path, &cfg) != LINLI_OK)
     return 2;
 

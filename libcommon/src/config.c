@@ -1,7 +1,14 @@
 /*
- * config.c - linli's configuration: defaults from one static table, then the
+ * config.c - linli's configuration: defaults from the tables in force
+ * (libcommon's domain-free one, then those the program registered), then the
  * INI file (parsed with inih), then LINLI_<SECTION>_<KEY> environment
  * overrides, every value validated the same way wherever it came from.
+ *
+ * libcommon knows no domain: a program's keys live in its own folder
+ * (producers/gateway/settings.c, ...) and reach the loader through
+ * linli_config_register(). Every program reads the same file, so a section
+ * no table in force owns is another program's and is skipped here; within a
+ * section we own, an unknown key fails with its file and line.
  *
  * The [kafka] section is not in the table: each pair is a librdkafka
  * property, checked with rd_kafka_conf_set() on a scratch conf when it is
@@ -30,185 +37,62 @@
 extern char **environ;
 
 /* ------------------------------------------------------------------------ */
-/* The table of known keys                                                  */
+/* libcommon's keys and the checks tables share                             */
 /* ------------------------------------------------------------------------ */
 
-enum key_type { KEY_STR, KEY_INT, KEY_BOOL };
-
-/* Extra check for a string value; writes the reason into why on failure.
- * Reasons never echo the value (it may be a secret). */
-typedef int (*check_fn)(const char *value, char *why, size_t whylen);
-
-struct key_def {
-  const char *name;   /* "section.key" */
-  enum key_type type;
-  const char *def;    /* default, as text (parsed like any other value) */
-  int64_t min, max;   /* bounds for KEY_INT */
-  int required;       /* must be set by the file or the environment */
-  check_fn check;     /* optional, for KEY_STR */
-  const char *desc;   /* one line for docs/config.md */
-};
+typedef linli_setting_t key_def_t;
 
 static int check_log_level(const char *v, char *why, size_t whylen);
-static int check_hex_key(const char *v, char *why, size_t whylen);
-static int check_topic(const char *v, char *why, size_t whylen);
-static int check_nonempty(const char *v, char *why, size_t whylen);
-static int check_topic_suffix(const char *v, char *why, size_t whylen);
 
-/* Keep docs/config.md in sync with this table. */
-static const struct key_def KEYS[] = {
-    {"redis.host", KEY_STR, "127.0.0.1", 0, 0, 0, check_nonempty,
+/* libcommon's own keys, none of them about the domain. Programs register
+ * theirs (producers/gateway/settings.c, ...). docs/config.md lists every
+ * table's keys; linli-settings check-docs (a ctest) keeps them in sync. */
+static const key_def_t COMMON_KEYS[] = {
+    {"redis.host", LINLI_SETTING_STR,
+     "127.0.0.1", 0, 0, 0, linli_setting_check_nonempty,
      "Redis host name or address"},
-    {"redis.port", KEY_INT, "16379", 1, 65535, 0, NULL, "Redis TCP port"},
-    {"redis.password", KEY_STR, "", 0, 0, 0, NULL,
+    {"redis.port", LINLI_SETTING_INT, "16379", 1, 65535, 0, NULL,
+     "Redis TCP port"},
+    {"redis.password", LINLI_SETTING_STR, "", 0, 0, 0, NULL,
      "Redis AUTH password; empty means no AUTH"},
-    {"redis.connect_timeout_ms", KEY_INT, "5000", 1, 600000, 0, NULL,
+    {"redis.connect_timeout_ms", LINLI_SETTING_INT, "5000", 1, 600000, 0, NULL,
      "timeout for connecting to Redis"},
-    {"pg.conninfo", KEY_STR, "host=127.0.0.1 port=15432 dbname=linli user=linli",
-     0, 0, 0, check_nonempty, "libpq connection string"},
-    {"pg.connect_timeout_ms", KEY_INT, "10000", 1, 600000, 0, NULL,
+    {"pg.conninfo", LINLI_SETTING_STR,
+     "host=127.0.0.1 port=15432 dbname=linli user=linli",
+     0, 0, 0, linli_setting_check_nonempty, "libpq connection string"},
+    {"pg.connect_timeout_ms", LINLI_SETTING_INT, "10000", 1, 600000, 0, NULL,
      "timeout for connecting to PostgreSQL"},
-    {"log.level", KEY_STR, "info", 0, 0, 0, check_log_level,
+    {"log.level", LINLI_SETTING_STR, "info", 0, 0, 0, check_log_level,
      "lowest level logged: debug, info, warn or error"},
-    {"metrics.port", KEY_INT, "0", -1, 65535, 0, NULL,
+    {"metrics.port", LINLI_SETTING_INT, "0", -1, 65535, 0, NULL,
      "port of the /metrics and /healthz listener; 0 picks a free port, -1 "
      "turns it off"},
-    {"metrics.addr", KEY_STR, "127.0.0.1", 0, 0, 0, check_nonempty,
+    {"metrics.addr", LINLI_SETTING_STR,
+     "127.0.0.1", 0, 0, 0, linli_setting_check_nonempty,
      "address the metrics listener binds to"},
-    {"runner.batch_size", KEY_INT, "500", 1, 100000, 0, NULL,
+    {"runner.batch_size", LINLI_SETTING_INT, "500", 1, 100000, 0, NULL,
      "most input messages handled in one transaction"},
-    {"runner.flush_interval_ms", KEY_INT, "100", 1, 60000, 0, NULL,
+    {"runner.flush_interval_ms", LINLI_SETTING_INT, "100", 1, 60000, 0, NULL,
      "longest time a partial batch waits before it is committed"},
-    {"runner.tick_interval_ms", KEY_INT, "1000", 10, 3600000, 0, NULL,
+    {"runner.tick_interval_ms", LINLI_SETTING_INT, "1000", 10, 3600000, 0, NULL,
      "interval of the timer that checks clock-driven decisions"},
-    {"runner.instance_id", KEY_STR, "", 0, 0, 0, NULL,
+    {"runner.instance_id", LINLI_SETTING_STR, "", 0, 0, 0, NULL,
      "stable name of this instance (part of transactional.id); empty derives "
      "one from the host name"},
-    {"runner.group", KEY_STR, "", 0, 0, 0, NULL,
+    {"runner.group", LINLI_SETTING_STR, "", 0, 0, 0, NULL,
      "Kafka consumer group of the runner; empty means \"linli-<name>\""},
-    {"runner.transaction_timeout_ms", KEY_INT, "60000", 1000, 900000, 0, NULL,
+    {"runner.transaction_timeout_ms", LINLI_SETTING_INT,
+     "60000", 1000, 900000, 0, NULL,
      "Kafka transaction.timeout.ms of the transactional producer"},
-    {"runner.dlq_topic", KEY_STR, "linli.dlq.v1", 0, 0, 0, check_topic,
+    {"runner.dlq_topic", LINLI_SETTING_STR,
+     "linli.dlq.v1", 0, 0, 0, linli_setting_check_topic,
      "topic that receives input a consumer cannot process"},
-    {"runner.retry_backoff_ms", KEY_INT, "500", 10, 60000, 0, NULL,
+    {"runner.retry_backoff_ms", LINLI_SETTING_INT, "500", 10, 60000, 0, NULL,
      "pause before retrying after a transient error"},
-    {"orders.payment_timeout_s", KEY_INT, "900", 1, 86400, 0, NULL,
-     "seconds an order may stay unpaid before it expires"},
-    {"orders.max_lines", KEY_INT, "100", 1, 10000, 0, NULL,
-     "most lines one order may hold; a larger OrderPlaced is rejected"},
-    {"orders.retention_s", KEY_INT, "604800", 1, 31536000, 0, NULL,
-     "seconds the reserver keeps an order's Redis state (and its index "
-     "entry) after the order reached a final state"},
-    {"groupbuy.retention_s", KEY_INT, "604800", 1, 31536000, 0, NULL,
-     "seconds an ended campaign's hot state stays in Redis (the settler)"},
-    {"groupbuy.deadline_retry_ms", KEY_INT, "30000", 100, 3600000, 0, NULL,
-     "the settler writes a campaign's CampaignDeadline again if it was not "
-     "processed after this long"},
-    {"router.reference_file", KEY_STR, "config/router-reference.conf", 0, 0,
-     0, check_nonempty,
-     "linli-router's reference data: warehouses with their wave schedule, "
-     "pickup points, vehicles (docs/delivery.md)"},
-    {"router.speed_kmh", KEY_INT, "25", 1, 200, 0, NULL,
-     "average driving speed linli-router plans ETAs with, km/h"},
-    {"router.stop_service_s", KEY_INT, "180", 0, 3600, 0, NULL,
-     "seconds a vehicle spends at each stop (parking, walking)"},
-    {"router.order_service_s", KEY_INT, "20", 0, 600, 0, NULL,
-     "extra seconds per order handed over at a stop"},
-    {"router.default_item_weight_g", KEY_INT, "500", 0, 1000000, 0, NULL,
-     "grams per item when a FulfillmentItem carries no weight_g"},
-    {"router.express_depart_s", KEY_INT, "600", 0, 86400, 0, NULL,
-     "an express wave's vehicles leave this long after its cutoff"},
-    {"router.retention_s", KEY_INT, "172800", 60, 31536000, 0, NULL,
-     "seconds a warehouse's wave state stays in Redis after its last write"},
-    {"router.close_retry_ms", KEY_INT, "30000", 100, 3600000, 0, NULL,
-     "linli-router writes a wave's WaveClosed again if it was not processed "
-     "after this long"},
-    {"router.skip_unknown_warehouses", KEY_BOOL, "false", 0, 1, 0, NULL,
-     "skip (log, count) input for warehouses absent from the reference data "
-     "instead of sending it to the DLQ (another router serves them)"},
-    {"notifier.templates_dir", KEY_STR, "config/templates", 0, 0, 0, check_nonempty,
-     "directory of the notification templates: <dir>/<locale>/<template>.txt"},
-    {"notifier.locales", KEY_STR, "zh-CN,en", 0, 0, 0, check_nonempty,
-     "locales the notifier loads, comma-separated; the first is the default"},
-    {"notifier.channels", KEY_STR, "app_push", 0, 0, 0, check_nonempty,
-     "channels each state change is written for: sms, wechat, app_push (comma-separated)"},
-    {"notifier.redis_prefix", KEY_STR, "n", 0, 0, 0, check_nonempty,
-     "hash-tag prefix of the notifier's Redis keys (tests isolate runs with it)"},
-    {"notifier.shards", KEY_INT, "16", 1, 4096, 0, NULL,
-     "Redis shards of the notifier's state and retry queue"},
-    {"notifier.state_ttl_s", KEY_INT, "1209600", 60, 31536000, 0, NULL,
-     "seconds the notifier remembers an order or campaign, and a delivered id"},
-    {"notifier.utc_offset_min", KEY_INT, "480", -720, 840, 0, NULL,
-     "residents' time zone, minutes east of UTC (times in texts, quiet hours)"},
-    {"notifier.pickup_hours", KEY_STR, "08:00-21:00", 0, 0, 0, check_nonempty,
-     "opening hours shown with a pickup code"},
-    {"notifier.reminder_lead_s", KEY_INT, "300", 0, 86400, 0, NULL,
-     "payment reminder this long before the payment deadline; 0 = none"},
-    {"notifier.webhook_url", KEY_STR, "", 0, 0, 0, NULL,
-     "webhook sink (http://host:port/path); empty turns it off"},
-    {"notifier.webhook_secret", KEY_STR, "", 0, 0, 0, NULL,
-     "HMAC-SHA256 key of Linli-Signature; never echoed"},
-    {"notifier.webhook_timeout_ms", KEY_INT, "5000", 100, 120000, 0, NULL,
-     "timeout of one webhook request"},
-    {"notifier.webhook_concurrency", KEY_INT, "8", 1, 256, 0, NULL,
-     "webhook requests in flight at once"},
-    {"notifier.retry_base_ms", KEY_INT, "500", 10, 600000, 0, NULL,
-     "first retry delay of a failed webhook send (doubles, with jitter)"},
-    {"notifier.retry_max_ms", KEY_INT, "60000", 10, 86400000, 0, NULL,
-     "longest retry delay of a webhook send"},
-    {"notifier.retry_queue_max", KEY_INT, "1000000", 1, 100000000, 0, NULL,
-     "most notifications waiting per shard for the webhook"},
-    {"notifier.fail_after_s", KEY_INT, "86400", 1, 2592000, 0, NULL,
-     "a webhook notification failing this long goes to the DLQ"},
-    {"notifier.quiet_hours", KEY_STR, "22:00-07:00", 0, 0, 0, NULL,
-     "local HH:MM-HH:MM in which quiet templates wait; empty = none"},
-    {"notifier.quiet_templates", KEY_STR, "payment_reminder,groupbuy_formed,groupbuy_tier_unlocked", 0, 0, 0, NULL,
-     "templates held back during quiet hours (pickup_ready never)"},
-    {"notifier.rate_per_user_min", KEY_INT, "30", 0, 100000, 0, NULL,
-     "webhook sends per user per minute; more wait; 0 = no limit"},
-    {"crypto.key", KEY_STR, "", 0, 0, 0, check_hex_key,
-     "key for personal data at rest: 64 hex characters (32 bytes); empty "
-     "disables encryption-dependent features"},
-    {"ledger.topic_suffix", KEY_STR, "", 0, 0, 0, check_topic_suffix,
-     "appended to every topic name the ledger reads and writes (isolated "
-     "test topics); empty in production"},
-    {"gateway.port", KEY_INT, "8080", 0, 65535, 0, NULL,
-     "HTTP port of producers/gateway; 0 picks a free port"},
-    {"gateway.addr", KEY_STR, "127.0.0.1", 0, 0, 0, check_nonempty,
-     "address the gateway listens on"},
-    {"gateway.keys_file", KEY_STR, "config/gateway-keys.conf", 0, 0, 0,
-     check_nonempty, "API keys of the gateway: lines of app_id role sha256-hex"},
-    {"gateway.max_body_bytes", KEY_INT, "1048576", 1024, 67108864, 0, NULL,
-     "largest request body the gateway reads; larger answers 413"},
-    {"gateway.rate_limit_per_s", KEY_INT, "200", 0, 1000000, 0, NULL,
-     "requests per second allowed per API key (0 = no limit)"},
-    {"gateway.campaign_user_cap", KEY_INT, "5", 0, 1000000, 0, NULL,
-     "most orders plus joins one user may send per campaign (0 = no cap)"},
-    {"gateway.idempotency_ttl_s", KEY_INT, "86400", 1, 604800, 0, NULL,
-     "how long an Idempotency-Key is remembered"},
-    {"gateway.publish_timeout_ms", KEY_INT, "10000", 1000, 300000, 0, NULL,
-     "longest a publish waits for Kafka's acknowledgement (the producer's "
-     "message.timeout.ms); then the answer is 504 outcome_unknown"},
-    {"gateway.dev_keys", KEY_BOOL, "false", 0, 0, 0, NULL,
-     "allow the published development API keys (local stack only); "
-     "without it the gateway refuses to start with them"},
-    {"gateway.max_connections", KEY_INT, "4096", 16, 1000000, 0, NULL,
-     "most client connections open at once; more are closed at accept"},
-    {"gateway.max_connections_per_ip", KEY_INT, "256", 1, 1000000, 0, NULL,
-     "most client connections open at once from one address"},
-    {"gateway.request_deadline_s", KEY_INT, "10", 1, 3600, 0, NULL,
-     "time a client has to send a request's headers and body, however "
-     "slowly it trickles them"},
-    {"gateway.sse_backlog", KEY_INT, "10000", 1, 1000000, 0, NULL,
-     "order-status events kept for SSE clients resuming with Last-Event-ID"},
-    {"gateway.sse_max_buffer_bytes", KEY_INT, "1048576", 4096, 268435456, 0,
-     NULL, "unsent bytes an SSE client may hold before it is cut off"},
-    {"gateway.tls_cert", KEY_STR, "", 0, 0, 0, NULL,
-     "PEM certificate chain file; set with tls_key to serve HTTPS"},
-    {"gateway.tls_key", KEY_STR, "", 0, 0, 0, NULL,
-     "PEM private key file of tls_cert"},
 };
-#define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
+
+const linli_settings_t linli_settings_common = {
+    "libcommon", COMMON_KEYS, sizeof(COMMON_KEYS) / sizeof(COMMON_KEYS[0])};
 
 static int check_log_level(const char *v, char *why, size_t whylen) {
   static const char *const levels[] = {"debug", "info", "warn", "error"};
@@ -219,25 +103,7 @@ static int check_log_level(const char *v, char *why, size_t whylen) {
   return -1;
 }
 
-static int check_hex_key(const char *v, char *why, size_t whylen) {
-  size_t n = strlen(v);
-  if (n == 0)
-    return 0;
-  if (n != 64) {
-    snprintf(why, whylen, "must be 64 hex characters (got %zu characters)", n);
-    return -1;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!isxdigit((unsigned char)v[i])) {
-      snprintf(why, whylen, "must be 64 hex characters (bad character at %zu)",
-               i + 1);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static int check_topic(const char *v, char *why, size_t whylen) {
+int linli_setting_check_topic(const char *v, char *why, size_t whylen) {
   size_t n = strlen(v);
   if (n == 0 || n > 249) {
     snprintf(why, whylen, "topic name must be 1..249 characters");
@@ -253,12 +119,11 @@ static int check_topic(const char *v, char *why, size_t whylen) {
   return 0;
 }
 
-/* Empty, or what check_topic allows (appended to a topic name). */
-static int check_topic_suffix(const char *v, char *why, size_t whylen) {
-  return *v == '\0' ? 0 : check_topic(v, why, whylen);
+int linli_setting_check_topic_suffix(const char *v, char *why, size_t whylen) {
+  return *v == '\0' ? 0 : linli_setting_check_topic(v, why, whylen);
 }
 
-static int check_nonempty(const char *v, char *why, size_t whylen) {
+int linli_setting_check_nonempty(const char *v, char *why, size_t whylen) {
   if (*v == '\0') {
     snprintf(why, whylen, "must not be empty");
     return -1;
@@ -266,16 +131,80 @@ static int check_nonempty(const char *v, char *why, size_t whylen) {
   return 0;
 }
 
-static const struct key_def *key_find(const char *name, size_t *idx) {
-  for (size_t i = 0; i < NKEYS; i++) {
-    if (strcmp(KEYS[i].name, name) == 0) {
-      if (idx)
-        *idx = i;
-      return &KEYS[i];
-    }
-  }
+/* ------------------------------------------------------------------------ */
+/* The registry of tables                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Programs register at start-up, before any thread: plain statics suffice.
+ * A load copies the list, so a configuration never changes under a reader. */
+#define MAX_TABLES 32
+static const linli_settings_t *registry[MAX_TABLES];
+static size_t nregistry;
+static int strict_sections;
+
+/* Length of the section part of "section.key" (0 if there is no dot). */
+static size_t section_len(const char *name) {
+  const char *dot = strchr(name, '.');
+  return dot ? (size_t)(dot - name) : 0;
+}
+
+/* The table among tables[0..n) that owns section (length slen), or NULL. */
+static const linli_settings_t *
+section_owner(const linli_settings_t *const *tables, size_t n,
+              const char *section, size_t slen) {
+  for (size_t t = 0; t < n; t++)
+    for (size_t k = 0; k < tables[t]->n; k++)
+      if (section_len(tables[t]->keys[k].name) == slen &&
+          strncmp(tables[t]->keys[k].name, section, slen) == 0)
+        return tables[t];
   return NULL;
 }
+
+static void register_die(const linli_settings_t *table, const char *key,
+                         const char *why) {
+  fprintf(stderr, "linli_config_register(%s): %s: %s (programming error)\n",
+          table && table->owner ? table->owner : "(null)", key ? key : "",
+          why);
+  abort();
+}
+
+void linli_config_register(const linli_settings_t *table) {
+  if (!table || !table->keys || table->n == 0)
+    register_die(table, "", "empty table");
+  const linli_settings_t *all[MAX_TABLES + 1];
+  all[0] = &linli_settings_common;
+  for (size_t t = 0; t < nregistry; t++) {
+    if (registry[t] == table)
+      return;
+    all[t + 1] = registry[t];
+  }
+  if (table == &linli_settings_common)
+    return;
+  if (nregistry == MAX_TABLES)
+    register_die(table, "", "too many tables");
+  for (size_t k = 0; k < table->n; k++) {
+    const char *name = table->keys[k].name;
+    size_t slen = section_len(name);
+    if (slen == 0 || name[slen + 1] == '\0' ||
+        (slen == 5 && strncmp(name, "kafka", 5) == 0))
+      register_die(table, name, "not a \"section.key\" outside [kafka]");
+    const linli_settings_t *owner =
+        section_owner(all, nregistry + 1, name, slen);
+    if (owner)
+      register_die(table, name, "section already owned by another table");
+    for (size_t j = 0; j < k; j++)
+      if (strcmp(table->keys[j].name, name) == 0)
+        register_die(table, name, "key listed twice");
+  }
+  registry[nregistry++] = table;
+}
+
+void linli_config_unregister_all(void) {
+  nregistry = 0;
+  strict_sections = 0;
+}
+
+void linli_config_strict_sections(int on) { strict_sections = on != 0; }
 
 /* ------------------------------------------------------------------------ */
 /* The configuration object                                                 */
@@ -283,7 +212,7 @@ static const struct key_def *key_find(const char *name, size_t *idx) {
 
 struct value {
   char *s;   /* the text as given (owned); for every type */
-  int64_t i; /* parsed KEY_INT / KEY_BOOL */
+  int64_t i; /* parsed INT / BOOL */
   int line;  /* line in the file that set it, 0 if not from the file */
   int set;   /* set by the file, environment or linli_config_set */
 };
@@ -295,19 +224,36 @@ struct kafka_pair {
 };
 
 struct linli_config {
-  struct value vals[NKEYS];
+  /* The tables in force when it was loaded: libcommon's, then registered. */
+  const linli_settings_t *tables[MAX_TABLES + 1];
+  size_t ntables;
+  const key_def_t **defs; /* every key of every table, flattened */
+  struct value *vals;     /* vals[i] holds defs[i] */
+  size_t nkeys;
   struct kafka_pair *kafka;
   size_t nkafka, capkafka;
 };
 
+static const key_def_t *key_find(const linli_config_t *cfg, const char *name,
+                                 size_t *idx) {
+  for (size_t i = 0; i < cfg->nkeys; i++) {
+    if (strcmp(cfg->defs[i]->name, name) == 0) {
+      if (idx)
+        *idx = i;
+      return cfg->defs[i];
+    }
+  }
+  return NULL;
+}
+
 /* Validate text for def; on success fill *i (ints and bools). */
-static int parse_value(const struct key_def *def, const char *text,
+static int parse_value(const key_def_t *def, const char *text,
                        int64_t *i, char *why, size_t whylen) {
   switch (def->type) {
-  case KEY_STR:
+  case LINLI_SETTING_STR:
     *i = 0;
     return def->check ? def->check(text, why, whylen) : 0;
-  case KEY_INT: {
+  case LINLI_SETTING_INT: {
     if (*text == '\0') {
       snprintf(why, whylen, "not an integer: empty value");
       return -1;
@@ -327,7 +273,7 @@ static int parse_value(const struct key_def *def, const char *text,
     *i = v;
     return 0;
   }
-  case KEY_BOOL: {
+  case LINLI_SETTING_BOOL: {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     for (size_t k = 0; k < 4; k++) {
@@ -353,7 +299,7 @@ static int parse_value(const struct key_def *def, const char *text,
 static int value_set(linli_config_t *cfg, size_t idx, const char *text,
                      int line, char *why, size_t whylen) {
   int64_t i = 0;
-  if (parse_value(&KEYS[idx], text, &i, why, whylen) != 0)
+  if (parse_value(cfg->defs[idx], text, &i, why, whylen) != 0)
     return -1;
   char *copy = strdup(text);
   if (!copy) {
@@ -436,8 +382,10 @@ nomem:
 void linli_config_free(linli_config_t *cfg) {
   if (!cfg)
     return;
-  for (size_t i = 0; i < NKEYS; i++)
+  for (size_t i = 0; i < cfg->nkeys && cfg->vals; i++)
     free(cfg->vals[i].s);
+  free(cfg->vals);
+  free(cfg->defs);
   for (size_t k = 0; k < cfg->nkafka; k++) {
     free(cfg->kafka[k].key);
     free(cfg->kafka[k].value);
@@ -451,11 +399,26 @@ static linli_config_t *config_new_defaults(char *err, size_t errlen) {
   linli_config_t *cfg = calloc(1, sizeof(*cfg));
   if (!cfg)
     goto nomem;
-  for (size_t i = 0; i < NKEYS; i++) {
+  cfg->tables[cfg->ntables++] = &linli_settings_common;
+  for (size_t t = 0; t < nregistry; t++)
+    cfg->tables[cfg->ntables++] = registry[t];
+  size_t n = 0;
+  for (size_t t = 0; t < cfg->ntables; t++)
+    n += cfg->tables[t]->n;
+  cfg->defs = calloc(n, sizeof(*cfg->defs));
+  cfg->vals = calloc(n, sizeof(*cfg->vals));
+  if (!cfg->defs || !cfg->vals) {
+    linli_config_free(cfg);
+    goto nomem;
+  }
+  for (size_t t = 0; t < cfg->ntables; t++)
+    for (size_t k = 0; k < cfg->tables[t]->n; k++)
+      cfg->defs[cfg->nkeys++] = &cfg->tables[t]->keys[k];
+  for (size_t i = 0; i < cfg->nkeys; i++) {
     char why[256];
-    if (value_set(cfg, i, KEYS[i].def, 0, why, sizeof(why)) != 0) {
+    if (value_set(cfg, i, cfg->defs[i]->def, 0, why, sizeof(why)) != 0) {
       /* Only reachable through a bad table entry or OOM. */
-      snprintf(err, errlen, "<defaults>: %s: %s", KEYS[i].name, why);
+      snprintf(err, errlen, "<defaults>: %s: %s", cfg->defs[i]->name, why);
       linli_config_free(cfg);
       return NULL;
     }
@@ -539,13 +502,13 @@ static int ctx_handler(void *user, const char *section, const char *name,
   char full[256];
   int fn = snprintf(full, sizeof(full), "%s.%s", section, name);
   size_t idx = 0;
-  if (fn < 0 || (size_t)fn >= sizeof(full) || !key_find(full, &idx)) {
+  if (fn < 0 || (size_t)fn >= sizeof(full) ||
+      !key_find(ctx->cfg, full, &idx)) {
     /* Tell an unknown section from an unknown key: the fix differs. */
-    size_t slen = strlen(section);
-    int known_section = 0;
-    for (size_t i = 0; i < NKEYS && !known_section; i++)
-      known_section = strncmp(KEYS[i].name, section, slen) == 0 &&
-                      KEYS[i].name[slen] == '.';
+    int known_section = section_owner(ctx->cfg->tables, ctx->cfg->ntables,
+                                      section, strlen(section)) != NULL;
+    if (!known_section && !strict_sections)
+      return 1; /* another program's section: that program checks it */
     if (known_section)
       ctx_error(ctx, "%s.%s: unknown key", section, name);
     else
@@ -567,13 +530,18 @@ static int ctx_handler(void *user, const char *section, const char *name,
 
 static int parse_text(linli_config_t *cfg, const char *text, const char *name,
                       char *err, size_t errlen) {
-  int seen[NKEYS] = {0};
+  int *seen = calloc(cfg->nkeys, sizeof(*seen));
+  if (!seen) {
+    snprintf(err, errlen, "%s: out of memory", name);
+    return LINLI_ERR_NOMEM;
+  }
   struct parse_ctx ctx = {.cfg = cfg, .name = name, .pos = text,
                           .seen_line = seen};
   /* An indented line is a continuation with multiline on: a mis-indented
    * "port = 1" would silently become part of the previous value. */
   ini_allow_multiline = false;
   int rc = ini_parse_stream(ctx_read, &ctx, ctx_handler, &ctx);
+  free(seen);
   if (rc == -2) {
     snprintf(err, errlen, "%s: out of memory", name);
     return LINLI_ERR_NOMEM;
@@ -606,14 +574,14 @@ static void env_name(const char *key, char *buf, size_t len) {
 
 static int apply_env(linli_config_t *cfg, char *err, size_t errlen) {
   char why[512];
-  for (size_t i = 0; i < NKEYS; i++) {
+  for (size_t i = 0; i < cfg->nkeys; i++) {
     char var[128];
-    env_name(KEYS[i].name, var, sizeof(var));
+    env_name(cfg->defs[i]->name, var, sizeof(var));
     const char *v = getenv(var);
     if (!v)
       continue;
     if (value_set(cfg, i, v, 0, why, sizeof(why)) != 0) {
-      snprintf(err, errlen, "%s: %s: %s", var, KEYS[i].name, why);
+      snprintf(err, errlen, "%s: %s: %s", var, cfg->defs[i]->name, why);
       return LINLI_ERR_CONFIG;
     }
   }
@@ -646,10 +614,10 @@ static int apply_env(linli_config_t *cfg, char *err, size_t errlen) {
 
 static int check_required(const linli_config_t *cfg, const char *name,
                           char *err, size_t errlen) {
-  for (size_t i = 0; i < NKEYS; i++) {
-    if (KEYS[i].required && !cfg->vals[i].set) {
+  for (size_t i = 0; i < cfg->nkeys; i++) {
+    if (cfg->defs[i]->required && !cfg->vals[i].set) {
       snprintf(err, errlen, "%s: %s: required key is not set", name,
-               KEYS[i].name);
+               cfg->defs[i]->name);
       return LINLI_ERR_CONFIG;
     }
   }
@@ -761,10 +729,13 @@ int linli_config_load(const char *path, linli_config_t **out, char *err,
   return rc;
 }
 
-static const struct key_def *key_or_die(const char *key, size_t *idx) {
-  const struct key_def *def = key ? key_find(key, idx) : NULL;
+static const key_def_t *key_or_die(const linli_config_t *cfg, const char *key,
+                                   size_t *idx) {
+  const key_def_t *def = key ? key_find(cfg, key, idx) : NULL;
   if (!def) {
-    fprintf(stderr, "linli_config: unknown key '%s' (programming error)\n",
+    fprintf(stderr,
+            "linli_config: unknown key '%s' (programming error: not in "
+            "libcommon's table nor in a registered one)\n",
             key ? key : "(null)");
     abort();
   }
@@ -773,14 +744,14 @@ static const struct key_def *key_or_die(const char *key, size_t *idx) {
 
 const char *linli_config_str(const linli_config_t *cfg, const char *key) {
   size_t idx = 0;
-  key_or_die(key, &idx);
+  key_or_die(cfg, key, &idx);
   return cfg->vals[idx].s;
 }
 
 int64_t linli_config_int(const linli_config_t *cfg, const char *key) {
   size_t idx = 0;
-  const struct key_def *def = key_or_die(key, &idx);
-  if (def->type != KEY_INT) {
+  const key_def_t *def = key_or_die(cfg, key, &idx);
+  if (def->type != LINLI_SETTING_INT) {
     fprintf(stderr, "linli_config: key '%s' is not an integer\n", key);
     abort();
   }
@@ -789,8 +760,8 @@ int64_t linli_config_int(const linli_config_t *cfg, const char *key) {
 
 int linli_config_bool(const linli_config_t *cfg, const char *key) {
   size_t idx = 0;
-  const struct key_def *def = key_or_die(key, &idx);
-  if (def->type != KEY_BOOL) {
+  const key_def_t *def = key_or_die(cfg, key, &idx);
+  if (def->type != LINLI_SETTING_BOOL) {
     fprintf(stderr, "linli_config: key '%s' is not a boolean\n", key);
     abort();
   }
@@ -812,7 +783,7 @@ int linli_config_set(linli_config_t *cfg, const char *key, const char *value,
     return LINLI_OK;
   }
   size_t idx = 0;
-  if (!key_find(key, &idx)) {
+  if (!key_find(cfg, key, &idx)) {
     snprintf(err, errlen, "%s: unknown key", key);
     return LINLI_ERR_CONFIG;
   }

@@ -29,6 +29,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
+#include "settings.h"
 
 #define DRAIN_S 15
 
@@ -126,6 +127,7 @@ int main(int argc, char **argv) {
   }
   struct gw gw;
   memset(&gw, 0, sizeof gw);
+  gateway_settings_register();
   if (linli_process_start("gateway", config_path, &gw.cfg) != LINLI_OK)
     return 2;
   int status = 1;

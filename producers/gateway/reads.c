@@ -27,7 +27,7 @@
 
 #define MS(col) "(extract(epoch from " col ") * 1000)::bigint::text"
 
-static const char SQL_APP[] = "SELECT app_id FROM orders WHERE order_id = $1";
+static const char SQL_APP[] = "SELECT app_id FROM gateway_order_owner WHERE order_id = $1";
 
 static const char SQL_ORDER[] =
     "SELECT order_id, app_id, user_id, warehouse_id, campaign_id, state, "
@@ -35,25 +35,28 @@ static const char SQL_ORDER[] =
     "payment_txn_id, payment_method, delivery_kind, pickup_point_id, "
     "express::text, " MS("placed_at") ", " MS("expires_at") ", " MS(
         "paid_at") ", version::text, last_event_id, " MS("updated_at") " "
-    "FROM orders WHERE order_id = $1";
+    "FROM gateway_order WHERE order_id = $1";
 
 static const char SQL_LINES[] =
-    "SELECT sku_id, quantity::text, unit_price_fen::text FROM order_lines "
+    "SELECT sku_id, quantity::text, unit_price_fen::text "
+    "FROM gateway_order_lines "
     "WHERE order_id = $1 ORDER BY line_no";
 
 static const char SQL_RESERVATION[] =
     "SELECT status, reason, detail, " MS("expires_at") ", " MS(
         "reserved_at") ", " MS("released_at") ", " MS("committed_at") " "
-    "FROM reservations WHERE order_id = $1";
+    "FROM gateway_order_reservation WHERE order_id = $1";
 
 static const char SQL_PAYMENTS[] =
     "SELECT payment_txn_id, method, amount_fen::text, status, refusal_reason, "
-    MS("paid_at") " FROM payments WHERE order_id = $1 ORDER BY paid_at, "
+    MS("paid_at") " FROM gateway_order_payments WHERE order_id = $1 "
+    "ORDER BY paid_at, "
     "payment_txn_id";
 
 static const char SQL_DELIVERY[] =
     "SELECT event_id, type, route_id, courier_id, pickup_point_id, proof, "
-    "reason, " MS("occurred_at") " FROM delivery_events WHERE order_id = $1 "
+    "reason, " MS("occurred_at") " FROM gateway_order_delivery "
+    "WHERE order_id = $1 "
     "ORDER BY occurred_at, event_id";
 
 /* Keyset pagination, newest first: cursor = placed_at in microseconds and
@@ -62,7 +65,8 @@ static const char SQL_LIST[] =
     "SELECT order_id, app_id, warehouse_id, campaign_id, state, "
     "total_fen::text, paid_fen::text, delivery_kind, pickup_point_id, "
     MS("placed_at") ", (extract(epoch from placed_at) * 1000000)::bigint::text "
-    "FROM orders WHERE user_id = $1 AND ($2::text IS NULL OR app_id = $2) "
+    "FROM gateway_user_orders "
+    "WHERE user_id = $1 AND ($2::text IS NULL OR app_id = $2) "
     "AND placed_at >= timestamptz 'epoch' + $3::bigint * interval "
     "'1 millisecond' "
     "AND ($4::bigint IS NULL OR (placed_at, order_id) < "
@@ -97,8 +101,10 @@ void gw_pg_campaign_app(struct gw *gw, const char *campaign_id, gw_app_fn fn,
   c->fn = fn;
   c->arg = arg;
   const char *p[] = {campaign_id};
-  gw_pg_query(gw, "SELECT app_id FROM campaigns WHERE campaign_id = $1", 1, p,
-              on_app, c);
+  gw_pg_query(gw,
+              "SELECT app_id FROM gateway_campaign_owner "
+              "WHERE campaign_id = $1",
+              1, p, on_app, c);
 }
 
 void gw_pg_order_app(struct gw *gw, const char *order_id, gw_app_fn fn,
@@ -186,7 +192,7 @@ static void ob_flush(struct gw *gw) {
   b->head = head;
   const char *p[] = {arr};
   gw_pg_query(gw,
-              "SELECT order_id, app_id FROM orders "
+              "SELECT order_id, app_id FROM gateway_order_owner "
               "WHERE order_id = ANY($1::text[])",
               1, p, on_ob, b);
   free(arr);

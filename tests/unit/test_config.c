@@ -12,14 +12,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "consumers/ledger/settings.h"
+#include "consumers/notifier/settings.h"
+#include "consumers/router/settings.h"
+#include "consumers/settler/settings.h"
+#include "domain/settings.h"
 #include "linli/config.h"
 #include "linli/error.h"
 #include "linli_test.h"
+#include "producers/gateway/settings.h"
 
 extern char **environ;
 
 static const char *HEX64 =
     "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+
+/* Every program's table, as if one process ran them all (the docs test
+ * below reads every documented key). */
+static void register_programs(void) {
+  linli_config_register(&domain_settings_orders);
+  linli_config_register(&gateway_settings);
+  linli_config_register(&ledger_settings);
+  linli_config_register(&settler_settings);
+  linli_config_register(&router_settings);
+  linli_config_register(&notifier_settings);
+}
 
 /* The developer's shell may carry LINLI_* overrides: start from none. */
 static int suite_init(void) {
@@ -40,6 +57,7 @@ static int suite_init(void) {
   }
   for (int i = 0; i < n; i++)
     unsetenv(names[i]);
+  register_programs();
   return 0;
 }
 
@@ -147,7 +165,9 @@ static void test_unknown_key(void) {
 }
 
 static void test_unknown_section(void) {
+  linli_config_strict_sections(1);
   const char *err = load_fail("[redis]\nport = 1\n\n[rediss]\nport = 2\n");
+  linli_config_strict_sections(0);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.conf:5: rediss.port: unknown section"));
 }
 
@@ -282,8 +302,10 @@ static void test_load_file(void) {
   write_file(path, "[redis]\nport = 1234\n[bogus]\nx = 1\n");
   char err[1024] = "";
   linli_config_t *cfg = NULL;
+  linli_config_strict_sections(1);
   CU_ASSERT_EQUAL(linli_config_load(path, &cfg, err, sizeof(err)),
                   LINLI_ERR_CONFIG);
+  linli_config_strict_sections(0);
   char want[256];
   snprintf(want, sizeof(want), "%s:4: bogus.x: unknown section", path);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
@@ -393,6 +415,97 @@ static void test_unknown_read_aborts(void) {
   CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
+/* A process knows libcommon's sections and the tables it registered; the
+ * file is shared, so another program's section is skipped, not checked. */
+static void test_program_scope(void) {
+  linli_config_unregister_all();
+  linli_config_register(&gateway_settings);
+  linli_config_register(&gateway_settings); /* again: no effect */
+  setenv("LINLI_NOTIFIER_SHARDS", "not a number", 1);
+  linli_config_t *cfg = load_ok("[gateway]\nport = 1\n"
+                                "[notifier]\nshards = 99999999\n"
+                                "[router]\nbogus = x\n");
+  unsetenv("LINLI_NOTIFIER_SHARDS");
+  CU_ASSERT_EQUAL(linli_config_int(cfg, "gateway.port"), 1);
+  linli_config_free(cfg);
+  /* its own section and libcommon's stay strict */
+  const char *err = load_fail("[router]\nx = 1\n[gateway]\nprot = 1\n");
+  CU_ASSERT_STRING_EQUAL(err, "t.conf:4: gateway.prot: unknown key");
+  err = load_fail("[gateway]\nport = 70000\n");
+  CU_ASSERT_STRING_EQUAL(err,
+                         "t.conf:2: gateway.port: 70000 is out of range 0..65535");
+  err = load_fail("[notifier]\nx = 1\n[runner]\nbatch_sise = 1\n");
+  CU_ASSERT_STRING_EQUAL(err, "t.conf:4: runner.batch_sise: unknown key");
+  setenv("LINLI_GATEWAY_PORT", "x", 1);
+  err = load_fail("");
+  unsetenv("LINLI_GATEWAY_PORT");
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "LINLI_GATEWAY_PORT: gateway.port:"));
+  /* strict: a section no table owns is an error */
+  linli_config_strict_sections(1);
+  err = load_fail("[gateway]\nport = 1\n[notifier]\nshards = 2\n");
+  linli_config_strict_sections(0);
+  CU_ASSERT_STRING_EQUAL(err,
+                         "t.conf:4: notifier.shards: unknown section [notifier]");
+  linli_config_unregister_all();
+  register_programs();
+}
+
+/* Run fn in a child with stderr closed; returns its wait status. */
+static int in_child(void (*fn)(void)) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0)
+      dup2(devnull, 2);
+    fn();
+    _exit(0);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid)
+    return -1;
+  return status;
+}
+
+static void read_unregistered(void) {
+  linli_config_unregister_all();
+  linli_config_t *cfg = NULL;
+  char err[256];
+  if (linli_config_load_string("", "t", &cfg, err, sizeof(err)) == 0)
+    (void)linli_config_int(cfg, "gateway.port");
+}
+
+static const linli_setting_t STEAL_KEYS[] = {
+    {"gateway.other", LINLI_SETTING_INT, "1", 0, 2, 0, NULL, "x"},
+};
+static const linli_settings_t STEAL = {"thief", STEAL_KEYS, 1};
+static void register_taken_section(void) { linli_config_register(&STEAL); }
+
+static const linli_setting_t COMMON_STEAL_KEYS[] = {
+    {"redis.extra", LINLI_SETTING_STR, "", 0, 0, 0, NULL, "x"},
+};
+static const linli_settings_t COMMON_STEAL = {"thief", COMMON_STEAL_KEYS, 1};
+static void register_common_section(void) {
+  linli_config_register(&COMMON_STEAL);
+}
+
+static const linli_setting_t TWICE_KEYS[] = {
+    {"mine.a", LINLI_SETTING_INT, "1", 0, 2, 0, NULL, "x"},
+    {"mine.a", LINLI_SETTING_INT, "1", 0, 2, 0, NULL, "x"},
+};
+static const linli_settings_t TWICE = {"twice", TWICE_KEYS, 2};
+static void register_key_twice(void) { linli_config_register(&TWICE); }
+
+/* Programming errors abort at once, never a silent default. */
+static void test_registry_misuse_aborts(void) {
+  void (*cases[])(void) = {read_unregistered, register_taken_section,
+                           register_common_section, register_key_twice};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    int status = in_child(cases[i]);
+    CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+  }
+}
+
 static void test_repo_config(void) {
   /* the shipped config/linli.conf must load */
   char path[4096];
@@ -494,6 +607,9 @@ int linli_test_register(void) {
   CU_add_test(s, "crypto.key validation", test_crypto_key);
   CU_add_test(s, "set", test_set);
   CU_add_test(s, "unknown key read aborts", test_unknown_read_aborts);
+  CU_add_test(s, "program scope: own sections strict, others skipped",
+              test_program_scope);
+  CU_add_test(s, "registry misuse aborts", test_registry_misuse_aborts);
   CU_add_test(s, "shipped config loads", test_repo_config);
   CU_add_test(s, "docs/config.md in sync", test_docs_in_sync);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
