@@ -16,7 +16,7 @@
 
 #include "common.pb-c.h"
 #include "ledger.h"
-#include "state.h"
+#include "domain/order_state.h"
 
 struct ledger_ev {
   struct ledger *lg;
@@ -53,12 +53,12 @@ const char *ev_enum_name(const ProtobufCEnumDescriptor *d, int v);
 
 /* The order's row, locked (FOR UPDATE) for the rest of the transaction. */
 struct order_row {
-  int state;               /* ST_NONE if there is no row */
+  int state;               /* DOM_ST_NONE if there is no row */
   char payment_txn[128];   /* accepted payment, "" if none */
   int placed;              /* OrderPlaced details recorded */
 };
 
-/* The batch's locked copy of the order follows a write: state (ST_NONE:
+/* The batch's locked copy of the order follows a write: state (DOM_ST_NONE:
  * unchanged) and placed (1: OrderPlaced recorded). */
 void ev_order_cached(struct ledger_ev *ev, const char *order_id, int state,
                      int placed);
@@ -70,13 +70,14 @@ int ev_seen(struct ledger_ev *ev, int *seen);
 int ev_order_lock(struct ledger_ev *ev, const char *order_id,
                   struct order_row *row);
 /*
- * Apply the state machine for an event leading to target (reason: why the
- * order is in that state, may be NULL). LEDGER_ILLEGAL -> DLQ; APPLY ->
- * the row is created or moved to target. Must run before the event's other
- * writes.
+ * Apply the state machine (libdomain's) for an event of the order (reason:
+ * why the order is in the state it leads to, may be NULL).
+ * DOM_ORDER_ILLEGAL -> DLQ; APPLY -> the row is created or moved to the
+ * event's target. Must run before the event's other writes.
  */
 int ev_order_advance(struct ledger_ev *ev, const char *order_id,
-                     struct order_row *row, int target, const char *reason);
+                     struct order_row *row, enum dom_order_event event,
+                     const char *reason);
 /* Append the event to order_events (payload without personal data). */
 int ev_history(struct ledger_ev *ev, const char *order_id);
 /* Bump version/updated_at of an order whose details changed (not state). */

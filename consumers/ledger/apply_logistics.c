@@ -62,7 +62,7 @@ static int apply_item(struct ledger_ev *ev, const Linli__FulfillmentItem *it) {
     return rc;
   struct order_row row;
   if ((rc = ev_order_lock(ev, it->order_id, &row)) != LINLI_OK ||
-      (rc = ev_order_advance(ev, it->order_id, &row, ST_READY, NULL)) !=
+      (rc = ev_order_advance(ev, it->order_id, &row, DOM_OEV_READY, NULL)) !=
           LINLI_OK ||
       (rc = ev_history(ev, it->order_id)) != LINLI_OK)
     return rc;
@@ -238,36 +238,26 @@ int apply_delivery(struct ledger_ev *ev) {
   const Linli__DeliveryEvent *e = (const Linli__DeliveryEvent *)ev->env;
   const char *order_id = NULL, *route = NULL, *courier = NULL, *point = NULL,
              *proof = NULL, *why = NULL;
-  int target;
+  enum dom_order_event event = dom_order_event_of_delivery(e, &order_id);
   switch (e->event_case) {
   case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
-    order_id = e->out_for_delivery->order_id;
     route = opt(e->out_for_delivery->route_id);
     courier = opt(e->out_for_delivery->courier_id);
-    target = ST_OUT_FOR_DELIVERY;
     break;
   case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
-    order_id = e->arrived_at_pickup_point->order_id;
     point = opt(e->arrived_at_pickup_point->pickup_point_id);
-    target = ST_AT_PICKUP_POINT;
-    break;
-  case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
-    order_id = e->picked_up->order_id;
-    target = ST_PICKED_UP;
     break;
   case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
-    order_id = e->delivered->order_id;
     proof = opt(e->delivered->proof);
-    target = ST_DELIVERED;
     break;
   case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
-    order_id = e->delivery_failed->order_id;
     why = opt(e->delivery_failed->reason);
-    target = ST_DELIVERY_FAILED;
     break;
   default:
-    return ev_dlq(ev, "DeliveryEvent carries no event");
+    break;
   }
+  if (event == DOM_OEV_NONE)
+    return ev_dlq(ev, "DeliveryEvent carries no event");
   if (!ev_check_id(ev, order_id, "order_id") ||
       (route && !ev_check_id(ev, route, "route_id")) ||
       (courier && !ev_check_id(ev, courier, "courier_id")) ||
@@ -279,7 +269,7 @@ int apply_delivery(struct ledger_ev *ev) {
     return rc;
   struct order_row row;
   if ((rc = ev_order_lock(ev, order_id, &row)) != LINLI_OK ||
-      (rc = ev_order_advance(ev, order_id, &row, target, why)) != LINLI_OK ||
+      (rc = ev_order_advance(ev, order_id, &row, event, why)) != LINLI_OK ||
       (rc = ev_history(ev, order_id)) != LINLI_OK)
     return rc;
   const char *p[] = {ev->event_id, order_id,      ev->type,  route,

@@ -238,7 +238,7 @@ static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
   if ((rc = ev_sql(ev, &PLACE, params, NULL)) != LINLI_OK)
     goto done;
   /* inserted as PLACED, or the row of a later event filled in */
-  ev_order_cached(ev, p->order_id, row.state == ST_NONE ? ST_PLACED : ST_NONE,
+  ev_order_cached(ev, p->order_id, row.state == DOM_ST_NONE ? DOM_ST_PLACED : DOM_ST_NONE,
                   1);
   /* The lines as placed (a SKU listed twice keeps both prices); the
    * merged ones only bound quantities and total. */

@@ -75,32 +75,23 @@ static const struct ledger_stmt RESERVED_LINES = {
     "'RESERVE' ORDER BY movement_id",
     1, 0};
 
-static int is_payment_reason(int r) {
-  return r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_EXPIRY ||
-         r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_CANCEL ||
-         r == LINLI__RESERVATION_RESULT__REASON__DOUBLE_PAYMENT ||
-         r == LINLI__RESERVATION_RESULT__REASON__NOT_RESERVED;
-}
-
-/* RELEASED says "cancelled" or "expired" through its cause (an
- * OrderCancelled or OrderExpired, if the record has it) or its detail. */
-static int released_state(struct ledger_ev *ev, const Result *r, int *state) {
-  *state = ST_CANCELLED;
-  if (r->detail && (strstr(r->detail, "deadline") || strstr(r->detail, "expir")))
-    *state = ST_EXPIRED;
-  if (ev->meta == NULL || !opt(ev->meta->causation_id))
+/* What the result means for the order: a RELEASED says "cancelled" or
+ * "expired" through its cause (an OrderCancelled or OrderExpired, if the
+ * record has it), its reason (GROUP_FAILED) or its detail. */
+static int result_event(struct ledger_ev *ev, const Result *r,
+                        enum dom_order_event *event) {
+  *event = dom_order_event_of_result(r, NULL);
+  if (r->status != LINLI__RESERVATION_RESULT__STATUS__RELEASED ||
+      *event == DOM_OEV_GROUP_FAILED || ev->meta == NULL ||
+      !opt(ev->meta->causation_id))
     return LINLI_OK;
   const char *p[] = {ev->meta->causation_id};
   PGresult *res = NULL;
   int rc = ev_sql(ev, &CAUSE, p, &res);
   if (rc != LINLI_OK)
     return rc;
-  if (PQntuples(res) == 1) {
-    if (strcmp(PQgetvalue(res, 0, 0), "OrderExpired") == 0)
-      *state = ST_EXPIRED;
-    else if (strcmp(PQgetvalue(res, 0, 0), "OrderCancelled") == 0)
-      *state = ST_CANCELLED;
-  }
+  if (PQntuples(res) == 1)
+    *event = dom_order_event_of_result(r, PQgetvalue(res, 0, 0));
   PQclear(res);
   return LINLI_OK;
 }
@@ -143,7 +134,7 @@ static int validate_result(struct ledger_ev *ev, const Result *r) {
     return ev_dlq(ev, "reservation_result.status: RESERVED, REJECTED, "
                       "RELEASED or COMMITTED");
   int payment = r->status == LINLI__RESERVATION_RESULT__STATUS__REJECTED &&
-                is_payment_reason(r->reason);
+                dom_order_is_payment_reason(r->reason);
   if (!payment && !ev_check_id(ev, r->warehouse_id,
                                "reservation_result.warehouse_id"))
     return LINLI_ERR_INVALID;
@@ -184,7 +175,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
   switch (r->status) {
   case LINLI__RESERVATION_RESULT__STATUS__RESERVED:
   case LINLI__RESERVATION_RESULT__STATUS__REJECTED: {
-    if (is_payment_reason(r->reason) ||
+    if (dom_order_is_payment_reason(r->reason) ||
         r->reason == LINLI__RESERVATION_RESULT__REASON__DUPLICATE)
       break;
     int reserved = r->status == LINLI__RESERVATION_RESULT__STATUS__RESERVED;
@@ -268,7 +259,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
   /* A refused payment is recorded against its transaction. */
   if (rc == LINLI_OK &&
       r->status == LINLI__RESERVATION_RESULT__STATUS__REJECTED &&
-      is_payment_reason(r->reason) && opt(r->payment_txn_id) &&
+      dom_order_is_payment_reason(r->reason) && opt(r->payment_txn_id) &&
       r->amount_fen > 0) {
     snprintf(n2, sizeof n2, "%lld", (long long)r->amount_fen);
     const char *pp[] = {
@@ -303,44 +294,30 @@ int apply_reservations(struct ledger_ev *ev) {
   if ((rc = ev_order_lock(ev, r->order_id, &row)) != LINLI_OK)
     return rc;
 
-  int target = ST_NONE;
+  enum dom_order_event event = DOM_OEV_NONE;
   const char *why = NULL;
-  switch (r->status) {
-  case LINLI__RESERVATION_RESULT__STATUS__RESERVED:
-    target = ST_RESERVED;
-    break;
-  case LINLI__RESERVATION_RESULT__STATUS__REJECTED:
-    /* A duplicate placement or a refused payment leaves the order as is. */
-    if (!is_payment_reason(r->reason) &&
-        r->reason != LINLI__RESERVATION_RESULT__REASON__DUPLICATE) {
-      target = ST_REJECTED;
-      why = ev_enum_name(&linli__reservation_result__reason__descriptor,
-                      r->reason);
-    }
-    break;
-  case LINLI__RESERVATION_RESULT__STATUS__COMMITTED:
-    if (row.payment_txn[0] && strcmp(row.payment_txn, r->payment_txn_id) != 0)
-      return ev_dlq(ev,
-                    "order %s is already paid by transaction %s: a second "
-                    "payment %s cannot be accepted",
-                    r->order_id, row.payment_txn, r->payment_txn_id);
-    target = ST_PAID;
-    break;
-  case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
-    if ((rc = released_state(ev, r, &target)) != LINLI_OK)
-      return rc;
+  if (r->status == LINLI__RESERVATION_RESULT__STATUS__COMMITTED &&
+      row.payment_txn[0] && strcmp(row.payment_txn, r->payment_txn_id) != 0)
+    return ev_dlq(ev,
+                  "order %s is already paid by transaction %s: a second "
+                  "payment %s cannot be accepted",
+                  r->order_id, row.payment_txn, r->payment_txn_id);
+  if ((rc = result_event(ev, r, &event)) != LINLI_OK)
+    return rc;
+  if (event == DOM_OEV_REJECTED)
+    why = ev_enum_name(&linli__reservation_result__reason__descriptor,
+                       r->reason);
+  else if (event == DOM_OEV_GROUP_FAILED)
+    why = "GROUP_FAILED";
+  else if (event == DOM_OEV_CANCELLED || event == DOM_OEV_EXPIRED)
     why = opt(r->detail);
-    break;
-  default:
-    break;
-  }
   int before = row.state;
-  if (target != ST_NONE &&
-      (rc = ev_order_advance(ev, r->order_id, &row, target, why)) != LINLI_OK)
+  if (event != DOM_OEV_NONE &&
+      (rc = ev_order_advance(ev, r->order_id, &row, event, why)) != LINLI_OK)
     return rc;
   if ((rc = ev_history(ev, r->order_id)) != LINLI_OK)
     return rc;
-  if (row.state != ST_NONE && !row.placed &&
+  if (row.state != DOM_ST_NONE && !row.placed &&
       (rc = ev_order_hints(ev, r->order_id, r->user_id, r->warehouse_id,
                            r->app_id, r->campaign_id, r->total_fen)) !=
           LINLI_OK)

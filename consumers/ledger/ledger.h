@@ -10,11 +10,14 @@
  * writer) and its own DLQ records.
  *
  * Files: main.c (process, runner spec), batch.c (a batch's transaction,
- * offsets, the outbox clock),
- * apply.c (one record: decode, dedupe, dispatch, history, DLQ), appliers
- * per topic family (apply_orders.c, apply_logistics.c, apply_stock.c,
- * apply_groupbuy.c), state.c (the order state machine), crypto.c
+ * offsets, the outbox clock), sql.c (statements in the batch's pipeline),
+ * apply.c (one record: decode, dedupe, dispatch to its topic's applier,
+ * DLQ), the appliers per topic family (apply_orders.c, apply_reservations.c,
+ * apply_logistics.c, apply_stock.c, apply_groupbuy.c), the helpers they
+ * share (order_ops.c: checks, duplicates, row locks, the state machine of
+ * libdomain's domain/order_state.h, history; stock_move.c), crypto.c
  * (personal data at rest), outbox.c (order-status and DLQ publishing).
+ * Calls go one way: batch.c -> apply.c -> appliers -> helpers -> sql.c.
  */
 #ifndef LEDGER_H
 #define LEDGER_H
