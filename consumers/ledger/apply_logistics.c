@@ -29,13 +29,13 @@ static const struct ledger_stmt ITEM = {
     "INSERT INTO fulfillment_items (order_id, warehouse_id, wave_id, "
     "storage_class, express, campaign_id, event_id) VALUES ($1, $2, $3, $4, "
     "$5, $6, $7) ON CONFLICT DO NOTHING",
-    7, 0};
+    7, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt WAVE = {
     "ledger_wave",
     "INSERT INTO waves (warehouse_id, wave_id) VALUES ($1, $2) "
     "ON CONFLICT DO NOTHING",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt WAVE_CLOSED = {
     "ledger_wave_closed",
@@ -44,7 +44,7 @@ static const struct ledger_stmt WAVE_CLOSED = {
     "ON CONFLICT (warehouse_id, wave_id) DO UPDATE SET "
     "cutoff_at = coalesce(waves.cutoff_at, EXCLUDED.cutoff_at), "
     "event_id = coalesce(waves.event_id, EXCLUDED.event_id)",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 static int apply_item(struct ledger_ev *ev, const Linli__FulfillmentItem *it) {
   if (!ev_check_id(ev, it->order_id, "fulfillment_item.order_id") ||
@@ -118,26 +118,26 @@ static const struct ledger_stmt ROUTE = {
     "cold_chain, distance_m, departs_at, event_id) VALUES ($1, $2, $3, $4, "
     "$5, $6, to_timestamp($7::bigint / 1000.0), $8) ON CONFLICT DO NOTHING "
     "RETURNING route_id",
-    8, 0};
+    8, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt STOP = {
     "ledger_route_stop",
     "INSERT INTO route_stops (route_id, seq, pickup_point_id, lat_e6, "
     "lng_e6, eta) VALUES ($1, $2, $3, $4, $5, "
     "to_timestamp($6::bigint / 1000.0)) ON CONFLICT DO NOTHING",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt STOP_ORDER = {
     "ledger_route_stop_order",
     "INSERT INTO route_stop_orders (route_id, seq, order_id) VALUES ($1, $2, "
     "$3) ON CONFLICT DO NOTHING",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt ITEM_WAVE = {
     "ledger_item_wave",
     "UPDATE fulfillment_items SET wave_id = $2, updated_at = now() "
     "WHERE order_id = $1 AND wave_id IS DISTINCT FROM $2",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static int validate_route(struct ledger_ev *ev, const Linli__RouteBatch *r) {
   if (!ev_check_id(ev, r->route_id, "route_batch.route_id") ||
@@ -232,7 +232,7 @@ static const struct ledger_stmt DELIVERY = {
     "courier_id, pickup_point_id, proof, reason, topic, partition, "
     "kafka_offset, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
     "$10, $11, to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING",
-    12, 0};
+    12, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_delivery(struct ledger_ev *ev) {
   const Linli__DeliveryEvent *e = (const Linli__DeliveryEvent *)ev->env;
@@ -286,7 +286,7 @@ static const struct ledger_stmt NOTIFICATION = {
     "locale, params, order_id, event_id, created_at) VALUES ($1, $2, $3, $4, "
     "$5, $6::jsonb, $7, $8, to_timestamp($9::bigint / 1000.0)) "
     "ON CONFLICT DO NOTHING",
-    9, 0};
+    9, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_notifications(struct ledger_ev *ev) {
   const Linli__NotificationEvent *e = (const Linli__NotificationEvent *)ev->env;

@@ -20,12 +20,6 @@
 
 typedef Linli__ReservationResult Result;
 
-static const struct ledger_stmt EXPIRES = {
-    "ledger_order_expires",
-    "UPDATE orders SET expires_at = to_timestamp($2::bigint / 1000.0) "
-    "WHERE order_id = $1",
-    2, 0};
-
 static const struct ledger_stmt RSV_FIRST = {
     "ledger_reservation_first",
     "INSERT INTO reservations (order_id, warehouse_id, status, reason, "
@@ -33,7 +27,15 @@ static const struct ledger_stmt RSV_FIRST = {
     "$2, $3, $4, $5, $6::jsonb, to_timestamp($7::bigint / 1000.0), "
     "CASE WHEN $3 = 'RESERVED' THEN to_timestamp($8::bigint / 1000.0) END, "
     "$9) ON CONFLICT (order_id) DO NOTHING RETURNING 1",
-    9, 0};
+    9, 0,
+    "INSERT INTO reservations (order_id, warehouse_id, status, reason, "
+    "detail, shortages, expires_at, reserved_at, last_event_id) SELECT o, w, "
+    "st, r, d, sh::jsonb, to_timestamp(e / 1000.0), CASE WHEN st = "
+    "'RESERVED' THEN to_timestamp(at / 1000.0) END, ev FROM unnest("
+    "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::bigint[], $8::bigint[], $9::text[]) AS u(o, w, st, r, d, sh, e, at, "
+    "ev) ON CONFLICT (order_id) DO NOTHING",
+    "reservations", 4, 0, NULL};
 
 static const struct ledger_stmt RSV_END = {
     "ledger_reservation_end",
@@ -45,7 +47,7 @@ static const struct ledger_stmt RSV_END = {
     "detail = EXCLUDED.detail, released_at = EXCLUDED.released_at, "
     "committed_at = EXCLUDED.committed_at, "
     "last_event_id = EXCLUDED.last_event_id, updated_at = now()",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt PAYMENT_JUDGED = {
     "ledger_payment_judged",
@@ -54,18 +56,18 @@ static const struct ledger_stmt PAYMENT_JUDGED = {
     "to_timestamp($6::bigint / 1000.0)) ON CONFLICT (payment_txn_id) DO "
     "UPDATE SET status = EXCLUDED.status, "
     "refusal_reason = EXCLUDED.refusal_reason",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt ORDER_PAID = {
     "ledger_order_paid",
     "UPDATE orders o SET paid_fen = $3, payment_txn_id = $2, "
     "payment_method = p.method, paid_at = p.paid_at, updated_at = now() "
     "FROM payments p WHERE o.order_id = $1 AND p.payment_txn_id = $2",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt CAUSE = {
     "ledger_cause_type", "SELECT type FROM order_events WHERE event_id = $1",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt RESERVED_LINES = {
     "ledger_reserved_lines",
@@ -73,7 +75,7 @@ static const struct ledger_stmt RESERVED_LINES = {
     "stock_movements e WHERE e.order_id = $1 AND e.kind IN ('COMMIT', "
     "'RELEASE')) FROM stock_movements WHERE order_id = $1 AND kind = "
     "'RESERVE' ORDER BY movement_id",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 /* What the result means for the order: a RELEASED says "cancelled" or
  * "expired" through its cause (an OrderCancelled or OrderExpired, if the
@@ -193,19 +195,22 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
         r->expires_at_ms > 0 ? n1 : NULL,
         ev->occurred_ms,
         ev->event_id};
+    /* The first reservation of the order, as the batch's locked copy of
+     * the order knows (then the row goes with the batch's bulk writes),
+     * else as PostgreSQL answers. */
+    int first = ledger_bulk_on(ev->lg) ? ev_order_reserve_once(ev, oid) : -1;
     PGresult *res = NULL;
-    rc = ev_sql(ev, &RSV_FIRST, p, &res);
+    rc = ev_sql(ev, &RSV_FIRST, p, first < 0 ? &res : NULL);
     free(shortages);
-    int first = rc == LINLI_OK && PQntuples(res) == 1;
+    if (first < 0)
+      first = rc == LINLI_OK && PQntuples(res) == 1;
     PQclear(res);
     /* An order has at most one reservation: stock moves for the first. */
     if (rc != LINLI_OK || !reserved || !first)
       break;
-    if (r->expires_at_ms > 0) {
-      const char *ep[] = {oid, n1};
-      if ((rc = ev_sql(ev, &EXPIRES, ep, NULL)) != LINLI_OK)
-        break;
-    }
+    if (r->expires_at_ms > 0 &&
+        (rc = ev_order_expires(ev, oid, n1)) != LINLI_OK)
+      break;
     struct merged *mg =
         ev_merge_lines(ev, r->lines, r->n_lines, "reservation_result.lines",
                        &rc);
@@ -220,8 +225,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
                               .order_id = oid,
                               .d_available = -mg->l[i].qty,
                               .d_reserved = mg->l[i].qty};
-      int inserted = 0;
-      rc = ev_stock_move(ev, &mv, &inserted);
+      rc = ev_stock_move_new(ev, &mv); /* the event is new (ev_seen) */
     }
     free(mg);
     break;

@@ -33,7 +33,8 @@
 
 static const struct ledger_stmt STOCK_LOCK = {
     "ledger_stock_lock",
-    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2, 0};
+    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2,
+    0, NULL, NULL, 0, 0, NULL};
 
 static int stock_lock(struct ledger_ev *ev, const char *wh, const char *sku) {
   const char *p[] = {wh, sku};
@@ -52,7 +53,7 @@ static const struct ledger_stmt SKU = {
     "list_price_fen = EXCLUDED.list_price_fen, origin = EXCLUDED.origin, "
     "status = EXCLUDED.status, last_event_id = EXCLUDED.last_event_id, "
     "updated_at = now()",
-    9, 0};
+    9, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_catalog(struct ledger_ev *ev) {
   const Linli__CatalogEvent *e = (const Linli__CatalogEvent *)ev->env;
@@ -89,7 +90,7 @@ static const struct ledger_stmt REFUSED = {
     "ledger_adjust_refused",
     "SELECT 1 FROM dlq_records WHERE source_topic = $1 AND "
     "source_partition = $2 AND source_offset = $3 AND consumer = $4",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 /* The reserver's own checks (consumers/reserver/stock.c): what it sends to
  * the DLQ never reaches its stock, so it never reaches the record either. */
@@ -169,13 +170,13 @@ static const struct ledger_stmt DLQ_RECORD = {
     "msg_key, msg_value, headers, occurred_at) VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9::bytea, $10::bytea, $11::jsonb, "
     "to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING RETURNING 1",
-    12, 0};
+    12, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt APPLIED_ADJUST = {
     "ledger_applied_adjust",
     "SELECT 1 FROM stock_movements WHERE event_id = $1 AND sku_id = $2 AND "
     "kind = 'ADJUST' AND topic = $3 AND partition = $4 AND kafka_offset = $5",
-    5, 0};
+    5, 0, NULL, NULL, 0, 0, NULL};
 
 /* Header value as text for PostgreSQL: NULL unless valid UTF-8 without
  * NUL bytes (malloc'd). */

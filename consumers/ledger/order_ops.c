@@ -49,34 +49,98 @@ const char *ev_enum_name(const ProtobufCEnumDescriptor *d, int v) {
 /* -------------------------------------------------------------- history */
 
 static const struct ledger_stmt SEEN = {
-    "ledger_seen", "SELECT 1 FROM order_events WHERE event_id = $1", 1, 0};
+    "ledger_seen", "SELECT 1 FROM order_events WHERE event_id = $1", 1,
+    0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt LOCK = {
     "ledger_order_lock",
-    "SELECT state, coalesce(payment_txn_id, ''), placed_event_id IS NOT NULL "
-    "FROM orders WHERE order_id = $1 FOR UPDATE",
-    1, 0};
+    "SELECT state, coalesce(payment_txn_id, ''), placed_event_id IS NOT NULL, "
+    "EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = o.order_id) "
+    "FROM orders o WHERE order_id = $1 FOR UPDATE OF o",
+    1, 0, NULL, NULL, 0, 0, NULL};
 
+/* Bulk ranks (sql.c sends lower ranks first): an order row is created
+ * (CREATE, then PLACE) before it is moved, hinted or given children. */
+enum { RANK_CREATE, RANK_PLACE, RANK_MOVE, RANK_HINTS, RANK_CHILD };
+
+/* Plain INSERT also in bulk: a row another instance created meanwhile is a
+ * unique violation, and the batch runs again a row at a time, where it is
+ * a race to retry (ev_order_advance). */
 static const struct ledger_stmt CREATE = {
     "ledger_order_create",
     "INSERT INTO orders (order_id, state, reason, last_event_id, "
     "state_changed_at, refunded_fen) VALUES ($1::text, $2, $3, $4, "
     "to_timestamp($5::bigint / 1000.0), (SELECT coalesce(sum(amount_fen), 0) "
     "FROM refunds WHERE order_id = $1::text))",
-    5, 0};
+    5, 0,
+    "INSERT INTO orders (order_id, state, reason, last_event_id, "
+    "state_changed_at, refunded_fen) SELECT u.id, u.st, u.why, u.ev, "
+    "to_timestamp(u.ms / 1000.0), (SELECT coalesce(sum(amount_fen), 0) FROM "
+    "refunds f WHERE f.order_id = u.id) FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::text[], $5::bigint[]) AS u(id, st, why, ev, ms)",
+    "orders", RANK_CREATE, 0, NULL};
 
+/* The batch's changes of one order folded into one row version: the
+ * latest state (n: how many moves, each a version), and expires_at. */
+static int move_merge(char **row, const char *const *p) {
+  long long n = atoll(p[5]);
+  if (n > 0)
+    for (int k = 1; k <= 4; k++) {
+      char *v = p[k] ? strdup(p[k]) : NULL;
+      if (p[k] && v == NULL)
+        return LINLI_ERR_NOMEM;
+      free(row[k]);
+      row[k] = v;
+    }
+  char sum[24];
+  snprintf(sum, sizeof sum, "%lld", atoll(row[5]) + n);
+  char *v = strdup(sum);
+  if (v == NULL)
+    return LINLI_ERR_NOMEM;
+  free(row[5]);
+  row[5] = v;
+  if (p[6] != NULL) {
+    if ((v = strdup(p[6])) == NULL)
+      return LINLI_ERR_NOMEM;
+    free(row[6]);
+    row[6] = v;
+  }
+  return LINLI_OK;
+}
+
+/* $6 moves (0: none, only $7) to state $2 ($3 reason, $4 event, $5 time),
+ * and expires_at $7 (NULL: unchanged). */
 static const struct ledger_stmt MOVE = {
     "ledger_order_move",
-    "UPDATE orders SET state = $2, reason = $3, last_event_id = $4, "
-    "state_changed_at = to_timestamp($5::bigint / 1000.0), "
-    "version = version + 1, updated_at = now() WHERE order_id = $1",
-    5, 0};
+    "UPDATE orders SET "
+    "state = CASE WHEN $6::int > 0 THEN $2 ELSE state END, "
+    "reason = CASE WHEN $6::int > 0 THEN $3 ELSE reason END, "
+    "last_event_id = CASE WHEN $6::int > 0 THEN $4 ELSE last_event_id END, "
+    "state_changed_at = CASE WHEN $6::int > 0 THEN "
+    "to_timestamp($5::bigint / 1000.0) ELSE state_changed_at END, "
+    "version = version + $6::int, "
+    "updated_at = CASE WHEN $6::int > 0 THEN now() ELSE updated_at END, "
+    "expires_at = coalesce(to_timestamp($7::bigint / 1000.0), expires_at) "
+    "WHERE order_id = $1",
+    7, 0,
+    "UPDATE orders o SET "
+    "state = CASE WHEN u.n > 0 THEN u.st ELSE o.state END, "
+    "reason = CASE WHEN u.n > 0 THEN u.why ELSE o.reason END, "
+    "last_event_id = CASE WHEN u.n > 0 THEN u.ev ELSE o.last_event_id END, "
+    "state_changed_at = CASE WHEN u.n > 0 THEN to_timestamp(u.ms / 1000.0) "
+    "ELSE o.state_changed_at END, version = o.version + u.n, "
+    "updated_at = CASE WHEN u.n > 0 THEN now() ELSE o.updated_at END, "
+    "expires_at = coalesce(to_timestamp(u.exp / 1000.0), o.expires_at) "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::bigint[], $6::int[], $7::bigint[]) AS u(id, st, why, ev, ms, n, exp) "
+    "WHERE o.order_id = u.id",
+    "orders", RANK_MOVE, 1, move_merge};
 
 static const struct ledger_stmt CHANGED = {
     "ledger_order_changed",
     "UPDATE orders SET version = version + 1, updated_at = now() "
     "WHERE order_id = $1",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt HISTORY = {
     "ledger_history",
@@ -85,14 +149,22 @@ static const struct ledger_stmt HISTORY = {
     "payload) VALUES ($1, $2, $3, $4, $5, $6, "
     "to_timestamp($7::bigint / 1000.0), $8, $9, $10, $11::jsonb) "
     "ON CONFLICT (event_id) DO NOTHING",
-    11, 0};
+    11, 0,
+    "INSERT INTO order_events (event_id, order_id, topic, partition, "
+    "kafka_offset, type, occurred_at, producer, trace_id, causation_id, "
+    "payload) SELECT a, b, c, d, e, f, to_timestamp(g / 1000.0), h, i, j, "
+    "k::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], "
+    "$5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], "
+    "$10::text[], $11::text[]) AS u(a, b, c, d, e, f, g, h, i, j, k) "
+    "ON CONFLICT (event_id) DO NOTHING",
+    "order_events", RANK_CHILD, 0, NULL};
 
 /* ------------------------------------------------------- seen, batched */
 
 static const struct ledger_stmt SEEN_MANY = {
     "ledger_seen_many",
     "SELECT event_id FROM order_events WHERE event_id = ANY($1::text[])", 1,
-    1};
+    1, NULL, NULL, 0, 0, NULL};
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -235,9 +307,10 @@ int ev_seen(struct ledger_ev *ev, int *seen) {
 static const struct ledger_stmt LOCK_MANY = {
     "ledger_order_lock_many",
     "SELECT order_id, state, coalesce(payment_txn_id, ''), "
-    "placed_event_id IS NOT NULL FROM orders WHERE order_id = "
-    "ANY($1::text[]) ORDER BY order_id FOR UPDATE",
-    1, 1};
+    "placed_event_id IS NOT NULL, EXISTS (SELECT 1 FROM reservations r "
+    "WHERE r.order_id = o.order_id) FROM orders o WHERE order_id = "
+    "ANY($1::text[]) ORDER BY order_id FOR UPDATE OF o",
+    1, 1, NULL, NULL, 0, 0, NULL};
 
 void ledger_locks_clear(struct ledger_txn *t) {
   for (size_t i = 0; i < t->nlock; i++)
@@ -343,6 +416,7 @@ int ledger_prefetch_locks(struct ledger *lg, char *err, size_t errlen) {
     snprintf(row->payment_txn, sizeof row->payment_txn, "%s",
              PQgetvalue(res, r, 2));
     row->placed = strcmp(PQgetvalue(res, r, 3), "t") == 0;
+    row->reserved = strcmp(PQgetvalue(res, r, 4), "t") == 0;
   }
   PQclear(res);
   return LINLI_OK;
@@ -389,6 +463,7 @@ int ev_order_lock(struct ledger_ev *ev, const char *order_id,
     snprintf(row->payment_txn, sizeof row->payment_txn, "%s",
              PQgetvalue(res, 0, 1));
     row->placed = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    row->reserved = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
   }
   PQclear(res);
   return LINLI_OK;
@@ -409,13 +484,22 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
   case DOM_ORDER_APPLY:
     break;
   }
-  const char *p[] = {order_id, dom_order_state_name(target), opt(reason),
-                     ev->event_id, ev->occurred_ms};
-  /* Read back at once: a unique violation here is a race to handle. */
-  PGresult *res = NULL;
-  int rc = ev_sql(ev, row->state == DOM_ST_NONE ? &CREATE : &MOVE, p,
-                  row->state == DOM_ST_NONE ? &res : NULL);
-  PQclear(res);
+  int rc;
+  if (row->state == DOM_ST_NONE) {
+    const char *p[] = {order_id, dom_order_state_name(target), opt(reason),
+                       ev->event_id, ev->occurred_ms};
+    /* Read back at once (a unique violation is a race to handle), unless
+     * the row waits for the batch's bulk insert. */
+    PGresult *res = NULL;
+    rc = ev_sql(ev, &CREATE, p, ledger_bulk_on(ev->lg) ? NULL : &res);
+    PQclear(res);
+  } else {
+    const char *p[] = {order_id,     dom_order_state_name(target),
+                       opt(reason),  ev->event_id,
+                       ev->occurred_ms, "1",
+                       NULL};
+    rc = ev_sql(ev, &MOVE, p, NULL);
+  }
   /* Another instance created the row first (it read another topic of the
    * same order): run the batch again, it will find the row. */
   if (rc == LINLI_ERR_CONFLICT)
@@ -425,6 +509,22 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
   row->state = target;
   ev_order_cached(ev, order_id, target, 0);
   return ledger_touch(ev->lg, order_id);
+}
+
+int ev_order_expires(struct ledger_ev *ev, const char *order_id,
+                     const char *expires_ms) {
+  const char *p[] = {order_id, NULL, NULL, NULL, NULL, "0", expires_ms};
+  return ev_sql(ev, &MOVE, p, NULL);
+}
+
+int ev_order_reserve_once(struct ledger_ev *ev, const char *order_id) {
+  struct order_row *c = lock_cached(ev->lg, order_id);
+  if (c == NULL)
+    return -1;
+  if (c->reserved)
+    return 0;
+  c->reserved = 1;
+  return 1;
 }
 
 int ev_order_changed(struct ledger_ev *ev, const char *order_id) {
