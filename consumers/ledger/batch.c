@@ -395,14 +395,16 @@ int ledger_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   linli_counter_add(lg->m_batches, 1);
   linli_counter_add(lg->m_records, (uint64_t)lg->nrecs);
   linli_counter_add(lg->m_dlq, lg->txn.dlq);
-  linli_histogram_observe(lg->m_batch_s,
-                          (double)(linli_clock_mono_ms() - t0) / 1000.0);
-  LINLI_DEBUG("batch committed",
-              "records=%d applied=%zu skipped=%zu dlq=%zu orders=%zu",
-              lg->nrecs, lg->txn.applied, lg->txn.skipped, lg->txn.dlq,
-              lg->txn.ntouched);
+  int64_t t1 = linli_clock_mono_ms();
+  linli_histogram_observe(lg->m_batch_s, (double)(t1 - t0) / 1000.0);
   if (ledger_outbox_publish_txn(lg) != LINLI_OK)
     LINLI_WARN("outbox publish deferred", "rows=%zu", lg->txn.noutbox);
+  LINLI_DEBUG("batch committed",
+              "records=%d applied=%zu skipped=%zu dlq=%zu orders=%zu "
+              "txn_ms=%lld publish_ms=%lld",
+              lg->nrecs, lg->txn.applied, lg->txn.skipped, lg->txn.dlq,
+              lg->txn.ntouched, (long long)(t1 - t0),
+              (long long)(linli_clock_mono_ms() - t1));
   batch_drop(lg);
   txn_reset(lg);
   return LINLI_OK;
