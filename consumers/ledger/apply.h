@@ -56,7 +56,6 @@ struct order_row {
   int state;               /* DOM_ST_NONE if there is no row */
   char payment_txn[128];   /* accepted payment, "" if none */
   int placed;              /* OrderPlaced details recorded */
-  int reserved;            /* a reservations row exists */
 };
 
 /* The batch's locked copy of the order follows a write: state (DOM_ST_NONE:
@@ -84,9 +83,6 @@ int ev_history(struct ledger_ev *ev, const char *order_id);
 /* Set the order's expires_at (ms as text), folded with its moves. */
 int ev_order_expires(struct ledger_ev *ev, const char *order_id,
                      const char *expires_ms);
-/* The batch's first reservation of the order? 1: yes (now noted), 0: it
- * has one, -1: not known here (ask PostgreSQL). */
-int ev_order_reserve_once(struct ledger_ev *ev, const char *order_id);
 /* Bump version/updated_at of an order whose details changed (not state). */
 int ev_order_changed(struct ledger_ev *ev, const char *order_id);
 
@@ -144,9 +140,10 @@ struct stock_move {
 };
 int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
                   int *inserted);
-/* A movement known to be new (its event is not in the record yet): with
- * bulk writes on, written with the batch and its inventory delta summed
- * per SKU; else as ev_stock_move. */
-int ev_stock_move_new(struct ledger_ev *ev, const struct stock_move *mv);
+/* A movement of the order's reservation (mv->order_id), which moves stock
+ * only if mv->event_id is the order's first reservation (its reservations
+ * row, sent before). With bulk writes on it goes with the batch's bulk
+ * writes; else the caller has checked that, and it is ev_stock_move. */
+int ev_stock_reserve(struct ledger_ev *ev, const struct stock_move *mv);
 
 #endif

@@ -195,15 +195,13 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
         r->expires_at_ms > 0 ? n1 : NULL,
         ev->occurred_ms,
         ev->event_id};
-    /* The first reservation of the order, as the batch's locked copy of
-     * the order knows (then the row goes with the batch's bulk writes),
-     * else as PostgreSQL answers. */
-    int first = ledger_bulk_on(ev->lg) ? ev_order_reserve_once(ev, oid) : -1;
+    /* With bulk writes the row goes with the batch, and PostgreSQL tells
+     * the first reservation by it (ev_stock_reserve); else its reply. */
+    int bulk = ledger_bulk_on(ev->lg);
     PGresult *res = NULL;
-    rc = ev_sql(ev, &RSV_FIRST, p, first < 0 ? &res : NULL);
+    rc = ev_sql(ev, &RSV_FIRST, p, bulk ? NULL : &res);
     free(shortages);
-    if (first < 0)
-      first = rc == LINLI_OK && PQntuples(res) == 1;
+    int first = bulk || (rc == LINLI_OK && PQntuples(res) == 1);
     PQclear(res);
     /* An order has at most one reservation: stock moves for the first. */
     if (rc != LINLI_OK || !reserved || !first)
@@ -225,7 +223,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
                               .order_id = oid,
                               .d_available = -mg->l[i].qty,
                               .d_reserved = mg->l[i].qty};
-      rc = ev_stock_move_new(ev, &mv); /* the event is new (ev_seen) */
+      rc = ev_stock_reserve(ev, &mv);
     }
     free(mg);
     break;

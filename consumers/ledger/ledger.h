@@ -79,7 +79,8 @@ struct ledger_stmt {
    * statement that names a table it writes (bulk_table), and at the end
    * of the batch (sql.c). NULL: sent at once. */
   const char *bulk_sql;
-  const char *bulk_table; /* the table it writes (a word of other SQL) */
+  const char *bulk_table; /* the tables it writes or reads, space-separated
+                             (words of other SQL) */
   int bulk_order;         /* flush rank: parents (lower) before children */
   /* The first bulk_key parameters identify the row: a second row with
    * the same key is folded into the first by bulk_merge (NULL: the rows

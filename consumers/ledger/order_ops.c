@@ -54,9 +54,8 @@ static const struct ledger_stmt SEEN = {
 
 static const struct ledger_stmt LOCK = {
     "ledger_order_lock",
-    "SELECT state, coalesce(payment_txn_id, ''), placed_event_id IS NOT NULL, "
-    "EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = o.order_id) "
-    "FROM orders o WHERE order_id = $1 FOR UPDATE OF o",
+    "SELECT state, coalesce(payment_txn_id, ''), placed_event_id IS NOT NULL "
+    "FROM orders WHERE order_id = $1 FOR UPDATE",
     1, 0, NULL, NULL, 0, 0, NULL};
 
 /* Bulk ranks (sql.c sends lower ranks first): an order row is created
@@ -307,9 +306,8 @@ int ev_seen(struct ledger_ev *ev, int *seen) {
 static const struct ledger_stmt LOCK_MANY = {
     "ledger_order_lock_many",
     "SELECT order_id, state, coalesce(payment_txn_id, ''), "
-    "placed_event_id IS NOT NULL, EXISTS (SELECT 1 FROM reservations r "
-    "WHERE r.order_id = o.order_id) FROM orders o WHERE order_id = "
-    "ANY($1::text[]) ORDER BY order_id FOR UPDATE OF o",
+    "placed_event_id IS NOT NULL FROM orders WHERE order_id = "
+    "ANY($1::text[]) ORDER BY order_id FOR UPDATE",
     1, 1, NULL, NULL, 0, 0, NULL};
 
 void ledger_locks_clear(struct ledger_txn *t) {
@@ -416,7 +414,6 @@ int ledger_prefetch_locks(struct ledger *lg, char *err, size_t errlen) {
     snprintf(row->payment_txn, sizeof row->payment_txn, "%s",
              PQgetvalue(res, r, 2));
     row->placed = strcmp(PQgetvalue(res, r, 3), "t") == 0;
-    row->reserved = strcmp(PQgetvalue(res, r, 4), "t") == 0;
   }
   PQclear(res);
   return LINLI_OK;
@@ -463,7 +460,6 @@ int ev_order_lock(struct ledger_ev *ev, const char *order_id,
     snprintf(row->payment_txn, sizeof row->payment_txn, "%s",
              PQgetvalue(res, 0, 1));
     row->placed = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-    row->reserved = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
   }
   PQclear(res);
   return LINLI_OK;
@@ -515,16 +511,6 @@ int ev_order_expires(struct ledger_ev *ev, const char *order_id,
                      const char *expires_ms) {
   const char *p[] = {order_id, NULL, NULL, NULL, NULL, "0", expires_ms};
   return ev_sql(ev, &MOVE, p, NULL);
-}
-
-int ev_order_reserve_once(struct ledger_ev *ev, const char *order_id) {
-  struct order_row *c = lock_cached(ev->lg, order_id);
-  if (c == NULL)
-    return -1;
-  if (c->reserved)
-    return 0;
-  c->reserved = 1;
-  return 1;
 }
 
 int ev_order_changed(struct ledger_ev *ev, const char *order_id) {

@@ -241,11 +241,28 @@ int ledger_bulk_flush(struct ledger *lg, char *err, size_t errlen) {
   return LINLI_OK;
 }
 
-/* Rows wait whose table st names: send them all first. */
+/* 1 if sql names any of the space-separated tables. */
+static int names_any(const char *sql, const char *tables) {
+  char word[64];
+  for (const char *p = tables; *p;) {
+    size_t n = strcspn(p, " ");
+    if (n > 0 && n < sizeof word) {
+      memcpy(word, p, n);
+      word[n] = '\0';
+      if (names(sql, word))
+        return 1;
+    }
+    p += n;
+    p += strspn(p, " ");
+  }
+  return 0;
+}
+
+/* Rows wait whose tables st names: send them all first. */
 static int bulk_before(struct ledger *lg, const struct ledger_stmt *st,
                        char *err, size_t errlen) {
   for (int i = 0; i < lg->nbulk; i++)
-    if (lg->bulk[i].n > 0 && names(st->sql, lg->bulk[i].st->bulk_table))
+    if (lg->bulk[i].n > 0 && names_any(st->sql, lg->bulk[i].st->bulk_table))
       return ledger_bulk_flush(lg, err, errlen);
   return LINLI_OK;
 }
