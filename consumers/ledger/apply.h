@@ -38,6 +38,20 @@ struct ledger_ev {
   char reason[512];
 };
 
+/* Bulk ranks of the appliers' statements (ledger_stmt.bulk_order; sql.c
+ * sends lower ranks first): an order row is created (CREATE, then PLACE)
+ * before it is hinted or given children (lines, history, its
+ * reservation), its reservation before the stock it moves, and its moves
+ * last (its expiry depends on its reservation row). */
+enum {
+  LEDGER_RANK_CREATE,
+  LEDGER_RANK_PLACE,
+  LEDGER_RANK_HINTS,
+  LEDGER_RANK_CHILD,
+  LEDGER_RANK_STOCK,
+  LEDGER_RANK_MOVE,
+};
+
 /* The record goes to the DLQ with this reason; returns LINLI_ERR_INVALID. */
 int ev_dlq(struct ledger_ev *ev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -80,7 +94,8 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
                      const char *reason);
 /* Append the event to order_events (payload without personal data). */
 int ev_history(struct ledger_ev *ev, const char *order_id);
-/* Set the order's expires_at (ms as text), folded with its moves. */
+/* Set the order's expires_at (ms as text) if this event reserved it (its
+ * reservations row), folded with its moves. */
 int ev_order_expires(struct ledger_ev *ev, const char *order_id,
                      const char *expires_ms);
 /* Bump version/updated_at of an order whose details changed (not state). */

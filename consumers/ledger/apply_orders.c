@@ -138,7 +138,7 @@ static const struct ledger_stmt PLACE = {
     "WHERE orders.placed_event_id IS NULL",
     /* One OrderPlaced per order and batch: a second one for the same id
      * finds the row placed (history only), so keys never collide. */
-    "orders", 1, 1, NULL};
+    "orders", LEDGER_RANK_PLACE, 1, NULL};
 
 static const struct ledger_stmt LINE = {
     "ledger_order_line",
@@ -148,7 +148,7 @@ static const struct ledger_stmt LINE = {
     "INSERT INTO order_lines (order_id, line_no, sku_id, quantity, "
     "unit_price_fen) SELECT * FROM unnest($1::text[], $2::int[], $3::text[], "
     "$4::int[], $5::bigint[]) ON CONFLICT DO NOTHING",
-    "order_lines", 4, 0, NULL};
+    "order_lines", LEDGER_RANK_CHILD, 0, NULL};
 
 /* Encrypted personal fields of a home delivery, as bytea literals. */
 struct pii {
@@ -405,7 +405,7 @@ static const struct ledger_stmt HINTS = {
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
     "$5::text[], $6::bigint[]) AS u(id, usr, wh, app, camp, total) "
     "WHERE o.order_id = u.id AND o.placed_event_id IS NULL",
-    "orders", 3, 1, hints_merge};
+    "orders", LEDGER_RANK_HINTS, 1, hints_merge};
 
 int ev_order_hints(struct ledger_ev *ev, const char *order_id,
                    const char *user_id, const char *warehouse_id,

@@ -35,7 +35,7 @@ static const struct ledger_stmt RSV_FIRST = {
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
     "$7::bigint[], $8::bigint[], $9::text[]) AS u(o, w, st, r, d, sh, e, at, "
     "ev) ON CONFLICT (order_id) DO NOTHING",
-    "reservations", 4, 0, NULL};
+    "reservations", LEDGER_RANK_CHILD, 0, NULL};
 
 static const struct ledger_stmt RSV_END = {
     "ledger_reservation_end",

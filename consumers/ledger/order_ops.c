@@ -58,10 +58,6 @@ static const struct ledger_stmt LOCK = {
     "FROM orders WHERE order_id = $1 FOR UPDATE",
     1, 0, NULL, NULL, 0, 0, NULL};
 
-/* Bulk ranks (sql.c sends lower ranks first): an order row is created
- * (CREATE, then PLACE) before it is moved, hinted or given children. */
-enum { RANK_CREATE, RANK_PLACE, RANK_MOVE, RANK_HINTS, RANK_CHILD };
-
 /* Plain INSERT also in bulk: a row another instance created meanwhile is a
  * unique violation, and the batch runs again a row at a time, where it is
  * a race to retry (ev_order_advance). */
@@ -77,7 +73,7 @@ static const struct ledger_stmt CREATE = {
     "to_timestamp(u.ms / 1000.0), (SELECT coalesce(sum(amount_fen), 0) FROM "
     "refunds f WHERE f.order_id = u.id) FROM unnest($1::text[], $2::text[], "
     "$3::text[], $4::text[], $5::bigint[]) AS u(id, st, why, ev, ms)",
-    "orders", RANK_CREATE, 0, NULL};
+    "orders", LEDGER_RANK_CREATE, 0, NULL};
 
 /* The batch's changes of one order folded into one row version: the
  * latest state (n: how many moves, each a version), and expires_at. */
@@ -98,17 +94,20 @@ static int move_merge(char **row, const char *const *p) {
     return LINLI_ERR_NOMEM;
   free(row[5]);
   row[5] = v;
-  if (p[6] != NULL) {
-    if ((v = strdup(p[6])) == NULL)
-      return LINLI_ERR_NOMEM;
-    free(row[6]);
-    row[6] = v;
-  }
+  if (p[6] != NULL)
+    for (int k = 6; k <= 7; k++) {
+      if ((v = p[k] ? strdup(p[k]) : NULL) == NULL && p[k])
+        return LINLI_ERR_NOMEM;
+      free(row[k]);
+      row[k] = v;
+    }
   return LINLI_OK;
 }
 
 /* $6 moves (0: none, only $7) to state $2 ($3 reason, $4 event, $5 time),
- * and expires_at $7 (NULL: unchanged). */
+ * and expires_at $7 (NULL: unchanged) if event $8 is the one that reserved
+ * the order (its reservations row, written before: the first reservation
+ * of the order sets its deadline, a later one does not). */
 static const struct ledger_stmt MOVE = {
     "ledger_order_move",
     "UPDATE orders SET "
@@ -119,9 +118,11 @@ static const struct ledger_stmt MOVE = {
     "to_timestamp($5::bigint / 1000.0) ELSE state_changed_at END, "
     "version = version + $6::int, "
     "updated_at = CASE WHEN $6::int > 0 THEN now() ELSE updated_at END, "
-    "expires_at = coalesce(to_timestamp($7::bigint / 1000.0), expires_at) "
+    "expires_at = CASE WHEN $7::bigint IS NOT NULL AND EXISTS (SELECT 1 "
+    "FROM reservations r WHERE r.order_id = $1 AND r.last_event_id = $8) "
+    "THEN to_timestamp($7::bigint / 1000.0) ELSE expires_at END "
     "WHERE order_id = $1",
-    7, 0,
+    8, 0,
     "UPDATE orders o SET "
     "state = CASE WHEN u.n > 0 THEN u.st ELSE o.state END, "
     "reason = CASE WHEN u.n > 0 THEN u.why ELSE o.reason END, "
@@ -129,11 +130,13 @@ static const struct ledger_stmt MOVE = {
     "state_changed_at = CASE WHEN u.n > 0 THEN to_timestamp(u.ms / 1000.0) "
     "ELSE o.state_changed_at END, version = o.version + u.n, "
     "updated_at = CASE WHEN u.n > 0 THEN now() ELSE o.updated_at END, "
-    "expires_at = coalesce(to_timestamp(u.exp / 1000.0), o.expires_at) "
+    "expires_at = CASE WHEN u.exp IS NOT NULL AND EXISTS (SELECT 1 FROM "
+    "reservations r WHERE r.order_id = u.id AND r.last_event_id = u.expev) "
+    "THEN to_timestamp(u.exp / 1000.0) ELSE o.expires_at END "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-    "$5::bigint[], $6::int[], $7::bigint[]) AS u(id, st, why, ev, ms, n, exp) "
-    "WHERE o.order_id = u.id",
-    "orders", RANK_MOVE, 1, move_merge};
+    "$5::bigint[], $6::int[], $7::bigint[], $8::text[]) AS u(id, st, why, "
+    "ev, ms, n, exp, expev) WHERE o.order_id = u.id",
+    "orders reservations", LEDGER_RANK_MOVE, 1, move_merge};
 
 static const struct ledger_stmt CHANGED = {
     "ledger_order_changed",
@@ -156,7 +159,7 @@ static const struct ledger_stmt HISTORY = {
     "$5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], "
     "$10::text[], $11::text[]) AS u(a, b, c, d, e, f, g, h, i, j, k) "
     "ON CONFLICT (event_id) DO NOTHING",
-    "order_events", RANK_CHILD, 0, NULL};
+    "order_events", LEDGER_RANK_CHILD, 0, NULL};
 
 /* ------------------------------------------------------- seen, batched */
 
@@ -493,7 +496,7 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
     const char *p[] = {order_id,     dom_order_state_name(target),
                        opt(reason),  ev->event_id,
                        ev->occurred_ms, "1",
-                       NULL};
+                       NULL,         NULL};
     rc = ev_sql(ev, &MOVE, p, NULL);
   }
   /* Another instance created the row first (it read another topic of the
@@ -509,7 +512,8 @@ int ev_order_advance(struct ledger_ev *ev, const char *order_id,
 
 int ev_order_expires(struct ledger_ev *ev, const char *order_id,
                      const char *expires_ms) {
-  const char *p[] = {order_id, NULL, NULL, NULL, NULL, "0", expires_ms};
+  const char *p[] = {order_id, NULL, NULL,       NULL,
+                     NULL,     "0",  expires_ms, ev->event_id};
   return ev_sql(ev, &MOVE, p, NULL);
 }
 

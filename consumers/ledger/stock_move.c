@@ -79,7 +79,8 @@ static const struct ledger_stmt RESERVE_MOVE = {
         "$9::text[], $10::int[], $11::bigint[], $12::bigint[], "
         "$13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[]) AS "
         "u(a, b, c, d, e, f, g, h, i, j, k, l, di, da, dr, ds)"),
-    "stock_movements inventory reservations", 5, 0, NULL};
+    "stock_movements inventory reservations", LEDGER_RANK_STOCK, 0,
+    NULL};
 
 int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
                   int *inserted) {
