@@ -16,7 +16,7 @@
 
 #include "common.pb-c.h"
 #include "ledger.h"
-#include "state.h"
+#include "domain/order_state.h"
 
 struct ledger_ev {
   struct ledger *lg;
@@ -38,6 +38,20 @@ struct ledger_ev {
   char reason[512];
 };
 
+/* Bulk ranks of the appliers' statements (ledger_stmt.bulk_order; sql.c
+ * sends lower ranks first): an order row is created (CREATE, then PLACE)
+ * before it is hinted or given children (lines, history, its
+ * reservation), its reservation before the stock it moves, and its moves
+ * last (its expiry depends on its reservation row). */
+enum {
+  LEDGER_RANK_CREATE,
+  LEDGER_RANK_PLACE,
+  LEDGER_RANK_HINTS,
+  LEDGER_RANK_CHILD,
+  LEDGER_RANK_STOCK,
+  LEDGER_RANK_MOVE,
+};
+
 /* The record goes to the DLQ with this reason; returns LINLI_ERR_INVALID. */
 int ev_dlq(struct ledger_ev *ev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -53,12 +67,12 @@ const char *ev_enum_name(const ProtobufCEnumDescriptor *d, int v);
 
 /* The order's row, locked (FOR UPDATE) for the rest of the transaction. */
 struct order_row {
-  int state;               /* ST_NONE if there is no row */
+  int state;               /* DOM_ST_NONE if there is no row */
   char payment_txn[128];   /* accepted payment, "" if none */
   int placed;              /* OrderPlaced details recorded */
 };
 
-/* The batch's locked copy of the order follows a write: state (ST_NONE:
+/* The batch's locked copy of the order follows a write: state (DOM_ST_NONE:
  * unchanged) and placed (1: OrderPlaced recorded). */
 void ev_order_cached(struct ledger_ev *ev, const char *order_id, int state,
                      int placed);
@@ -70,15 +84,20 @@ int ev_seen(struct ledger_ev *ev, int *seen);
 int ev_order_lock(struct ledger_ev *ev, const char *order_id,
                   struct order_row *row);
 /*
- * Apply the state machine for an event leading to target (reason: why the
- * order is in that state, may be NULL). LEDGER_ILLEGAL -> DLQ; APPLY ->
- * the row is created or moved to target. Must run before the event's other
- * writes.
+ * Apply the state machine (libdomain's) for an event of the order (reason:
+ * why the order is in the state it leads to, may be NULL).
+ * DOM_ORDER_ILLEGAL -> DLQ; APPLY -> the row is created or moved to the
+ * event's target. Must run before the event's other writes.
  */
 int ev_order_advance(struct ledger_ev *ev, const char *order_id,
-                     struct order_row *row, int target, const char *reason);
+                     struct order_row *row, enum dom_order_event event,
+                     const char *reason);
 /* Append the event to order_events (payload without personal data). */
 int ev_history(struct ledger_ev *ev, const char *order_id);
+/* Set the order's expires_at (ms as text) if this event reserved it (its
+ * reservations row), folded with its moves. */
+int ev_order_expires(struct ledger_ev *ev, const char *order_id,
+                     const char *expires_ms);
 /* Bump version/updated_at of an order whose details changed (not state). */
 int ev_order_changed(struct ledger_ev *ev, const char *order_id);
 
@@ -138,5 +157,10 @@ struct stock_move {
 };
 int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
                   int *inserted);
+/* A movement of the order's reservation (mv->order_id), which moves stock
+ * only if mv->event_id is the order's first reservation (its reservations
+ * row, sent before). With bulk writes on it goes with the batch's bulk
+ * writes; else the caller has checked that, and it is ev_stock_move. */
+int ev_stock_reserve(struct ledger_ev *ev, const struct stock_move *mv);
 
 #endif

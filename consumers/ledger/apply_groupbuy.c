@@ -33,33 +33,33 @@ static const struct ledger_stmt OPEN = {
     "pickup_point_id = EXCLUDED.pickup_point_id, "
     "opened_event_id = EXCLUDED.opened_event_id, updated_at = now() "
     "WHERE campaigns.opened_event_id IS NULL RETURNING 1",
-    10, 0};
+    10, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt TIER = {
     "ledger_campaign_tier",
     "INSERT INTO campaign_tiers (campaign_id, tier, min_participants, "
     "unit_price_fen) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt PLACEHOLDER = {
     "ledger_campaign_placeholder",
     "INSERT INTO campaigns (campaign_id, last_event_id) VALUES ($1, $2) "
     "ON CONFLICT DO NOTHING",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt CAMPAIGN_LOCK = {
     "ledger_campaign_lock",
     "SELECT closed_at IS NOT NULL, per_user_limit, "
     "coalesce(settled_event_id, '') FROM campaigns WHERE campaign_id = $1 "
     "FOR UPDATE",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt USER_UNITS = {
     "ledger_participant_units",
     "SELECT coalesce(sum(quantity), 0) FROM campaign_participants WHERE "
     "campaign_id = $1 AND user_id = $2 AND state = 'JOINED' AND "
     "order_id <> $3",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt JOIN = {
     "ledger_participant_join",
@@ -73,7 +73,7 @@ static const struct ledger_stmt JOIN = {
     "join_event_id = EXCLUDED.join_event_id, "
     "last_event_id = EXCLUDED.last_event_id, updated_at = now() "
     "WHERE campaign_participants.state <> 'JOINED'",
-    8, 0};
+    8, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt LEAVE = {
     "ledger_participant_leave",
@@ -81,7 +81,7 @@ static const struct ledger_stmt LEAVE = {
     "left_at = to_timestamp($3::bigint / 1000.0), last_event_id = $4, "
     "updated_at = now() WHERE campaign_id = $1 AND order_id = $2 AND "
     "state = 'JOINED'",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt RECOUNT = {
     "ledger_campaign_recount",
@@ -89,7 +89,7 @@ static const struct ledger_stmt RECOUNT = {
     "FROM campaign_participants WHERE campaign_id = $1 AND "
     "state = 'JOINED'), last_event_id = $2, updated_at = now() "
     "WHERE campaign_id = $1 AND settled_at IS NULL",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt DEADLINE = {
     "ledger_campaign_deadline",
@@ -97,14 +97,14 @@ static const struct ledger_stmt DEADLINE = {
     "to_timestamp($2::bigint / 1000.0)), state = CASE WHEN state = 'OPEN' "
     "THEN 'CLOSED' ELSE state END, last_event_id = $3, updated_at = now() "
     "WHERE campaign_id = $1",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt THRESHOLD = {
     "ledger_campaign_threshold",
     "UPDATE campaigns SET tier_reached = greatest(coalesce(tier_reached, -1), "
     "$2::int), last_event_id = $3, updated_at = now() "
     "WHERE campaign_id = $1 AND settled_at IS NULL",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt SETTLE = {
     "ledger_campaign_settle",
@@ -112,7 +112,7 @@ static const struct ledger_stmt SETTLE = {
     "settled_unit_price_fen = $4, participants = $5, failure_reason = $6, "
     "settled_at = to_timestamp($7::bigint / 1000.0), settled_event_id = $8, "
     "last_event_id = $8, updated_at = now() WHERE campaign_id = $1",
-    8, 0};
+    8, 0, NULL, NULL, 0, 0, NULL};
 
 /* ------------------------------------------------------------ campaigns */
 

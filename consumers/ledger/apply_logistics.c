@@ -29,13 +29,13 @@ static const struct ledger_stmt ITEM = {
     "INSERT INTO fulfillment_items (order_id, warehouse_id, wave_id, "
     "storage_class, express, campaign_id, event_id) VALUES ($1, $2, $3, $4, "
     "$5, $6, $7) ON CONFLICT DO NOTHING",
-    7, 0};
+    7, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt WAVE = {
     "ledger_wave",
     "INSERT INTO waves (warehouse_id, wave_id) VALUES ($1, $2) "
     "ON CONFLICT DO NOTHING",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt WAVE_CLOSED = {
     "ledger_wave_closed",
@@ -44,7 +44,7 @@ static const struct ledger_stmt WAVE_CLOSED = {
     "ON CONFLICT (warehouse_id, wave_id) DO UPDATE SET "
     "cutoff_at = coalesce(waves.cutoff_at, EXCLUDED.cutoff_at), "
     "event_id = coalesce(waves.event_id, EXCLUDED.event_id)",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 static int apply_item(struct ledger_ev *ev, const Linli__FulfillmentItem *it) {
   if (!ev_check_id(ev, it->order_id, "fulfillment_item.order_id") ||
@@ -62,7 +62,7 @@ static int apply_item(struct ledger_ev *ev, const Linli__FulfillmentItem *it) {
     return rc;
   struct order_row row;
   if ((rc = ev_order_lock(ev, it->order_id, &row)) != LINLI_OK ||
-      (rc = ev_order_advance(ev, it->order_id, &row, ST_READY, NULL)) !=
+      (rc = ev_order_advance(ev, it->order_id, &row, DOM_OEV_READY, NULL)) !=
           LINLI_OK ||
       (rc = ev_history(ev, it->order_id)) != LINLI_OK)
     return rc;
@@ -118,26 +118,26 @@ static const struct ledger_stmt ROUTE = {
     "cold_chain, distance_m, departs_at, event_id) VALUES ($1, $2, $3, $4, "
     "$5, $6, to_timestamp($7::bigint / 1000.0), $8) ON CONFLICT DO NOTHING "
     "RETURNING route_id",
-    8, 0};
+    8, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt STOP = {
     "ledger_route_stop",
     "INSERT INTO route_stops (route_id, seq, pickup_point_id, lat_e6, "
     "lng_e6, eta) VALUES ($1, $2, $3, $4, $5, "
     "to_timestamp($6::bigint / 1000.0)) ON CONFLICT DO NOTHING",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt STOP_ORDER = {
     "ledger_route_stop_order",
     "INSERT INTO route_stop_orders (route_id, seq, order_id) VALUES ($1, $2, "
     "$3) ON CONFLICT DO NOTHING",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt ITEM_WAVE = {
     "ledger_item_wave",
     "UPDATE fulfillment_items SET wave_id = $2, updated_at = now() "
     "WHERE order_id = $1 AND wave_id IS DISTINCT FROM $2",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static int validate_route(struct ledger_ev *ev, const Linli__RouteBatch *r) {
   if (!ev_check_id(ev, r->route_id, "route_batch.route_id") ||
@@ -233,42 +233,32 @@ static const struct ledger_stmt DELIVERY = {
     "courier_id, pickup_point_id, proof, reason, topic, partition, "
     "kafka_offset, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
     "$10, $11, to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING",
-    12, 0};
+    12, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_delivery(struct ledger_ev *ev) {
   const Linli__DeliveryEvent *e = (const Linli__DeliveryEvent *)ev->env;
   const char *order_id = NULL, *route = NULL, *courier = NULL, *point = NULL,
              *proof = NULL, *why = NULL;
-  int target;
+  enum dom_order_event event = dom_order_event_of_delivery(e, &order_id);
   switch (e->event_case) {
   case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
-    order_id = e->out_for_delivery->order_id;
     route = opt(e->out_for_delivery->route_id);
     courier = opt(e->out_for_delivery->courier_id);
-    target = ST_OUT_FOR_DELIVERY;
     break;
   case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
-    order_id = e->arrived_at_pickup_point->order_id;
     point = opt(e->arrived_at_pickup_point->pickup_point_id);
-    target = ST_AT_PICKUP_POINT;
-    break;
-  case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
-    order_id = e->picked_up->order_id;
-    target = ST_PICKED_UP;
     break;
   case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
-    order_id = e->delivered->order_id;
     proof = opt(e->delivered->proof);
-    target = ST_DELIVERED;
     break;
   case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
-    order_id = e->delivery_failed->order_id;
     why = opt(e->delivery_failed->reason);
-    target = ST_DELIVERY_FAILED;
     break;
   default:
-    return ev_dlq(ev, "DeliveryEvent carries no event");
+    break;
   }
+  if (event == DOM_OEV_NONE)
+    return ev_dlq(ev, "DeliveryEvent carries no event");
   /* ids valid: apply.c judged it with dom_delivery_event_check */
   int seen = 0;
   int rc = ev_seen(ev, &seen);
@@ -276,7 +266,7 @@ int apply_delivery(struct ledger_ev *ev) {
     return rc;
   struct order_row row;
   if ((rc = ev_order_lock(ev, order_id, &row)) != LINLI_OK ||
-      (rc = ev_order_advance(ev, order_id, &row, target, why)) != LINLI_OK ||
+      (rc = ev_order_advance(ev, order_id, &row, event, why)) != LINLI_OK ||
       (rc = ev_history(ev, order_id)) != LINLI_OK)
     return rc;
   const char *p[] = {ev->event_id, order_id,      ev->type,  route,
@@ -293,7 +283,7 @@ static const struct ledger_stmt NOTIFICATION = {
     "locale, params, order_id, event_id, created_at) VALUES ($1, $2, $3, $4, "
     "$5, $6::jsonb, $7, $8, to_timestamp($9::bigint / 1000.0)) "
     "ON CONFLICT DO NOTHING",
-    9, 0};
+    9, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_notifications(struct ledger_ev *ev) {
   const Linli__NotificationEvent *e = (const Linli__NotificationEvent *)ev->env;

@@ -109,13 +109,46 @@ static const struct ledger_stmt PLACE = {
     "placed_event_id = EXCLUDED.placed_event_id, "
     "version = orders.version + 1, updated_at = now() "
     "WHERE orders.placed_event_id IS NULL",
-    17, 0};
+    17, 0,
+    "INSERT INTO orders (order_id, app_id, user_id, warehouse_id, "
+    "campaign_id, state, total_fen, delivery_kind, pickup_point_id, express, "
+    "recipient_name_enc, phone_enc, address_enc, location_enc, pii_key_id, "
+    "placed_at, last_event_id, placed_event_id, state_changed_at, "
+    "refunded_fen) SELECT u.id, u.app, u.usr, u.wh, u.camp, 'PLACED', "
+    "u.total, u.kind, u.pp, u.express, u.nm::bytea, u.ph::bytea, "
+    "u.ad::bytea, u.loc::bytea, u.key, to_timestamp(u.placed / 1000.0), "
+    "u.ev, u.ev, to_timestamp(u.at / 1000.0), (SELECT "
+    "coalesce(sum(amount_fen), 0) FROM refunds f WHERE f.order_id = u.id) "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::bigint[], $7::text[], $8::text[], $9::boolean[], $10::text[], "
+    "$11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], "
+    "$16::text[], $17::bigint[]) AS u(id, app, usr, wh, camp, total, kind, "
+    "pp, express, nm, ph, ad, loc, key, placed, ev, at) "
+    "ON CONFLICT (order_id) DO UPDATE SET app_id = EXCLUDED.app_id, "
+    "user_id = EXCLUDED.user_id, warehouse_id = EXCLUDED.warehouse_id, "
+    "campaign_id = EXCLUDED.campaign_id, total_fen = EXCLUDED.total_fen, "
+    "delivery_kind = EXCLUDED.delivery_kind, "
+    "pickup_point_id = EXCLUDED.pickup_point_id, express = EXCLUDED.express, "
+    "recipient_name_enc = EXCLUDED.recipient_name_enc, "
+    "phone_enc = EXCLUDED.phone_enc, address_enc = EXCLUDED.address_enc, "
+    "location_enc = EXCLUDED.location_enc, pii_key_id = EXCLUDED.pii_key_id, "
+    "placed_at = EXCLUDED.placed_at, "
+    "placed_event_id = EXCLUDED.placed_event_id, "
+    "version = orders.version + 1, updated_at = now() "
+    "WHERE orders.placed_event_id IS NULL",
+    /* One OrderPlaced per order and batch: a second one for the same id
+     * finds the row placed (history only), so keys never collide. */
+    "orders", LEDGER_RANK_PLACE, 1, NULL};
 
 static const struct ledger_stmt LINE = {
     "ledger_order_line",
     "INSERT INTO order_lines (order_id, line_no, sku_id, quantity, "
     "unit_price_fen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    5, 0};
+    5, 0,
+    "INSERT INTO order_lines (order_id, line_no, sku_id, quantity, "
+    "unit_price_fen) SELECT * FROM unnest($1::text[], $2::int[], $3::text[], "
+    "$4::int[], $5::bigint[]) ON CONFLICT DO NOTHING",
+    "order_lines", LEDGER_RANK_CHILD, 0, NULL};
 
 /* Encrypted personal fields of a home delivery, as bytea literals. */
 struct pii {
@@ -204,8 +237,8 @@ static int apply_placed(struct ledger_ev *ev, const Linli__OrderPlaced *p) {
   if ((rc = ev_sql(ev, &PLACE, params, NULL)) != LINLI_OK)
     goto done;
   /* inserted as PLACED, or the row of a later event filled in */
-  ev_order_cached(ev, p->order_id, row.state == ST_NONE ? ST_PLACED : ST_NONE,
-                  1);
+  ev_order_cached(ev, p->order_id,
+                  row.state == DOM_ST_NONE ? DOM_ST_PLACED : DOM_ST_NONE, 1);
   /* The lines as placed (a SKU listed twice keeps both prices); the
    * merged ones only bound quantities and total. */
   for (size_t i = 0; i < p->n_lines; i++) {
@@ -236,14 +269,14 @@ static const struct ledger_stmt PAYMENT_NOTICE = {
     "paid_at = CASE WHEN payments.event_id IS NULL THEN EXCLUDED.paid_at "
     "ELSE payments.paid_at END, "
     "event_id = coalesce(payments.event_id, EXCLUDED.event_id)",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt ORDER_METHOD = {
     "ledger_order_method",
     "UPDATE orders SET payment_method = $3, paid_at = to_timestamp($4::bigint "
     "/ 1000.0), updated_at = now() WHERE order_id = $1 AND "
     "payment_txn_id = $2 AND payment_method IS NULL",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 static int apply_paid(struct ledger_ev *ev, const Linli__OrderPaid *p) {
   int seen = 0;
@@ -295,6 +328,23 @@ int apply_orders(struct ledger_ev *ev) {
   }
 }
 
+/* Hints of one order in a batch, folded as the single-row statement
+ * would apply them one after another: the first known id stays, the last
+ * positive total wins. */
+static int hints_merge(char **row, const char *const *p) {
+  for (int k = 1; k <= 5; k++) {
+    int take = k < 5 ? row[k] == NULL && p[k] != NULL : atoll(p[k]) > 0;
+    if (!take)
+      continue;
+    char *v = strdup(p[k]);
+    if (v == NULL)
+      return LINLI_ERR_NOMEM;
+    free(row[k]);
+    row[k] = v;
+  }
+  return LINLI_OK;
+}
+
 static const struct ledger_stmt HINTS = {
     "ledger_order_hints",
     "UPDATE orders SET user_id = coalesce(user_id, $2), "
@@ -302,7 +352,16 @@ static const struct ledger_stmt HINTS = {
     "app_id = coalesce(app_id, $4), campaign_id = coalesce(campaign_id, $5), "
     "total_fen = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE total_fen END "
     "WHERE order_id = $1 AND placed_event_id IS NULL",
-    6, 0};
+    6, 0,
+    "UPDATE orders o SET user_id = coalesce(o.user_id, u.usr), "
+    "warehouse_id = coalesce(o.warehouse_id, u.wh), "
+    "app_id = coalesce(o.app_id, u.app), "
+    "campaign_id = coalesce(o.campaign_id, u.camp), "
+    "total_fen = CASE WHEN u.total > 0 THEN u.total ELSE o.total_fen END "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::bigint[]) AS u(id, usr, wh, app, camp, total) "
+    "WHERE o.order_id = u.id AND o.placed_event_id IS NULL",
+    "orders", LEDGER_RANK_HINTS, 1, hints_merge};
 
 int ev_order_hints(struct ledger_ev *ev, const char *order_id,
                    const char *user_id, const char *warehouse_id,
@@ -324,13 +383,13 @@ static const struct ledger_stmt REFUND = {
     "requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
     "to_timestamp($11::bigint / 1000.0)) ON CONFLICT DO NOTHING "
     "RETURNING refund_id",
-    11, 0};
+    11, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt REFUNDED = {
     "ledger_order_refunded",
     "UPDATE orders SET refunded_fen = refunded_fen + $2, updated_at = now() "
     "WHERE order_id = $1",
-    2, 0};
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_refunds(struct ledger_ev *ev) {
   const Linli__RefundEvent *e = (const Linli__RefundEvent *)ev->env;

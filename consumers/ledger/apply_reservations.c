@@ -20,12 +20,6 @@
 
 typedef Linli__ReservationResult Result;
 
-static const struct ledger_stmt EXPIRES = {
-    "ledger_order_expires",
-    "UPDATE orders SET expires_at = to_timestamp($2::bigint / 1000.0) "
-    "WHERE order_id = $1",
-    2, 0};
-
 static const struct ledger_stmt RSV_FIRST = {
     "ledger_reservation_first",
     "INSERT INTO reservations (order_id, warehouse_id, status, reason, "
@@ -33,7 +27,15 @@ static const struct ledger_stmt RSV_FIRST = {
     "$2, $3, $4, $5, $6::jsonb, to_timestamp($7::bigint / 1000.0), "
     "CASE WHEN $3 = 'RESERVED' THEN to_timestamp($8::bigint / 1000.0) END, "
     "$9) ON CONFLICT (order_id) DO NOTHING RETURNING 1",
-    9, 0};
+    9, 0,
+    "INSERT INTO reservations (order_id, warehouse_id, status, reason, "
+    "detail, shortages, expires_at, reserved_at, last_event_id) SELECT o, w, "
+    "st, r, d, sh::jsonb, to_timestamp(e / 1000.0), CASE WHEN st = "
+    "'RESERVED' THEN to_timestamp(at / 1000.0) END, ev FROM unnest("
+    "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::bigint[], $8::bigint[], $9::text[]) AS u(o, w, st, r, d, sh, e, at, "
+    "ev) ON CONFLICT (order_id) DO NOTHING",
+    "reservations", LEDGER_RANK_CHILD, 0, NULL};
 
 static const struct ledger_stmt RSV_END = {
     "ledger_reservation_end",
@@ -45,7 +47,7 @@ static const struct ledger_stmt RSV_END = {
     "detail = EXCLUDED.detail, released_at = EXCLUDED.released_at, "
     "committed_at = EXCLUDED.committed_at, "
     "last_event_id = EXCLUDED.last_event_id, updated_at = now()",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt PAYMENT_JUDGED = {
     "ledger_payment_judged",
@@ -54,18 +56,18 @@ static const struct ledger_stmt PAYMENT_JUDGED = {
     "to_timestamp($6::bigint / 1000.0)) ON CONFLICT (payment_txn_id) DO "
     "UPDATE SET status = EXCLUDED.status, "
     "refusal_reason = EXCLUDED.refusal_reason",
-    6, 0};
+    6, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt ORDER_PAID = {
     "ledger_order_paid",
     "UPDATE orders o SET paid_fen = $3, payment_txn_id = $2, "
     "payment_method = p.method, paid_at = p.paid_at, updated_at = now() "
     "FROM payments p WHERE o.order_id = $1 AND p.payment_txn_id = $2",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt CAUSE = {
     "ledger_cause_type", "SELECT type FROM order_events WHERE event_id = $1",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt RESERVED_LINES = {
     "ledger_reserved_lines",
@@ -73,34 +75,25 @@ static const struct ledger_stmt RESERVED_LINES = {
     "stock_movements e WHERE e.order_id = $1 AND e.kind IN ('COMMIT', "
     "'RELEASE')) FROM stock_movements WHERE order_id = $1 AND kind = "
     "'RESERVE' ORDER BY movement_id",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
-static int is_payment_reason(int r) {
-  return r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_EXPIRY ||
-         r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_CANCEL ||
-         r == LINLI__RESERVATION_RESULT__REASON__DOUBLE_PAYMENT ||
-         r == LINLI__RESERVATION_RESULT__REASON__NOT_RESERVED;
-}
-
-/* RELEASED says "cancelled" or "expired" through its cause (an
- * OrderCancelled or OrderExpired, if the record has it) or its detail. */
-static int released_state(struct ledger_ev *ev, const Result *r, int *state) {
-  *state = ST_CANCELLED;
-  if (r->detail && (strstr(r->detail, "deadline") || strstr(r->detail, "expir")))
-    *state = ST_EXPIRED;
-  if (ev->meta == NULL || !opt(ev->meta->causation_id))
+/* What the result means for the order: a RELEASED says "cancelled" or
+ * "expired" through its cause (an OrderCancelled or OrderExpired, if the
+ * record has it), its reason (GROUP_FAILED) or its detail. */
+static int result_event(struct ledger_ev *ev, const Result *r,
+                        enum dom_order_event *event) {
+  *event = dom_order_event_of_result(r, NULL);
+  if (r->status != LINLI__RESERVATION_RESULT__STATUS__RELEASED ||
+      *event == DOM_OEV_GROUP_FAILED || ev->meta == NULL ||
+      !opt(ev->meta->causation_id))
     return LINLI_OK;
   const char *p[] = {ev->meta->causation_id};
   PGresult *res = NULL;
   int rc = ev_sql(ev, &CAUSE, p, &res);
   if (rc != LINLI_OK)
     return rc;
-  if (PQntuples(res) == 1) {
-    if (strcmp(PQgetvalue(res, 0, 0), "OrderExpired") == 0)
-      *state = ST_EXPIRED;
-    else if (strcmp(PQgetvalue(res, 0, 0), "OrderCancelled") == 0)
-      *state = ST_CANCELLED;
-  }
+  if (PQntuples(res) == 1)
+    *event = dom_order_event_of_result(r, PQgetvalue(res, 0, 0));
   PQclear(res);
   return LINLI_OK;
 }
@@ -143,7 +136,7 @@ static int validate_result(struct ledger_ev *ev, const Result *r) {
     return ev_dlq(ev, "reservation_result.status: RESERVED, REJECTED, "
                       "RELEASED or COMMITTED");
   int payment = r->status == LINLI__RESERVATION_RESULT__STATUS__REJECTED &&
-                is_payment_reason(r->reason);
+                dom_order_is_payment_reason(r->reason);
   if (!payment && !ev_check_id(ev, r->warehouse_id,
                                "reservation_result.warehouse_id"))
     return LINLI_ERR_INVALID;
@@ -184,7 +177,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
   switch (r->status) {
   case LINLI__RESERVATION_RESULT__STATUS__RESERVED:
   case LINLI__RESERVATION_RESULT__STATUS__REJECTED: {
-    if (is_payment_reason(r->reason) ||
+    if (dom_order_is_payment_reason(r->reason) ||
         r->reason == LINLI__RESERVATION_RESULT__REASON__DUPLICATE)
       break;
     int reserved = r->status == LINLI__RESERVATION_RESULT__STATUS__RESERVED;
@@ -202,19 +195,20 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
         r->expires_at_ms > 0 ? n1 : NULL,
         ev->occurred_ms,
         ev->event_id};
+    /* With bulk writes the row goes with the batch, and PostgreSQL tells
+     * the first reservation by it (ev_stock_reserve); else its reply. */
+    int bulk = ledger_bulk_on(ev->lg);
     PGresult *res = NULL;
-    rc = ev_sql(ev, &RSV_FIRST, p, &res);
+    rc = ev_sql(ev, &RSV_FIRST, p, bulk ? NULL : &res);
     free(shortages);
-    int first = rc == LINLI_OK && PQntuples(res) == 1;
+    int first = bulk || (rc == LINLI_OK && PQntuples(res) == 1);
     PQclear(res);
     /* An order has at most one reservation: stock moves for the first. */
     if (rc != LINLI_OK || !reserved || !first)
       break;
-    if (r->expires_at_ms > 0) {
-      const char *ep[] = {oid, n1};
-      if ((rc = ev_sql(ev, &EXPIRES, ep, NULL)) != LINLI_OK)
-        break;
-    }
+    if (r->expires_at_ms > 0 &&
+        (rc = ev_order_expires(ev, oid, n1)) != LINLI_OK)
+      break;
     struct merged *mg =
         ev_merge_lines(ev, r->lines, r->n_lines, "reservation_result.lines",
                        &rc);
@@ -229,8 +223,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
                               .order_id = oid,
                               .d_available = -mg->l[i].qty,
                               .d_reserved = mg->l[i].qty};
-      int inserted = 0;
-      rc = ev_stock_move(ev, &mv, &inserted);
+      rc = ev_stock_reserve(ev, &mv);
     }
     free(mg);
     break;
@@ -268,7 +261,7 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
   /* A refused payment is recorded against its transaction. */
   if (rc == LINLI_OK &&
       r->status == LINLI__RESERVATION_RESULT__STATUS__REJECTED &&
-      is_payment_reason(r->reason) && opt(r->payment_txn_id) &&
+      dom_order_is_payment_reason(r->reason) && opt(r->payment_txn_id) &&
       r->amount_fen > 0) {
     snprintf(n2, sizeof n2, "%lld", (long long)r->amount_fen);
     const char *pp[] = {
@@ -303,44 +296,30 @@ int apply_reservations(struct ledger_ev *ev) {
   if ((rc = ev_order_lock(ev, r->order_id, &row)) != LINLI_OK)
     return rc;
 
-  int target = ST_NONE;
+  enum dom_order_event event = DOM_OEV_NONE;
   const char *why = NULL;
-  switch (r->status) {
-  case LINLI__RESERVATION_RESULT__STATUS__RESERVED:
-    target = ST_RESERVED;
-    break;
-  case LINLI__RESERVATION_RESULT__STATUS__REJECTED:
-    /* A duplicate placement or a refused payment leaves the order as is. */
-    if (!is_payment_reason(r->reason) &&
-        r->reason != LINLI__RESERVATION_RESULT__REASON__DUPLICATE) {
-      target = ST_REJECTED;
-      why = ev_enum_name(&linli__reservation_result__reason__descriptor,
-                      r->reason);
-    }
-    break;
-  case LINLI__RESERVATION_RESULT__STATUS__COMMITTED:
-    if (row.payment_txn[0] && strcmp(row.payment_txn, r->payment_txn_id) != 0)
-      return ev_dlq(ev,
-                    "order %s is already paid by transaction %s: a second "
-                    "payment %s cannot be accepted",
-                    r->order_id, row.payment_txn, r->payment_txn_id);
-    target = ST_PAID;
-    break;
-  case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
-    if ((rc = released_state(ev, r, &target)) != LINLI_OK)
-      return rc;
+  if (r->status == LINLI__RESERVATION_RESULT__STATUS__COMMITTED &&
+      row.payment_txn[0] && strcmp(row.payment_txn, r->payment_txn_id) != 0)
+    return ev_dlq(ev,
+                  "order %s is already paid by transaction %s: a second "
+                  "payment %s cannot be accepted",
+                  r->order_id, row.payment_txn, r->payment_txn_id);
+  if ((rc = result_event(ev, r, &event)) != LINLI_OK)
+    return rc;
+  if (event == DOM_OEV_REJECTED)
+    why = ev_enum_name(&linli__reservation_result__reason__descriptor,
+                       r->reason);
+  else if (event == DOM_OEV_GROUP_FAILED)
+    why = "GROUP_FAILED";
+  else if (event == DOM_OEV_CANCELLED || event == DOM_OEV_EXPIRED)
     why = opt(r->detail);
-    break;
-  default:
-    break;
-  }
   int before = row.state;
-  if (target != ST_NONE &&
-      (rc = ev_order_advance(ev, r->order_id, &row, target, why)) != LINLI_OK)
+  if (event != DOM_OEV_NONE &&
+      (rc = ev_order_advance(ev, r->order_id, &row, event, why)) != LINLI_OK)
     return rc;
   if ((rc = ev_history(ev, r->order_id)) != LINLI_OK)
     return rc;
-  if (row.state != ST_NONE && !row.placed &&
+  if (row.state != DOM_ST_NONE && !row.placed &&
       (rc = ev_order_hints(ev, r->order_id, r->user_id, r->warehouse_id,
                            r->app_id, r->campaign_id, r->total_fen)) !=
           LINLI_OK)

@@ -31,62 +31,10 @@
 #include "linli/log.h"
 #include "linli/schema.h"
 
-/* -------------------------------------------------------------- moves */
-
-static const struct ledger_stmt MOVEMENT = {
-    "ledger_stock_movement",
-    "INSERT INTO stock_movements (event_id, warehouse_id, sku_id, kind, "
-    "quantity, reason, order_id, adjustment_id, topic, partition, "
-    "kafka_offset, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, to_timestamp($12::bigint / 1000.0)) "
-    "ON CONFLICT (event_id, sku_id) DO NOTHING RETURNING movement_id",
-    12, 0};
-
-/* UPDATE, else INSERT: an INSERT .. ON CONFLICT would check the proposed
- * row (e.g. reserved -1) against the CHECK constraints before it finds the
- * conflict. A concurrent INSERT of the same row is a unique violation: the
- * batch runs again. */
-static const struct ledger_stmt STOCK = {
-    "ledger_stock",
-    "WITH up AS (UPDATE inventory SET initial = initial + $3, "
-    "available = available + $4, reserved = reserved + $5, "
-    "sold = sold + $6, updated_at = now() WHERE warehouse_id = $1 AND "
-    "sku_id = $2 RETURNING 1) "
-    "INSERT INTO inventory (warehouse_id, sku_id, initial, available, "
-    "reserved, sold) SELECT $1, $2, $3, $4, $5, $6 "
-    "WHERE NOT EXISTS (SELECT 1 FROM up)",
-    6, 0};
-
 static const struct ledger_stmt STOCK_LOCK = {
     "ledger_stock_lock",
-    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2, 0};
-
-int ev_stock_move(struct ledger_ev *ev, const struct stock_move *mv,
-                  int *inserted) {
-  char q[24], d[4][24];
-  snprintf(q, sizeof q, "%lld", mv->quantity);
-  snprintf(d[0], sizeof d[0], "%lld", mv->d_initial);
-  snprintf(d[1], sizeof d[1], "%lld", mv->d_available);
-  snprintf(d[2], sizeof d[2], "%lld", mv->d_reserved);
-  snprintf(d[3], sizeof d[3], "%lld", mv->d_sold);
-  const char *p[] = {mv->event_id,  mv->warehouse_id, mv->sku_id,
-                     mv->kind,      q,                mv->reason,
-                     mv->order_id,  mv->adjustment_id, ev->topic,
-                     ev->partition, ev->offset,       ev->occurred_ms};
-  PGresult *res = NULL;
-  int rc = ev_sql(ev, &MOVEMENT, p, &res);
-  if (rc != LINLI_OK)
-    return rc;
-  *inserted = PQntuples(res) == 1;
-  PQclear(res);
-  if (!*inserted)
-    return LINLI_OK;
-  const char *sp[] = {mv->warehouse_id, mv->sku_id, d[0], d[1], d[2], d[3]};
-  res = NULL; /* read back at once: a unique violation is a race */
-  rc = ev_sql(ev, &STOCK, sp, &res);
-  PQclear(res);
-  return rc == LINLI_ERR_CONFLICT ? LINLI_ERR_TRANSIENT : rc;
-}
+    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))", 2,
+    0, NULL, NULL, 0, 0, NULL};
 
 static int stock_lock(struct ledger_ev *ev, const char *wh, const char *sku) {
   const char *p[] = {wh, sku};
@@ -105,7 +53,7 @@ static const struct ledger_stmt SKU = {
     "list_price_fen = EXCLUDED.list_price_fen, origin = EXCLUDED.origin, "
     "status = EXCLUDED.status, last_event_id = EXCLUDED.last_event_id, "
     "updated_at = now()",
-    9, 0};
+    9, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_catalog(struct ledger_ev *ev) {
   const Linli__CatalogEvent *e = (const Linli__CatalogEvent *)ev->env;
@@ -135,7 +83,7 @@ static const struct ledger_stmt REFUSED = {
     "ledger_adjust_refused",
     "SELECT 1 FROM dlq_records WHERE source_topic = $1 AND "
     "source_partition = $2 AND source_offset = $3 AND consumer = $4",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 int apply_inventory(struct ledger_ev *ev) {
   const Linli__InventoryEvent *e = (const Linli__InventoryEvent *)ev->env;
@@ -188,13 +136,13 @@ static const struct ledger_stmt DLQ_RECORD = {
     "msg_key, msg_value, headers, occurred_at) VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9::bytea, $10::bytea, $11::jsonb, "
     "to_timestamp($12::bigint / 1000.0)) ON CONFLICT DO NOTHING RETURNING 1",
-    12, 0};
+    12, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt APPLIED_ADJUST = {
     "ledger_applied_adjust",
     "SELECT 1 FROM stock_movements WHERE event_id = $1 AND sku_id = $2 AND "
     "kind = 'ADJUST' AND topic = $3 AND partition = $4 AND kafka_offset = $5",
-    5, 0};
+    5, 0, NULL, NULL, 0, 0, NULL};
 
 /* Header value as text for PostgreSQL: NULL unless valid UTF-8 without
  * NUL bytes (malloc'd). */

@@ -55,6 +55,8 @@ static void txn_reset(struct ledger *lg) {
   t->err_owner = -1;
   t->poison_reason[0] = '\0';
   t->applied = t->skipped = t->dlq = 0;
+  ledger_bulk_clear(lg);
+  lg->bulk_failed = 0;
   for (int i = 0; i < lg->nrecs; i++) {
     free(lg->recs[i].dlq_reason);
     lg->recs[i].dlq_reason = NULL;
@@ -133,30 +135,74 @@ static int build_parts(struct ledger *lg, const linli_batch_t *b) {
 
 /* ------------------------------------------------------------- offsets */
 
+/* The batch's partitions, as arrays ($2 topics, $3 partitions, $4
+ * offsets): one statement each for all of them, rows in (topic,
+ * partition) order so that two instances lock them in the same order. */
 static const struct ledger_stmt OFFSET_INIT = {
     "ledger_offset_init",
     "INSERT INTO consumer_offsets (consumer_group, topic, partition, "
-    "next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    4, 0};
+    "next_offset) SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], "
+    "$4::bigint[]) AS u(t, p, o) ORDER BY t, p ON CONFLICT DO NOTHING",
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt OFFSET_LOCK = {
     "ledger_offset_lock",
-    "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND "
-    "topic = $2 AND partition = $3 FOR UPDATE",
-    3, 0};
+    "SELECT topic, partition, next_offset FROM consumer_offsets WHERE "
+    "consumer_group = $1 AND (topic, partition) IN (SELECT * FROM "
+    "unnest($2::text[], $3::int[])) ORDER BY topic, partition FOR UPDATE",
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt OFFSET_SET = {
     "ledger_offset_set",
-    "UPDATE consumer_offsets SET next_offset = greatest(next_offset, "
-    "$4::bigint), updated_at = now() WHERE consumer_group = $1 AND "
-    "topic = $2 AND partition = $3",
-    4, 0};
+    "UPDATE consumer_offsets c SET next_offset = greatest(c.next_offset, "
+    "u.o), updated_at = now() FROM unnest($2::text[], $3::int[], "
+    "$4::bigint[]) AS u(t, p, o) WHERE c.consumer_group = $1 AND "
+    "c.topic = u.t AND c.partition = u.p",
+    4, 0, NULL, NULL, 0, 0, NULL};
+
+/* The batch's partitions as the arrays of OFFSET_*: offsets are the first
+ * offsets (next = 0) or what commits each (next = 1). */
+static int part_arrays(struct ledger *lg, int next, char *lit[3]) {
+  int n = lg->nparts;
+  const char **t = calloc((size_t)n + 1, sizeof *t);
+  char (*num)[2][24] = calloc((size_t)n + 1, sizeof *num);
+  const char **p = calloc((size_t)n + 1, sizeof *p);
+  const char **o = calloc((size_t)n + 1, sizeof *o);
+  int rc = t && num && p && o ? LINLI_OK : LINLI_ERR_NOMEM;
+  for (int i = 0; rc == LINLI_OK && i < n; i++) {
+    const struct ledger_part *x = &lg->parts[i];
+    snprintf(num[i][0], sizeof num[i][0], "%d", (int)x->partition);
+    snprintf(num[i][1], sizeof num[i][1], "%lld",
+             (long long)(next ? x->next : x->first));
+    t[i] = x->topic;
+    p[i] = num[i][0];
+    o[i] = num[i][1];
+  }
+  lit[0] = lit[1] = lit[2] = NULL;
+  if (rc == LINLI_OK) {
+    lit[0] = ledger_text_array(t, (size_t)n);
+    lit[1] = ledger_text_array(p, (size_t)n);
+    lit[2] = ledger_text_array(o, (size_t)n);
+    if (!lit[0] || !lit[1] || !lit[2])
+      rc = LINLI_ERR_NOMEM;
+  }
+  free(t);
+  free(num);
+  free(p);
+  free(o);
+  return rc;
+}
+
+static void part_arrays_free(char *lit[3]) {
+  for (int i = 0; i < 3; i++)
+    free(lit[i]);
+}
 
 static const struct ledger_stmt OFFSET_ALL = {
     "ledger_offsets",
     "SELECT topic, partition, next_offset FROM consumer_offsets WHERE "
     "consumer_group = $1",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 /* Data errors belong to the record; anything else is ours to fix. */
 static int is_data_error(const char *err) {
@@ -182,6 +228,8 @@ static void fault_after_rows(struct ledger *lg, int applied) {
 static int failed(struct ledger *lg, int rc, int cur, const char *err) {
   if (rc == LINLI_ERR_TRANSIENT)
     return rc;
+  if (lg->bulk_failed)
+    return LINLI_ERR_INVALID; /* no record to blame: run it row by row */
   int owner = lg->txn.err_owner >= 0 ? lg->txn.err_owner : cur;
   if (owner >= 0 && is_data_error(err)) {
     lg->txn.poison_idx = owner;
@@ -222,21 +270,25 @@ static int apply_batch(linli_pg_t *pg, void *arg, char *err, size_t errlen) {
 
 static int apply_records(struct ledger *lg, char *err, size_t errlen) {
   int rc;
-  char part[16], off[24];
-  for (int i = 0; i < lg->nparts; i++) {
-    struct ledger_part *p = &lg->parts[i];
-    snprintf(part, sizeof part, "%d", (int)p->partition);
-    snprintf(off, sizeof off, "%lld", (long long)p->first);
-    const char *ip[] = {lg->group, p->topic, part, off};
-    if ((rc = ledger_sql(lg, &OFFSET_INIT, ip, NULL, err, errlen)) != LINLI_OK)
-      return failed(lg, rc, -1, err);
-    PGresult *res = NULL;
-    if ((rc = ledger_sql(lg, &OFFSET_LOCK, ip, &res, err, errlen)) !=
-        LINLI_OK)
-      return failed(lg, rc, -1, err);
-    p->fence = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
-    PQclear(res);
+  char *lit[3];
+  if ((rc = part_arrays(lg, 0, lit)) != LINLI_OK) {
+    part_arrays_free(lit);
+    return rc;
   }
+  const char *ip[] = {lg->group, lit[0], lit[1], lit[2]};
+  PGresult *res = NULL;
+  if ((rc = ledger_sql(lg, &OFFSET_INIT, ip, NULL, err, errlen)) == LINLI_OK)
+    rc = ledger_sql(lg, &OFFSET_LOCK, ip, &res, err, errlen);
+  part_arrays_free(lit);
+  if (rc != LINLI_OK)
+    return failed(lg, rc, -1, err);
+  for (int r = 0; r < PQntuples(res); r++) {
+    struct ledger_part *p =
+        part_find(lg, PQgetvalue(res, r, 0), atoi(PQgetvalue(res, r, 1)));
+    if (p != NULL)
+      p->fence = atoll(PQgetvalue(res, r, 2));
+  }
+  PQclear(res);
   if ((rc = ledger_prefetch_seen(lg, err, errlen)) != LINLI_OK ||
       (rc = ledger_prefetch_locks(lg, err, errlen)) != LINLI_OK)
     return failed(lg, rc, -1, err);
@@ -256,16 +308,16 @@ static int apply_records(struct ledger *lg, char *err, size_t errlen) {
     fault_after_rows(lg, ++done);
   }
   lg->txn.cur = -1;
-  if ((rc = ledger_outbox_statuses(lg, err, errlen)) != LINLI_OK)
+  if ((rc = ledger_bulk_flush(lg, err, errlen)) != LINLI_OK ||
+      (rc = ledger_outbox_statuses(lg, err, errlen)) != LINLI_OK)
     return failed(lg, rc, -1, err);
-  for (int i = 0; i < lg->nparts; i++) {
-    const struct ledger_part *p = &lg->parts[i];
-    snprintf(part, sizeof part, "%d", (int)p->partition);
-    snprintf(off, sizeof off, "%lld", (long long)p->next);
-    const char *sp[] = {lg->group, p->topic, part, off};
-    if ((rc = ledger_sql(lg, &OFFSET_SET, sp, NULL, err, errlen)) != LINLI_OK)
-      return failed(lg, rc, -1, err);
+  if ((rc = part_arrays(lg, 1, lit)) == LINLI_OK) {
+    const char *sp[] = {lg->group, lit[0], lit[1], lit[2]};
+    rc = ledger_sql(lg, &OFFSET_SET, sp, NULL, err, errlen);
   }
+  part_arrays_free(lit);
+  if (rc != LINLI_OK)
+    return failed(lg, rc, -1, err);
   return LINLI_OK;
 }
 
@@ -308,12 +360,21 @@ int ledger_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   int rc = batch_load(lg, b);
   if (rc == LINLI_OK)
     rc = build_parts(lg, b);
+  lg->serial = 0;
   while (rc == LINLI_OK) {
     rc = linli_pg_txn(lg->pg, apply_batch, lg, 0, err, sizeof err);
+    if (rc == LINLI_ERR_INVALID && lg->bulk_failed && !lg->serial) {
+      LINLI_INFO("bulk write refused: the batch again, a row at a time",
+                 "records=%d error=\"%.120s\"", lg->nrecs, err);
+      lg->serial = 1;
+      rc = LINLI_OK;
+      continue;
+    }
     if (rc != LINLI_ERR_INVALID || !poison(lg))
       break;
     rc = LINLI_OK; /* again, with the poisoned record to the DLQ */
   }
+  lg->serial = 0;
   if (rc != LINLI_OK) {
     if (rc == LINLI_ERR_TRANSIENT) {
       snprintf(reason, reasonlen, "PostgreSQL unavailable: %.200s", err);
@@ -334,14 +395,16 @@ int ledger_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   linli_counter_add(lg->m_batches, 1);
   linli_counter_add(lg->m_records, (uint64_t)lg->nrecs);
   linli_counter_add(lg->m_dlq, lg->txn.dlq);
-  linli_histogram_observe(lg->m_batch_s,
-                          (double)(linli_clock_mono_ms() - t0) / 1000.0);
-  LINLI_DEBUG("batch committed",
-              "records=%d applied=%zu skipped=%zu dlq=%zu orders=%zu",
-              lg->nrecs, lg->txn.applied, lg->txn.skipped, lg->txn.dlq,
-              lg->txn.ntouched);
+  int64_t t1 = linli_clock_mono_ms();
+  linli_histogram_observe(lg->m_batch_s, (double)(t1 - t0) / 1000.0);
   if (ledger_outbox_publish_txn(lg) != LINLI_OK)
     LINLI_WARN("outbox publish deferred", "rows=%zu", lg->txn.noutbox);
+  LINLI_DEBUG("batch committed",
+              "records=%d applied=%zu skipped=%zu dlq=%zu orders=%zu "
+              "txn_ms=%lld publish_ms=%lld",
+              lg->nrecs, lg->txn.applied, lg->txn.skipped, lg->txn.dlq,
+              lg->txn.ntouched, (long long)(t1 - t0),
+              (long long)(linli_clock_mono_ms() - t1));
   batch_drop(lg);
   txn_reset(lg);
   return LINLI_OK;
@@ -416,6 +479,10 @@ void ledger_batch_free(struct ledger *lg) {
   free(lg->txn.touched);
   free(lg->txn.outbox);
   memset(&lg->txn, 0, sizeof lg->txn);
+  ledger_bulk_clear(lg);
+  for (int i = 0; i < lg->nbulk; i++)
+    free(lg->bulk[i].vals);
+  lg->nbulk = 0;
   free(lg->pipe_owner);
   lg->pipe_owner = NULL;
   lg->pipe_cap = lg->pipe_n = lg->pipe_head = 0;

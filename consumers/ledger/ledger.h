@@ -10,11 +10,14 @@
  * writer) and its own DLQ records.
  *
  * Files: main.c (process, runner spec), batch.c (a batch's transaction,
- * offsets, the outbox clock),
- * apply.c (one record: decode, dedupe, dispatch, history, DLQ), appliers
- * per topic family (apply_orders.c, apply_logistics.c, apply_stock.c,
- * apply_groupbuy.c), state.c (the order state machine), crypto.c
+ * offsets, the outbox clock), sql.c (statements in the batch's pipeline),
+ * apply.c (one record: decode, dedupe, dispatch to its topic's applier,
+ * DLQ), the appliers per topic family (apply_orders.c, apply_reservations.c,
+ * apply_logistics.c, apply_stock.c, apply_groupbuy.c), the helpers they
+ * share (order_ops.c: checks, duplicates, row locks, the state machine of
+ * libdomain's domain/order_state.h, history; stock_move.c), crypto.c
  * (personal data at rest), outbox.c (order-status and DLQ publishing).
+ * Calls go one way: batch.c -> apply.c -> appliers -> helpers -> sql.c.
  */
 #ifndef LEDGER_H
 #define LEDGER_H
@@ -70,7 +73,29 @@ struct ledger_stmt {
   const char *sql;
   int nparams;
   int per_batch; /* once per batch, over many keys: planned each time */
+  /* A write that may wait: with bulk_sql, the rows of the batch are kept
+   * in memory and sent as one statement over arrays ($k: the k-th
+   * parameter of every row, as a text[] literal), just before any
+   * statement that names a table it writes (bulk_table), and at the end
+   * of the batch (sql.c). NULL: sent at once. */
+  const char *bulk_sql;
+  const char *bulk_table; /* the tables it writes or reads, space-separated
+                             (words of other SQL) */
+  int bulk_order;         /* flush rank: parents (lower) before children */
+  /* The first bulk_key parameters identify the row: a second row with
+   * the same key is folded into the first by bulk_merge (NULL: the rows
+   * kept so far are sent first). 0: rows never collide. */
+  int bulk_key;
+  int (*bulk_merge)(char **row, const char *const *params);
 };
+
+/* Rows of one bulk statement kept for the open batch (sql.c). */
+struct ledger_bulk {
+  const struct ledger_stmt *st;
+  char **vals; /* n rows of st->nparams values (malloc'd, NULL = NULL) */
+  size_t n, cap;
+};
+#define LEDGER_MAX_BULK 12
 
 /* ------------------------------------------------------------------ ledger */
 
@@ -141,6 +166,11 @@ struct ledger {
   int nparts, capparts;
   struct ledger_txn txn;
   int pipe; /* the batch's statements go through libpq's pipeline */
+  int serial; /* this batch runs again a statement per row: a bulk write
+                 failed and only single rows tell which record is at fault */
+  int bulk_failed; /* a bulk write of this attempt failed */
+  struct ledger_bulk bulk[LEDGER_MAX_BULK];
+  int nbulk;
   int *pipe_owner; /* per pipelined statement: its record (-1: none) */
   size_t pipe_head, pipe_n, pipe_cap;
 
@@ -175,6 +205,17 @@ int ledger_pipe_drain(struct ledger *lg, PGresult **res, char *err,
                       size_t errlen);
 /* Register every statement with linli_pg (at start-up). */
 int ledger_prepare(struct ledger *lg, const struct ledger_stmt *st);
+/* 1 if bulk statements wait for the batch's flush (in the pipeline, not
+ * serial): a caller may then count on its own bookkeeping instead of a
+ * statement's reply. */
+int ledger_bulk_on(const struct ledger *lg);
+/* Send every bulk row kept (at the end of the batch's statements). */
+int ledger_bulk_flush(struct ledger *lg, char *err, size_t errlen);
+/* Drop the rows kept (a new attempt, or exit). */
+void ledger_bulk_clear(struct ledger *lg);
+/* A text[] literal of n values (NULL: SQL NULL), malloc'd; NULL: no
+ * memory. */
+char *ledger_text_array(const char *const *v, size_t n);
 
 /* apply.c: look up the batch's event ids in order_events in one
  * statement (ev_seen then answers from memory). */

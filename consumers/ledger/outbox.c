@@ -35,7 +35,7 @@ static const struct ledger_stmt QUEUE = {
     "ledger_outbox_queue",
     "INSERT INTO ledger_outbox (topic, msg_key, msg_value, headers) VALUES "
     "($1, $2::bytea, $3::bytea, $4::jsonb) RETURNING seq",
-    4, 0};
+    4, 0, NULL, NULL, 0, 0, NULL};
 
 /* Many rows of one topic at once; keys and values as hex text arrays. */
 static const struct ledger_stmt QUEUE_MANY = {
@@ -44,7 +44,7 @@ static const struct ledger_stmt QUEUE_MANY = {
     "SELECT $1, decode(k, 'hex'), decode(v, 'hex'), '[]'::jsonb FROM "
     "unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(k, v, n) "
     "ORDER BY n RETURNING seq",
-    3, 0};
+    3, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt STATUSES = {
     "ledger_order_statuses",
@@ -54,24 +54,25 @@ static const struct ledger_stmt STATUSES = {
     "coalesce(payment_txn_id, ''), (extract(epoch FROM "
     "coalesce(state_changed_at, updated_at)) * 1000)::bigint, last_event_id, "
     "version FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id",
-    1, 1};
+    1, 1, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt PENDING_SEQ = {
     "ledger_outbox_rows",
     "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
     "WHERE seq = ANY($1::bigint[]) ORDER BY seq",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt PENDING_AGE = {
     "ledger_outbox_old",
     "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
     "WHERE created_at <= now() - make_interval(secs => $1::int) "
     "ORDER BY seq LIMIT 1000",
-    1, 0};
+    1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt DONE = {
     "ledger_outbox_done",
-    "DELETE FROM ledger_outbox WHERE seq = ANY($1::bigint[])", 1, 0};
+    "DELETE FROM ledger_outbox WHERE seq = ANY($1::bigint[])", 1,
+    0, NULL, NULL, 0, 0, NULL};
 
 /* --------------------------------------------------------------- helpers */
 

@@ -10,7 +10,6 @@
  * and every later input is still unprocessed, so it must apply afresh.
  */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +28,6 @@ static const struct audit_rule *const rules[] = {
     &audit_rule_settler,
 };
 #define NRULES (sizeof rules / sizeof rules[0])
-
-void audit_diff(struct audit_ctx *ctx, const char *rule, const char *fmt,
-                ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(ctx->out, "DIFF [%s] ", rule);
-  vfprintf(ctx->out, fmt, ap);
-  fputc('\n', ctx->out);
-  va_end(ap);
-  ctx->differences++;
-}
-
-int audit_in_scope(const struct audit_ctx *ctx, const char *warehouse) {
-  return !ctx->warehouse || strcmp(ctx->warehouse, warehouse) == 0;
-}
 
 static int fold_init(struct fold *f) {
   memset(f, 0, sizeof *f);

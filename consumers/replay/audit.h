@@ -40,7 +40,8 @@ struct order_fold {
   int64_t amount, total, expires_at;
   int32_t orders_partition; /* where OrderPlaced was, -1 unknown */
   int placed;             /* OrderPlaced seen */
-  int state;              /* enum order_state */
+  int state;              /* DOM_ST_* (domain/order_state.h) */
+  int group_failed;       /* released because its group-buy failed */
   int reserved, committed, released, rejected_at_place, duplicates;
   int cancelled_seen, expired_seen;
   int refunds_owed;       /* rejected payments */
@@ -68,12 +69,6 @@ struct fold {
   struct map *campaign_joins; /* "campaign|order" -> audit_settler.c's join */
 };
 
-enum order_state {
-  ST_NONE = 0, ST_PLACED, ST_RESERVED, ST_REJECTED, ST_PAID, ST_READY,
-  ST_OUT_FOR_DELIVERY, ST_AT_PICKUP_POINT, ST_DELIVERED, ST_PICKED_UP,
-  ST_CANCELLED, ST_EXPIRED, ST_DELIVERY_FAILED
-};
-const char *audit_state_name(int state);
 
 /* Where a check reports: one line per difference, counted. */
 struct audit_ctx {
@@ -109,7 +104,8 @@ extern const struct audit_rule audit_rule_settler;
 size_t audit_settler_fold_size(void);
 size_t audit_settler_join_size(void);
 
-/* Helpers shared by the rules. */
+/* fold.c: helpers shared by the rules (audit.c holds the table of rules
+ * and the fold's life; no rule calls into it). */
 struct stock_cell *fold_cell(struct fold *f, const char *wh, const char *sku);
 void fold_apply_lines(struct fold *f, const char *wh, const char *lines,
                       int64_t d_reserved, int64_t d_sold);

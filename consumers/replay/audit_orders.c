@@ -14,38 +14,22 @@
 #include "linli/error.h"
 #include "linli/schema.h"
 #include "audit.h"
+#include "domain/order_state.h"
 #include "orders.pb-c.h"
 #include "refunds.pb-c.h"
 #include "reservations.pb-c.h"
 
-static const char *const state_names[] = {
-    "NONE", "PLACED", "RESERVED", "REJECTED", "PAID", "READY",
-    "OUT_FOR_DELIVERY", "AT_PICKUP_POINT", "DELIVERED", "PICKED_UP",
-    "CANCELLED", "EXPIRED", "DELIVERY_FAILED"};
-
-const char *audit_state_name(int s) {
-  return s >= 0 && s <= ST_DELIVERY_FAILED ? state_names[s] : "?";
+/* The ledger's state machine (libdomain): an event it would refuse (to
+ * the DLQ) leaves the fold's state as it is, as it leaves the record's. */
+static void advance(struct order_fold *o, enum dom_order_event ev) {
+  int next;
+  if (dom_order_step(o->state, ev, &next) == DOM_ORDER_APPLY)
+    o->state = next;
 }
 
-/* Progress along the state machine; terminal states end it. */
-static int rank(int s) {
-  switch (s) {
-  case ST_NONE: return 0;
-  case ST_PLACED: return 1;
-  case ST_RESERVED: return 2;
-  case ST_REJECTED: case ST_CANCELLED: case ST_EXPIRED: return 3;
-  case ST_PAID: return 4;
-  case ST_READY: return 5;
-  case ST_OUT_FOR_DELIVERY: case ST_AT_PICKUP_POINT: return 6;
-  case ST_DELIVERY_FAILED: return 7;
-  case ST_DELIVERED: case ST_PICKED_UP: return 8;
-  default: return 0;
-  }
-}
-
-static void advance(struct order_fold *o, int s) {
-  if (rank(s) > rank(o->state))
-    o->state = s;
+static const char *state_name(int s) {
+  const char *n = dom_order_state_name(s);
+  return n ? n : "?";
 }
 
 static struct order_fold *order(struct fold *f, const char *id) {
@@ -81,7 +65,7 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
       o->placed_pb = malloc(o->placed_pb_len ? o->placed_pb_len : 1);
       if (o->placed_pb)
         linli__order_placed__pack(p, o->placed_pb);
-      advance(o, ST_PLACED);
+      advance(o, DOM_OEV_PLACED);
     } else if (ev->event_case == LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED) {
       struct order_fold *o = order(f, ev->order_cancelled->order_id);
       if (o)
@@ -101,86 +85,58 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
       return;
     if (!o->user[0] && r->user_id[0])
       snprintf(o->user, sizeof o->user, "%s", r->user_id);
+    enum dom_order_event oev = dom_order_event_of_result(r, NULL);
     switch (r->status) {
     case LINLI__RESERVATION_RESULT__STATUS__RESERVED:
       o->reserved++;
       o->expires_at = r->expires_at_ms;
       o->total = r->total_fen;
-      advance(o, ST_RESERVED);
       break;
     case LINLI__RESERVATION_RESULT__STATUS__COMMITTED:
       o->committed++;
       snprintf(o->txn, sizeof o->txn, "%s", r->payment_txn_id);
       o->amount = r->amount_fen;
-      advance(o, ST_PAID);
       break;
     case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
       o->released++;
-      advance(o, strstr(r->detail, "deadline") ? ST_EXPIRED : ST_CANCELLED);
+      if (oev == DOM_OEV_GROUP_FAILED)
+        o->group_failed = 1;
       break;
     case LINLI__RESERVATION_RESULT__STATUS__REJECTED:
-      switch (r->reason) {
-      case LINLI__RESERVATION_RESULT__REASON__DUPLICATE:
+      if (r->reason == LINLI__RESERVATION_RESULT__REASON__DUPLICATE) {
         o->duplicates++;
-        break;
-      case LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK:
-      case LINLI__RESERVATION_RESULT__REASON__UNKNOWN_SKU:
-      case LINLI__RESERVATION_RESULT__REASON__DELISTED:
-      case LINLI__RESERVATION_RESULT__REASON__INVALID_ORDER:
+      } else if (oev == DOM_OEV_REJECTED) {
         o->rejected_at_place++;
-        advance(o, ST_REJECTED);
-        break;
-      default:
+      } else if (r->payment_txn_id[0]) {
         /* A refused payment: owed back once. */
-        if (r->payment_txn_id[0]) {
-          char key[160];
-          snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
-          int *n = map_get_or_add(f->refunds, key, NULL);
-          if (n)
-            n[0]++;
-          o->refunds_owed++;
-        }
-        break;
+        char key[160];
+        snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
+        int *n = map_get_or_add(f->refunds, key, NULL);
+        if (n)
+          n[0]++;
+        o->refunds_owed++;
       }
       break;
     default:
       break;
     }
+    advance(o, oev);
   } else if (strcmp(topic, LINLI_TOPIC_FULFILLMENT) == 0) {
     const Linli__FulfillmentEvent *ev = (const Linli__FulfillmentEvent *)env;
     if (ev->event_case == LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM) {
       struct order_fold *o = order(f, ev->fulfillment_item->order_id);
       if (o) {
         o->storage_class = ev->fulfillment_item->storage_class;
-        advance(o, ST_READY);
+        advance(o, DOM_OEV_READY);
       }
     }
   } else if (strcmp(topic, LINLI_TOPIC_DELIVERY) == 0) {
-    const Linli__DeliveryEvent *ev = (const Linli__DeliveryEvent *)env;
     const char *id = NULL;
-    int s = ST_NONE;
-    switch (ev->event_case) {
-    case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
-      id = ev->out_for_delivery->order_id, s = ST_OUT_FOR_DELIVERY;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
-      id = ev->arrived_at_pickup_point->order_id, s = ST_AT_PICKUP_POINT;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
-      id = ev->picked_up->order_id, s = ST_PICKED_UP;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
-      id = ev->delivered->order_id, s = ST_DELIVERED;
-      break;
-    case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
-      id = ev->delivery_failed->order_id, s = ST_DELIVERY_FAILED;
-      break;
-    default:
-      break;
-    }
+    enum dom_order_event oev =
+        dom_order_event_of_delivery((const Linli__DeliveryEvent *)env, &id);
     struct order_fold *o = id ? order(f, id) : NULL;
-    if (o && o->state >= ST_PAID && rank(o->state) < rank(ST_DELIVERED))
-      advance(o, s);
+    if (o)
+      advance(o, oev);
   }
 }
 
@@ -189,7 +145,7 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
   for (size_t i = 0; i < map_capacity(f->orders); i++) {
     const char *id = NULL;
     struct order_fold *o = map_at(f->orders, i, &id);
-    if (!o || (!o->placed && o->state == ST_NONE))
+    if (!o || (!o->placed && o->state == DOM_ST_NONE))
       continue; /* only mentioned (e.g. a refund): nothing to check */
     if (!audit_in_scope(ctx, o->warehouse))
       continue;
@@ -203,7 +159,7 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
                  o->committed);
     if (o->released > 1)
       audit_diff(ctx, rule, "order %s was RELEASED %d times", id, o->released);
-    if (o->committed && o->released)
+    if (o->committed && o->released && !o->group_failed)
       audit_diff(ctx, rule, "order %s was both paid and released", id);
     if ((o->committed || o->released) && !o->reserved)
       audit_diff(ctx, rule, "order %s was paid or released without a "
@@ -220,18 +176,18 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
                         1, params, &res, err, sizeof err) == LINLI_OK) {
         if (PQntuples(res) != 1)
           audit_diff(ctx, rule, "order %s (%s in the log) is missing from "
-                     "PostgreSQL", id, audit_state_name(o->state));
-        else if (strcmp(PQgetvalue(res, 0, 0), audit_state_name(o->state)))
+                     "PostgreSQL", id, state_name(o->state));
+        else if (strcmp(PQgetvalue(res, 0, 0), state_name(o->state)))
           audit_diff(ctx, rule, "order %s: PostgreSQL state %s, the log says "
                      "%s", id, PQgetvalue(res, 0, 0),
-                     audit_state_name(o->state));
+                     state_name(o->state));
       }
       if (res)
         PQclear(res);
     }
     if (ctx->redis && o->warehouse[0] && (o->reserved || o->rejected_at_place)) {
       const char *want = o->committed ? "COMMITTED"
-                         : o->released ? (o->state == ST_EXPIRED ? "EXPIRED"
+                         : o->released ? (o->state == DOM_ST_EXPIRED ? "EXPIRED"
                                                                  : "CANCELLED")
                          : o->reserved ? "RESERVED"
                                        : "REJECTED";
@@ -275,7 +231,7 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     snprintf(suffix, sizeof suffix, "o:%s", id);
     linli_redis_key(key, sizeof key, tag, suffix);
     const char *st = o->committed ? "COMMITTED"
-                     : o->released ? (o->state == ST_EXPIRED ? "EXPIRED"
+                     : o->released ? (o->state == DOM_ST_EXPIRED ? "EXPIRED"
                                                              : "CANCELLED")
                      : o->reserved ? "RESERVED"
                                    : "REJECTED";

@@ -23,38 +23,6 @@ static const char *const stock_topics[] = {
     LINLI_TOPIC_INVENTORY, LINLI_TOPIC_RESERVATIONS, LINLI_TOPIC_CATALOG,
     LINLI_TOPIC_DLQ, NULL};
 
-struct stock_cell *fold_cell(struct fold *f, const char *wh, const char *sku) {
-  char key[160];
-  snprintf(key, sizeof key, "%s|%s", wh, sku);
-  int created = 0;
-  struct stock_cell *c = map_get_or_add(f->stock, key, &created);
-  if (c && created) {
-    snprintf(c->warehouse, sizeof c->warehouse, "%s", wh);
-    snprintf(c->sku, sizeof c->sku, "%s", sku);
-  }
-  return c;
-}
-
-void fold_apply_lines(struct fold *f, const char *wh, const char *lines,
-                      int64_t d_reserved, int64_t d_sold) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", lines);
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok;
-       tok = strtok_r(NULL, ",", &save)) {
-    char *colon = strchr(tok, ':');
-    if (!colon)
-      continue;
-    *colon = '\0';
-    long long q = atoll(colon + 1);
-    struct stock_cell *c = fold_cell(f, wh, tok);
-    if (c) {
-      c->reserved += d_reserved * q;
-      c->sold += d_sold * q;
-    }
-  }
-}
-
 static void header(const rd_kafka_message_t *m, const char *name, char *out,
                    size_t len) {
   rd_kafka_headers_t *h = NULL;
@@ -150,18 +118,6 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
       break;
     }
   }
-}
-
-int redis_hget_int(linli_redis_t *r, const char *key, const char *field,
-                   int64_t *out) {
-  const char *argv[] = {"HGET", key, field};
-  redisReply *rep = NULL;
-  if (linli_redis_command(r, 3, argv, NULL, &rep) != LINLI_OK)
-    return -1;
-  *out = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
-  int rc = rep->type == REDIS_REPLY_ERROR ? -1 : 0;
-  freeReplyObject(rep);
-  return rc;
 }
 
 static void wh_key(char *buf, size_t len, const char *wh, const char *what) {

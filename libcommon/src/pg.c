@@ -63,6 +63,8 @@ struct linli_pg {
   int pipe;                   /* in pipeline mode (linli_pg_pipeline_*) */
   int pipe_unflushed;         /* sent since the last flush request */
   unsigned char *pipe_q;      /* per queued command: 1 = our own prepare */
+  pg_stmt_t **pipe_stmt;      /* per queued command: the statement our own
+                                 prepare is for (NULL: a user command) */
   size_t pipe_head, pipe_n, pipe_cap;
   size_t pipe_user;           /* queued commands that are the caller's */
   volatile sig_atomic_t cancel; /* set from a signal handler */
@@ -311,6 +313,7 @@ void linli_pg_free(linli_pg_t *pg) {
   if (pg->conn != NULL)
     PQfinish(pg->conn);
   free(pg->pipe_q);
+  free(pg->pipe_stmt);
   pg_stmt_t *s = pg->stmts;
   while (s != NULL) {
     pg_stmt_t *next = s->next;
@@ -482,7 +485,8 @@ static int pipe_lost(linli_pg_t *pg, char *err, size_t errlen) {
   return finish(pg, NULL, NULL, err, errlen);
 }
 
-static int pipe_push(linli_pg_t *pg, unsigned char internal) {
+/* internal: our own prepare of s (NULL for a user command). */
+static int pipe_push(linli_pg_t *pg, unsigned char internal, pg_stmt_t *s) {
   if (pg->pipe_n == 0)
     pg->pipe_head = 0;
   if (pg->pipe_head + pg->pipe_n == pg->pipe_cap) {
@@ -491,8 +495,13 @@ static int pipe_push(linli_pg_t *pg, unsigned char internal) {
     if (q == NULL)
       return LINLI_ERR_NOMEM;
     pg->pipe_q = q;
+    pg_stmt_t **st = realloc(pg->pipe_stmt, cap * sizeof *st);
+    if (st == NULL)
+      return LINLI_ERR_NOMEM;
+    pg->pipe_stmt = st;
     pg->pipe_cap = cap;
   }
+  pg->pipe_stmt[pg->pipe_head + pg->pipe_n] = s;
   pg->pipe_q[pg->pipe_head + pg->pipe_n++] = internal;
   if (!internal)
     pg->pipe_user++;
@@ -535,7 +544,7 @@ int linli_pg_pipeline_send(linli_pg_t *pg, const char *name, int nparams,
   if (s->prepared_gen != pg->gen) {
     if (PQsendPrepare(pg->conn, s->name, s->sql, s->nparams, NULL) != 1)
       return pipe_lost(pg, err, errlen);
-    int rc = pipe_push(pg, 1);
+    int rc = pipe_push(pg, 1, s);
     if (rc != LINLI_OK)
       return rc;
     s->prepared_gen = pg->gen; /* a failure shows in its result */
@@ -544,7 +553,7 @@ int linli_pg_pipeline_send(linli_pg_t *pg, const char *name, int nparams,
                           0) != 1)
     return conn_ok(pg) ? finish(pg, NULL, NULL, err, errlen)
                        : pipe_lost(pg, err, errlen);
-  return pipe_push(pg, 0);
+  return pipe_push(pg, 0, NULL);
 }
 
 int linli_pg_pipeline_send_sql(linli_pg_t *pg, const char *sql, int nparams,
@@ -561,7 +570,7 @@ int linli_pg_pipeline_send_sql(linli_pg_t *pg, const char *sql, int nparams,
                         0) != 1)
     return conn_ok(pg) ? finish(pg, NULL, NULL, err, errlen)
                        : pipe_lost(pg, err, errlen);
-  return pipe_push(pg, 0);
+  return pipe_push(pg, 0, NULL);
 }
 
 size_t linli_pg_pipeline_pending(const linli_pg_t *pg) {
@@ -582,10 +591,15 @@ static int pipe_read(linli_pg_t *pg, PGresult **out, char *err,
   PGresult *extra;
   while ((extra = PQgetResult(pg->conn)) != NULL)
     PQclear(extra);
+  pg_stmt_t *prepared = pg->pipe_stmt[pg->pipe_head];
   if (!pg->pipe_q[pg->pipe_head])
     pg->pipe_user--;
   pg->pipe_head++;
   pg->pipe_n--;
+  /* Our own prepare that did not happen (skipped after an earlier error
+   * of the pipeline, or refused): prepare it again on its next use. */
+  if (prepared != NULL && PQresultStatus(r) != PGRES_COMMAND_OK)
+    prepared->prepared_gen = 0;
   if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
     PQclear(r);
     set_err(err, errlen, "%s: %s", "25P02",

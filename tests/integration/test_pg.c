@@ -487,6 +487,38 @@ static void test_txn_swallowed_error(void) {
 }
 
 
+/* A statement first prepared inside a pipeline after an earlier statement
+ * of the same pipeline failed: the server skips that prepare, and the
+ * statement must be prepared again on its next use, not reported as
+ * missing ("prepared statement ... does not exist"). */
+static void test_pipeline_prepare_skipped(void) {
+  linli_pg_t *pg = connect_or_fail();
+  char err[512] = "";
+  char name[128];
+  snprintf(name, sizeof name, "late_%s", g_run);
+  CU_ASSERT_EQUAL_FATAL(linli_pg_pipeline_enter(pg, err, sizeof err),
+                        LINLI_OK);
+  CU_ASSERT_EQUAL_FATAL(linli_pg_prepare(pg, name, "SELECT $1::int + 1", 1),
+                        LINLI_OK);
+  CU_ASSERT_EQUAL(linli_pg_pipeline_send_sql(pg, "SELECT 1/0", 0, NULL, err,
+                                             sizeof err),
+                  LINLI_OK);
+  const char *one[1] = {"1"};
+  CU_ASSERT_EQUAL(linli_pg_pipeline_send(pg, name, 1, one, err, sizeof err),
+                  LINLI_OK);
+  CU_ASSERT_NOT_EQUAL(linli_pg_pipeline_next(pg, NULL, err, sizeof err),
+                      LINLI_OK); /* division by zero */
+  CU_ASSERT_NOT_EQUAL(linli_pg_pipeline_exit(pg, err, sizeof err), LINLI_OK);
+  PGresult *res = NULL;
+  CU_ASSERT_EQUAL(linli_pg_exec_prepared(pg, name, 1, one, &res, err,
+                                         sizeof err),
+                  LINLI_OK);
+  if (res != NULL)
+    CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "2");
+  PQclear(res);
+  linli_pg_free(pg);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Outage: a TCP proxy in front of PostgreSQL that the test can take down    */
 /* ------------------------------------------------------------------------ */
@@ -724,6 +756,8 @@ int linli_test_register(void) {
       CU_add_test(suite, "txn forced retry and max_attempts",
                   test_txn_forced_retry) == NULL ||
       CU_add_test(suite, "txn cancel", test_txn_cancel) == NULL ||
+      CU_add_test(suite, "pipeline: a prepare skipped after an error",
+                  test_pipeline_prepare_skipped) == NULL ||
       CU_add_test(suite, "txn waits out an outage",
                   test_txn_waits_out_outage) == NULL ||
       CU_add_test(suite, "txn rollback on fn error", test_txn_rollback) ==
