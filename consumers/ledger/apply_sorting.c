@@ -20,8 +20,8 @@
 #include "routes.pb-c.h"
 
 static const struct ledger_stmt SORTING = {
-    "ledger_sorting_list",
-    "WITH w AS (INSERT INTO waves (warehouse_id, wave_id) VALUES ($1, $2) "
+    .name = "ledger_sorting_list",
+    .sql = "WITH w AS (INSERT INTO waves (warehouse_id, wave_id) VALUES ($1, $2) "
     "ON CONFLICT DO NOTHING), "
     "h AS (INSERT INTO sorting_lists (warehouse_id, wave_id, "
     "pickup_point_id, community, route_id, event_id) VALUES ($1, $2, $3, $4, "
@@ -33,7 +33,8 @@ static const struct ledger_stmt SORTING = {
     "l.n - 1, l.o, l.u, l.s, l.q, l.c FROM h CROSS JOIN unnest($7::text[], "
     "$8::text[], $9::text[], $10::int[], $11::text[]) WITH ORDINALITY "
     "AS l(o, u, s, q, c, n)",
-    11, 0};
+    .nparams = 11,
+    .per_batch = 0};
 
 /* A growing array literal of double-quoted elements ({"a",NULL,"b"}).
  * Elements are ids, numbers or enum names: nothing to escape. */
