@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ledger.h"
+#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
@@ -117,14 +118,10 @@ static const struct ledger_stmt SCHEMA_CHECK = {
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: linli-ledger [--config FILE]\n");
-      return 2;
-    }
-  }
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {NULL, NULL, NULL}};
+  if (linli_args_parse(argc, argv, opts, "linli-ledger [--config FILE]") != LINLI_OK)
+    return 2;
   /* Name our sessions (pg_stat_activity) unless the conninfo does. */
   setenv("PGAPPNAME", LEDGER_APP_NAME, 0);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
@@ -128,17 +129,13 @@ static int setup(struct notifier *nt, linli_config_t *cfg, char *err,
 
 int main(int argc, char **argv) {
   const char *config_path = NULL, *mode = "all";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
-      mode = argv[++i];
-    } else {
-      fprintf(stderr,
-              "usage: linli-notifier [--config FILE] [--mode all|consume|send]\n");
-      return 2;
-    }
-  }
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {"--mode", &mode, NULL},
+                              {NULL, NULL, NULL}};
+  if (linli_args_parse(argc, argv, opts,
+                       "linli-notifier [--config FILE] "
+                       "[--mode all|consume|send]") != LINLI_OK)
+    return 2;
   int consume = strcmp(mode, "send") != 0, send = strcmp(mode, "consume") != 0;
   if (strcmp(mode, "all") && strcmp(mode, "send") && strcmp(mode, "consume")) {
     fprintf(stderr, "linli-notifier: --mode must be all, consume or send\n");

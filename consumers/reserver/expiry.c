@@ -100,9 +100,8 @@ static int expire_partition(struct reserver *rs, linli_emit_t *emit,
 
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct reserver *rs = app;
-  for (int p = 0; p < RESERVER_MAX_PARTITIONS; p++) {
-    if (!rs->owned[p])
-      continue;
+  for (int p = linli_owned_next(&rs->owned, 0); p >= 0;
+       p = linli_owned_next(&rs->owned, p + 1)) {
     int rc = expire_partition(rs, emit, p, now_ms);
     if (rc != LINLI_OK)
       return rc;

@@ -9,44 +9,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
 #include "reserver.h"
 #include "scripts.h"
 
-static void track(struct reserver *rs,
-                  const rd_kafka_topic_partition_list_t *parts, int owned) {
-  for (int i = 0; i < parts->cnt; i++) {
-    const rd_kafka_topic_partition_t *p = &parts->elems[i];
-    if (strcmp(p->topic, RESERVER_TOPIC_ORDERS) == 0 && p->partition >= 0 &&
-        p->partition < RESERVER_MAX_PARTITIONS)
-      rs->owned[p->partition] = (unsigned char)owned;
-  }
-}
-
-static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 1);
-}
-
-static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 0);
-}
-
-static void usage(void) {
-  fprintf(stderr, "usage: linli-reserver [--config FILE]\n");
-}
-
 int main(int argc, char **argv) {
   const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      usage();
-      return 2;
-    }
-  }
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {NULL, NULL, NULL}};
+  if (linli_args_parse(argc, argv, opts, "linli-reserver [--config FILE]") != LINLI_OK)
+    return 2;
   linli_config_t *cfg = NULL;
   if (linli_process_start("reserver", config_path, &cfg) != LINLI_OK)
     return 2;
@@ -54,6 +29,7 @@ int main(int argc, char **argv) {
   struct reserver rs;
   memset(&rs, 0, sizeof rs);
   rs.cfg = cfg;
+  rs.owned.topic = RESERVER_TOPIC_ORDERS;
   rs.payment_timeout_ms =
       linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
   rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
@@ -80,8 +56,7 @@ int main(int argc, char **argv) {
       .app = &rs,
       .handle_batch = reserver_handle_batch,
       .tick = reserver_tick,
-      .on_assign = on_assign,
-      .on_revoke = on_revoke,
+      .owned = &rs.owned,
   };
   rc = linli_runner_main(cfg, &spec);
 out:

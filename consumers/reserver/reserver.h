@@ -39,7 +39,6 @@
 #define RESERVER_KEY_ORDER_WH "linli:rsv:ow:"   /* + order_id */
 #define RESERVER_KEY_EXPIRY "linli:rsv:exp:"    /* + orders partition */
 
-#define RESERVER_MAX_PARTITIONS 1024
 /* Money and time bounds that keep every sum exact (also in Lua's doubles). */
 #define RESERVER_MAX_FEN INT64_C(1000000000000000)   /* 10^15 fen */
 #define RESERVER_MAX_TIME_MS INT64_C(253402300799999) /* 9999-12-31 */
@@ -59,7 +58,7 @@ struct reserver {
   int catalog_parts;
   int64_t catalog_wait_since; /* ms; 0 when not waiting */
   /* orders partitions this instance owns (for the expiry clock) */
-  unsigned char owned[RESERVER_MAX_PARTITIONS];
+  linli_owned_t owned; /* orders partitions (the runner keeps it) */
   /* Warehouses whose `loaded` marker this process has seen, so that an
    * order costs no EXISTS round trip. Safe because every stock script
    * checks the marker itself (see scripts.h) and a miss reloads. */

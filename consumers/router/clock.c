@@ -184,9 +184,8 @@ out:
 
 int router_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct router *rt = app;
-  for (int p = 0; p < ROUTER_MAX_PARTITIONS; p++) {
-    if (!rt->owned[p])
-      continue;
+  for (int p = linli_owned_next(&rt->owned, 0); p >= 0;
+       p = linli_owned_next(&rt->owned, p + 1)) {
     int rc = due_partition(rt, emit, p, now_ms);
     if (rc != LINLI_OK)
       return rc;

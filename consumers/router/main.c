@@ -12,29 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
 #include "linli/schema.h"
 #include "router.h"
-
-static void track(struct router *rt,
-                  const rd_kafka_topic_partition_list_t *parts, int owned) {
-  for (int i = 0; i < parts->cnt; i++) {
-    const rd_kafka_topic_partition_t *p = &parts->elems[i];
-    if (strcmp(p->topic, LINLI_TOPIC_FULFILLMENT) == 0 && p->partition >= 0 &&
-        p->partition < ROUTER_MAX_PARTITIONS)
-      rt->owned[p->partition] = (unsigned char)owned;
-  }
-}
-
-static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 1);
-}
-
-static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 0);
-}
 
 /* Read and validate the reference data file ("path:line: reason"). */
 static int load_reference(const char *path, struct dom_ref *ref, char *err,
@@ -97,14 +80,10 @@ static void metrics(struct router *rt) {
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: linli-router [--config FILE]\n");
-      return 2;
-    }
-  }
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {NULL, NULL, NULL}};
+  if (linli_args_parse(argc, argv, opts, "linli-router [--config FILE]") != LINLI_OK)
+    return 2;
   linli_config_t *cfg = NULL;
   if (linli_process_start("router", config_path, &cfg) != LINLI_OK)
     return 2;
@@ -112,6 +91,7 @@ int main(int argc, char **argv) {
   struct router rt;
   memset(&rt, 0, sizeof rt);
   rt.cfg = cfg;
+  rt.owned.topic = LINLI_TOPIC_FULFILLMENT;
   rt.retention_s = linli_config_int(cfg, "router.retention_s");
   rt.close_retry_ms = linli_config_int(cfg, "router.close_retry_ms");
   rt.express_delay_ms = linli_config_int(cfg, "router.express_depart_s") * 1000;
@@ -146,8 +126,7 @@ int main(int argc, char **argv) {
       .app = &rt,
       .handle_batch = router_handle_batch,
       .tick = router_tick,
-      .on_assign = on_assign,
-      .on_revoke = on_revoke,
+      .owned = &rt.owned,
   };
   rc = linli_runner_main(cfg, &spec);
 out:

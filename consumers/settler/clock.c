@@ -78,9 +78,8 @@ done:
 
 int settler_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct settler *st = app;
-  for (int p = 0; p < SETTLER_MAX_PARTITIONS; p++) {
-    if (!st->owned[p])
-      continue;
+  for (int p = linli_owned_next(&st->owned, 0); p >= 0;
+       p = linli_owned_next(&st->owned, p + 1)) {
     int rc = due_partition(st, emit, p, now_ms);
     if (rc != LINLI_OK)
       return rc;

@@ -27,6 +27,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "linli/config.h"
+#include "linli/owned.h"
 
 /* ---------------------------------------------------------------- producer */
 
@@ -181,6 +182,9 @@ typedef struct linli_runner_spec {
   /* Optional: after partitions were assigned / before they are revoked. */
   void (*on_assign)(void *app, const rd_kafka_topic_partition_list_t *parts);
   void (*on_revoke)(void *app, const rd_kafka_topic_partition_list_t *parts);
+  /* Optional: a map of one topic's owned partitions (linli/owned.h) that
+   * the runner updates on assign and revoke, before on_assign/on_revoke. */
+  linli_owned_t *owned;
   /* Optional: after a transaction committed / aborted (drop batch state). */
   void (*on_commit)(void *app);
   void (*on_abort)(void *app);
