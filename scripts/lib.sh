@@ -64,6 +64,29 @@ linli_conf() {
   fi
 }
 
+# Topic names come from config/topics.conf, the one list of topics (C reads
+# it through the generated domain/topics.h, scripts/kafka.sh creates the
+# topics from it): a script never spells a topic name out.
+LINLI_TOPICS_FILE="${LINLI_TOPICS_FILE:-$LINLI_REPO/config/topics.conf}"
+
+# linli_topic SHORT: the full name of topic linli.SHORT.v<n>, e.g.
+# `linli_topic orders` -> linli.orders.v1; dies if there is no such topic.
+linli_topic() {
+  awk -v want="$1" '
+    /^[ \t]*(#|$)/ { next }
+    { n = $1; sub(/^linli\./, "", n); sub(/\.v[0-9]+$/, "", n) }
+    n == want { print $1; found = 1 }
+    END { exit !found }' "$LINLI_TOPICS_FILE" ||
+    linli_die "$LINLI_TOPICS_FILE: no topic linli.$1.v<n>"
+}
+
+# linli_topics SHORT...: the full names of the topics given, comma-separated.
+linli_topics() {
+  local out="" t
+  for t in "$@"; do out+="${out:+,}$(linli_topic "$t")" || return 1; done
+  printf '%s\n' "$out"
+}
+
 # linli_conninfo_get CONNINFO KEY DEFAULT: one key of a libpq key=value
 # conninfo (values without spaces or quotes, which is all the stack needs).
 linli_conninfo_get() {

@@ -1,6 +1,6 @@
 /*
  * apply.c - one record into the record: decode it with the topic's
- * envelope (linli/schema.h), find its event id and time, hand it to the
+ * envelope (domain/schema.h), find its event id and time, hand it to the
  * applier of its topic, and send it to the DLQ (through the outbox) when
  * the applier or the decoder refuses it. Also the helpers every order
  * applier uses: the duplicate check on order_events, the row lock, the
@@ -18,7 +18,7 @@
 #include "linli/error.h"
 #include "linli/json.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 /* ------------------------------------------------------------------ SQL */
 

@@ -29,7 +29,7 @@
 #include "inventory.pb-c.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 /* -------------------------------------------------------------- moves */
 

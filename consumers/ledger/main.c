@@ -24,7 +24,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 static struct ledger *signal_ledger;
 

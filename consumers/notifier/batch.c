@@ -27,7 +27,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 #include "reservations.pb-c.h"
 #include "routes.pb-c.h"

@@ -18,7 +18,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 
 static volatile sig_atomic_t send_only_stop;

@@ -18,7 +18,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 
 #define REM_LEASE_MS 30000

@@ -29,7 +29,7 @@
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 
 #define PUMP_INTERVAL_US 10000

@@ -12,7 +12,7 @@
 #include "delivery.pb-c.h"
 #include "fulfillment.pb-c.h"
 #include "linli/error.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "audit.h"
 #include "orders.pb-c.h"
 #include "refunds.pb-c.h"

@@ -15,7 +15,7 @@
 #include "inventory.pb-c.h"
 #include "linli/error.h"
 #include "linli/kafka.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "audit.h"
 #include "reservations.pb-c.h"
 

@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
   struct reserver rs;
   memset(&rs, 0, sizeof rs);
   rs.cfg = cfg;
-  rs.owned.topic = RESERVER_TOPIC_ORDERS;
+  rs.owned.topic = LINLI_TOPIC_ORDERS;
   rs.payment_timeout_ms =
       linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
   rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
@@ -48,8 +48,8 @@ int main(int argc, char **argv) {
     goto out;
   }
 
-  const char *topics[] = {RESERVER_TOPIC_CATALOG, RESERVER_TOPIC_INVENTORY,
-                          RESERVER_TOPIC_ORDERS, NULL};
+  const char *topics[] = {LINLI_TOPIC_CATALOG, LINLI_TOPIC_INVENTORY,
+                          LINLI_TOPIC_ORDERS, NULL};
   linli_runner_spec_t spec = {
       .name = "reserver",
       .topics = topics,

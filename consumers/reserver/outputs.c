@@ -40,7 +40,7 @@ int out_reservation(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
   ev.reservation_result = res;
-  return linli_emit_message(emit, RESERVER_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
                      res->order_id, &ev.base);
 }
 
@@ -57,7 +57,7 @@ int out_refund(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
   ev.refund_requested = refund;
-  return linli_emit_message(emit, RESERVER_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
                      refund->order_id, &ev.base);
 }
 
@@ -92,7 +92,7 @@ int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
   ev.fulfillment_item = &item;
-  return linli_emit_message(emit, RESERVER_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
                      placed->warehouse_id, &ev.base);
 }
 
@@ -116,6 +116,6 @@ int out_order_expired(linli_emit_t *emit, int32_t partition,
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED;
   ev.order_expired = &exp;
-  return linli_emit_message(emit, RESERVER_TOPIC_ORDERS, partition, order_id,
+  return linli_emit_message(emit, LINLI_TOPIC_ORDERS, partition, order_id,
                      &ev.base);
 }

@@ -22,17 +22,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "domain/topics.h"
 #include "linli/config.h"
 #include "linli/kafka.h"
 #include "linli/pg.h"
 #include "linli/redis.h"
-
-#define RESERVER_TOPIC_ORDERS "linli.orders.v1"
-#define RESERVER_TOPIC_INVENTORY "linli.inventory.v1"
-#define RESERVER_TOPIC_CATALOG "linli.catalog.v1"
-#define RESERVER_TOPIC_RESERVATIONS "linli.reservations.v1"
-#define RESERVER_TOPIC_FULFILLMENT "linli.fulfillment.v1"
-#define RESERVER_TOPIC_REFUNDS "linli.refunds.v1"
 
 /* Global keys (no shard): catalog, order -> warehouse index, expiry index. */
 #define RESERVER_KEY_CATALOG "linli:catalog"

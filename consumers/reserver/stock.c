@@ -114,7 +114,7 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
     if (rc != LINLI_OK)
       return LINLI_ERR_TRANSIENT;
   }
-  const char *params[] = {wh, RESERVER_TOPIC_INVENTORY};
+  const char *params[] = {wh, LINLI_TOPIC_INVENTORY};
   PGresult *res = NULL;
   int rc = linli_pg_exec(rs->pg, LOAD_SQL, 2, params, &res, err, errlen);
   if (rc != LINLI_OK) {
@@ -150,7 +150,7 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
         argv[n++] = PQgetvalue(res, i, c);
   for (int i = 0; i < rows; i++)
     if (PQgetvalue(res, i, 0)[0] == 'H') {
-      snprintf(fields[h], sizeof fields[h], "%s:%s", RESERVER_TOPIC_INVENTORY,
+      snprintf(fields[h], sizeof fields[h], "%s:%s", LINLI_TOPIC_INVENTORY,
                PQgetvalue(res, i, 1));
       argv[n++] = fields[h++];
       argv[n++] = PQgetvalue(res, i, 2);

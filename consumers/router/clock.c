@@ -15,7 +15,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "router.h"
 
 static int write_close(linli_emit_t *emit, int32_t partition,

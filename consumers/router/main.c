@@ -16,7 +16,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "router.h"
 
 /* Read and validate the reference data file ("path:line: reason"). */

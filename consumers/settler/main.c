@@ -13,7 +13,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "settler.h"
 
 int main(int argc, char **argv) {

@@ -10,7 +10,7 @@
 #include "groupbuy.pb-c.h"
 #include "linli/error.h"
 #include "linli/ids.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 #define PRODUCER_NAME "linli-settler"
 

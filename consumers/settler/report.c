@@ -12,7 +12,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "outputs.h"
 #include "settler.h"
 

@@ -42,7 +42,7 @@
 #include "linli/ids.h"
 #include "linli/json.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "orders.pb-c.h"
 
 #define IDEM_MAX 255

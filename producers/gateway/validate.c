@@ -17,7 +17,7 @@
 #include "inventory.pb-c.h"
 #include "linli/error.h"
 #include "linli/ids.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "orders.pb-c.h"
 
 /* Money above 10^11 fen (a billion yuan) is a typo, not an order. */

@@ -24,7 +24,7 @@
 #include "linli/ids.h"
 #include "linli/pg.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
@@ -33,8 +33,8 @@ static char wh[80], sku[80], group[112], inst[112], run[48];
 static char env_group[160], env_inst[160], ledger_group[112];
 static char env_ledger_group[160], env_ledger_inst[160];
 
-static const char *const inputs[] = {"linli.catalog.v1", "linli.inventory.v1",
-                                     "linli.orders.v1", NULL};
+static const char *const inputs[] = {LINLI_TOPIC_CATALOG, LINLI_TOPIC_INVENTORY,
+                                     LINLI_TOPIC_ORDERS, NULL};
 
 static int produce_env(const char *topic, const char *key,
                        const ProtobufCMessage *msg) {
@@ -68,7 +68,7 @@ static int list_sku(void) {
   ev.meta = &meta;
   ev.event_case = LINLI__CATALOG_EVENT__EVENT_SKU;
   ev.sku = &s;
-  return produce_env("linli.catalog.v1", sku, &ev.base);
+  return produce_env(LINLI_TOPIC_CATALOG, sku, &ev.base);
 }
 
 static int restock(int qty) {
@@ -85,7 +85,7 @@ static int restock(int qty) {
   ev.meta = &meta;
   ev.event_case = LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED;
   ev.stock_adjusted = &a;
-  return produce_env("linli.inventory.v1", wh, &ev.base);
+  return produce_env(LINLI_TOPIC_INVENTORY, wh, &ev.base);
 }
 
 static void order_id(char *buf, size_t len, int n) {
@@ -119,7 +119,7 @@ static int place(int n, int qty) {
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
   ev.order_placed = &p;
-  return produce_env("linli.orders.v1", oid, &ev.base);
+  return produce_env(LINLI_TOPIC_ORDERS, oid, &ev.base);
 }
 
 static int pay(int n, const char *txn, int64_t amount) {
@@ -136,7 +136,7 @@ static int pay(int n, const char *txn, int64_t amount) {
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PAID;
   ev.order_paid = &p;
-  return produce_env("linli.orders.v1", oid, &ev.base);
+  return produce_env(LINLI_TOPIC_ORDERS, oid, &ev.base);
 }
 
 static int cancel(int n) {
@@ -151,7 +151,7 @@ static int cancel(int n) {
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED;
   ev.order_cancelled = &c;
-  return produce_env("linli.orders.v1", oid, &ev.base);
+  return produce_env(LINLI_TOPIC_ORDERS, oid, &ev.base);
 }
 
 /* Reservation results of this run's orders. */
@@ -378,19 +378,19 @@ static void test_audit_and_rebuild(void) {
            ledger_group);
   snprintf(env_ledger_inst, sizeof env_ledger_inst,
            "LINLI_RUNNER_INSTANCE_ID=%s-l", run);
-  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic("linli.catalog.v1", 3,
+  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(LINLI_TOPIC_CATALOG, 3,
                                                 "compact"), 0);
-  const char *others[] = {"linli.inventory.v1", "linli.orders.v1",
-                          "linli.reservations.v1", "linli.fulfillment.v1",
-                          "linli.refunds.v1", "linli.delivery.v1", NULL};
+  const char *others[] = {LINLI_TOPIC_INVENTORY, LINLI_TOPIC_ORDERS,
+                          LINLI_TOPIC_RESERVATIONS, LINLI_TOPIC_FULFILLMENT,
+                          LINLI_TOPIC_REFUNDS, LINLI_TOPIC_DELIVERY, NULL};
   for (int i = 0; others[i]; i++)
     CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(others[i], 6, NULL), 0);
-  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic("linli.dlq.v1", 3, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(LINLI_TOPIC_DLQ, 3, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(linli_test_group_start_at_end(group, inputs), 0);
   CU_ASSERT_EQUAL_FATAL(ledger_start_at_end(), 0);
   pid_t ledger = start_ledger();
   CU_ASSERT_FATAL(ledger > 0);
-  const char *outs[] = {"linli.reservations.v1", NULL};
+  const char *outs[] = {LINLI_TOPIC_RESERVATIONS, NULL};
   linli_test_reader_t *reader = linli_test_reader_new(outs, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(reader);
 

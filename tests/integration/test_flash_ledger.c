@@ -33,7 +33,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
@@ -43,10 +43,10 @@
 #define FS_UNITS 100
 #define FS_INSTANCES 3
 
-#define T_ORDERS "linli.orders.v1"
-#define T_INVENTORY "linli.inventory.v1"
-#define T_CATALOG "linli.catalog.v1"
-#define T_RESERVATIONS "linli.reservations.v1"
+#define T_ORDERS LINLI_TOPIC_ORDERS
+#define T_INVENTORY LINLI_TOPIC_INVENTORY
+#define T_CATALOG LINLI_TOPIC_CATALOG
+#define T_RESERVATIONS LINLI_TOPIC_RESERVATIONS
 
 static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS, NULL};
 

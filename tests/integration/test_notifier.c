@@ -39,13 +39,14 @@
 #include "reservations.pb-c.h"
 #include "routes.pb-c.h"
 #include "settlements.pb-c.h"
+#include "domain/topics.h"
 
-#define T_RES "linli.reservations.v1"
-#define T_SET "linli.groupbuy.settlements.v1"
-#define T_ROUTES "linli.routes.v1"
-#define T_DEL "linli.delivery.v1"
-#define T_NOTES "linli.notifications.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_RES LINLI_TOPIC_RESERVATIONS
+#define T_SET LINLI_TOPIC_SETTLEMENTS
+#define T_ROUTES LINLI_TOPIC_ROUTES
+#define T_DEL LINLI_TOPIC_DELIVERY
+#define T_NOTES LINLI_TOPIC_NOTIFICATIONS
+#define T_DLQ LINLI_TOPIC_DLQ
 #define SECRET "test-webhook-secret-0123456789abcdef"
 
 static const char *const INPUTS[] = {T_RES, T_SET, T_ROUTES, T_DEL, NULL};

@@ -43,14 +43,15 @@
 #include "orders.pb-c.h"
 #include "refunds.pb-c.h"
 #include "reservations.pb-c.h"
+#include "domain/topics.h"
 
-#define T_ORDERS "linli.orders.v1"
-#define T_INVENTORY "linli.inventory.v1"
-#define T_CATALOG "linli.catalog.v1"
-#define T_RESERVATIONS "linli.reservations.v1"
-#define T_FULFILLMENT "linli.fulfillment.v1"
-#define T_REFUNDS "linli.refunds.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_ORDERS LINLI_TOPIC_ORDERS
+#define T_INVENTORY LINLI_TOPIC_INVENTORY
+#define T_CATALOG LINLI_TOPIC_CATALOG
+#define T_RESERVATIONS LINLI_TOPIC_RESERVATIONS
+#define T_FULFILLMENT LINLI_TOPIC_FULFILLMENT
+#define T_REFUNDS LINLI_TOPIC_REFUNDS
+#define T_DLQ LINLI_TOPIC_DLQ
 
 #define ST_RESERVED LINLI__RESERVATION_RESULT__STATUS__RESERVED
 #define ST_REJECTED LINLI__RESERVATION_RESULT__STATUS__REJECTED

@@ -33,10 +33,11 @@
 #include "linli/redis.h"
 #include "linli_test.h"
 #include "routes.pb-c.h"
+#include "domain/topics.h"
 
-#define T_FULFILLMENT "linli.fulfillment.v1"
-#define T_ROUTES "linli.routes.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_FULFILLMENT LINLI_TOPIC_FULFILLMENT
+#define T_ROUTES LINLI_TOPIC_ROUTES
+#define T_DLQ LINLI_TOPIC_DLQ
 
 #define NWH 3
 #define NPP 40

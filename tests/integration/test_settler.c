@@ -30,11 +30,12 @@
 #include "linli_test.h"
 #include "refunds.pb-c.h"
 #include "settlements.pb-c.h"
+#include "domain/topics.h"
 
-#define T_GROUPBUY "linli.groupbuy.v1"
-#define T_SETTLEMENTS "linli.groupbuy.settlements.v1"
-#define T_REFUNDS "linli.refunds.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_GROUPBUY LINLI_TOPIC_GROUPBUY
+#define T_SETTLEMENTS LINLI_TOPIC_SETTLEMENTS
+#define T_REFUNDS LINLI_TOPIC_REFUNDS
+#define T_DLQ LINLI_TOPIC_DLQ
 
 #define JOINED LINLI__JOIN_RESULT__STATUS__JOINED
 #define LEFT LINLI__JOIN_RESULT__STATUS__LEFT

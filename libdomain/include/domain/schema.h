@@ -9,8 +9,8 @@
  * the oneof member that is set ("OrderPlaced") in logs and the record.
  * Everything here is static data: no allocation, safe from any thread.
  */
-#ifndef LINLI_SCHEMA_H
-#define LINLI_SCHEMA_H
+#ifndef DOMAIN_SCHEMA_H
+#define DOMAIN_SCHEMA_H
 
 #include <stddef.h>
 
@@ -18,20 +18,8 @@
 
 #include "common.pb-c.h"
 
-/* Topic names (the contract in DESIGN.md). */
-#define LINLI_TOPIC_CATALOG "linli.catalog.v1"
-#define LINLI_TOPIC_INVENTORY "linli.inventory.v1"
-#define LINLI_TOPIC_ORDERS "linli.orders.v1"
-#define LINLI_TOPIC_GROUPBUY "linli.groupbuy.v1"
-#define LINLI_TOPIC_RESERVATIONS "linli.reservations.v1"
-#define LINLI_TOPIC_SETTLEMENTS "linli.groupbuy.settlements.v1"
-#define LINLI_TOPIC_FULFILLMENT "linli.fulfillment.v1"
-#define LINLI_TOPIC_ROUTES "linli.routes.v1"
-#define LINLI_TOPIC_DELIVERY "linli.delivery.v1"
-#define LINLI_TOPIC_REFUNDS "linli.refunds.v1"
-#define LINLI_TOPIC_NOTIFICATIONS "linli.notifications.v1"
-#define LINLI_TOPIC_ORDER_STATUS "linli.order-status.v1"
-#define LINLI_TOPIC_DLQ "linli.dlq.v1"
+/* Topic names: LINLI_TOPIC_* (generated from config/topics.conf). */
+#include "domain/topics.h"
 
 /* Version written into Meta.schema_version by producers of today's schemas. */
 #define LINLI_SCHEMA_VERSION 1

@@ -1,5 +1,5 @@
 /*
- * schema.c - the topic registry (see linli/schema.h): one static table of
+ * schema.c - the topic registry (see domain/schema.h): one static table of
  * topics and their envelope descriptors, and descriptor walks that find a
  * message by name or name the oneof member set in an envelope.
  *
@@ -7,7 +7,7 @@
  * each call (about fifty descriptors), so nothing needs initialising or
  * locking.
  */
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 #include <stdint.h>
 #include <string.h>
