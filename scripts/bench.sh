@@ -349,12 +349,12 @@ clean_redis() {
   local t run wh sku re="" keys
   for t in "${CLEAN[@]}"; do
     read -r run wh sku <<<"$t"
-    re+="${re:+|}^\\{w:$wh\\}:|^linli:rsv:ow:$run-"
-    "${REDIS[@]}" hdel linli:catalog "$sku" >/dev/null
+    re+="${re:+|}^\\{w:$wh\\}:|^$LINLI_RSV_ORDER_WH$run-"
+    "${REDIS[@]}" hdel "$LINLI_RSV_CATALOG" "$sku" >/dev/null
   done
   "${REDIS[@]}" --scan | grep -E "$re" |
     xargs -r -n 500 "${REDIS[@]}" unlink >/dev/null || true
-  mapfile -t keys < <("${REDIS[@]}" --scan --pattern 'linli:rsv:exp:*')
+  mapfile -t keys < <("${REDIS[@]}" --scan --pattern "$LINLI_RSV_EXPIRY*")
   if ((${#keys[@]})); then
     for t in "${CLEAN[@]}"; do
       read -r run wh sku <<<"$t"
@@ -428,7 +428,7 @@ restock() { # run wh sku stock
   "$LOADGEN" --run-id "$1" --warehouse "$2" --sku "$3" --stock "$4" 2>/dev/null ||
     die "listing and restocking failed"
   t0=$(now_ms)
-  until [[ "$("${REDIS[@]}" hget "{w:$2}:avail" "$3")" == "$4" ]]; do
+  until [[ "$("${REDIS[@]}" hget "$(linli_rsv_key "$2" avail)" "$3")" == "$4" ]]; do
     (($(now_ms) - t0 < 60000)) || die "the restock of $4 units did not reach Redis within 60 s"
     sleep 0.1
   done
@@ -563,8 +563,8 @@ reserver_pass() {
   first="$(field first_send_ms "$work/produce-$run.out")"
   done_ms="$(field done_ms "$c")"
   e2e=$((done_ms - first))
-  avail="$("${REDIS[@]}" hget "{w:$wh}:avail" "$sku")"
-  resv="$("${REDIS[@]}" hget "{w:$wh}:resv" "$sku")"
+  avail="$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" avail)" "$sku")"
+  resv="$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" resv)" "$sku")"
   CHECK_OK=$ok
   ((ok)) || FAILED=1
   check '[[ "$(field results "$c")" == "$ORDERS" ]]' "$label: $(field results "$c") of $ORDERS outcomes"
@@ -780,7 +780,7 @@ LUA
 # the part of used_memory that other clients of a shared Redis cannot move.
 run_keys() {
   local f="$work/keys-$1"
-  "${REDIS[@]}" --scan | grep -E "^\\{w:$2\\}:|^linli:rsv:ow:$1-" >"$f" || true
+  "${REDIS[@]}" --scan | grep -E "^\\{w:$2\\}:|^$LINLI_RSV_ORDER_WH$1-" >"$f" || true
   RUN_KEYS="$(wc -l <"$f")"
   RUN_BYTES="$(sed 's/^/MEMORY USAGE /' "$f" | "${REDIS[@]}" | awk '{ s += $1 } END { printf "%d", s }')"
 }
@@ -819,9 +819,9 @@ pass_memory() {
   # Every reservation expires unpaid: the stock comes back.
   local t0 expired=1
   t0=$(now_ms)
-  until [[ "$("${REDIS[@]}" hget "{w:$wh}:resv" "$sku")" == 0 && "$("${REDIS[@]}" hget "{w:$wh}:avail" "$sku")" == "$STOCK" ]]; do
+  until [[ "$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" resv)" "$sku")" == 0 && "$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" avail)" "$sku")" == "$STOCK" ]]; do
     if (($(now_ms) - t0 > MEM_WAIT_S * 1000)); then
-      log "memory: $("${REDIS[@]}" hget "{w:$wh}:resv" "$sku") reservations still unexpired after ${MEM_WAIT_S}s"
+      log "memory: $("${REDIS[@]}" hget "$(linli_rsv_key "$wh" resv)" "$sku") reservations still unexpired after ${MEM_WAIT_S}s"
       expired=0
       break
     fi

@@ -182,7 +182,7 @@ step "stock of $W in Redis (the reserver's hot state)"
 for sku in "$RICE" "$MILK"; do
   printf '  %-20s' "$sku"
   for f in init avail resv sold; do
-    printf ' %s=%s' "$f" "$(redis-cli -p "$REDIS_PORT" HGET "{w:$W}:$f" "$sku")"
+    printf ' %s=%s' "$f" "$(redis-cli -p "$REDIS_PORT" HGET "$(linli_rsv_key "$W" "$f")" "$sku")"
   done
   echo
 done

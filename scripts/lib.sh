@@ -87,6 +87,14 @@ linli_topics() {
   printf '%s\n' "$out"
 }
 
+# The reserver's Redis keys, as libdomain's domain/reserver_keys.h names them
+# (test_domain_keys checks that these agree with it).
+LINLI_RSV_CATALOG="linli:catalog"   # hash sku -> catalog record
+LINLI_RSV_ORDER_WH="linli:rsv:ow:"  # + order_id: the order's warehouse
+LINLI_RSV_EXPIRY="linli:rsv:exp:"   # + orders partition: deadline index
+# linli_rsv_key WAREHOUSE SUFFIX: "{w:WAREHOUSE}:SUFFIX" (avail, resv, o:<id>...).
+linli_rsv_key() { printf '{w:%s}:%s\n' "$1" "$2"; }
+
 # linli_conninfo_get CONNINFO KEY DEFAULT: one key of a libpq key=value
 # conninfo (values without spaces or quotes, which is all the stack needs).
 linli_conninfo_get() {

@@ -22,16 +22,12 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "domain/reserver_keys.h"
 #include "domain/topics.h"
 #include "linli/config.h"
 #include "linli/kafka.h"
 #include "linli/pg.h"
 #include "linli/redis.h"
-
-/* Global keys (no shard): catalog, order -> warehouse index, expiry index. */
-#define RESERVER_KEY_CATALOG "linli:catalog"
-#define RESERVER_KEY_ORDER_WH "linli:rsv:ow:"   /* + order_id */
-#define RESERVER_KEY_EXPIRY "linli:rsv:exp:"    /* + orders partition */
 
 /* Money and time bounds that keep every sum exact (also in Lua's doubles). */
 #define RESERVER_MAX_FEN INT64_C(1000000000000000)   /* 10^15 fen */
@@ -83,11 +79,6 @@ void reserver_loaded_forget(struct reserver *rs, const char *warehouse_id);
 
 /* The expiry clock (runner tick). */
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms);
-
-/* Keys of the expiry index of an orders partition and of its
- * "announced" hash (when each due order was last announced). */
-void reserver_expiry_key(char *buf, size_t len, int32_t partition);
-void reserver_announced_key(char *buf, size_t len, int32_t partition);
 
 /* Redis helper: run a command given as argv, ignore the reply; 0 or error. */
 int reserver_redis_simple(struct reserver *rs, int argc, const char **argv,

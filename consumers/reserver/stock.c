@@ -90,8 +90,8 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
       k_init[160], k_hwm[160];
   if (loaded_cached(rs, wh))
     return LINLI_OK;
-  snprintf(tag, sizeof tag, "w:%s", wh);
-  linli_redis_key(k_loaded, sizeof k_loaded, tag, "loaded");
+  dom_rsv_tag(tag, sizeof tag, wh);
+  linli_redis_key(k_loaded, sizeof k_loaded, tag, DOM_RSV_LOADED);
   const char *ex[] = {"EXISTS", k_loaded};
   redisReply *r = NULL;
   if (linli_redis_command(rs->redis, 2, ex, NULL, &r) != LINLI_OK) {
@@ -155,10 +155,10 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
       argv[n++] = fields[h++];
       argv[n++] = PQgetvalue(res, i, 2);
     }
-  linli_redis_key(k_avail, sizeof k_avail, tag, "avail");
-  linli_redis_key(k_resv, sizeof k_resv, tag, "resv");
-  linli_redis_key(k_sold, sizeof k_sold, tag, "sold");
-  linli_redis_key(k_init, sizeof k_init, tag, "init");
+  linli_redis_key(k_avail, sizeof k_avail, tag, DOM_RSV_AVAIL);
+  linli_redis_key(k_resv, sizeof k_resv, tag, DOM_RSV_RESV);
+  linli_redis_key(k_sold, sizeof k_sold, tag, DOM_RSV_SOLD);
+  linli_redis_key(k_init, sizeof k_init, tag, DOM_RSV_INIT);
   linli_redis_key(k_hwm, sizeof k_hwm, tag, "hwm"); /* see linli/redis.h */
   const char *keys[] = {k_loaded, k_avail, k_resv, k_sold, k_init, k_hwm};
   r = NULL;

@@ -28,6 +28,7 @@
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
+#include "domain/reserver_keys.h"
 
 static char wh[80], sku[80], group[112], inst[112], run[48];
 static char env_group[160], env_inst[160], ledger_group[112];
@@ -328,7 +329,7 @@ static long long redis_int(linli_redis_t *r, const char *argv0,
 
 static void wh_key(char *buf, size_t len, const char *what) {
   char tag[96];
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   linli_redis_key(buf, len, tag, what);
 }
 
@@ -336,7 +337,7 @@ static void wh_key(char *buf, size_t len, const char *what) {
  * the warehouse's hot state is lost. */
 static void wipe_warehouse(linli_redis_t *r) {
   char pattern[128];
-  snprintf(pattern, sizeof pattern, "{w:%s}:*", wh);
+  dom_rsv_key(pattern, sizeof pattern, wh, "*");
   const char *cursor = "0";
   char next[32];
   do {
@@ -357,7 +358,7 @@ static void wipe_warehouse(linli_redis_t *r) {
   for (int n = 1; n <= 12; n++) {
     char oid[96], key[160];
     order_id(oid, sizeof oid, n);
-    snprintf(key, sizeof key, "linli:rsv:ow:%s", oid);
+    dom_rsv_order_wh_key(key, sizeof key, oid);
     const char *del[] = {"DEL", key};
     redisReply *d = NULL;
     if (linli_redis_command(r, 2, del, NULL, &d) == LINLI_OK)
@@ -409,7 +410,7 @@ static void test_audit_and_rebuild(void) {
   wh_key(k_avail, sizeof k_avail, "avail");
   int64_t deadline = linli_test_now_ms() + 60000;
   while ((redis_int(r, "HGET", k_avail, sku) != 10 ||
-          redis_int(r, "HEXISTS", "linli:catalog", sku) != 1) &&
+          redis_int(r, "HEXISTS", DOM_RSV_KEY_CATALOG, sku) != 1) &&
          linli_test_now_ms() < deadline)
     usleep(100 * 1000);
   CU_ASSERT_EQUAL_FATAL(redis_int(r, "HGET", k_avail, sku), 10);

@@ -37,6 +37,7 @@
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
+#include "domain/reserver_keys.h"
 
 #define FS_ORDERS 2000
 #define FS_USERS 500
@@ -313,7 +314,7 @@ static long q_long(const char *sql, const char *a, const char *b) {
 /* {w:<wh>}:<hash> field sku as a number; 0 if absent, -1 on error. */
 static long long stock(const char *hash) {
   char tag[128], key[256];
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   linli_redis_key(key, sizeof key, tag, hash);
   const char *argv[] = {"HGET", key, sku};
   redisReply *r = NULL;

@@ -43,6 +43,7 @@
 #include "linli/clock.h"
 #include "linli/redis.h"
 #include "linli/json.h"
+#include "domain/groupbuy_state.h"
 #include "domain/schema.h"
 #include "linli_test.h"
 #include "order_status.pb-c.h"
@@ -2212,9 +2213,10 @@ static void test_routes_match_openapi(void) {
 /* GET /v1/groupbuys/{id}: progress from the settler's hot state (written
  * here as the settler writes it), owner app 200, another app 404. */
 static void test_groupbuy_progress(void) {
-  char id[96], key[160], dl[32];
+  char id[96], tag[112], key[160], dl[32];
   snprintf(id, sizeof id, "%s-gbp", run_id);
-  snprintf(key, sizeof key, "{c:%s}:c", id);
+  snprintf(tag, sizeof tag, DOM_GB_TAG_FMT, id);
+  linli_redis_key(key, sizeof key, tag, "c");
   snprintf(dl, sizeof dl, "%lld", (long long)(linli_clock_now_ms() + 600000));
   linli_redis_t *rd = NULL;
   char err[256];

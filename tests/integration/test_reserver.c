@@ -44,6 +44,7 @@
 #include "refunds.pb-c.h"
 #include "reservations.pb-c.h"
 #include "domain/topics.h"
+#include "domain/reserver_keys.h"
 
 #define T_ORDERS LINLI_TOPIC_ORDERS
 #define T_INVENTORY LINLI_TOPIC_INVENTORY
@@ -555,7 +556,7 @@ static void place(const char *order, const char *wh, size_t n,
 /* {w:<wh>}:<hash> field as a number; -1 if absent. */
 static long long stock(const char *wh, const char *hash, const char *sku) {
   char tag[128], key[256];
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   linli_redis_key(key, sizeof key, tag, hash);
   const char *argv[] = {"HGET", key, sku};
   redisReply *r = NULL;
@@ -570,7 +571,7 @@ static long long stock(const char *wh, const char *hash, const char *sku) {
 
 /* Catalog entry of sku ("L|..." listed, "D|..." delisted), "" if absent. */
 static void catalog(const char *sku, char *out, size_t len) {
-  const char *argv[] = {"HGET", "linli:catalog", sku};
+  const char *argv[] = {"HGET", DOM_RSV_KEY_CATALOG, sku};
   redisReply *r = NULL;
   out[0] = '\0';
   if (linli_redis_command(redis, 3, argv, NULL, &r) == LINLI_OK && r) {
@@ -586,7 +587,7 @@ static int pending_deadline(int part, const char *order) {
   int found = 0;
   for (int p = part < 0 ? 0 : part; p < (part < 0 ? 6 : part + 1); p++) {
     char key[64];
-    snprintf(key, sizeof key, "linli:rsv:exp:%d", p);
+    dom_rsv_expiry_key(key, sizeof key, p);
     const char *argv[] = {"ZSCORE", key, order};
     redisReply *r = NULL;
     if (linli_redis_command(redis, 3, argv, NULL, &r) != LINLI_OK || !r)
@@ -1104,7 +1105,7 @@ static void test_lost_state(void) {
   CU_ASSERT_EQUAL(stock(wh, "avail", sku_a), 7);
 
   /* The loss. */
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   const char *hashes[] = {"avail", "resv", "sold", "init", "loaded"};
   for (size_t i = 0; i < 5; i++) {
     linli_redis_key(key, sizeof key, tag, hashes[i]);
@@ -1511,7 +1512,7 @@ static void test_expiry(void) {
    * announced again and again. */
   char ghost[96], gkey[64], gscore[32];
   id(ghost, sizeof ghost, "ghost");
-  snprintf(gkey, sizeof gkey, "linli:rsv:exp:%d", 0);
+  dom_rsv_expiry_key(gkey, sizeof gkey, 0);
   snprintf(gscore, sizeof gscore, "%lld", (long long)(T0 - 1));
   const char *zadd[] = {"ZADD", gkey, gscore, ghost};
   redisReply *zr = NULL;
