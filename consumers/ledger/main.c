@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "ledger.h"
-#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
@@ -117,16 +116,11 @@ static const struct ledger_stmt SCHEMA_CHECK = {
     "ledger_schema_check", "SELECT 1 FROM ledger_outbox LIMIT 0", 0, 0};
 
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
-                              {NULL, NULL, NULL}};
-  if (linli_args_parse(argc, argv, opts, "linli-ledger [--config FILE]") != LINLI_OK)
-    return 2;
   /* Name our sessions (pg_stat_activity) unless the conninfo does. */
   setenv("PGAPPNAME", LEDGER_APP_NAME, 0);
 
   linli_config_t *cfg = NULL;
-  if (linli_process_start(LEDGER_NAME, config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, LEDGER_NAME, &cfg) != LINLI_OK)
     return 2;
   static struct ledger lg;
   lg.cfg = cfg;

@@ -159,24 +159,17 @@ int main(int argc, char **argv) {
   nt_sender_t *sender = NULL;
   linli_runner_t *runner = NULL;
   if (consume) {
-    snprintf(err, sizeof err, "script registration failed");
-    rc = linli_redis_connect(
-        linli_config_str(cfg, "redis.host"),
-        (int)linli_config_int(cfg, "redis.port"),
-        linli_config_str(cfg, "redis.password"),
-        (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &nt.redis, err,
-        sizeof err);
-    if (rc == LINLI_OK)
-      rc = linli_redis_script_batch(nt.redis, "notify", NT_LUA_BATCH,
-                                    &nt.script);
-    if (rc == LINLI_OK)
-      rc = linli_redis_script_register(nt.redis, "nt_rem_claim",
-                                       NT_LUA_REM_CLAIM, &nt.rem_claim);
+    rc = linli_redis_start_batch(cfg, "notify", NT_LUA_BATCH, &nt.redis,
+                                 &nt.script);
+    if (rc != LINLI_OK)
+      goto out;
+    rc = linli_redis_script_register(nt.redis, "nt_rem_claim",
+                                     NT_LUA_REM_CLAIM, &nt.rem_claim);
     if (rc == LINLI_OK)
       rc = linli_redis_script_register(nt.redis, "nt_rem_done",
                                        NT_LUA_REM_DONE, &nt.rem_done);
     if (rc != LINLI_OK) {
-      LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+      LINLI_ERROR("redis start-up failed", "reason=\"reminder scripts\"");
       goto out;
     }
   }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linli/array.h"
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/ids.h"
@@ -33,14 +34,11 @@ static void pending_clear(struct notifier *nt) {
 static int pending_add(struct notifier *nt, int shard, const char *order,
                        const char *id, const char *user, const char *chan,
                        char *body) {
-  if (nt->npending == nt->cappending) {
-    size_t nc = nt->cappending ? nt->cappending * 2 : 64;
-    struct nt_pending *np = realloc(nt->pending, nc * sizeof *np);
-    if (!np)
-      return LINLI_ERR_NOMEM;
-    nt->pending = np;
-    nt->cappending = nc;
-  }
+  struct nt_pending *np = linli_grow(nt->pending, &nt->cappending,
+                                     nt->npending + 1, sizeof *np, 64);
+  if (!np)
+    return LINLI_ERR_NOMEM;
+  nt->pending = np;
   struct nt_pending *p = &nt->pending[nt->npending++];
   p->shard = shard;
   snprintf(p->order, sizeof p->order, "%s", order);

@@ -42,8 +42,9 @@ static int last_announced(struct reserver *rs, const char *ann,
 
 /* Announce every due order of the partition not announced within
  * EXPIRY_RETRY_MS: three round trips per tick, whatever their number. */
-static int expire_partition(struct reserver *rs, linli_emit_t *emit,
-                            int32_t partition, int64_t now_ms) {
+static int expire_partition(void *app, linli_emit_t *emit, int32_t partition,
+                            int64_t now_ms) {
+  struct reserver *rs = app;
   char key[96], ann[96], now_s[32];
   dom_rsv_expiry_key(key, sizeof key, partition);
   /* When each due order was last announced, so that an OrderExpired not yet
@@ -92,11 +93,5 @@ static int expire_partition(struct reserver *rs, linli_emit_t *emit,
 
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct reserver *rs = app;
-  for (int p = linli_owned_next(&rs->owned, 0); p >= 0;
-       p = linli_owned_next(&rs->owned, p + 1)) {
-    int rc = expire_partition(rs, emit, p, now_ms);
-    if (rc != LINLI_OK)
-      return rc;
-  }
-  return LINLI_OK;
+  return linli_owned_each(&rs->owned, expire_partition, rs, emit, now_ms);
 }

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
@@ -17,36 +16,26 @@
 #include "scripts.h"
 
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
-                              {NULL, NULL, NULL}};
-  if (linli_args_parse(argc, argv, opts, "linli-reserver [--config FILE]") != LINLI_OK)
-    return 2;
   linli_config_t *cfg = NULL;
-  if (linli_process_start("reserver", config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, "reserver", &cfg) != LINLI_OK)
     return 2;
 
-  struct reserver rs;
-  memset(&rs, 0, sizeof rs);
-  rs.cfg = cfg;
-  rs.owned.topic = LINLI_TOPIC_ORDERS;
+  struct reserver rs = {.cfg = cfg, .owned.topic = LINLI_TOPIC_ORDERS};
   rs.payment_timeout_ms =
       linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
   rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
   snprintf(rs.retention_s, sizeof rs.retention_s, "%lld",
            (long long)linli_config_int(cfg, "orders.retention_s"));
-  char err[1024] = "script registration failed";
-  int rc = linli_redis_connect_config(cfg, &rs.redis, err, sizeof err);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_batch(rs.redis, "stock", RESERVER_LUA_STOCK,
-                                  &rs.stock);
-  if (rc == LINLI_OK)
+  int rc = linli_redis_start_batch(cfg, "stock", RESERVER_LUA_STOCK,
+                                   &rs.redis, &rs.stock);
+  if (rc == LINLI_OK) {
     rc = linli_redis_script_register(rs.redis, "load", RESERVER_LUA_LOAD,
                                      &rs.load);
-  if (rc != LINLI_OK) {
-    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
-    goto out;
+    if (rc != LINLI_OK)
+      LINLI_ERROR("redis start-up failed", "reason=\"load script\"");
   }
+  if (rc != LINLI_OK)
+    goto out;
 
   const char *topics[] = {LINLI_TOPIC_CATALOG, LINLI_TOPIC_INVENTORY,
                           LINLI_TOPIC_ORDERS, NULL};

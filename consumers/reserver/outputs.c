@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/schema.h"
 #include "fulfillment.pb-c.h"
 #include "linli/error.h"
 #include "linli/ids.h"
@@ -106,11 +107,8 @@ int out_order_expired(linli_emit_t *emit, int32_t partition,
    * retry) writing the same decision writes the same event id. */
   char seed[128], id[LINLI_ID_BUFSZ];
   snprintf(seed, sizeof seed, "expire/%s", order_id);
-  linli_id_derive(seed, partition, deadline_ms, 0, id, sizeof id);
-  meta.event_id = id;
-  meta.occurred_at_ms = now_ms;
-  meta.producer = (char *)PRODUCER_NAME;
-  meta.schema_version = 1;
+  linli_schema_decision_meta(&meta, id, seed, partition, deadline_ms, now_ms,
+                             PRODUCER_NAME);
   exp.order_id = (char *)order_id;
   exp.deadline_ms = deadline_ms;
   ev.meta = &meta;

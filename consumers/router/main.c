@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
@@ -79,19 +78,11 @@ static void metrics(struct router *rt) {
 }
 
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
-                              {NULL, NULL, NULL}};
-  if (linli_args_parse(argc, argv, opts, "linli-router [--config FILE]") != LINLI_OK)
-    return 2;
   linli_config_t *cfg = NULL;
-  if (linli_process_start("router", config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, "router", &cfg) != LINLI_OK)
     return 2;
 
-  struct router rt;
-  memset(&rt, 0, sizeof rt);
-  rt.cfg = cfg;
-  rt.owned.topic = LINLI_TOPIC_FULFILLMENT;
+  struct router rt = {.cfg = cfg, .owned.topic = LINLI_TOPIC_FULFILLMENT};
   rt.retention_s = linli_config_int(cfg, "router.retention_s");
   rt.close_retry_ms = linli_config_int(cfg, "router.close_retry_ms");
   rt.express_delay_ms = linli_config_int(cfg, "router.express_depart_s") * 1000;
@@ -101,7 +92,7 @@ int main(int argc, char **argv) {
   rt.default_item_g = linli_config_int(cfg, "router.default_item_weight_g");
   rt.skip_unknown = linli_config_bool(cfg, "router.skip_unknown_warehouses");
   metrics(&rt);
-  char err[1024] = "script registration failed";
+  char err[1024] = "";
   int rc = load_reference(linli_config_str(cfg, "router.reference_file"),
                           &rt.ref, err, sizeof err);
   if (rc != LINLI_OK) {
@@ -111,13 +102,10 @@ int main(int argc, char **argv) {
   }
   LINLI_INFO("reference data loaded", "warehouses=%zu pickup_points=%zu "
              "vehicles=%zu", rt.ref.nwh, rt.ref.npp, rt.ref.nveh);
-  rc = linli_redis_connect_config(cfg, &rt.redis, err, sizeof err);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_batch(rt.redis, "route", DOM_WAVE_LUA, &rt.script);
-  if (rc != LINLI_OK) {
-    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+  rc = linli_redis_start_batch(cfg, "route", DOM_WAVE_LUA, &rt.redis,
+                               &rt.script);
+  if (rc != LINLI_OK)
     goto out;
-  }
 
   const char *topics[] = {LINLI_TOPIC_FULFILLMENT, NULL};
   linli_runner_spec_t spec = {

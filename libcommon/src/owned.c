@@ -25,3 +25,13 @@ int linli_owned_next(const linli_owned_t *o, int from) {
       return p;
   return -1;
 }
+
+int linli_owned_each(const linli_owned_t *o, linli_owned_fn fn, void *app,
+                     struct linli_emit *emit, int64_t now_ms) {
+  for (int p = linli_owned_next(o, 0); p >= 0; p = linli_owned_next(o, p + 1)) {
+    int rc = fn(app, emit, p, now_ms);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "linli/error.h"
+#include "linli/ids.h"
 
 #include "catalog.pb-c.h"
 #include "common.pb-c.h"
@@ -195,4 +196,14 @@ const Linli__Meta *linli_schema_meta(const ProtobufCMessage *envelope) {
   const Linli__Meta *meta;
   memcpy(&meta, (const char *)envelope + f->offset, sizeof(meta));
   return meta;
+}
+
+void linli_schema_decision_meta(Linli__Meta *meta, char *id, const char *seed,
+                                int32_t partition, int64_t at_ms,
+                                int64_t now_ms, const char *producer) {
+  linli_id_derive(seed, partition, at_ms, 0, id, LINLI_ID_BUFSZ);
+  meta->event_id = id;
+  meta->occurred_at_ms = now_ms;
+  meta->producer = (char *)producer;
+  meta->schema_version = LINLI_SCHEMA_VERSION;
 }

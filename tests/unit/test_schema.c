@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "linli/error.h"
+#include "linli/ids.h"
 #include "domain/schema.h"
 #include "linli_test.h"
 
@@ -132,6 +133,21 @@ static void test_topics_same_in_scripts(void) {
     w += (size_t)snprintf(want + w, sizeof want - w, "%s%s", i ? "," : "",
                           all[i].name);
   CU_ASSERT_STRING_EQUAL(line, want);
+}
+
+/* A decision's Meta: the same decision gets the same id, another does not. */
+static void test_decision_meta(void) {
+  Linli__Meta a = LINLI__META__INIT, b = LINLI__META__INIT;
+  char ida[LINLI_ID_BUFSZ], idb[LINLI_ID_BUFSZ];
+  linli_schema_decision_meta(&a, ida, "expire/o-1", 2, 1000, 5000, "p");
+  linli_schema_decision_meta(&b, idb, "expire/o-1", 2, 1000, 9000, "p");
+  CU_ASSERT_PTR_EQUAL(a.event_id, ida);
+  CU_ASSERT_STRING_EQUAL(ida, idb);
+  CU_ASSERT_EQUAL(a.occurred_at_ms, 5000);
+  CU_ASSERT_STRING_EQUAL(a.producer, "p");
+  CU_ASSERT_EQUAL(a.schema_version, LINLI_SCHEMA_VERSION);
+  linli_schema_decision_meta(&b, idb, "expire/o-1", 2, 1001, 5000, "p");
+  CU_ASSERT_STRING_NOT_EQUAL(ida, idb);
 }
 
 /* ----------------------------------------------------------- envelopes */
@@ -427,6 +443,7 @@ int linli_test_register(void) {
           NULL ||
       CU_add_test(s, "topic names same in scripts",
                   test_topics_same_in_scripts) == NULL ||
+      CU_add_test(s, "decision meta", test_decision_meta) == NULL ||
       CU_add_test(s, "envelope shape", test_envelope_shape) == NULL ||
       CU_add_test(s, "event type of every member",
                   test_event_type_every_member) == NULL ||

@@ -9,6 +9,8 @@
 #ifndef LINLI_OWNED_H
 #define LINLI_OWNED_H
 
+#include <stdint.h>
+
 #include <librdkafka/rdkafka.h>
 
 /* Partitions numbered from LINLI_OWNED_MAX on are never tracked. */
@@ -29,5 +31,14 @@ void linli_owned_update(linli_owned_t *o,
  * `for (p = linli_owned_next(o, 0); p >= 0; p = linli_owned_next(o, p + 1))`.
  */
 int linli_owned_next(const linli_owned_t *o, int from);
+
+/* A tick's work for every owned partition, in order: fn(app, emit,
+ * partition, now_ms) until one returns non-zero, which is returned (0 when
+ * all succeeded). emit is the tick's linli_emit_t (linli/kafka.h). */
+struct linli_emit;
+typedef int (*linli_owned_fn)(void *app, struct linli_emit *emit,
+                              int32_t partition, int64_t now_ms);
+int linli_owned_each(const linli_owned_t *o, linli_owned_fn fn, void *app,
+                     struct linli_emit *emit, int64_t now_ms);
 
 #endif

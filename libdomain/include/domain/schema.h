@@ -75,4 +75,16 @@ int linli_schema_event_member(const ProtobufCMessage *envelope,
  * no meta field. */
 const Linli__Meta *linli_schema_meta(const ProtobufCMessage *envelope);
 
+/*
+ * Fill meta for a decision a consumer takes on its own clock (an order's
+ * payment deadline passed, a campaign's deadline, a wave's cutoff): the
+ * event id derives from seed (what was decided, e.g. "expire/<order_id>"),
+ * partition and at_ms only, so two instances or a retry writing the same
+ * decision write the same event. id (LINLI_ID_BUFSZ bytes) holds the id
+ * that meta->event_id points to; producer must outlive meta.
+ */
+void linli_schema_decision_meta(Linli__Meta *meta, char *id, const char *seed,
+                                int32_t partition, int64_t at_ms,
+                                int64_t now_ms, const char *producer);
+
 #endif
