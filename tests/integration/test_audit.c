@@ -269,35 +269,6 @@ static int pg_exec(const char *sql, const char *a, const char *b) {
   return rc;
 }
 
-/* Run linli-replay; its stdout+stderr go to out_path. Exit status. */
-static int replay(char *const args[], const char *out_path) {
-  char bin[512];
-  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
-  char *argv[16];
-  int a = 0;
-  argv[a++] = bin;
-  for (int i = 0; args[i] && a < 15; i++)
-    argv[a++] = args[i];
-  argv[a] = NULL;
-  unlink(out_path);
-  pid_t pid = linli_test_spawn(argv, NULL, out_path);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int file_contains(const char *path, const char *needle) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  char line[2048];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, needle) != NULL;
-  fclose(f);
-  return found;
-}
-
 static linli_redis_t *redis(void) {
   const linli_config_t *cfg = linli_test_config();
   linli_redis_t *r = NULL;
@@ -443,7 +414,7 @@ static void test_audit_and_rebuild(void) {
   for (int i = 0; i < 60 && arc != 0; i++) {
     if (i)
       sleep(1);
-    arc = replay(audit, out);
+    arc = linli_test_replay(audit, out);
   }
   CU_ASSERT_EQUAL(arc, 0);
 
@@ -452,16 +423,16 @@ static void test_audit_and_rebuild(void) {
                           "WHERE "
                           "warehouse_id = $1 AND sku_id = $2", wh, sku),
                   LINLI_OK);
-  CU_ASSERT_EQUAL(replay(audit, out), 1);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
   char pg_needle[256];
   snprintf(pg_needle, sizeof pg_needle,
            "%s/%s: PostgreSQL inventory.sold = 5, the log says 4", wh, sku);
-  CU_ASSERT(file_contains(out, pg_needle));
+  CU_ASSERT(linli_test_file_contains(out, pg_needle));
   CU_ASSERT_EQUAL(pg_exec("UPDATE inventory SET sold = sold - 1, available = available + 1 "
                           "WHERE "
                           "warehouse_id = $1 AND sku_id = $2", wh, sku),
                   LINLI_OK);
-  CU_ASSERT_EQUAL(replay(audit, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 0);
 
   /* A deliberate change to Redis: the audit names it. */
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 2);
@@ -469,20 +440,20 @@ static void test_audit_and_rebuild(void) {
   redisReply *rep = NULL;
   CU_ASSERT_EQUAL(linli_redis_command(r, 4, bump, NULL, &rep), LINLI_OK);
   freeReplyObject(rep);
-  CU_ASSERT_EQUAL(replay(audit, out), 1);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
   char needle[256];
   snprintf(needle, sizeof needle, "%s/%s: Redis avail = 5, the log says 2", wh,
            sku);
-  CU_ASSERT(file_contains(out, needle));
+  CU_ASSERT(linli_test_file_contains(out, needle));
 
   /* Lose the warehouse's hot state; rebuild restores it exactly. */
   wipe_warehouse(r);
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 0);
   char *rebuild[] = {"rebuild", "--target", "redis", "--warehouse", wh,
                      "--group", group, "--force", NULL};
-  CU_ASSERT_EQUAL(replay(rebuild, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(rebuild, out), 0);
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 2);
-  CU_ASSERT_EQUAL(replay(audit, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 0);
 
   /* The pipeline continues with no oversell: 2 units left, three more
    * orders of 2 -> exactly one reserved; a payment for a rebuilt order
@@ -505,7 +476,7 @@ static void test_audit_and_rebuild(void) {
   for (int i = 0; i < 60 && arc != 0; i++) {
     if (i)
       sleep(1);
-    arc = replay(audit, out);
+    arc = linli_test_replay(audit, out);
   }
   CU_ASSERT_EQUAL(arc, 0);
   status = linli_test_stop(ledger, 0);

@@ -339,24 +339,6 @@ static char *pg_states(void) {
                 like, NULL);
 }
 
-/* Run linli-replay with args; output into out_path. Exit status or -1. */
-static int replay(char *const args[], const char *out_path) {
-  char bin[512];
-  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
-  char *argv[16];
-  int a = 0;
-  argv[a++] = bin;
-  for (int i = 0; args[i] && a < 15; i++)
-    argv[a++] = args[i];
-  argv[a] = NULL;
-  unlink(out_path);
-  pid_t pid = linli_test_spawn_tied(argv, NULL, out_path);
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid)
-    return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* ------------------------------------------------------------- suite */
 
 /* Every topic of config/topics.conf exists (the ledger reads them all). */
@@ -424,12 +406,9 @@ static int suite_cleanup(void) {
 /* ---------------------------------------------------------------- test */
 
 static int stopped_ok(pid_t pid, const char *what) {
-  int st = linli_test_stop(pid, 0);
-  int ok = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (!ok)
-    fprintf(stderr, "\n  %s exited with status %d: see /tmp/%s-*.log\n", what,
-            st, RUN);
-  return ok;
+  char log[128];
+  snprintf(log, sizeof log, "/tmp/%s-*.log", RUN);
+  return linli_test_stop_clean(&pid, what, log);
 }
 
 static void test_flash_sale_recorded(void) {
@@ -562,7 +541,7 @@ static void test_flash_sale_recorded(void) {
   for (int i = 0; i < 3 && arc != 0; i++) {
     if (i)
       sleep(2);
-    arc = replay(audit, out);
+    arc = linli_test_replay(audit, out);
   }
   CU_ASSERT_EQUAL(arc, 0);
   if (arc != 0) {

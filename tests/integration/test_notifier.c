@@ -578,15 +578,7 @@ static void notifier_start(struct proc *p, const struct nconf *c,
 
 /* SIGTERM: the notifier drains and exits 0 (ASan: no leak). */
 static void notifier_stop(struct proc *p) {
-  if (p->pid <= 0)
-    return;
-  int status = linli_test_stop(p->pid, 0);
-  p->pid = 0;
-  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  CU_ASSERT(ok);
-  if (!ok)
-    fprintf(stderr, "\nnotifier exited with status %d: see %s\n", status,
-            p->log);
+  CU_ASSERT(linli_test_stop_clean(&p->pid, "notifier", p->log));
 }
 
 static void fresh_group(char *group, size_t glen, char *prefix, size_t plen,
@@ -1005,15 +997,7 @@ static void test_gives_up(void) {
 }
 
 static int write_clock(const char *file, int64_t ms) {
-  char tmp[300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", file);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "%lld\n", (long long)ms);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, file);
+  return linli_test_write_clock(file, ms);
 }
 
 /* Quiet hours hold a reminder and let a pickup code through. */

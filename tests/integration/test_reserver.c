@@ -655,15 +655,7 @@ static void spawn_reserver(struct rsv *r, const char *group,
 /* SIGTERM: the reserver must drain and exit 0 (also: no leak reported by
  * its own LeakSanitizer). */
 static void stop_reserver(struct rsv *r) {
-  if (r->pid <= 0)
-    return;
-  int status = linli_test_stop(r->pid, 0);
-  r->pid = 0;
-  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  CU_ASSERT(ok);
-  if (!ok)
-    fprintf(stderr, "\nreserver %s exited with status %d: see %s\n", r->inst,
-            status, r->log);
+  CU_ASSERT(linli_test_stop_clean(&r->pid, r->inst, r->log));
 }
 
 /* ======================================================== common set-up */
@@ -747,15 +739,7 @@ static void id(char *buf, size_t len, const char *what) {
 }
 
 static int write_clock(int64_t ms) {
-  char tmp[300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", sc_clock);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "%lld\n", (long long)ms);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, sc_clock); /* atomic: the reserver never reads half */
+  return linli_test_write_clock(sc_clock, ms);
 }
 
 static int scenarios_init(void) {
