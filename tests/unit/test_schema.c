@@ -135,6 +135,28 @@ static void test_topics_same_in_scripts(void) {
   CU_ASSERT_STRING_EQUAL(line, want);
 }
 
+/* No program spells a topic name: C code names topics with LINLI_TOPIC_*
+ * (libcommon, which knows no topic, takes them from its settings). */
+static void test_no_topic_literals(void) {
+  const char *src = getenv("LINLI_SOURCE_DIR");
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "cd \"%s\" && grep -rEn --include='*.c' --include='*.h' "
+           "'\"linli\\.[a-z.-]+\\.v[0-9]+\"' consumers producers libdomain tools "
+           "| grep -vE '^[^:]+:[0-9]+:[[:space:]]*(\\*|/\\*)|/\\*.*\"linli'",
+           src ? src : ".");
+  FILE *p = popen(cmd, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  char line[1024];
+  int found = 0;
+  while (fgets(line, sizeof line, p)) {
+    fprintf(stderr, "\n  a topic name spelt out: %s", line);
+    found++;
+  }
+  pclose(p);
+  CU_ASSERT_EQUAL(found, 0);
+}
+
 /* A decision's Meta: the same decision gets the same id, another does not. */
 static void test_decision_meta(void) {
   Linli__Meta a = LINLI__META__INIT, b = LINLI__META__INIT;
@@ -443,6 +465,8 @@ int linli_test_register(void) {
           NULL ||
       CU_add_test(s, "topic names same in scripts",
                   test_topics_same_in_scripts) == NULL ||
+      CU_add_test(s, "no topic name spelt out", test_no_topic_literals) ==
+          NULL ||
       CU_add_test(s, "decision meta", test_decision_meta) == NULL ||
       CU_add_test(s, "envelope shape", test_envelope_shape) == NULL ||
       CU_add_test(s, "event type of every member",
