@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/notifier_keys.h"
 #include "linli/hash.h"
 #include "linli/error.h"
 #include "linli/ids.h"
@@ -21,7 +22,7 @@ int nt_shard(const struct notifier *nt, const char *id) {
 }
 
 void nt_tag(const struct notifier *nt, int shard, char *buf, size_t len) {
-  snprintf(buf, len, "%s:%d", nt->prefix, shard);
+  dom_nt_tag(buf, len, nt->prefix, shard);
 }
 
 const char *nt_channel_name(int channel) {

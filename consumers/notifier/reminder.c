@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/notifier_keys.h"
 #include "linli/array.h"
 #include "linli/clock.h"
 #include "linli/error.h"
@@ -118,7 +119,7 @@ int nt_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   for (int s = 0; rc == LINLI_OK && s < nt->nshards; s++) {
     char tag[96], key[128], prefix[128];
     nt_tag(nt, s, tag, sizeof tag);
-    linli_redis_key(key, sizeof key, tag, "rem");
+    linli_redis_key(key, sizeof key, tag, DOM_NT_REMINDERS);
     linli_redis_key(prefix, sizeof prefix, tag, "");
     const char *keys[] = {key};
     const char *args[] = {prefix, now_s, lease_s, REM_BATCH};
@@ -158,7 +159,7 @@ void nt_on_commit(void *app) {
       j++;
     char tag[96], key[128], prefix[128];
     nt_tag(nt, nt->pending[i].shard, tag, sizeof tag);
-    linli_redis_key(key, sizeof key, tag, "rem");
+    linli_redis_key(key, sizeof key, tag, DOM_NT_REMINDERS);
     linli_redis_key(prefix, sizeof prefix, tag, "");
     size_t na = 3 + 5 * (j - i);
     const char **args = calloc(na, sizeof *args);

@@ -40,6 +40,7 @@
 #include "routes.pb-c.h"
 #include "settlements.pb-c.h"
 #include "domain/topics.h"
+#include "domain/notifier_keys.h"
 
 #define T_RES LINLI_TOPIC_RESERVATIONS
 #define T_SET LINLI_TOPIC_SETTLEMENTS
@@ -978,7 +979,7 @@ static void test_gives_up(void) {
    * after the DLQ acknowledged the record, so the DLQ can be read a moment
    * before the queue is empty: wait for exactly that. */
   char q[200];
-  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  dom_nt_key(q, sizeof q, prefix, 0, DOM_NT_QUEUE);
   const char *zc[] = {"ZCARD", q};
   long long left = -1;
   int64_t until = linli_test_now_ms() + 10000;
@@ -1052,7 +1053,7 @@ static void test_quiet_hours(void) {
   CU_ASSERT_PTR_NOT_NULL(hook_find(S, pick->id));
   /* The reminder waits in the queue until 07:00, not sent. */
   char q[200], score[32];
-  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  dom_nt_key(q, sizeof q, prefix, 0, DOM_NT_QUEUE);
   snprintf(score, sizeof score, "%lld", (long long)t07);
   const char *zs[] = {"ZSCORE", q, rem->id};
   int held = 0;
@@ -1188,7 +1189,7 @@ static void test_rate_limit(void) {
       held = &notes.v[i];
   CU_ASSERT_PTR_NOT_NULL_FATAL(held);
   char q[200], score[32];
-  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  dom_nt_key(q, sizeof q, prefix, 0, DOM_NT_QUEUE);
   snprintf(score, sizeof score, "%lld", (long long)next_minute);
   const char *zs[] = {"ZSCORE", q, held->id};
   int ok = 0;

@@ -1,13 +1,15 @@
 /*
- * test_domain_keys.c - the reserver's Redis key names (domain/
- * reserver_keys.h): every builder's output, buffers too small and bad
- * warehouses refused, and scripts/lib.sh naming the same keys.
+ * test_domain_keys.c - the Redis key names of libdomain: the reserver's
+ * (domain/reserver_keys.h: every builder's output, buffers too small and
+ * bad warehouses refused, scripts/lib.sh naming the same keys) and the
+ * notifier's (domain/notifier_keys.h).
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/notifier_keys.h"
 #include "domain/reserver_keys.h"
 #include "linli/error.h"
 #include "linli_test.h"
@@ -69,6 +71,21 @@ static void test_scripts_agree(void) {
   CU_ASSERT_STRING_EQUAL(line, want);
 }
 
+static void test_notifier_keys(void) {
+  char buf[64], small[6];
+  CU_ASSERT_EQUAL(dom_nt_tag(buf, sizeof buf, "nt", 3), LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "nt:3");
+  CU_ASSERT_EQUAL(dom_nt_key(buf, sizeof buf, "nt", 3, DOM_NT_QUEUE), LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "{nt:3}:q");
+  CU_ASSERT_EQUAL(dom_nt_key(buf, sizeof buf, "nt", 0, DOM_NT_REMINDERS),
+                  LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "{nt:0}:rem");
+  CU_ASSERT_EQUAL(dom_nt_key(small, sizeof small, "nt", 3, DOM_NT_QUEUE),
+                  LINLI_ERR_TOOBIG);
+  CU_ASSERT_EQUAL(dom_nt_key(buf, sizeof buf, "n{t", 3, DOM_NT_QUEUE),
+                  LINLI_ERR_INVALID);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("domain_keys", NULL, NULL);
   if (!s)
@@ -76,5 +93,6 @@ int linli_test_register(void) {
   CU_add_test(s, "builders", test_builders);
   CU_add_test(s, "refused", test_refused);
   CU_add_test(s, "scripts agree", test_scripts_agree);
+  CU_add_test(s, "notifier keys", test_notifier_keys);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }
