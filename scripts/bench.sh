@@ -176,7 +176,7 @@ PG="$(linli_conf pg conninfo 'host=127.0.0.1 port=15432 dbname=linli user=linli'
 # matters, so the demo's development key does (as scripts/demo.sh).
 export LINLI_CRYPTO_KEY="${LINLI_CRYPTO_KEY:-6c696e6c692d64656d6f2d6b65792d6e6f742d666f722d70726f647563743031}"
 # Every topic the ledger reads (all of DESIGN.md's but its own output).
-LEDGER_TOPICS="linli.catalog.v1,linli.inventory.v1,linli.orders.v1,linli.groupbuy.v1,linli.reservations.v1,linli.groupbuy.settlements.v1,linli.fulfillment.v1,linli.routes.v1,linli.delivery.v1,linli.refunds.v1,linli.notifications.v1,$(linli_conf runner dlq_topic linli.dlq.v1)"
+LEDGER_TOPICS="$(linli_topics catalog inventory orders groupbuy reservations groupbuy.settlements fulfillment routes delivery refunds notifications),$(linli_conf runner dlq_topic "$(linli_topic dlq)")"
 
 # ------------------------------------------------------------------ build
 # Release (-O3, no sanitizer): the ASan build would measure the sanitizer.
@@ -349,12 +349,12 @@ clean_redis() {
   local t run wh sku re="" keys
   for t in "${CLEAN[@]}"; do
     read -r run wh sku <<<"$t"
-    re+="${re:+|}^\\{w:$wh\\}:|^linli:rsv:ow:$run-"
-    "${REDIS[@]}" hdel linli:catalog "$sku" >/dev/null
+    re+="${re:+|}^\\{w:$wh\\}:|^$LINLI_RSV_ORDER_WH$run-"
+    "${REDIS[@]}" hdel "$LINLI_RSV_CATALOG" "$sku" >/dev/null
   done
   "${REDIS[@]}" --scan | grep -E "$re" |
     xargs -r -n 500 "${REDIS[@]}" unlink >/dev/null || true
-  mapfile -t keys < <("${REDIS[@]}" --scan --pattern 'linli:rsv:exp:*')
+  mapfile -t keys < <("${REDIS[@]}" --scan --pattern "$LINLI_RSV_EXPIRY*")
   if ((${#keys[@]})); then
     for t in "${CLEAN[@]}"; do
       read -r run wh sku <<<"$t"
@@ -428,7 +428,7 @@ restock() { # run wh sku stock
   "$LOADGEN" --run-id "$1" --warehouse "$2" --sku "$3" --stock "$4" 2>/dev/null ||
     die "listing and restocking failed"
   t0=$(now_ms)
-  until [[ "$("${REDIS[@]}" hget "{w:$2}:avail" "$3")" == "$4" ]]; do
+  until [[ "$("${REDIS[@]}" hget "$(linli_rsv_key "$2" avail)" "$3")" == "$4" ]]; do
     (($(now_ms) - t0 < 60000)) || die "the restock of $4 units did not reach Redis within 60 s"
     sleep 0.1
   done
@@ -453,8 +453,8 @@ pass_ceiling() {
   in="bench.$run.in"
   out="bench.$run.out"
   plain="bench.$run.plain"
-  parts="$("$LOADGEN" --start-at-end "linli-bench-parts-$run" --topics linli.orders.v1 | field partitions /dev/stdin)"
-  [[ "$parts" =~ ^[1-9][0-9]*$ ]] || die "cannot read the partition count of linli.orders.v1"
+  parts="$("$LOADGEN" --start-at-end "linli-bench-parts-$run" --topics "$(linli_topic orders)" | field partitions /dev/stdin)"
+  [[ "$parts" =~ ^[1-9][0-9]*$ ]] || die "cannot read the partition count of $(linli_topic orders)"
   log "ceiling: plain produce of $ORDERS records into $plain ($parts partitions)"
   DROP+=("$plain $plain.unused")
   "$TXCOPY" --from "$plain" --into "$plain.unused" --create "$parts" --expect 0 ||
@@ -506,7 +506,7 @@ reserver_pass() {
   wh="bench-$run"
   sku="bench-$run"
   log "$label: $n reserver(s)${with_ledger:+ and a ledger}, $ORDERS orders, $STOCK units, batch $BATCH (run $run)"
-  start_at_end "$group" "linli.catalog.v1,linli.inventory.v1,linli.orders.v1"
+  start_at_end "$group" "$(linli_topics catalog inventory orders)"
   parts="$(field partitions "$work/$group.ends")"
   if [[ -z "$with_ledger" && -z "$LEDGER_REPLAY_RUN" ]]; then
     # What the ledger pass will replay: everything from here on.
@@ -563,8 +563,8 @@ reserver_pass() {
   first="$(field first_send_ms "$work/produce-$run.out")"
   done_ms="$(field done_ms "$c")"
   e2e=$((done_ms - first))
-  avail="$("${REDIS[@]}" hget "{w:$wh}:avail" "$sku")"
-  resv="$("${REDIS[@]}" hget "{w:$wh}:resv" "$sku")"
+  avail="$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" avail)" "$sku")"
+  resv="$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" resv)" "$sku")"
   CHECK_OK=$ok
   ((ok)) || FAILED=1
   check '[[ "$(field results "$c")" == "$ORDERS" ]]' "$label: $(field results "$c") of $ORDERS outcomes"
@@ -754,7 +754,7 @@ LUA
   total="$(awk '/requests in/ {print $1}' "$out")"
   gen="$(field generated "$out")"
   maxi="$(field max_index "$out")"
-  "$LOADGEN" --count-results "$run" --expect "$maxi" --kind key --topic linli.orders.v1 \
+  "$LOADGEN" --count-results "$run" --expect "$maxi" --kind key --topic "$(linli_topic orders)" \
     --since "$since" --until-end --timeout 120 >"$work/$run.count" ||
     die "$label: cannot count the published orders"
   local pub
@@ -780,7 +780,7 @@ LUA
 # the part of used_memory that other clients of a shared Redis cannot move.
 run_keys() {
   local f="$work/keys-$1"
-  "${REDIS[@]}" --scan | grep -E "^\\{w:$2\\}:|^linli:rsv:ow:$1-" >"$f" || true
+  "${REDIS[@]}" --scan | grep -E "^\\{w:$2\\}:|^$LINLI_RSV_ORDER_WH$1-" >"$f" || true
   RUN_KEYS="$(wc -l <"$f")"
   RUN_BYTES="$(sed 's/^/MEMORY USAGE /' "$f" | "${REDIS[@]}" | awk '{ s += $1 } END { printf "%d", s }')"
 }
@@ -793,7 +793,7 @@ pass_memory() {
   sku="bench-$run"
   env_ret="LINLI_$(tr 'a-z.' 'A-Z_' <<<"$RETENTION_KEY")"
   log "memory: $MEM_ORDERS orders, $STOCK units, $env_ret=$RETENTION_S, payment timeout 1 s (run $run)"
-  start_at_end "$group" "linli.catalog.v1,linli.inventory.v1,linli.orders.v1"
+  start_at_end "$group" "$(linli_topics catalog inventory orders)"
   parts="$(field partitions "$work/$group.ends")"
   CLEAN+=("$run $wh $sku")
   start_reservers "$run" "$group" "$n" "$env_ret=$RETENTION_S" LINLI_ORDERS_PAYMENT_TIMEOUT_S=1
@@ -819,9 +819,9 @@ pass_memory() {
   # Every reservation expires unpaid: the stock comes back.
   local t0 expired=1
   t0=$(now_ms)
-  until [[ "$("${REDIS[@]}" hget "{w:$wh}:resv" "$sku")" == 0 && "$("${REDIS[@]}" hget "{w:$wh}:avail" "$sku")" == "$STOCK" ]]; do
+  until [[ "$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" resv)" "$sku")" == 0 && "$("${REDIS[@]}" hget "$(linli_rsv_key "$wh" avail)" "$sku")" == "$STOCK" ]]; do
     if (($(now_ms) - t0 > MEM_WAIT_S * 1000)); then
-      log "memory: $("${REDIS[@]}" hget "{w:$wh}:resv" "$sku") reservations still unexpired after ${MEM_WAIT_S}s"
+      log "memory: $("${REDIS[@]}" hget "$(linli_rsv_key "$wh" resv)" "$sku") reservations still unexpired after ${MEM_WAIT_S}s"
       expired=0
       break
     fi
@@ -866,7 +866,7 @@ pass_settler() {
   run="sj$(date +%s)$$"
   group="linli-bench-settler-$run"
   log "settler: $JOINS joins over $CAMPAIGNS campaigns, batch $BATCH (run $run)"
-  start_at_end "$group" "linli.groupbuy.v1"
+  start_at_end "$group" "$(linli_topic groupbuy)"
   parts="$(field partitions "$work/$group.ends")"
   name="settler-$run"
   start "$name" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run" \

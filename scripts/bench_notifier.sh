@@ -82,7 +82,7 @@ PORT="$(cat "$work/port")"
 
 GROUP="linli-notifier-$RUN"
 "$LOADGEN" --start-at-end "$GROUP" \
-  --topics linli.reservations.v1,linli.groupbuy.settlements.v1,linli.routes.v1,linli.delivery.v1 >/dev/null
+  --topics "$(linli_topics reservations groupbuy.settlements routes delivery)" >/dev/null
 
 export LINLI_RUNNER_GROUP="$GROUP" LINLI_NOTIFIER_REDIS_PREFIX="$PREFIX" \
   LINLI_NOTIFIER_CHANNELS=app_push LINLI_NOTIFIER_REMINDER_LEAD_S=0 \
@@ -91,7 +91,7 @@ export LINLI_RUNNER_GROUP="$GROUP" LINLI_NOTIFIER_REDIS_PREFIX="$PREFIX" \
   LINLI_NOTIFIER_WEBHOOK_SECRET="$SECRET" \
   LINLI_NOTIFIER_WEBHOOK_CONCURRENCY="$CONC" LINLI_METRICS_PORT=0 LINLI_LOG_LEVEL=warn
 
-log "phase 1: $N ReservationResults -> $INSTANCES linli-notifier --mode consume -> linli.notifications.v1"
+log "phase 1: $N ReservationResults -> $INSTANCES linli-notifier --mode consume -> $(linli_topic notifications)"
 "$LOAD" --measure "$RUN" --count "$N" --timeout "$TIMEOUT" >"$work/measure.txt" &
 mpid=$!
 for ((i = 0; i < 100; i++)); do grep -q ready "$work/measure.txt" 2>/dev/null && break; sleep 0.1; done

@@ -115,8 +115,8 @@ post() { # post KEY PATH JSON: prints "<status> <body>"
 
 step "catalog (linli-produce, JSON lines on stdin)"
 LINLI_METRICS_PORT=-1 "$PRODUCE" <<EOF
-{"topic": "linli.catalog.v1", "event": {"sku": {"sku_id": "$RICE", "name": "东北大米 5kg", "category": "grain/rice", "storage_class": "AMBIENT", "weight_g": 5000, "list_price_fen": "4990", "origin": "黑龙江五常", "status": "LISTED"}}}
-{"topic": "linli.catalog.v1", "event": {"sku": {"sku_id": "$MILK", "name": "鲜牛奶 1L", "category": "dairy/milk", "storage_class": "CHILLED", "weight_g": 1030, "list_price_fen": "1290", "origin": "内蒙古", "status": "LISTED"}}}
+{"topic": "$(linli_topic catalog)", "event": {"sku": {"sku_id": "$RICE", "name": "东北大米 5kg", "category": "grain/rice", "storage_class": "AMBIENT", "weight_g": 5000, "list_price_fen": "4990", "origin": "黑龙江五常", "status": "LISTED"}}}
+{"topic": "$(linli_topic catalog)", "event": {"sku": {"sku_id": "$MILK", "name": "鲜牛奶 1L", "category": "dairy/milk", "storage_class": "CHILLED", "weight_g": 1030, "list_price_fen": "1290", "origin": "内蒙古", "status": "LISTED"}}}
 EOF
 
 step "restock $W through the gateway (admin key)"
@@ -156,10 +156,10 @@ post "$COURIER" /v1/deliveries/events "{\"arrived_at_pickup_point\":{\"order_id\
 post "$COURIER" /v1/deliveries/events "{\"picked_up\":{\"order_id\":\"$(o 1)\",\"pickup_code\":\"4417\"}}"
 sleep 3
 
-step "what the reserver decided (linli.reservations.v1, from the log)"
+step "what the reserver decided ($(linli_topic reservations), from the log)"
 # Columns before the first repeated field (a quoted JSON cell) are safe to
 # split on commas; that is all this summary needs.
-replay export --topic linli.reservations.v1 --from "@$(( ($(date +%s) - 300) * 1000 ))" \
+replay export --topic "$(linli_topic reservations)" --from "@$(( ($(date +%s) - 300) * 1000 ))" \
     --format csv --quiet |
   awk -F, -v run="-$RUN" '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -168,8 +168,8 @@ replay export --topic linli.reservations.v1 --from "@$(( ($(date +%s) - 300) * 1
         $col["reservation_result.order_id"], $col["reservation_result.status"],
         ($col["reservation_result.reason"] == "REASON_UNSPECIFIED" ? "" : $col["reservation_result.reason"]) }'
 
-step "refunds owed (linli.refunds.v1)"
-replay export --topic linli.refunds.v1 --from "@$(( ($(date +%s) - 300) * 1000 ))" \
+step "refunds owed ($(linli_topic refunds))"
+replay export --topic "$(linli_topic refunds)" --from "@$(( ($(date +%s) - 300) * 1000 ))" \
     --format csv --quiet |
   awk -F, -v run="-$RUN" '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -182,7 +182,7 @@ step "stock of $W in Redis (the reserver's hot state)"
 for sku in "$RICE" "$MILK"; do
   printf '  %-20s' "$sku"
   for f in init avail resv sold; do
-    printf ' %s=%s' "$f" "$(redis-cli -p "$REDIS_PORT" HGET "{w:$W}:$f" "$sku")"
+    printf ' %s=%s' "$f" "$(redis-cli -p "$REDIS_PORT" HGET "$(linli_rsv_key "$W" "$f")" "$sku")"
   done
   echo
 done
@@ -197,7 +197,7 @@ EGG="eggs-30-$RUN"
 GB_UP="gb-eggs-$RUN"     # forms and climbs two tiers
 GB_DOWN="gb-durian-$RUN" # reaches no tier and fails
 step "group-buys: $GB_UP (tiers at 2 and 4 neighbours) and $GB_DOWN (needs 5)"
-printf '%s\n' "{\"topic\": \"linli.catalog.v1\", \"event\": {\"sku\": {\"sku_id\": \"$EGG\", \"name\": \"土鸡蛋 30枚\", \"category\": \"eggs\", \"storage_class\": \"CHILLED\", \"weight_g\": 1800, \"list_price_fen\": \"3990\", \"origin\": \"安徽\", \"status\": \"LISTED\"}}}" |
+printf '%s\n' "{\"topic\": \"$(linli_topic catalog)\", \"event\": {\"sku\": {\"sku_id\": \"$EGG\", \"name\": \"土鸡蛋 30枚\", \"category\": \"eggs\", \"storage_class\": \"CHILLED\", \"weight_g\": 1800, \"list_price_fen\": \"3990\", \"origin\": \"安徽\", \"status\": \"LISTED\"}}}" |
   LINLI_METRICS_PORT=-1 "$PRODUCE"
 post "$ADMIN" /v1/inventory/adjustments \
   "{\"adjustment_id\":\"adj-egg-$RUN\",\"warehouse_id\":\"$W\",\"sku_id\":\"$EGG\",\"quantity\":40,\"reason\":\"RESTOCK\",\"note\":\"group-buy stock\"}"
@@ -235,7 +235,7 @@ done
 sleep 2
 echo "  $GB_UP is $(gb_state "$GB_UP"), $GB_DOWN is $(gb_state "$GB_DOWN")"
 
-step "what the settler decided (linli.groupbuy.settlements.v1, from the log)"
+step "what the settler decided ($(linli_topic groupbuy.settlements), from the log)"
 SINCE="@$((($(date +%s) - 300) * 1000))"
 GB_JQ='select(.key == $a or .key == $b) | .event as $e
   | if $e.join_result then "  \(.key) \($e.join_result.order_id) \($e.join_result.status) \($e.join_result.reason // "") participants=\($e.join_result.participants) needed_for_next_tier=\($e.join_result.needed_for_next_tier // 0)"
@@ -243,18 +243,18 @@ GB_JQ='select(.key == $a or .key == $b) | .event as $e
     elif $e.campaign_settled then "  \(.key) SETTLED at tier \($e.campaign_settled.tier // 0): \($e.campaign_settled.unit_price_fen) fen a unit, \($e.campaign_settled.participants) participants"
     elif $e.campaign_failed then "  \(.key) FAILED with \($e.campaign_failed.participants) participants: \($e.campaign_failed.reason)"
     else empty end'
-replay export --topic linli.groupbuy.settlements.v1 --from "$SINCE" --quiet |
+replay export --topic "$(linli_topic groupbuy.settlements)" --from "$SINCE" --quiet |
   jq -r --arg a "$GB_UP" --arg b "$GB_DOWN" "$GB_JQ"
 
-step "group-buy refunds (linli.refunds.v1: the payment service's feed)"
-replay export --topic linli.refunds.v1 --from "$SINCE" --quiet |
+step "group-buy refunds ($(linli_topic refunds): the payment service's feed)"
+replay export --topic "$(linli_topic refunds)" --from "$SINCE" --quiet |
   jq -r --arg a "$GB_UP" --arg b "$GB_DOWN" '.event.refund_requested
     | select(. != null and (.campaign_id == $a or .campaign_id == $b))
     | "  \(.order_id) \(.user_id) \(.reason) \(.amount_fen) fen"'
 
-step "what the residents were told (linli-notifier -> linli.notifications.v1)"
+step "what the residents were told (linli-notifier -> $(linli_topic notifications))"
 sleep 2
-replay export --topic linli.notifications.v1 --from "$SINCE" --quiet |
+replay export --topic "$(linli_topic notifications)" --from "$SINCE" --quiet |
   jq -r --arg run "$RUN" '.event.notification
     | select(. != null and ((.order_id // "") | endswith($run)) or ((.campaign_id // "") | endswith($run)))
     | "  \(.user_id) [\(.locale)] \(.template): \(.text)"' | head -n 30
@@ -371,7 +371,7 @@ echo
 echo "The stack is still running. Next:"
 printf '  %-66s # %s\n' \
   "curl -s $GW/v1/orders/$(o 1) -H '$APP'" "(gateway stopped with the demo)" \
-  "$REPLAY_BIN export --topic linli.orders.v1 --key $(o 3)" "an order's history" \
+  "$REPLAY_BIN export --topic "$(linli_topic orders)" --key $(o 3)" "an order's history" \
   "kcat -b $BOOTSTRAP -L" "topics and partitions" \
   "scripts/stack.sh status" "services, ports, data folders" \
   "scripts/stack.sh down" "stop the stack"

@@ -64,6 +64,37 @@ linli_conf() {
   fi
 }
 
+# Topic names come from config/topics.conf, the one list of topics (C reads
+# it through the generated domain/topics.h, scripts/kafka.sh creates the
+# topics from it): a script never spells a topic name out.
+LINLI_TOPICS_FILE="${LINLI_TOPICS_FILE:-$LINLI_REPO/config/topics.conf}"
+
+# linli_topic SHORT: the full name of topic linli.SHORT.v<n>, e.g.
+# `linli_topic orders` -> linli.orders.v1; dies if there is no such topic.
+linli_topic() {
+  awk -v want="$1" '
+    /^[ \t]*(#|$)/ { next }
+    { n = $1; sub(/^linli\./, "", n); sub(/\.v[0-9]+$/, "", n) }
+    n == want { print $1; found = 1 }
+    END { exit !found }' "$LINLI_TOPICS_FILE" ||
+    linli_die "$LINLI_TOPICS_FILE: no topic linli.$1.v<n>"
+}
+
+# linli_topics SHORT...: the full names of the topics given, comma-separated.
+linli_topics() {
+  local out="" t
+  for t in "$@"; do out+="${out:+,}$(linli_topic "$t")" || return 1; done
+  printf '%s\n' "$out"
+}
+
+# The reserver's Redis keys, as libdomain's domain/reserver_keys.h names them
+# (test_domain_keys checks that these agree with it).
+LINLI_RSV_CATALOG="linli:catalog"   # hash sku -> catalog record
+LINLI_RSV_ORDER_WH="linli:rsv:ow:"  # + order_id: the order's warehouse
+LINLI_RSV_EXPIRY="linli:rsv:exp:"   # + orders partition: deadline index
+# linli_rsv_key WAREHOUSE SUFFIX: "{w:WAREHOUSE}:SUFFIX" (avail, resv, o:<id>...).
+linli_rsv_key() { printf '{w:%s}:%s\n' "$1" "$2"; }
+
 # linli_conninfo_get CONNINFO KEY DEFAULT: one key of a libpq key=value
 # conninfo (values without spaces or quotes, which is all the stack needs).
 linli_conninfo_get() {

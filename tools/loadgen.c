@@ -76,15 +76,16 @@
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
 #include "settlements.pb-c.h"
+#include "domain/topics.h"
 
 #define PROG "linli-loadgen"
-#define T_CATALOG "linli.catalog.v1"
-#define T_INVENTORY "linli.inventory.v1"
-#define T_ORDERS "linli.orders.v1"
-#define T_RESERVATIONS "linli.reservations.v1"
-#define T_ORDER_STATUS "linli.order-status.v1"
-#define T_GROUPBUY "linli.groupbuy.v1"
-#define T_SETTLEMENTS "linli.groupbuy.settlements.v1"
+#define T_CATALOG LINLI_TOPIC_CATALOG
+#define T_INVENTORY LINLI_TOPIC_INVENTORY
+#define T_ORDERS LINLI_TOPIC_ORDERS
+#define T_RESERVATIONS LINLI_TOPIC_RESERVATIONS
+#define T_ORDER_STATUS LINLI_TOPIC_ORDER_STATUS
+#define T_GROUPBUY LINLI_TOPIC_GROUPBUY
+#define T_SETTLEMENTS LINLI_TOPIC_SETTLEMENTS
 #define MAX_TOPICS 16
 #define META_TIMEOUT_MS 10000
 

@@ -25,7 +25,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/kafka.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifications.pb-c.h"
 #include "reservations.pb-c.h"
 

@@ -1,6 +1,6 @@
 /*
  * apply.c - one record into the record: decode it with the topic's
- * envelope (linli/schema.h), find its event id and time, hand it to the
+ * envelope (domain/schema.h), find its event id and time, hand it to the
  * applier of its topic (the dispatch table below), and send it to the DLQ
  * (through the outbox) when the applier or the decoder refuses it. The
  * helpers the appliers call are in order_ops.c, stock_move.c and sql.c:
@@ -21,7 +21,7 @@
 #include "linli/error.h"
 #include "linli/json.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 /* ------------------------------------------------------------- dispatch */
 

@@ -29,7 +29,7 @@
 #include "inventory.pb-c.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 static const struct ledger_stmt STOCK_LOCK = {
     "ledger_stock_lock",

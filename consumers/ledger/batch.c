@@ -37,7 +37,7 @@
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 #define SWEEP_MIN_AGE_S 30
 

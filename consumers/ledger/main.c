@@ -23,7 +23,7 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "settings.h"
 
 static struct ledger *signal_ledger;
@@ -118,21 +118,12 @@ static const struct ledger_stmt SCHEMA_CHECK = {
     NULL, NULL, 0, 0, NULL};
 
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: linli-ledger [--config FILE]\n");
-      return 2;
-    }
-  }
   /* Name our sessions (pg_stat_activity) unless the conninfo does. */
   setenv("PGAPPNAME", LEDGER_APP_NAME, 0);
 
   linli_config_t *cfg = NULL;
   ledger_settings_register();
-  if (linli_process_start(LEDGER_NAME, config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, LEDGER_NAME, &cfg) != LINLI_OK)
     return 2;
   static struct ledger lg;
   lg.cfg = cfg;

@@ -28,7 +28,7 @@
 #include "ledger.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "order_status.pb-c.h"
 
 static const struct ledger_stmt QUEUE = {

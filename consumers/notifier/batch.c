@@ -22,13 +22,16 @@
 #include <string.h>
 
 #include "delivery.pb-c.h"
+#include "domain/event_ids.h"
 #include "domain/check.h"
 #include "domain/delivery.h"
+#include "linli/array.h"
+#include "linli/hash.h"
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 #include "reservations.pb-c.h"
 #include "routes.pb-c.h"
@@ -142,13 +145,6 @@ struct smap {
   struct state *s; /* open addressing by key */
 };
 
-static uint64_t fnv(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
-}
-
 static int smap_init(struct smap *m, size_t n) {
   m->cap = 64;
   while (m->cap < 2 * n + 16)
@@ -160,7 +156,7 @@ static int smap_init(struct smap *m, size_t n) {
 /* The state of key (made empty on first use); NULL when out of memory or
  * the table is full. */
 static struct state *smap_get(struct smap *m, const char *key, int shard) {
-  size_t i = fnv(key) & (m->cap - 1);
+  size_t i = linli_hash_str(key) & (m->cap - 1);
   while (m->s[i].key && strcmp(m->s[i].key, key) != 0)
     i = (i + 1) & (m->cap - 1);
   if (!m->s[i].key) {
@@ -203,14 +199,10 @@ static int st_set(struct state *s, const char *f, const char *v) {
       s->kv[i].v = c;
       return LINLI_OK;
     }
-  if (s->n == s->cap) {
-    size_t nc = s->cap ? s->cap * 2 : 8;
-    struct kv *nk = realloc(s->kv, nc * sizeof *nk);
-    if (!nk)
-      return LINLI_ERR_NOMEM;
-    s->kv = nk;
-    s->cap = nc;
-  }
+  struct kv *nk = linli_grow(s->kv, &s->cap, s->n + 1, sizeof *nk, 8);
+  if (!nk)
+    return LINLI_ERR_NOMEM;
+  s->kv = nk;
   s->kv[s->n].f = strdup(f);
   s->kv[s->n].v = strdup(v);
   if (!s->kv[s->n].f || !s->kv[s->n].v) {
@@ -438,23 +430,6 @@ static void decode(linli_batch_t *b, size_t i, struct rec *r) {
  * shard id source). */
 typedef int (*key_fn)(void *arg, const char *prefix, const char *id);
 
-static const char *delivery_order(const Linli__DeliveryEvent *e) {
-  switch (e->event_case) {
-  case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
-    return e->out_for_delivery->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
-    return e->arrived_at_pickup_point->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
-    return e->picked_up->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
-    return e->delivered->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
-    return e->delivery_failed->order_id;
-  default:
-    return "";
-  }
-}
-
 static const char *settlement_campaign(const Linli__SettlementEvent *s) {
   switch (s->event_case) {
   case LINLI__SETTLEMENT_EVENT__EVENT_THRESHOLD_REACHED:
@@ -479,7 +454,7 @@ static int rec_keys(const struct rec *r, key_fn fn, void *arg) {
   case K_SET:
     return fn(arg, "c:", settlement_campaign(r->ev));
   case K_DEL:
-    return fn(arg, "o:", delivery_order(r->ev));
+    return fn(arg, "o:", dom_delivery_order_id(r->ev));
   case K_ROUTE: {
     const Linli__RouteBatch *rb = ((Linli__RouteEvent *)r->ev)->route_batch;
     for (size_t s = 0; rc == LINLI_OK && s < rb->n_stops; s++)
@@ -872,7 +847,7 @@ static int decide_route(struct notifier *nt, struct rec *r, struct smap *m) {
 static int decide_delivery(struct notifier *nt, struct rec *r, struct smap *m,
                            struct arena *a, char *reason, size_t reasonlen) {
   Linli__DeliveryEvent *e = r->ev;
-  const char *order = delivery_order(e);
+  const char *order = dom_delivery_order_id(e);
   struct state *s = state_of(nt, m, "o:", order);
   if (!s)
     return LINLI_ERR_NOMEM;

@@ -14,10 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 #include "settings.h"
 
@@ -129,17 +130,13 @@ static int setup(struct notifier *nt, linli_config_t *cfg, char *err,
 
 int main(int argc, char **argv) {
   const char *config_path = NULL, *mode = "all";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
-      mode = argv[++i];
-    } else {
-      fprintf(stderr,
-              "usage: linli-notifier [--config FILE] [--mode all|consume|send]\n");
-      return 2;
-    }
-  }
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {"--mode", &mode, NULL},
+                              {NULL, NULL, NULL}};
+  if (linli_args_parse(argc, argv, opts,
+                       "linli-notifier [--config FILE] "
+                       "[--mode all|consume|send]") != LINLI_OK)
+    return 2;
   int consume = strcmp(mode, "send") != 0, send = strcmp(mode, "consume") != 0;
   if (strcmp(mode, "all") && strcmp(mode, "send") && strcmp(mode, "consume")) {
     fprintf(stderr, "linli-notifier: --mode must be all, consume or send\n");
@@ -164,24 +161,17 @@ int main(int argc, char **argv) {
   nt_sender_t *sender = NULL;
   linli_runner_t *runner = NULL;
   if (consume) {
-    snprintf(err, sizeof err, "script registration failed");
-    rc = linli_redis_connect(
-        linli_config_str(cfg, "redis.host"),
-        (int)linli_config_int(cfg, "redis.port"),
-        linli_config_str(cfg, "redis.password"),
-        (int)linli_config_int(cfg, "redis.connect_timeout_ms"), &nt.redis, err,
-        sizeof err);
-    if (rc == LINLI_OK)
-      rc = linli_redis_script_batch(nt.redis, "notify", NT_LUA_BATCH,
-                                    &nt.script);
-    if (rc == LINLI_OK)
-      rc = linli_redis_script_register(nt.redis, "nt_rem_claim",
-                                       NT_LUA_REM_CLAIM, &nt.rem_claim);
+    rc = linli_redis_start_batch(cfg, "notify", NT_LUA_BATCH, &nt.redis,
+                                 &nt.script);
+    if (rc != LINLI_OK)
+      goto out;
+    rc = linli_redis_script_register(nt.redis, "nt_rem_claim",
+                                     NT_LUA_REM_CLAIM, &nt.rem_claim);
     if (rc == LINLI_OK)
       rc = linli_redis_script_register(nt.redis, "nt_rem_done",
                                        NT_LUA_REM_DONE, &nt.rem_done);
     if (rc != LINLI_OK) {
-      LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+      LINLI_ERROR("redis start-up failed", "reason=\"reminder scripts\"");
       goto out;
     }
   }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/notifier_keys.h"
+#include "linli/hash.h"
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/json.h"
@@ -15,19 +17,12 @@
 
 #define PRODUCER_NAME "linli-notifier"
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
-}
-
 int nt_shard(const struct notifier *nt, const char *id) {
-  return (int)(fnv1a(id) % (uint64_t)nt->nshards);
+  return (int)(linli_hash_str(id) % (uint64_t)nt->nshards);
 }
 
 void nt_tag(const struct notifier *nt, int shard, char *buf, size_t len) {
-  snprintf(buf, len, "%s:%d", nt->prefix, shard);
+  dom_nt_tag(buf, len, nt->prefix, shard);
 }
 
 const char *nt_channel_name(int channel) {

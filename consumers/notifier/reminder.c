@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/notifier_keys.h"
+#include "linli/array.h"
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 
 #define REM_LEASE_MS 30000
@@ -33,14 +35,11 @@ static void pending_clear(struct notifier *nt) {
 static int pending_add(struct notifier *nt, int shard, const char *order,
                        const char *id, const char *user, const char *chan,
                        char *body) {
-  if (nt->npending == nt->cappending) {
-    size_t nc = nt->cappending ? nt->cappending * 2 : 64;
-    struct nt_pending *np = realloc(nt->pending, nc * sizeof *np);
-    if (!np)
-      return LINLI_ERR_NOMEM;
-    nt->pending = np;
-    nt->cappending = nc;
-  }
+  struct nt_pending *np = linli_grow(nt->pending, &nt->cappending,
+                                     nt->npending + 1, sizeof *np, 64);
+  if (!np)
+    return LINLI_ERR_NOMEM;
+  nt->pending = np;
   struct nt_pending *p = &nt->pending[nt->npending++];
   p->shard = shard;
   snprintf(p->order, sizeof p->order, "%s", order);
@@ -120,7 +119,7 @@ int nt_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   for (int s = 0; rc == LINLI_OK && s < nt->nshards; s++) {
     char tag[96], key[128], prefix[128];
     nt_tag(nt, s, tag, sizeof tag);
-    linli_redis_key(key, sizeof key, tag, "rem");
+    linli_redis_key(key, sizeof key, tag, DOM_NT_REMINDERS);
     linli_redis_key(prefix, sizeof prefix, tag, "");
     const char *keys[] = {key};
     const char *args[] = {prefix, now_s, lease_s, REM_BATCH};
@@ -160,7 +159,7 @@ void nt_on_commit(void *app) {
       j++;
     char tag[96], key[128], prefix[128];
     nt_tag(nt, nt->pending[i].shard, tag, sizeof tag);
-    linli_redis_key(key, sizeof key, tag, "rem");
+    linli_redis_key(key, sizeof key, tag, DOM_NT_REMINDERS);
     linli_redis_key(prefix, sizeof prefix, tag, "");
     size_t na = 3 + 5 * (j - i);
     const char **args = calloc(na, sizeof *args);

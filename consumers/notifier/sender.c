@@ -26,10 +26,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "domain/notifier_keys.h"
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "notifier.h"
 
 #define PUMP_INTERVAL_US 10000
@@ -84,7 +85,7 @@ static int eval(struct nt_sender *s, linli_redis_script_t *sc, int shard,
                 int nargs, const char **rest, redisReply **reply) {
   char tag[96], q[128], prefix[128];
   nt_tag(s->nt, shard, tag, sizeof tag);
-  linli_redis_key(q, sizeof q, tag, "q");
+  linli_redis_key(q, sizeof q, tag, DOM_NT_QUEUE);
   linli_redis_key(prefix, sizeof prefix, tag, "");
   const char *args[8];
   args[0] = prefix;
@@ -220,7 +221,7 @@ static void settle(struct nt_sender *s) {
       continue;
     char tag[96], q[128], prefix[128];
     nt_tag(s->nt, first->shard, tag, sizeof tag);
-    linli_redis_key(q, sizeof q, tag, "q");
+    linli_redis_key(q, sizeof q, tag, DOM_NT_QUEUE);
     linli_redis_key(prefix, sizeof prefix, tag, "");
     int n = 0;
     args[n++] = prefix;
@@ -340,7 +341,7 @@ static void update_depth(struct nt_sender *s) {
     for (int i = 0; i < n; i++) {
       char tag[96];
       nt_tag(s->nt, i, tag, sizeof tag);
-      linli_redis_key(keys[i], sizeof keys[i], tag, "q");
+      linli_redis_key(keys[i], sizeof keys[i], tag, DOM_NT_QUEUE);
       argv[2 * i] = "ZCARD";
       argv[2 * i + 1] = keys[i];
       cmds[i].argc = 2;

@@ -17,7 +17,7 @@
 #include "audit.h"
 #include "linli/error.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "replay.h"
 
 /* The rules, one block per consumer. New consumers append theirs. */

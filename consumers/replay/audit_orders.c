@@ -12,7 +12,8 @@
 #include "delivery.pb-c.h"
 #include "fulfillment.pb-c.h"
 #include "linli/error.h"
-#include "linli/schema.h"
+#include "domain/reserver_keys.h"
+#include "domain/schema.h"
 #include "audit.h"
 #include "domain/order_state.h"
 #include "orders.pb-c.h"
@@ -191,10 +192,8 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
                                                                  : "CANCELLED")
                          : o->reserved ? "RESERVED"
                                        : "REJECTED";
-      char tag[96], suffix[96], key[256];
-      snprintf(tag, sizeof tag, "w:%s", o->warehouse);
-      snprintf(suffix, sizeof suffix, "o:%s", id);
-      linli_redis_key(key, sizeof key, tag, suffix);
+      char key[256];
+      dom_rsv_order_key(key, sizeof key, o->warehouse, id);
       const char *argv[] = {"HGET", key, "st"};
       redisReply *r = NULL;
       if (linli_redis_command(ctx->redis, 3, argv, NULL, &r) == LINLI_OK) {
@@ -226,10 +225,8 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     if (!o || !o->warehouse[0] || !(o->reserved || o->rejected_at_place) ||
         !audit_in_scope(ctx, o->warehouse))
       continue;
-    char tag[96], suffix[96], key[256], idx[128];
-    snprintf(tag, sizeof tag, "w:%s", o->warehouse);
-    snprintf(suffix, sizeof suffix, "o:%s", id);
-    linli_redis_key(key, sizeof key, tag, suffix);
+    char key[256], idx[128];
+    dom_rsv_order_key(key, sizeof key, o->warehouse, id);
     const char *st = o->committed ? "COMMITTED"
                      : o->released ? (o->state == DOM_ST_EXPIRED ? "EXPIRED"
                                                              : "CANCELLED")
@@ -252,14 +249,14 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     int n = o->reserved ? 20 : 6;
     if (cmd(ctx, n, argv, lens) != 0)
       return -1;
-    snprintf(idx, sizeof idx, "linli:rsv:ow:%s", id);
+    dom_rsv_order_wh_key(idx, sizeof idx, id);
     const char *iargv[] = {"SET", idx, o->warehouse};
     if (cmd(ctx, 3, iargv, NULL) != 0)
       return -1;
     if (o->reserved && !o->committed && !o->released &&
         o->orders_partition >= 0) {
       char zkey[64];
-      snprintf(zkey, sizeof zkey, "linli:rsv:exp:%d", (int)o->orders_partition);
+      dom_rsv_expiry_key(zkey, sizeof zkey, o->orders_partition);
       const char *zargv[] = {"ZADD", zkey, exp, id};
       if (cmd(ctx, 4, zargv, NULL) != 0)
         return -1;
@@ -280,10 +277,8 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     struct order_fold *o = map_find(f->orders, order_id);
     if (!o || !o->warehouse[0] || !audit_in_scope(ctx, o->warehouse))
       continue;
-    char tag[96], suffix[96], key[256], field[96];
-    snprintf(tag, sizeof tag, "w:%s", o->warehouse);
-    snprintf(suffix, sizeof suffix, "o:%s", order_id);
-    linli_redis_key(key, sizeof key, tag, suffix);
+    char key[256], field[96];
+    dom_rsv_order_key(key, sizeof key, o->warehouse, order_id);
     snprintf(field, sizeof field, "rf:%s", bar + 1);
     const char *argv[] = {"HSET", key, field, "1"};
     if (cmd(ctx, 4, argv, NULL) != 0)

@@ -17,7 +17,7 @@
 #include "domain/groupbuy_state.h"
 #include "groupbuy.pb-c.h"
 #include "linli/error.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "refunds.pb-c.h"
 #include "settlements.pb-c.h"
 

@@ -15,7 +15,8 @@
 #include "inventory.pb-c.h"
 #include "linli/error.h"
 #include "linli/kafka.h"
-#include "linli/schema.h"
+#include "domain/reserver_keys.h"
+#include "domain/schema.h"
 #include "audit.h"
 #include "reservations.pb-c.h"
 
@@ -120,12 +121,6 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
   }
 }
 
-static void wh_key(char *buf, size_t len, const char *wh, const char *what) {
-  char tag[96];
-  snprintf(tag, sizeof tag, "w:%s", wh);
-  linli_redis_key(buf, len, tag, what);
-}
-
 static void check(struct fold *f, struct audit_ctx *ctx) {
   const char *rule = "stock";
   for (size_t i = 0; i < map_capacity(f->stock); i++) {
@@ -142,10 +137,11 @@ static void check(struct fold *f, struct audit_ctx *ctx) {
     if (ctx->redis) {
       char k[4][200];
       int64_t v[4] = {0};
-      const char *names[] = {"avail", "resv", "sold", "init"};
+      const char *names[] = {DOM_RSV_AVAIL, DOM_RSV_RESV, DOM_RSV_SOLD,
+                           DOM_RSV_INIT};
       int64_t want[] = {avail, c->reserved, c->sold, c->initial};
       for (int j = 0; j < 4; j++) {
-        wh_key(k[j], sizeof k[j], c->warehouse, names[j]);
+        dom_rsv_key(k[j], sizeof k[j], c->warehouse, names[j]);
         if (redis_hget_int(ctx->redis, k[j], c->sku, &v[j]) != 0)
           v[j] = -1;
         if (v[j] != want[j])
@@ -189,11 +185,12 @@ static int rebuild(struct fold *f, struct audit_ctx *ctx) {
     if (!c || !audit_in_scope(ctx, c->warehouse))
       continue;
     char k[200], v[32];
-    const char *names[] = {"avail", "resv", "sold", "init"};
+    const char *names[] = {DOM_RSV_AVAIL, DOM_RSV_RESV, DOM_RSV_SOLD,
+                           DOM_RSV_INIT};
     int64_t vals[] = {c->initial - c->reserved - c->sold, c->reserved, c->sold,
                       c->initial};
     for (int j = 0; j < 4; j++) {
-      wh_key(k, sizeof k, c->warehouse, names[j]);
+      dom_rsv_key(k, sizeof k, c->warehouse, names[j]);
       snprintf(v, sizeof v, "%lld", (long long)vals[j]);
       const char *argv[] = {"HSET", k, c->sku, v};
       redisReply *r = NULL;
@@ -201,7 +198,7 @@ static int rebuild(struct fold *f, struct audit_ctx *ctx) {
         return -1;
       freeReplyObject(r);
     }
-    wh_key(k, sizeof k, c->warehouse, "loaded");
+    dom_rsv_key(k, sizeof k, c->warehouse, DOM_RSV_LOADED);
     const char *argv[] = {"SET", k, "1"};
     redisReply *r = NULL;
     if (linli_redis_command(ctx->redis, 3, argv, NULL, &r) != LINLI_OK)
@@ -213,7 +210,7 @@ static int rebuild(struct fold *f, struct audit_ctx *ctx) {
     char *v = map_at(f->catalog, i, &sku);
     if (!v)
       continue;
-    const char *argv[] = {"HSET", "linli:catalog", sku, v};
+    const char *argv[] = {"HSET", DOM_RSV_KEY_CATALOG, sku, v};
     redisReply *r = NULL;
     if (linli_redis_command(ctx->redis, 4, argv, NULL, &r) != LINLI_OK)
       return -1;

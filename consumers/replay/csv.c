@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "linli/json.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "replay.h"
 
 #define CSV_MAX_DEPTH 8

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "linli/json.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "replay.h"
 
 struct export_ctx {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "map.h"
+#include "linli/hash.h"
 
 struct slot {
   char *key;
@@ -17,15 +18,6 @@ struct map {
   struct slot *slots;
   size_t cap, count, value_size;
 };
-
-static uint64_t hash(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 struct map *map_new(size_t value_size) {
   struct map *m = calloc(1, sizeof *m);
@@ -53,7 +45,7 @@ void map_free(struct map *m) {
 }
 
 static struct slot *probe(struct slot *slots, size_t cap, const char *key) {
-  size_t i = hash(key) & (cap - 1);
+  size_t i = linli_hash_str(key) & (cap - 1);
   while (slots[i].key && strcmp(slots[i].key, key) != 0)
     i = (i + 1) & (cap - 1);
   return &slots[i];

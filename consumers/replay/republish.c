@@ -9,7 +9,7 @@
 
 #include "linli/error.h"
 #include "linli/kafka.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "replay.h"
 
 struct copy_ctx {

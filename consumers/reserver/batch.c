@@ -30,10 +30,6 @@
 #include "linli/log.h"
 #include "scripts.h"
 
-void rsv_wh_tag(char *buf, size_t len, const char *wh) {
-  snprintf(buf, len, "w:%s", wh);
-}
-
 /* Queue a command whose argv (and strings) already live in the arena. */
 static int queue_raw(struct rsv_batch *b, int argc, const char **argv) {
   if (b->ncmds == b->cmd_cap) {
@@ -125,7 +121,7 @@ static int queue_catalog(struct rsv_batch *b, const struct rec *r) {
            s->status == LINLI__SKU__STATUS__DELISTED ? 'D' : 'L',
            (int)s->storage_class, (int)s->weight_g,
            (long long)s->list_price_fen);
-  const char *argv[] = {"HSET", RESERVER_KEY_CATALOG, s->sku_id, value};
+  const char *argv[] = {"HSET", DOM_RSV_KEY_CATALOG, s->sku_id, value};
   return rsv_queue(b, 4, argv);
 }
 
@@ -232,7 +228,7 @@ static int lookup(struct reserver *rs, struct rsv_batch *b) {
     if (b->recs[i].kind == REC_CATALOG)
       rc = queue_catalog(b, &b->recs[i]);
   if (rc == LINLI_OK && b->nskus) {
-    const char **v = key_argv(b, "HMGET", RESERVER_KEY_CATALOG, NULL,
+    const char **v = key_argv(b, "HMGET", DOM_RSV_KEY_CATALOG, NULL,
                               b->sku_list, b->nskus);
     rc = v ? queue_raw(b, (int)b->nskus + 2, v) : LINLI_ERR_NOMEM;
   }
@@ -243,7 +239,7 @@ static int lookup(struct reserver *rs, struct rsv_batch *b) {
     for (size_t i = 0; i < b->nrecs; i++)
       if (b->recs[i].order >= 0)
         ids[b->recs[i].order] = b->recs[i].order_id;
-    const char **v = key_argv(b, "MGET", NULL, RESERVER_KEY_ORDER_WH, ids,
+    const char **v = key_argv(b, "MGET", NULL, DOM_RSV_KEY_ORDER_WH, ids,
                               b->norders);
     rc = v ? queue_raw(b, (int)b->norders + 1, v) : LINLI_ERR_NOMEM;
   }
@@ -376,7 +372,7 @@ static int shard_of(struct reserver *rs, struct rsv_batch *b, struct rec *r) {
   if (s < (int)b->nshards)
     return s;
   char tag[96];
-  rsv_wh_tag(tag, sizeof tag, r->wh);
+  dom_rsv_tag(tag, sizeof tag, r->wh);
   if (linli_redis_batch_new(rs->stock, tag, &b->shards[s]) != LINLI_OK)
     return LINLI_ERR_NOMEM;
   b->shard_wh[s] = r->wh;
@@ -509,7 +505,7 @@ static int apply(struct reserver *rs, struct rsv_batch *b, char *reason,
       snprintf(reason, reasonlen, "redis: %s", msg ? msg : "shard failed");
       if (!msg || !strstr(msg, RESERVER_NOT_LOADED) || attempt > 0)
         return LINLI_ERR_TRANSIENT;
-      const char *wh = linli_redis_batch_tag(todo[s]) + 2; /* "w:" */
+      const char *wh = dom_rsv_tag_warehouse(linli_redis_batch_tag(todo[s]));
       LINLI_WARN("warehouse stock missing from redis: loading it",
                  "warehouse=%s", wh);
       reserver_loaded_forget(rs, wh);

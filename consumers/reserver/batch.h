@@ -136,7 +136,4 @@ int rsv_queue(struct rsv_batch *b, int argc, const char **argv);
 /* Queue the removal of r's order from the expiry index (report.c). */
 int rsv_expiry_forget(struct rsv_batch *b, const struct rec *r);
 
-/* Keys. */
-void rsv_wh_tag(char *buf, size_t len, const char *wh);
-
 #endif

@@ -49,7 +49,7 @@ static int meta_handle(struct reserver *rs, char *err, size_t errlen) {
 static int catalog_partitions(struct reserver *rs) {
   if (rs->catalog_parts > 0)
     return rs->catalog_parts;
-  rd_kafka_topic_t *t = rd_kafka_topic_new(rs->kmeta, RESERVER_TOPIC_CATALOG,
+  rd_kafka_topic_t *t = rd_kafka_topic_new(rs->kmeta, LINLI_TOPIC_CATALOG,
                                            NULL);
   const struct rd_kafka_metadata *md = NULL;
   if (t && rd_kafka_metadata(rs->kmeta, 0, t, &md, KAFKA_TIMEOUT_MS) ==
@@ -71,7 +71,7 @@ static int64_t group_position(const rd_kafka_topic_partition_list_t *committed,
   const rd_kafka_topic_partition_list_t *next = linli_batch_next_offsets(in);
   for (int i = 0; next && i < next->cnt; i++)
     if (next->elems[i].partition == p &&
-        strcmp(next->elems[i].topic, RESERVER_TOPIC_CATALOG) == 0 &&
+        strcmp(next->elems[i].topic, LINLI_TOPIC_CATALOG) == 0 &&
         next->elems[i].offset > at)
       at = next->elems[i].offset;
   return at;
@@ -87,14 +87,14 @@ static int behind(struct reserver *rs, linli_batch_t *in, char *why,
     return LINLI_ERR_TRANSIENT;
   rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_new(n);
   for (int p = 0; p < n; p++)
-    rd_kafka_topic_partition_list_add(c, RESERVER_TOPIC_CATALOG, p);
+    rd_kafka_topic_partition_list_add(c, LINLI_TOPIC_CATALOG, p);
   int res = 0;
   if (rd_kafka_committed(rs->kmeta, c, KAFKA_TIMEOUT_MS) !=
       RD_KAFKA_RESP_ERR_NO_ERROR)
     res = LINLI_ERR_TRANSIENT;
   for (int p = 0; res == 0 && p < n; p++) {
     int64_t lo = 0, hi = 0;
-    if (rd_kafka_query_watermark_offsets(rs->kmeta, RESERVER_TOPIC_CATALOG, p,
+    if (rd_kafka_query_watermark_offsets(rs->kmeta, LINLI_TOPIC_CATALOG, p,
                                          &lo, &hi, KAFKA_TIMEOUT_MS) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
       res = LINLI_ERR_TRANSIENT;

@@ -198,11 +198,11 @@ int rsv_decode(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
   r->m = linli_batch_msg(in, i);
   r->order = r->shard = r->slot = -1;
   const char *topic = rd_kafka_topic_name(r->m->rkt);
-  if (strcmp(topic, RESERVER_TOPIC_ORDERS) == 0)
+  if (strcmp(topic, LINLI_TOPIC_ORDERS) == 0)
     return decode_order(rs, b, in, i, r);
-  if (strcmp(topic, RESERVER_TOPIC_INVENTORY) == 0)
+  if (strcmp(topic, LINLI_TOPIC_INVENTORY) == 0)
     return decode_inventory(in, i, r);
-  if (strcmp(topic, RESERVER_TOPIC_CATALOG) == 0)
+  if (strcmp(topic, LINLI_TOPIC_CATALOG) == 0)
     return decode_catalog(in, i, r);
   return bad(in, i, r, "unexpected topic %s", topic);
 }
@@ -211,9 +211,9 @@ void rsv_rec_release(struct rec *r) {
   if (!r->ev)
     return;
   const char *topic = rd_kafka_topic_name(r->m->rkt);
-  if (strcmp(topic, RESERVER_TOPIC_ORDERS) == 0)
+  if (strcmp(topic, LINLI_TOPIC_ORDERS) == 0)
     linli__order_event__free_unpacked(r->ev, NULL);
-  else if (strcmp(topic, RESERVER_TOPIC_INVENTORY) == 0)
+  else if (strcmp(topic, LINLI_TOPIC_INVENTORY) == 0)
     linli__inventory_event__free_unpacked(r->ev, NULL);
   else
     linli__catalog_event__free_unpacked(r->ev, NULL);

@@ -19,16 +19,6 @@
 #define EXPIRY_RETRY_MS 30000
 #define EXPIRY_BATCH "200"
 
-void reserver_expiry_key(char *buf, size_t len, int32_t partition) {
-  snprintf(buf, len, "%s%d", RESERVER_KEY_EXPIRY, (int)partition);
-}
-
-/* When each due order was last announced, so that an OrderExpired not yet
- * processed is re-announced only every EXPIRY_RETRY_MS, not every tick. */
-void reserver_announced_key(char *buf, size_t len, int32_t partition) {
-  snprintf(buf, len, "%s%d:ann", RESERVER_KEY_EXPIRY, (int)partition);
-}
-
 /* When each of the n due orders (ids at r->element[0, 2, ...]) was last
  * announced: one HMGET. *out owned by the caller. */
 static int last_announced(struct reserver *rs, const char *ann,
@@ -52,11 +42,14 @@ static int last_announced(struct reserver *rs, const char *ann,
 
 /* Announce every due order of the partition not announced within
  * EXPIRY_RETRY_MS: three round trips per tick, whatever their number. */
-static int expire_partition(struct reserver *rs, linli_emit_t *emit,
-                            int32_t partition, int64_t now_ms) {
+static int expire_partition(void *app, linli_emit_t *emit, int32_t partition,
+                            int64_t now_ms) {
+  struct reserver *rs = app;
   char key[96], ann[96], now_s[32];
-  reserver_expiry_key(key, sizeof key, partition);
-  reserver_announced_key(ann, sizeof ann, partition);
+  dom_rsv_expiry_key(key, sizeof key, partition);
+  /* When each due order was last announced, so that an OrderExpired not yet
+   * processed is re-announced only every EXPIRY_RETRY_MS, not every tick. */
+  dom_rsv_expiry_ann_key(ann, sizeof ann, partition);
   snprintf(now_s, sizeof now_s, "%lld", (long long)now_ms);
   const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", now_s, "WITHSCORES",
                         "LIMIT", "0", EXPIRY_BATCH};
@@ -100,12 +93,5 @@ static int expire_partition(struct reserver *rs, linli_emit_t *emit,
 
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct reserver *rs = app;
-  for (int p = 0; p < RESERVER_MAX_PARTITIONS; p++) {
-    if (!rs->owned[p])
-      continue;
-    int rc = expire_partition(rs, emit, p, now_ms);
-    if (rc != LINLI_OK)
-      return rc;
-  }
-  return LINLI_OK;
+  return linli_owned_each(&rs->owned, expire_partition, rs, emit, now_ms);
 }

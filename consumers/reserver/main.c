@@ -16,74 +16,38 @@
 #include "scripts.h"
 #include "settings.h"
 
-static void track(struct reserver *rs,
-                  const rd_kafka_topic_partition_list_t *parts, int owned) {
-  for (int i = 0; i < parts->cnt; i++) {
-    const rd_kafka_topic_partition_t *p = &parts->elems[i];
-    if (strcmp(p->topic, RESERVER_TOPIC_ORDERS) == 0 && p->partition >= 0 &&
-        p->partition < RESERVER_MAX_PARTITIONS)
-      rs->owned[p->partition] = (unsigned char)owned;
-  }
-}
-
-static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 1);
-}
-
-static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 0);
-}
-
-static void usage(void) {
-  fprintf(stderr, "usage: linli-reserver [--config FILE]\n");
-}
-
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      usage();
-      return 2;
-    }
-  }
   linli_config_t *cfg = NULL;
   reserver_settings_register();
-  if (linli_process_start("reserver", config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, "reserver", &cfg) != LINLI_OK)
     return 2;
 
-  struct reserver rs;
-  memset(&rs, 0, sizeof rs);
-  rs.cfg = cfg;
+  struct reserver rs = {.cfg = cfg, .owned.topic = LINLI_TOPIC_ORDERS};
   rs.payment_timeout_ms =
       linli_config_int(cfg, "orders.payment_timeout_s") * 1000;
   rs.max_lines = (int)linli_config_int(cfg, "orders.max_lines");
   snprintf(rs.retention_s, sizeof rs.retention_s, "%lld",
            (long long)linli_config_int(cfg, "orders.retention_s"));
-  char err[1024] = "script registration failed";
-  int rc = linli_redis_connect_config(cfg, &rs.redis, err, sizeof err);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_batch(rs.redis, "stock", RESERVER_LUA_STOCK,
-                                  &rs.stock);
-  if (rc == LINLI_OK)
+  int rc = linli_redis_start_batch(cfg, "stock", RESERVER_LUA_STOCK,
+                                   &rs.redis, &rs.stock);
+  if (rc == LINLI_OK) {
     rc = linli_redis_script_register(rs.redis, "load", RESERVER_LUA_LOAD,
                                      &rs.load);
-  if (rc != LINLI_OK) {
-    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
-    goto out;
+    if (rc != LINLI_OK)
+      LINLI_ERROR("redis start-up failed", "reason=\"load script\"");
   }
+  if (rc != LINLI_OK)
+    goto out;
 
-  const char *topics[] = {RESERVER_TOPIC_CATALOG, RESERVER_TOPIC_INVENTORY,
-                          RESERVER_TOPIC_ORDERS, NULL};
+  const char *topics[] = {LINLI_TOPIC_CATALOG, LINLI_TOPIC_INVENTORY,
+                          LINLI_TOPIC_ORDERS, NULL};
   linli_runner_spec_t spec = {
       .name = "reserver",
       .topics = topics,
       .app = &rs,
       .handle_batch = reserver_handle_batch,
       .tick = reserver_tick,
-      .on_assign = on_assign,
-      .on_revoke = on_revoke,
+      .owned = &rs.owned,
   };
   rc = linli_runner_main(cfg, &spec);
 out:

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/schema.h"
 #include "fulfillment.pb-c.h"
 #include "linli/error.h"
 #include "linli/ids.h"
@@ -40,7 +41,7 @@ int out_reservation(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
   ev.reservation_result = res;
-  return linli_emit_message(emit, RESERVER_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_RESERVATIONS, RD_KAFKA_PARTITION_UA,
                      res->order_id, &ev.base);
 }
 
@@ -57,7 +58,7 @@ int out_refund(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
   ev.refund_requested = refund;
-  return linli_emit_message(emit, RESERVER_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_REFUNDS, RD_KAFKA_PARTITION_UA,
                      refund->order_id, &ev.base);
 }
 
@@ -92,7 +93,7 @@ int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
   ev.fulfillment_item = &item;
-  return linli_emit_message(emit, RESERVER_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
+  return linli_emit_message(emit, LINLI_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
                      placed->warehouse_id, &ev.base);
 }
 
@@ -106,16 +107,13 @@ int out_order_expired(linli_emit_t *emit, int32_t partition,
    * retry) writing the same decision writes the same event id. */
   char seed[128], id[LINLI_ID_BUFSZ];
   snprintf(seed, sizeof seed, "expire/%s", order_id);
-  linli_id_derive(seed, partition, deadline_ms, 0, id, sizeof id);
-  meta.event_id = id;
-  meta.occurred_at_ms = now_ms;
-  meta.producer = (char *)PRODUCER_NAME;
-  meta.schema_version = 1;
+  linli_schema_decision_meta(&meta, id, seed, partition, deadline_ms, now_ms,
+                             PRODUCER_NAME);
   exp.order_id = (char *)order_id;
   exp.deadline_ms = deadline_ms;
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_EXPIRED;
   ev.order_expired = &exp;
-  return linli_emit_message(emit, RESERVER_TOPIC_ORDERS, partition, order_id,
+  return linli_emit_message(emit, LINLI_TOPIC_ORDERS, partition, order_id,
                      &ev.base);
 }

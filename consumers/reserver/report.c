@@ -53,16 +53,11 @@ static int unexpected(linli_batch_t *in, size_t i, struct rsv_str o) {
 
 /* ---------------------------------------------------------------- indexes */
 
-static int index_key(char *buf, size_t len, const char *order_id) {
-  snprintf(buf, len, "%s%s", RESERVER_KEY_ORDER_WH, order_id);
-  return LINLI_OK;
-}
-
 /* The order's deadline leaves the expiry index (decided or moot). */
 int rsv_expiry_forget(struct rsv_batch *b, const struct rec *r) {
   char key[96], ann[96];
-  reserver_expiry_key(key, sizeof key, r->m->partition);
-  reserver_announced_key(ann, sizeof ann, r->m->partition);
+  dom_rsv_expiry_key(key, sizeof key, r->m->partition);
+  dom_rsv_expiry_ann_key(ann, sizeof ann, r->m->partition);
   const char *zrem[] = {"ZREM", key, r->order_id};
   const char *hdel[] = {"HDEL", ann, r->order_id};
   int rc = rsv_queue(b, 3, zrem);
@@ -72,7 +67,7 @@ int rsv_expiry_forget(struct rsv_batch *b, const struct rec *r) {
 static int expiry_set(struct rsv_batch *b, const struct rec *r,
                       int64_t deadline) {
   char key[96], score[32];
-  reserver_expiry_key(key, sizeof key, r->m->partition);
+  dom_rsv_expiry_key(key, sizeof key, r->m->partition);
   snprintf(score, sizeof score, "%lld", (long long)deadline);
   const char *zadd[] = {"ZADD", key, score, r->order_id};
   return rsv_queue(b, 4, zadd);
@@ -82,7 +77,7 @@ static int expiry_set(struct rsv_batch *b, const struct rec *r,
 static int index_final(struct reserver *rs, struct rsv_batch *b,
                        const struct rec *r) {
   char key[128];
-  index_key(key, sizeof key, r->order_id);
+  dom_rsv_order_wh_key(key, sizeof key, r->order_id);
   const char *exp[] = {"EXPIRE", key, rs->retention_s};
   return rsv_queue(b, 3, exp);
 }
@@ -92,7 +87,7 @@ static int index_final(struct reserver *rs, struct rsv_batch *b,
 static int index_placed(struct reserver *rs, struct rsv_batch *b,
                         const struct rec *r, int final) {
   char key[128], val[128];
-  index_key(key, sizeof key, r->order_id);
+  dom_rsv_order_wh_key(key, sizeof key, r->order_id);
   snprintf(val, sizeof val, "%s|%lld", r->wh, (long long)r->m->offset);
   const char *set[] = {"SET", key, val, "NX", "EX", rs->retention_s};
   return rsv_queue(b, final ? 6 : 4, set);

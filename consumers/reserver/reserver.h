@@ -22,24 +22,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "domain/reserver_keys.h"
+#include "domain/topics.h"
 #include "linli/config.h"
 #include "linli/kafka.h"
 #include "linli/pg.h"
 #include "linli/redis.h"
 
-#define RESERVER_TOPIC_ORDERS "linli.orders.v1"
-#define RESERVER_TOPIC_INVENTORY "linli.inventory.v1"
-#define RESERVER_TOPIC_CATALOG "linli.catalog.v1"
-#define RESERVER_TOPIC_RESERVATIONS "linli.reservations.v1"
-#define RESERVER_TOPIC_FULFILLMENT "linli.fulfillment.v1"
-#define RESERVER_TOPIC_REFUNDS "linli.refunds.v1"
-
-/* Global keys (no shard): catalog, order -> warehouse index, expiry index. */
-#define RESERVER_KEY_CATALOG "linli:catalog"
-#define RESERVER_KEY_ORDER_WH "linli:rsv:ow:"   /* + order_id */
-#define RESERVER_KEY_EXPIRY "linli:rsv:exp:"    /* + orders partition */
-
-#define RESERVER_MAX_PARTITIONS 1024
 /* Money and time bounds that keep every sum exact (also in Lua's doubles). */
 #define RESERVER_MAX_FEN INT64_C(1000000000000000)   /* 10^15 fen */
 #define RESERVER_MAX_TIME_MS INT64_C(253402300799999) /* 9999-12-31 */
@@ -59,7 +48,7 @@ struct reserver {
   int catalog_parts;
   int64_t catalog_wait_since; /* ms; 0 when not waiting */
   /* orders partitions this instance owns (for the expiry clock) */
-  unsigned char owned[RESERVER_MAX_PARTITIONS];
+  linli_owned_t owned; /* orders partitions (the runner keeps it) */
   /* Warehouses whose `loaded` marker this process has seen, so that an
    * order costs no EXISTS round trip. Safe because every stock script
    * checks the marker itself (see scripts.h) and a miss reloads. */
@@ -90,11 +79,6 @@ void reserver_loaded_forget(struct reserver *rs, const char *warehouse_id);
 
 /* The expiry clock (runner tick). */
 int reserver_tick(void *app, linli_emit_t *emit, int64_t now_ms);
-
-/* Keys of the expiry index of an orders partition and of its
- * "announced" hash (when each due order was last announced). */
-void reserver_expiry_key(char *buf, size_t len, int32_t partition);
-void reserver_announced_key(char *buf, size_t len, int32_t partition);
 
 /* Redis helper: run a command given as argv, ignore the reply; 0 or error. */
 int reserver_redis_simple(struct reserver *rs, int argc, const char **argv,

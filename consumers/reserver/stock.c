@@ -85,28 +85,25 @@ static const char LOAD_SQL[] =
 
 #define HWM_FIELD_MAX 300
 
-int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
-                          size_t errlen) {
-  char tag[96], k_loaded[160], k_avail[160], k_resv[160], k_sold[160],
-      k_init[160], k_hwm[160];
-  if (loaded_cached(rs, wh))
-    return LINLI_OK;
-  snprintf(tag, sizeof tag, "w:%s", wh);
-  linli_redis_key(k_loaded, sizeof k_loaded, tag, "loaded");
+/* Whether the warehouse's `loaded` marker (key k_loaded) is in Redis. */
+static int marked_loaded(struct reserver *rs, const char *k_loaded,
+                         int *loaded, char *err, size_t errlen) {
   const char *ex[] = {"EXISTS", k_loaded};
   redisReply *r = NULL;
   if (linli_redis_command(rs->redis, 2, ex, NULL, &r) != LINLI_OK) {
     snprintf(err, errlen, "redis unavailable");
     return LINLI_ERR_TRANSIENT;
   }
-  int loaded = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  *loaded = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
   freeReplyObject(r);
-  if (loaded) {
-    loaded_remember(rs, wh);
-    return LINLI_OK;
-  }
+  return LINLI_OK;
+}
 
-  /* Hot state missing: load what the record holds for this warehouse. */
+/* What the record holds for warehouse wh (LOAD_SQL's rows); *res NULL when
+ * the record has no inventory table yet. */
+static int read_record(struct reserver *rs, const char *wh, PGresult **res,
+                       char *err, size_t errlen) {
+  *res = NULL;
   if (!rs->pg) {
     int rc = linli_pg_connect(linli_config_str(rs->cfg, "pg.conninfo"),
                               (int)linli_config_int(rs->cfg,
@@ -115,35 +112,31 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
     if (rc != LINLI_OK)
       return LINLI_ERR_TRANSIENT;
   }
-  const char *params[] = {wh, RESERVER_TOPIC_INVENTORY};
-  PGresult *res = NULL;
-  int rc = linli_pg_exec(rs->pg, LOAD_SQL, 2, params, &res, err, errlen);
+  const char *params[] = {wh, LINLI_TOPIC_INVENTORY};
+  int rc = linli_pg_exec(rs->pg, LOAD_SQL, 2, params, res, err, errlen);
   if (rc != LINLI_OK) {
-    if (res)
-      PQclear(res);
+    if (*res)
+      PQclear(*res);
+    *res = NULL;
     /* No inventory table yet means nothing recorded: start empty. */
     if (strstr(err, "42P01") == NULL)
       return LINLI_ERR_TRANSIENT;
-    res = NULL;
   }
-  int rows = res ? PQntuples(res) : 0, nstock = 0, nhwm = 0;
+  return LINLI_OK;
+}
+
+/* The load script's ARGV from the record's rows: the number of SKUs
+ * (into nstock_s), 5 values per SKU, then (field, offset) per inventory
+ * partition for the warehouse's high-water mark (fields: room for one
+ * field per 'H' row). Returns the count; values point into res. */
+static int load_args(const PGresult *res, const char **argv,
+                     char (*fields)[HWM_FIELD_MAX], char *nstock_s,
+                     size_t nstock_len, int *nstock) {
+  int rows = res ? PQntuples(res) : 0, n = 0, h = 0;
+  *nstock = 0;
   for (int i = 0; i < rows; i++)
-    nstock += PQgetvalue(res, i, 0)[0] == 'S';
-  nhwm = rows - nstock;
-  /* ARGV: the number of SKUs, 5 values per SKU, then (field, offset) per
-   * inventory partition for the warehouse's high-water mark. */
-  const char **argv = calloc((size_t)rows * 5 + 8, sizeof *argv);
-  char(*fields)[HWM_FIELD_MAX] = calloc((size_t)nhwm + 1, sizeof *fields);
-  char nstock_s[16];
-  if (!argv || !fields) {
-    free(argv);
-    free(fields);
-    if (res)
-      PQclear(res);
-    return LINLI_ERR_TRANSIENT;
-  }
-  snprintf(nstock_s, sizeof nstock_s, "%d", nstock);
-  int n = 0, h = 0;
+    *nstock += PQgetvalue(res, i, 0)[0] == 'S';
+  snprintf(nstock_s, nstock_len, "%d", *nstock);
   argv[n++] = nstock_s;
   for (int i = 0; i < rows; i++)
     if (PQgetvalue(res, i, 0)[0] == 'S')
@@ -151,23 +144,40 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
         argv[n++] = PQgetvalue(res, i, c);
   for (int i = 0; i < rows; i++)
     if (PQgetvalue(res, i, 0)[0] == 'H') {
-      snprintf(fields[h], sizeof fields[h], "%s:%s", RESERVER_TOPIC_INVENTORY,
+      snprintf(fields[h], sizeof fields[h], "%s:%s", LINLI_TOPIC_INVENTORY,
                PQgetvalue(res, i, 1));
       argv[n++] = fields[h++];
       argv[n++] = PQgetvalue(res, i, 2);
     }
-  linli_redis_key(k_avail, sizeof k_avail, tag, "avail");
-  linli_redis_key(k_resv, sizeof k_resv, tag, "resv");
-  linli_redis_key(k_sold, sizeof k_sold, tag, "sold");
-  linli_redis_key(k_init, sizeof k_init, tag, "init");
+  return n;
+}
+
+/* Run the load script (RESERVER_LUA_LOAD) of the warehouse tagged tag with
+ * the record's rows res (may be NULL). */
+static int load_stock(struct reserver *rs, const char *wh, const char *tag,
+                      const PGresult *res, char *err, size_t errlen) {
+  char k_loaded[160], k_avail[160], k_resv[160], k_sold[160], k_init[160],
+      k_hwm[160], nstock_s[16];
+  int rows = res ? PQntuples(res) : 0, nstock = 0;
+  const char **argv = calloc((size_t)rows * 5 + 8, sizeof *argv);
+  char(*fields)[HWM_FIELD_MAX] = calloc((size_t)rows + 1, sizeof *fields);
+  if (!argv || !fields) {
+    free(argv);
+    free(fields);
+    return LINLI_ERR_TRANSIENT;
+  }
+  int n = load_args(res, argv, fields, nstock_s, sizeof nstock_s, &nstock);
+  linli_redis_key(k_loaded, sizeof k_loaded, tag, DOM_RSV_LOADED);
+  linli_redis_key(k_avail, sizeof k_avail, tag, DOM_RSV_AVAIL);
+  linli_redis_key(k_resv, sizeof k_resv, tag, DOM_RSV_RESV);
+  linli_redis_key(k_sold, sizeof k_sold, tag, DOM_RSV_SOLD);
+  linli_redis_key(k_init, sizeof k_init, tag, DOM_RSV_INIT);
   linli_redis_key(k_hwm, sizeof k_hwm, tag, "hwm"); /* see linli/redis.h */
   const char *keys[] = {k_loaded, k_avail, k_resv, k_sold, k_init, k_hwm};
-  r = NULL;
-  rc = linli_redis_eval(rs->redis, rs->load, 6, keys, n, argv, NULL, &r);
+  redisReply *r = NULL;
+  int rc = linli_redis_eval(rs->redis, rs->load, 6, keys, n, argv, NULL, &r);
   free(argv);
   free(fields);
-  if (res)
-    PQclear(res);
   if (rc != LINLI_OK || r->type == REDIS_REPLY_ERROR) {
     snprintf(err, errlen, "loading stock of %s: %s", wh,
              r && r->type == REDIS_REPLY_ERROR ? r->str : "redis unavailable");
@@ -178,9 +188,31 @@ int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
   if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
     LINLI_INFO("stock loaded from the record",
                "warehouse=%s skus=%d inventory_partitions_recorded=%d", wh,
-               nstock, nhwm);
+               nstock, rows - nstock);
   freeReplyObject(r);
-  loaded_remember(rs, wh);
   return LINLI_OK;
+}
+
+int reserver_ensure_stock(struct reserver *rs, const char *wh, char *err,
+                          size_t errlen) {
+  char tag[96], k_loaded[160];
+  if (loaded_cached(rs, wh))
+    return LINLI_OK;
+  dom_rsv_tag(tag, sizeof tag, wh);
+  linli_redis_key(k_loaded, sizeof k_loaded, tag, DOM_RSV_LOADED);
+  int loaded = 0;
+  int rc = marked_loaded(rs, k_loaded, &loaded, err, errlen);
+  if (rc == LINLI_OK && !loaded) {
+    /* Hot state missing: load what the record holds for this warehouse. */
+    PGresult *res = NULL;
+    rc = read_record(rs, wh, &res, err, errlen);
+    if (rc == LINLI_OK)
+      rc = load_stock(rs, wh, tag, res, err, errlen);
+    if (res)
+      PQclear(res);
+  }
+  if (rc == LINLI_OK)
+    loaded_remember(rs, wh);
+  return rc;
 }
 

@@ -32,21 +32,13 @@ struct rec {
 
 static void decode(struct router *rt, linli_batch_t *b, size_t i,
                    struct rec *r) {
-  const rd_kafka_message_t *m = r->msg;
   char why[512] = "";
   struct dom_first_err fe = {why, sizeof why, 0};
-  if (!m->payload || m->len == 0) {
-    linli_batch_reject(b, i, LINLI_ERR_INVALID,
-                       "empty record: expected a FulfillmentEvent");
+  ProtobufCMessage *pm = NULL;
+  if (linli_batch_unpack(b, i, &linli__fulfillment_event__descriptor, &pm) !=
+      LINLI_OK)
     return;
-  }
-  r->ev = linli__fulfillment_event__unpack(NULL, m->len, m->payload);
-  if (!r->ev) {
-    snprintf(why, sizeof why,
-             "undecodable record: not a FulfillmentEvent (%zu bytes)", m->len);
-    linli_batch_reject(b, i, LINLI_ERR_INVALID, why);
-    return;
-  }
+  r->ev = (Linli__FulfillmentEvent *)pm;
   Linli__FulfillmentEvent *ev = r->ev;
   const char *warehouse = NULL;
   if (dom_check_meta(ev->meta, dom_first_err, &fe) == 0) {

@@ -15,7 +15,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "router.h"
 
 static int write_close(linli_emit_t *emit, int32_t partition,
@@ -28,12 +28,9 @@ static int write_close(linli_emit_t *emit, int32_t partition,
    * cutoff: two instances (or a retry) write the same event. */
   char seed[LINLI_ID_BUFSZ + 16], id[LINLI_ID_BUFSZ], wave[32];
   snprintf(seed, sizeof seed, "wave/%s/%c", w->id, kind);
-  linli_id_derive(seed, 0, cutoff, 0, id, sizeof id);
+  linli_schema_decision_meta(&meta, id, seed, 0, cutoff, now_ms,
+                             "linli-router");
   dom_wave_id(w, kind, cutoff, wave, sizeof wave);
-  meta.event_id = id;
-  meta.occurred_at_ms = now_ms;
-  meta.producer = (char *)"linli-router";
-  meta.schema_version = 1;
   c.warehouse_id = (char *)w->id;
   c.wave_id = wave;
   c.cutoff_ms = cutoff;
@@ -89,8 +86,9 @@ static int due_wave(struct router *rt, linli_emit_t *emit, int32_t partition,
 
 /* Every warehouse of one partition's index: one pipeline of reads, the
  * closes that are due, one pipeline of announcements. */
-static int due_partition(struct router *rt, linli_emit_t *emit,
-                         int32_t partition, int64_t now_ms) {
+static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
+                         int64_t now_ms) {
+  struct router *rt = app;
   char key[48];
   snprintf(key, sizeof key, DOM_WAVE_KEY_INDEX "%d", (int)partition);
   const char *argv[] = {"SMEMBERS", key};
@@ -184,12 +182,5 @@ out:
 
 int router_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct router *rt = app;
-  for (int p = 0; p < ROUTER_MAX_PARTITIONS; p++) {
-    if (!rt->owned[p])
-      continue;
-    int rc = due_partition(rt, emit, p, now_ms);
-    if (rc != LINLI_OK)
-      return rc;
-  }
-  return LINLI_OK;
+  return linli_owned_each(&rt->owned, due_partition, rt, emit, now_ms);
 }

@@ -15,27 +15,9 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "router.h"
 #include "settings.h"
-
-static void track(struct router *rt,
-                  const rd_kafka_topic_partition_list_t *parts, int owned) {
-  for (int i = 0; i < parts->cnt; i++) {
-    const rd_kafka_topic_partition_t *p = &parts->elems[i];
-    if (strcmp(p->topic, LINLI_TOPIC_FULFILLMENT) == 0 && p->partition >= 0 &&
-        p->partition < ROUTER_MAX_PARTITIONS)
-      rt->owned[p->partition] = (unsigned char)owned;
-  }
-}
-
-static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 1);
-}
-
-static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 0);
-}
 
 /* Read and validate the reference data file ("path:line: reason"). */
 static int load_reference(const char *path, struct dom_ref *ref, char *err,
@@ -97,23 +79,12 @@ static void metrics(struct router *rt) {
 }
 
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: linli-router [--config FILE]\n");
-      return 2;
-    }
-  }
   linli_config_t *cfg = NULL;
   router_settings_register();
-  if (linli_process_start("router", config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, "router", &cfg) != LINLI_OK)
     return 2;
 
-  struct router rt;
-  memset(&rt, 0, sizeof rt);
-  rt.cfg = cfg;
+  struct router rt = {.cfg = cfg, .owned.topic = LINLI_TOPIC_FULFILLMENT};
   rt.retention_s = linli_config_int(cfg, "router.retention_s");
   rt.close_retry_ms = linli_config_int(cfg, "router.close_retry_ms");
   rt.express_delay_ms = linli_config_int(cfg, "router.express_depart_s") * 1000;
@@ -123,7 +94,7 @@ int main(int argc, char **argv) {
   rt.default_item_g = linli_config_int(cfg, "router.default_item_weight_g");
   rt.skip_unknown = linli_config_bool(cfg, "router.skip_unknown_warehouses");
   metrics(&rt);
-  char err[1024] = "script registration failed";
+  char err[1024] = "";
   int rc = load_reference(linli_config_str(cfg, "router.reference_file"),
                           &rt.ref, err, sizeof err);
   if (rc != LINLI_OK) {
@@ -133,13 +104,10 @@ int main(int argc, char **argv) {
   }
   LINLI_INFO("reference data loaded", "warehouses=%zu pickup_points=%zu "
              "vehicles=%zu", rt.ref.nwh, rt.ref.npp, rt.ref.nveh);
-  rc = linli_redis_connect_config(cfg, &rt.redis, err, sizeof err);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_batch(rt.redis, "route", DOM_WAVE_LUA, &rt.script);
-  if (rc != LINLI_OK) {
-    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+  rc = linli_redis_start_batch(cfg, "route", DOM_WAVE_LUA, &rt.redis,
+                               &rt.script);
+  if (rc != LINLI_OK)
     goto out;
-  }
 
   const char *topics[] = {LINLI_TOPIC_FULFILLMENT, NULL};
   linli_runner_spec_t spec = {
@@ -148,8 +116,7 @@ int main(int argc, char **argv) {
       .app = &rt,
       .handle_batch = router_handle_batch,
       .tick = router_tick,
-      .on_assign = on_assign,
-      .on_revoke = on_revoke,
+      .owned = &rt.owned,
   };
   rc = linli_runner_main(cfg, &spec);
 out:

@@ -19,7 +19,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "router.h"
 #include "routes.pb-c.h"
 

@@ -29,8 +29,6 @@
 #include "linli/metrics.h"
 #include "linli/redis.h"
 
-#define ROUTER_MAX_PARTITIONS 1024
-
 struct router {
   const linli_config_t *cfg;
   linli_redis_t *redis;
@@ -44,7 +42,7 @@ struct router {
   int64_t default_item_g;
   int skip_unknown;
   linli_counter_t *m_unassigned, *m_routes, *m_waves, *m_skipped, *m_dups;
-  unsigned char owned[ROUTER_MAX_PARTITIONS]; /* fulfillment partitions */
+  linli_owned_t owned; /* fulfillment partitions (the runner keeps it) */
 };
 
 /* The runner's batch handler. */

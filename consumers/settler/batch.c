@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "domain/check.h"
+#include "linli/hash.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "settler.h"
@@ -21,21 +22,13 @@
 
 /* Decode and validate record r; on bad input reject it (reason -> DLQ). */
 static void decode(linli_batch_t *b, size_t i, struct settler_rec *r) {
-  const rd_kafka_message_t *m = r->msg;
   char why[512] = "";
   struct dom_first_err fe = {why, sizeof why, 0};
-  if (!m->payload || m->len == 0) {
-    linli_batch_reject(b, i, LINLI_ERR_INVALID,
-                       "empty record: expected a GroupBuyEvent");
+  ProtobufCMessage *pm = NULL;
+  if (linli_batch_unpack(b, i, &linli__group_buy_event__descriptor, &pm) !=
+      LINLI_OK)
     return;
-  }
-  r->ev = linli__group_buy_event__unpack(NULL, m->len, m->payload);
-  if (!r->ev) {
-    snprintf(why, sizeof why,
-             "undecodable record: not a GroupBuyEvent (%zu bytes)", m->len);
-    linli_batch_reject(b, i, LINLI_ERR_INVALID, why);
-    return;
-  }
+  r->ev = (Linli__GroupBuyEvent *)pm;
   Linli__GroupBuyEvent *ev = r->ev;
   /* libdomain's judgement, the one the gateway and the ledger use too. */
   if (dom_gb_event_check(ev, dom_first_err, &fe) == 0) {
@@ -121,13 +114,6 @@ struct shard_map {
   int *val;
 };
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
-}
-
 static int map_init(struct shard_map *m, size_t n) {
   m->cap = 16;
   while (m->cap < 2 * n)
@@ -138,7 +124,7 @@ static int map_init(struct shard_map *m, size_t n) {
 }
 
 static int *map_slot(struct shard_map *m, const char *k, int *found) {
-  size_t i = fnv1a(k) & (m->cap - 1);
+  size_t i = linli_hash_str(k) & (m->cap - 1);
   while (m->key[i] && strcmp(m->key[i], k) != 0)
     i = (i + 1) & (m->cap - 1);
   *found = m->key[i] != NULL;

@@ -19,8 +19,9 @@
 
 /* Due campaigns of one partition: CampaignDeadline for each that was not
  * announced within the retry interval. */
-static int due_partition(struct settler *st, linli_emit_t *emit,
-                         int32_t partition, int64_t now_ms) {
+static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
+                         int64_t now_ms) {
+  struct settler *st = app;
   char key[64], ann[72], now_s[32];
   snprintf(key, sizeof key, DOM_GB_KEY_DEADLINES "%d", (int)partition);
   snprintf(ann, sizeof ann, "%s:ann", key);
@@ -78,12 +79,5 @@ done:
 
 int settler_tick(void *app, linli_emit_t *emit, int64_t now_ms) {
   struct settler *st = app;
-  for (int p = 0; p < SETTLER_MAX_PARTITIONS; p++) {
-    if (!st->owned[p])
-      continue;
-    int rc = due_partition(st, emit, p, now_ms);
-    if (rc != LINLI_OK)
-      return rc;
-  }
-  return LINLI_OK;
+  return linli_owned_each(&st->owned, due_partition, st, emit, now_ms);
 }

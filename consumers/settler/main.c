@@ -12,56 +12,23 @@
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "settler.h"
 #include "settings.h"
 
-static void track(struct settler *st,
-                  const rd_kafka_topic_partition_list_t *parts, int owned) {
-  for (int i = 0; i < parts->cnt; i++) {
-    const rd_kafka_topic_partition_t *p = &parts->elems[i];
-    if (strcmp(p->topic, LINLI_TOPIC_GROUPBUY) == 0 && p->partition >= 0 &&
-        p->partition < SETTLER_MAX_PARTITIONS)
-      st->owned[p->partition] = (unsigned char)owned;
-  }
-}
-
-static void on_assign(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 1);
-}
-
-static void on_revoke(void *app, const rd_kafka_topic_partition_list_t *p) {
-  track(app, p, 0);
-}
-
 int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: linli-settler [--config FILE]\n");
-      return 2;
-    }
-  }
   linli_config_t *cfg = NULL;
   settler_settings_register();
-  if (linli_process_start("settler", config_path, &cfg) != LINLI_OK)
+  if (linli_process_main(argc, argv, "settler", &cfg) != LINLI_OK)
     return 2;
 
-  struct settler st;
-  memset(&st, 0, sizeof st);
-  st.cfg = cfg;
+  struct settler st = {.cfg = cfg, .owned.topic = LINLI_TOPIC_GROUPBUY};
   st.retention_s = linli_config_int(cfg, "groupbuy.retention_s");
   st.deadline_retry_ms = linli_config_int(cfg, "groupbuy.deadline_retry_ms");
-  char err[1024] = "script registration failed";
-  int rc = linli_redis_connect_config(cfg, &st.redis, err, sizeof err);
-  if (rc == LINLI_OK)
-    rc = linli_redis_script_batch(st.redis, "settle", DOM_GB_LUA, &st.script);
-  if (rc != LINLI_OK) {
-    LINLI_ERROR("redis start-up failed", "reason=\"%s\"", err);
+  int rc = linli_redis_start_batch(cfg, "settle", DOM_GB_LUA, &st.redis,
+                                   &st.script);
+  if (rc != LINLI_OK)
     goto out;
-  }
 
   const char *topics[] = {LINLI_TOPIC_GROUPBUY, NULL};
   linli_runner_spec_t spec = {
@@ -70,8 +37,7 @@ int main(int argc, char **argv) {
       .app = &st,
       .handle_batch = settler_handle_batch,
       .tick = settler_tick,
-      .on_assign = on_assign,
-      .on_revoke = on_revoke,
+      .owned = &st.owned,
   };
   rc = linli_runner_main(cfg, &spec);
 out:

@@ -10,7 +10,7 @@
 #include "groupbuy.pb-c.h"
 #include "linli/error.h"
 #include "linli/ids.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 #define PRODUCER_NAME "linli-settler"
 
@@ -62,11 +62,8 @@ int out_deadline(linli_emit_t *emit, int32_t partition,
    * instances (or a retry) writing the same decision write the same id. */
   char seed[LINLI_ID_BUFSZ + 16], id[LINLI_ID_BUFSZ];
   snprintf(seed, sizeof seed, "deadline/%s", campaign_id);
-  linli_id_derive(seed, 0, deadline_ms, 0, id, sizeof id);
-  meta.event_id = id;
-  meta.occurred_at_ms = now_ms;
-  meta.producer = (char *)PRODUCER_NAME;
-  meta.schema_version = 1;
+  linli_schema_decision_meta(&meta, id, seed, 0, deadline_ms, now_ms,
+                             PRODUCER_NAME);
   d.campaign_id = (char *)campaign_id;
   d.deadline_ms = deadline_ms;
   ev.meta = &meta;

@@ -9,25 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linli/array.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "outputs.h"
 #include "settler.h"
 
 /* ---------------------------------------------------------------- index */
 
 static int index_push(struct settler_index *idx, int argc, const char **argv) {
-  if (idx->n == idx->cap) {
-    size_t cap = idx->cap ? idx->cap * 2 : 16;
-    struct settler_index_cmd *c = realloc(idx->cmds, cap * sizeof *c);
-    if (!c)
-      return LINLI_ERR_NOMEM;
-    idx->cmds = c;
-    idx->cap = cap;
-  }
-  struct settler_index_cmd *c = &idx->cmds[idx->n];
+  struct settler_index_cmd *c =
+      linli_grow(idx->cmds, &idx->cap, idx->n + 1, sizeof *c, 16);
+  if (!c)
+    return LINLI_ERR_NOMEM;
+  idx->cmds = c;
+  c = &idx->cmds[idx->n];
   memset(c, 0, sizeof *c);
   for (int i = 0; i < argc; i++) {
     c->argv[i] = strdup(argv[i]);

@@ -25,7 +25,6 @@
 #include "linli/kafka.h"
 #include "linli/redis.h"
 
-#define SETTLER_MAX_PARTITIONS 1024
 
 struct settler {
   const linli_config_t *cfg;
@@ -33,7 +32,7 @@ struct settler {
   linli_redis_script_t *script;
   int64_t retention_s;       /* how long an ended campaign's state stays */
   int64_t deadline_retry_ms; /* re-announce an unprocessed deadline after */
-  unsigned char owned[SETTLER_MAX_PARTITIONS]; /* groupbuy partitions */
+  linli_owned_t owned; /* groupbuy partitions (the runner keeps it) */
 };
 
 /* One input record of a batch, decoded. */

@@ -381,6 +381,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     rd_kafka_assign(rk, parts);
     linli_gauge_set(r->m_assigned, parts->cnt);
+    if (r->spec.owned)
+      linli_owned_update(r->spec.owned, parts, 1);
     if (r->spec.on_assign)
       r->spec.on_assign(r->spec.app, parts);
     break;
@@ -392,6 +394,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (r->txn_open)
       txn_abort(r, 0);
     drop_collected(r, parts);
+    if (r->spec.owned)
+      linli_owned_update(r->spec.owned, parts, 0);
     if (r->spec.on_revoke)
       r->spec.on_revoke(r->spec.app, parts);
     rd_kafka_assign(rk, NULL);

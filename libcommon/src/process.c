@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 
+#include "linli/args.h"
 #include "linli/config.h"
 #include "linli/error.h"
 #include "linli/log.h"
@@ -36,6 +37,18 @@ int linli_process_start(const char *prog, const char *config_path,
                linli_config_str(*cfg, "metrics.addr"), bound);
   }
   return LINLI_OK;
+}
+
+int linli_process_main(int argc, char **argv, const char *prog,
+                       linli_config_t **cfg) {
+  const char *config_path = NULL;
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {NULL, NULL, NULL}};
+  char usage[128];
+  snprintf(usage, sizeof usage, "linli-%s [--config FILE]", prog);
+  if (linli_args_parse(argc, argv, opts, usage) != LINLI_OK)
+    return LINLI_ERR_INVALID;
+  return linli_process_start(prog, config_path, cfg);
 }
 
 void linli_process_exit(linli_config_t *cfg) {

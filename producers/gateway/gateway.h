@@ -119,13 +119,19 @@ int gw_http_start(struct gw *gw, char *err, size_t errlen);
 /* Stop accepting connections (SIGTERM: the loop drains what is parked). */
 void gw_http_close_listener(struct gw *gw);
 void gw_http_stop(struct gw *gw);
-/* *dst := *src, with dst->param pointing into dst (contexts that outlive
- * the dispatch copy the request this way). */
-void gw_req_copy(struct gw_req *dst, const struct gw_req *src);
 /* Print "METHOD /path/{id}" for every route (for --routes and the test that
  * checks docs/openapi.yaml against the server). */
 void gw_http_print_routes(void);
 
+/* ------------------------------------------------------------ reply.c */
+/* Microseconds since the epoch (a request's start, for its latency). */
+int64_t gw_now_us(void);
+/* Count an answer of status and its latency (replies sent otherwise than
+ * through gw_reply_*, like /metrics). */
+void gw_reply_count(struct gw_req *r, int status);
+/* *dst := *src, with dst->param pointing into dst (contexts that outlive
+ * the dispatch copy the request this way). */
+void gw_req_copy(struct gw_req *dst, const struct gw_req *src);
 /* Send a JSON reply (takes a reference of body: the caller's is consumed)
  * and count it. */
 void gw_reply_json(struct gw_req *r, int status, json_t *body);
@@ -331,7 +337,7 @@ void gw_validate_delivery(json_t *errs, const ProtobufCMessage *envelope);
 void gw_validate_sku(json_t *errs, const ProtobufCMessage *m);
 void gw_validate_adjustment(json_t *errs, const ProtobufCMessage *m);
 
-/* ------------------------------------------------------------ reads.c */
+/* ------------------------------------------------------------ owner.c */
 /* orders.app_id of order_id from the record: rc LINLI_OK with app (valid
  * during the callback), LINLI_ERR_NOTFOUND, LINLI_ERR_TRANSIENT. */
 typedef void (*gw_app_fn)(struct gw *gw, int rc, const char *app, void *arg);
@@ -345,6 +351,8 @@ void gw_pg_order_app_batch_stop(struct gw *gw);
 /* campaigns.app_id of campaign_id, the same way. */
 void gw_pg_campaign_app(struct gw *gw, const char *campaign_id, gw_app_fn fn,
                         void *arg);
+
+/* ------------------------------------------------------------ reads.c */
 void gw_get_order(struct gw_req *r);
 /* groupbuys.c: a campaign's live progress from the settler's hot state. */
 void gw_get_groupbuy(struct gw_req *r);

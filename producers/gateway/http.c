@@ -2,7 +2,7 @@
  * http.c - the gateway's HTTP layer on libevent's evhttp: the route table
  * (one source for dispatch, for 404/405 and for --routes, which the test
  * compares with docs/openapi.yaml), bearer-token authentication and roles,
- * the per-key rate limit, and JSON replies.
+ * and the per-key rate limit. Handlers reply through reply.c.
  *
  * evhttp's defaults are unlimited and text/html: the body and header size
  * limits, timeouts, allowed methods and content type are set here.
@@ -87,96 +87,6 @@ void gw_http_print_routes(void) {
     printf("%s %s\n", method_name(ROUTES[i].method), ROUTES[i].path);
 }
 
-static int64_t now_us(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-/* ------------------------------------------------------------- replies */
-
-static void count(struct gw_req *r, int status) {
-  struct gw *gw = r->gw;
-  int cls = status / 100;
-  if (cls >= 2 && cls <= 5)
-    linli_counter_add(gw->m_requests[cls], 1);
-  linli_histogram_observe(gw->m_latency,
-                          (double)(now_us() - r->started_us) / 1e6);
-}
-
-static const char *reason_phrase(int status) {
-  switch (status) {
-  case 200: return "OK";
-  case 202: return "Accepted";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 409: return "Conflict";
-  case 413: return "Payload Too Large";
-  case 415: return "Unsupported Media Type";
-  case 429: return "Too Many Requests";
-  case 503: return "Service Unavailable";
-  default: return status < 500 ? "Client Error" : "Server Error";
-  }
-}
-
-void gw_reply_text(struct gw_req *r, int status, const char *json_text) {
-  struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-  evhttp_add_header(h, "Content-Type", "application/json");
-  evhttp_add_header(h, "Cache-Control", "no-store");
-  struct evbuffer *b = evbuffer_new();
-  if (b) {
-    evbuffer_add(b, json_text, strlen(json_text));
-    evbuffer_add(b, "\n", 1);
-  }
-  count(r, status);
-  evhttp_send_reply(r->req, status, reason_phrase(status), b);
-  if (b)
-    evbuffer_free(b);
-}
-
-void gw_reply_json(struct gw_req *r, int status, json_t *body) {
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  json_decref(body);
-  gw_reply_text(r, status, text ? text : "{\"error\":\"internal\"}");
-  free(text);
-}
-
-void gw_reply_error(struct gw_req *r, int status, const char *code,
-                    const char *msg) {
-  gw_reply_json(r, status,
-                json_pack("{s:s, s:s}", "error", code, "message", msg));
-}
-
-int gw_reply_invalid(struct gw_req *r, json_t *errs, const char *message) {
-  if (json_array_size(errs) == 0) {
-    json_decref(errs);
-    return 0;
-  }
-  gw_reply_json(r, 400,
-                json_pack("{s:s, s:s, s:o}", "error", "invalid_request",
-                          "message", message, "fields", errs));
-  return 1;
-}
-
-char *gw_body(struct gw_req *r, size_t *len) {
-  struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-  size_t n = evbuffer_get_length(in);
-  char *s = malloc(n + 1);
-  if (!s)
-    return NULL;
-  evbuffer_copyout(in, s, n);
-  s[n] = '\0';
-  *len = n;
-  return s;
-}
-
-const char *gw_header(struct gw_req *r, const char *name) {
-  return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
-}
-
 /* ------------------------------------------------------------- routing */
 
 /* Does path match the template? Sets r->param for "{id}" and r->param2
@@ -222,14 +132,6 @@ static const struct gw_key *authenticate(struct gw_req *r) {
   return gw_keys_find(&r->gw->keys, tok);
 }
 
-void gw_req_copy(struct gw_req *dst, const struct gw_req *src) {
-  *dst = *src;
-  if (src->param)
-    dst->param = dst->param_buf;
-  if (src->param2)
-    dst->param2 = dst->param2_buf;
-}
-
 /* A request waiting for its rate-limit verdict from Redis. */
 struct gated {
   struct gw_req r;
@@ -262,7 +164,7 @@ static void dispatch(struct evhttp_request *req, void *arg) {
   memset(&r, 0, sizeof r);
   r.gw = arg;
   r.req = req;
-  r.started_us = now_us();
+  r.started_us = gw_now_us();
   const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
   const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
   if (!path) {
@@ -356,7 +258,7 @@ static void get_metrics(struct gw_req *r) {
   free(text);
   evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
                     "text/plain; version=0.0.4");
-  count(r, 200);
+  gw_reply_count(r, 200);
   evhttp_send_reply(r->req, 200, "OK", b);
   if (b)
     evbuffer_free(b);

@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "gateway.h"
+#include "linli/args.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "linli/process.h"
@@ -114,16 +115,16 @@ static void register_metrics(struct gw *gw) {
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--routes") == 0) {
-      gw_http_print_routes();
-      return 0;
-    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      fprintf(stderr, "usage: linli-gateway [--config FILE] | --routes\n");
-      return 2;
-    }
+  int routes = 0;
+  const linli_arg_t opts[] = {{"--config", &config_path, NULL},
+                              {"--routes", NULL, &routes},
+                              {NULL, NULL, NULL}};
+  if (linli_args_parse(argc, argv, opts,
+                       "linli-gateway [--config FILE] | --routes") != LINLI_OK)
+    return 2;
+  if (routes) {
+    gw_http_print_routes();
+    return 0;
   }
   struct gw gw;
   memset(&gw, 0, sizeof gw);

@@ -43,7 +43,8 @@
 #include "linli/ids.h"
 #include "linli/json.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/event_ids.h"
+#include "domain/schema.h"
 #include "orders.pb-c.h"
 
 #define IDEM_MAX 255
@@ -771,27 +772,10 @@ void gw_post_leave(struct gw_req *r) {
 
 /* ---------------------------------------------- deliveries, admin feeds */
 
-static const char *delivery_order(const Linli__DeliveryEvent *e) {
-  switch (e->event_case) {
-  case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
-    return e->out_for_delivery->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_ARRIVED_AT_PICKUP_POINT:
-    return e->arrived_at_pickup_point->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_PICKED_UP:
-    return e->picked_up->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_DELIVERED:
-    return e->delivered->order_id;
-  case LINLI__DELIVERY_EVENT__EVENT_DELIVERY_FAILED:
-    return e->delivery_failed->order_id;
-  default:
-    return "";
-  }
-}
-
 static void send_delivery(struct pub *p) {
   /* The body is the envelope itself, without meta. */
   Linli__DeliveryEvent *e = (Linli__DeliveryEvent *)p->m;
-  pub_pack(p, LINLI_TOPIC_DELIVERY, delivery_order(e), p->m, &e->meta);
+  pub_pack(p, LINLI_TOPIC_DELIVERY, dom_delivery_order_id(e), p->m, &e->meta);
 }
 
 void gw_post_delivery(struct gw_req *r) {

@@ -37,7 +37,7 @@
 #include "linli/ids.h"
 #include "linli/json.h"
 #include "linli/log.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "order_status.pb-c.h"
 
 #define PING_S 15

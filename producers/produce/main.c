@@ -26,7 +26,7 @@
 #include "linli/json.h"
 #include "linli/kafka.h"
 #include "linli/process.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "produce.h"
 
 #define DEFAULT_TIMEOUT_MS 30000

@@ -12,7 +12,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 /* Written into Meta.producer when a line leaves it empty. */
 #define PRODUCE_NAME "linli-produce"

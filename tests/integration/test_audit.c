@@ -24,17 +24,18 @@
 #include "linli/ids.h"
 #include "linli/pg.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
+#include "domain/reserver_keys.h"
 
 static char wh[80], sku[80], group[112], inst[112], run[48];
 static char env_group[160], env_inst[160], ledger_group[112];
 static char env_ledger_group[160], env_ledger_inst[160];
 
-static const char *const inputs[] = {"linli.catalog.v1", "linli.inventory.v1",
-                                     "linli.orders.v1", NULL};
+static const char *const inputs[] = {LINLI_TOPIC_CATALOG, LINLI_TOPIC_INVENTORY,
+                                     LINLI_TOPIC_ORDERS, NULL};
 
 static int produce_env(const char *topic, const char *key,
                        const ProtobufCMessage *msg) {
@@ -68,7 +69,7 @@ static int list_sku(void) {
   ev.meta = &meta;
   ev.event_case = LINLI__CATALOG_EVENT__EVENT_SKU;
   ev.sku = &s;
-  return produce_env("linli.catalog.v1", sku, &ev.base);
+  return produce_env(LINLI_TOPIC_CATALOG, sku, &ev.base);
 }
 
 static int restock(int qty) {
@@ -85,7 +86,7 @@ static int restock(int qty) {
   ev.meta = &meta;
   ev.event_case = LINLI__INVENTORY_EVENT__EVENT_STOCK_ADJUSTED;
   ev.stock_adjusted = &a;
-  return produce_env("linli.inventory.v1", wh, &ev.base);
+  return produce_env(LINLI_TOPIC_INVENTORY, wh, &ev.base);
 }
 
 static void order_id(char *buf, size_t len, int n) {
@@ -119,7 +120,7 @@ static int place(int n, int qty) {
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PLACED;
   ev.order_placed = &p;
-  return produce_env("linli.orders.v1", oid, &ev.base);
+  return produce_env(LINLI_TOPIC_ORDERS, oid, &ev.base);
 }
 
 static int pay(int n, const char *txn, int64_t amount) {
@@ -136,7 +137,7 @@ static int pay(int n, const char *txn, int64_t amount) {
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_PAID;
   ev.order_paid = &p;
-  return produce_env("linli.orders.v1", oid, &ev.base);
+  return produce_env(LINLI_TOPIC_ORDERS, oid, &ev.base);
 }
 
 static int cancel(int n) {
@@ -151,7 +152,7 @@ static int cancel(int n) {
   ev.meta = &meta;
   ev.event_case = LINLI__ORDER_EVENT__EVENT_ORDER_CANCELLED;
   ev.order_cancelled = &c;
-  return produce_env("linli.orders.v1", oid, &ev.base);
+  return produce_env(LINLI_TOPIC_ORDERS, oid, &ev.base);
 }
 
 /* Reservation results of this run's orders. */
@@ -268,35 +269,6 @@ static int pg_exec(const char *sql, const char *a, const char *b) {
   return rc;
 }
 
-/* Run linli-replay; its stdout+stderr go to out_path. Exit status. */
-static int replay(char *const args[], const char *out_path) {
-  char bin[512];
-  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
-  char *argv[16];
-  int a = 0;
-  argv[a++] = bin;
-  for (int i = 0; args[i] && a < 15; i++)
-    argv[a++] = args[i];
-  argv[a] = NULL;
-  unlink(out_path);
-  pid_t pid = linli_test_spawn(argv, NULL, out_path);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int file_contains(const char *path, const char *needle) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  char line[2048];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, needle) != NULL;
-  fclose(f);
-  return found;
-}
-
 static linli_redis_t *redis(void) {
   const linli_config_t *cfg = linli_test_config();
   linli_redis_t *r = NULL;
@@ -328,7 +300,7 @@ static long long redis_int(linli_redis_t *r, const char *argv0,
 
 static void wh_key(char *buf, size_t len, const char *what) {
   char tag[96];
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   linli_redis_key(buf, len, tag, what);
 }
 
@@ -336,7 +308,7 @@ static void wh_key(char *buf, size_t len, const char *what) {
  * the warehouse's hot state is lost. */
 static void wipe_warehouse(linli_redis_t *r) {
   char pattern[128];
-  snprintf(pattern, sizeof pattern, "{w:%s}:*", wh);
+  dom_rsv_key(pattern, sizeof pattern, wh, "*");
   const char *cursor = "0";
   char next[32];
   do {
@@ -357,7 +329,7 @@ static void wipe_warehouse(linli_redis_t *r) {
   for (int n = 1; n <= 12; n++) {
     char oid[96], key[160];
     order_id(oid, sizeof oid, n);
-    snprintf(key, sizeof key, "linli:rsv:ow:%s", oid);
+    dom_rsv_order_wh_key(key, sizeof key, oid);
     const char *del[] = {"DEL", key};
     redisReply *d = NULL;
     if (linli_redis_command(r, 2, del, NULL, &d) == LINLI_OK)
@@ -378,19 +350,19 @@ static void test_audit_and_rebuild(void) {
            ledger_group);
   snprintf(env_ledger_inst, sizeof env_ledger_inst,
            "LINLI_RUNNER_INSTANCE_ID=%s-l", run);
-  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic("linli.catalog.v1", 3,
+  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(LINLI_TOPIC_CATALOG, 3,
                                                 "compact"), 0);
-  const char *others[] = {"linli.inventory.v1", "linli.orders.v1",
-                          "linli.reservations.v1", "linli.fulfillment.v1",
-                          "linli.refunds.v1", "linli.delivery.v1", NULL};
+  const char *others[] = {LINLI_TOPIC_INVENTORY, LINLI_TOPIC_ORDERS,
+                          LINLI_TOPIC_RESERVATIONS, LINLI_TOPIC_FULFILLMENT,
+                          LINLI_TOPIC_REFUNDS, LINLI_TOPIC_DELIVERY, NULL};
   for (int i = 0; others[i]; i++)
     CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(others[i], 6, NULL), 0);
-  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic("linli.dlq.v1", 3, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(LINLI_TOPIC_DLQ, 3, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(linli_test_group_start_at_end(group, inputs), 0);
   CU_ASSERT_EQUAL_FATAL(ledger_start_at_end(), 0);
   pid_t ledger = start_ledger();
   CU_ASSERT_FATAL(ledger > 0);
-  const char *outs[] = {"linli.reservations.v1", NULL};
+  const char *outs[] = {LINLI_TOPIC_RESERVATIONS, NULL};
   linli_test_reader_t *reader = linli_test_reader_new(outs, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(reader);
 
@@ -409,7 +381,7 @@ static void test_audit_and_rebuild(void) {
   wh_key(k_avail, sizeof k_avail, "avail");
   int64_t deadline = linli_test_now_ms() + 60000;
   while ((redis_int(r, "HGET", k_avail, sku) != 10 ||
-          redis_int(r, "HEXISTS", "linli:catalog", sku) != 1) &&
+          redis_int(r, "HEXISTS", DOM_RSV_KEY_CATALOG, sku) != 1) &&
          linli_test_now_ms() < deadline)
     usleep(100 * 1000);
   CU_ASSERT_EQUAL_FATAL(redis_int(r, "HGET", k_avail, sku), 10);
@@ -442,7 +414,7 @@ static void test_audit_and_rebuild(void) {
   for (int i = 0; i < 60 && arc != 0; i++) {
     if (i)
       sleep(1);
-    arc = replay(audit, out);
+    arc = linli_test_replay(audit, out);
   }
   CU_ASSERT_EQUAL(arc, 0);
 
@@ -451,16 +423,16 @@ static void test_audit_and_rebuild(void) {
                           "WHERE "
                           "warehouse_id = $1 AND sku_id = $2", wh, sku),
                   LINLI_OK);
-  CU_ASSERT_EQUAL(replay(audit, out), 1);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
   char pg_needle[256];
   snprintf(pg_needle, sizeof pg_needle,
            "%s/%s: PostgreSQL inventory.sold = 5, the log says 4", wh, sku);
-  CU_ASSERT(file_contains(out, pg_needle));
+  CU_ASSERT(linli_test_file_contains(out, pg_needle));
   CU_ASSERT_EQUAL(pg_exec("UPDATE inventory SET sold = sold - 1, available = available + 1 "
                           "WHERE "
                           "warehouse_id = $1 AND sku_id = $2", wh, sku),
                   LINLI_OK);
-  CU_ASSERT_EQUAL(replay(audit, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 0);
 
   /* A deliberate change to Redis: the audit names it. */
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 2);
@@ -468,20 +440,20 @@ static void test_audit_and_rebuild(void) {
   redisReply *rep = NULL;
   CU_ASSERT_EQUAL(linli_redis_command(r, 4, bump, NULL, &rep), LINLI_OK);
   freeReplyObject(rep);
-  CU_ASSERT_EQUAL(replay(audit, out), 1);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
   char needle[256];
   snprintf(needle, sizeof needle, "%s/%s: Redis avail = 5, the log says 2", wh,
            sku);
-  CU_ASSERT(file_contains(out, needle));
+  CU_ASSERT(linli_test_file_contains(out, needle));
 
   /* Lose the warehouse's hot state; rebuild restores it exactly. */
   wipe_warehouse(r);
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 0);
   char *rebuild[] = {"rebuild", "--target", "redis", "--warehouse", wh,
                      "--group", group, "--force", NULL};
-  CU_ASSERT_EQUAL(replay(rebuild, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(rebuild, out), 0);
   CU_ASSERT_EQUAL(redis_int(r, "HGET", k_avail, sku), 2);
-  CU_ASSERT_EQUAL(replay(audit, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 0);
 
   /* The pipeline continues with no oversell: 2 units left, three more
    * orders of 2 -> exactly one reserved; a payment for a rebuilt order
@@ -504,7 +476,7 @@ static void test_audit_and_rebuild(void) {
   for (int i = 0; i < 60 && arc != 0; i++) {
     if (i)
       sleep(1);
-    arc = replay(audit, out);
+    arc = linli_test_replay(audit, out);
   }
   CU_ASSERT_EQUAL(arc, 0);
   status = linli_test_stop(ledger, 0);

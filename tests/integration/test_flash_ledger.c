@@ -33,20 +33,21 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"
+#include "domain/reserver_keys.h"
 
 #define FS_ORDERS 2000
 #define FS_USERS 500
 #define FS_UNITS 100
 #define FS_INSTANCES 3
 
-#define T_ORDERS "linli.orders.v1"
-#define T_INVENTORY "linli.inventory.v1"
-#define T_CATALOG "linli.catalog.v1"
-#define T_RESERVATIONS "linli.reservations.v1"
+#define T_ORDERS LINLI_TOPIC_ORDERS
+#define T_INVENTORY LINLI_TOPIC_INVENTORY
+#define T_CATALOG LINLI_TOPIC_CATALOG
+#define T_RESERVATIONS LINLI_TOPIC_RESERVATIONS
 
 static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS, NULL};
 
@@ -313,7 +314,7 @@ static long q_long(const char *sql, const char *a, const char *b) {
 /* {w:<wh>}:<hash> field sku as a number; 0 if absent, -1 on error. */
 static long long stock(const char *hash) {
   char tag[128], key[256];
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   linli_redis_key(key, sizeof key, tag, hash);
   const char *argv[] = {"HGET", key, sku};
   redisReply *r = NULL;
@@ -336,24 +337,6 @@ static char *pg_states(void) {
                 "'RESERVED'), count(*) FILTER (WHERE state = 'REJECTED')) "
                 "FROM orders WHERE order_id LIKE $1",
                 like, NULL);
-}
-
-/* Run linli-replay with args; output into out_path. Exit status or -1. */
-static int replay(char *const args[], const char *out_path) {
-  char bin[512];
-  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
-  char *argv[16];
-  int a = 0;
-  argv[a++] = bin;
-  for (int i = 0; args[i] && a < 15; i++)
-    argv[a++] = args[i];
-  argv[a] = NULL;
-  unlink(out_path);
-  pid_t pid = linli_test_spawn_tied(argv, NULL, out_path);
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid)
-    return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* ------------------------------------------------------------- suite */
@@ -423,12 +406,9 @@ static int suite_cleanup(void) {
 /* ---------------------------------------------------------------- test */
 
 static int stopped_ok(pid_t pid, const char *what) {
-  int st = linli_test_stop(pid, 0);
-  int ok = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (!ok)
-    fprintf(stderr, "\n  %s exited with status %d: see /tmp/%s-*.log\n", what,
-            st, RUN);
-  return ok;
+  char log[128];
+  snprintf(log, sizeof log, "/tmp/%s-*.log", RUN);
+  return linli_test_stop_clean(&pid, what, log);
 }
 
 static void test_flash_sale_recorded(void) {
@@ -561,7 +541,7 @@ static void test_flash_sale_recorded(void) {
   for (int i = 0; i < 3 && arc != 0; i++) {
     if (i)
       sleep(2);
-    arc = replay(audit, out);
+    arc = linli_test_replay(audit, out);
   }
   CU_ASSERT_EQUAL(arc, 0);
   if (arc != 0) {

@@ -43,7 +43,8 @@
 #include "linli/clock.h"
 #include "linli/redis.h"
 #include "linli/json.h"
-#include "linli/schema.h"
+#include "domain/groupbuy_state.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 #include "order_status.pb-c.h"
 #include "orders.pb-c.h"
@@ -859,7 +860,7 @@ static void test_publish_every_endpoint(void) {
   char skukey[128];
   snprintf(skukey, sizeof skukey, "%s-sku", run_id);
   ProtobufCMessage *e = publish_ok("/v1/catalog/skus", TOK_ADMIN, NULL, body,
-                                   "linli.catalog.v1", skukey, "Sku");
+                                   LINLI_TOPIC_CATALOG, skukey, "Sku");
   if (e) {
     CU_ASSERT_STRING_EQUAL(((Linli__CatalogEvent *)e)->sku->name,
                            "东北大米 5kg");
@@ -872,7 +873,7 @@ static void test_publish_every_endpoint(void) {
   char whkey[128];
   snprintf(whkey, sizeof whkey, "%s-W", run_id);
   e = publish_ok("/v1/inventory/adjustments", TOK_ADMIN, NULL, body,
-                 "linli.inventory.v1", whkey, "StockAdjusted");
+                 LINLI_TOPIC_INVENTORY, whkey, "StockAdjusted");
   if (e)
     protobuf_c_message_free_unpacked(e, NULL);
   snprintf(body, sizeof body,
@@ -882,7 +883,7 @@ static void test_publish_every_endpoint(void) {
            "{\"min_participants\":5,\"unit_price_fen\":\"800\"}],"
            "\"deadline_ms\":\"%lld\",\"per_user_limit\":3}",
            camp, (long long)deadline_in_30_days());
-  e = publish_ok("/v1/groupbuys", TOK_ADMIN, NULL, body, "linli.groupbuy.v1",
+  e = publish_ok("/v1/groupbuys", TOK_ADMIN, NULL, body, LINLI_TOPIC_GROUPBUY,
                  camp, "CampaignOpened");
   if (e)
     protobuf_c_message_free_unpacked(e, NULL);
@@ -893,7 +894,7 @@ static void test_publish_every_endpoint(void) {
   e = publish_ok("/v1/orders", TOK_A,
                  "traceparent: 00-0af7651916cd43dd8448eb211c80319c-"
                  "b7ad6b7169203331-01\r\n",
-                 ob, "linli.orders.v1", order, "OrderPlaced");
+                 ob, LINLI_TOPIC_ORDERS, order, "OrderPlaced");
   free(ob);
   if (e) {
     Linli__OrderEvent *oe = (Linli__OrderEvent *)e;
@@ -909,7 +910,7 @@ static void test_publish_every_endpoint(void) {
   e = publish_ok(path, TOK_A, "X-Request-Id: req-42\r\n",
                  "{\"method\":\"WECHAT_PAY\",\"payment_txn_id\":\"tx-1\","
                  "\"amount_fen\":\"1299\"}",
-                 "linli.orders.v1", order, "OrderPaid");
+                 LINLI_TOPIC_ORDERS, order, "OrderPaid");
   if (e) {
     Linli__OrderEvent *oe = (Linli__OrderEvent *)e;
     CU_ASSERT_STRING_EQUAL(oe->order_paid->order_id, order);
@@ -921,7 +922,7 @@ static void test_publish_every_endpoint(void) {
   snprintf(body, sizeof body,
            "{\"user_id\":\"%s\",\"order_id\":\"%s\",\"quantity\":1}", user,
            order);
-  e = publish_ok(path, TOK_A, NULL, body, "linli.groupbuy.v1", camp,
+  e = publish_ok(path, TOK_A, NULL, body, LINLI_TOPIC_GROUPBUY, camp,
                  "GroupBuyJoined");
   if (e) {
     CU_ASSERT_STRING_EQUAL(((Linli__GroupBuyEvent *)e)->group_buy_joined->campaign_id,
@@ -931,13 +932,13 @@ static void test_publish_every_endpoint(void) {
   snprintf(path, sizeof path, "/v1/groupbuys/%s/leave", camp);
   snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"order_id\":\"%s\"}",
            user, order);
-  e = publish_ok(path, TOK_A, NULL, body, "linli.groupbuy.v1", camp,
+  e = publish_ok(path, TOK_A, NULL, body, LINLI_TOPIC_GROUPBUY, camp,
                  "GroupBuyLeft");
   if (e)
     protobuf_c_message_free_unpacked(e, NULL);
   snprintf(path, sizeof path, "/v1/orders/%s/cancel", order);
   e = publish_ok(path, TOK_A, NULL, "{\"reason\":\"customer request\"}",
-                 "linli.orders.v1", order, "OrderCancelled");
+                 LINLI_TOPIC_ORDERS, order, "OrderCancelled");
   if (e)
     protobuf_c_message_free_unpacked(e, NULL);
 
@@ -947,7 +948,7 @@ static void test_publish_every_endpoint(void) {
            "\"pickup_point_id\":\"P1\",\"pickup_code\":\"A1B2\"}}",
            order);
   e = publish_ok("/v1/deliveries/events", TOK_LOG, NULL, body,
-                 "linli.delivery.v1", order, "ArrivedAtPickupPoint");
+                 LINLI_TOPIC_DELIVERY, order, "ArrivedAtPickupPoint");
   if (e)
     protobuf_c_message_free_unpacked(e, NULL);
 }
@@ -1126,7 +1127,7 @@ static void test_injection(void) {
     /* In free text: published as the same inert bytes. */
     snprintf(path, sizeof path, "/v1/orders/%s/cancel", order);
     snprintf(b, sizeof b, "{\"reason\":%s}", q);
-    ProtobufCMessage *e = publish_ok(path, TOK_A, NULL, b, "linli.orders.v1",
+    ProtobufCMessage *e = publish_ok(path, TOK_A, NULL, b, LINLI_TOPIC_ORDERS,
                                      order, "OrderCancelled");
     if (e) {
       CU_ASSERT_STRING_EQUAL(((Linli__OrderEvent *)e)->order_cancelled->reason,
@@ -1139,7 +1140,7 @@ static void test_injection(void) {
              "{\"sku_id\":\"%s\",\"name\":%s,\"category\":%s,\"origin\":%s,"
              "\"storage_class\":\"FROZEN\",\"weight_g\":1,\"list_price_fen\":1,"
              "\"status\":\"DELISTED\"}", sku, q, q, q);
-    e = publish_ok("/v1/catalog/skus", TOK_ADMIN, NULL, b, "linli.catalog.v1",
+    e = publish_ok("/v1/catalog/skus", TOK_ADMIN, NULL, b, LINLI_TOPIC_CATALOG,
                    sku, "Sku");
     if (e) {
       CU_ASSERT_STRING_EQUAL(((Linli__CatalogEvent *)e)->sku->origin,
@@ -1171,7 +1172,7 @@ static void test_idempotency(void) {
   char p[16], o[32];
   jfield(&r1, "partition", p, sizeof p);
   jfield(&r1, "offset", o, sizeof o);
-  CU_ASSERT_EQUAL(count_key_from("linli.orders.v1", atoi(p), atoll(o), order,
+  CU_ASSERT_EQUAL(count_key_from(LINLI_TOPIC_ORDERS, atoi(p), atoll(o), order,
                                  2500),
                   1);
   /* Same key, different body: 409. The same key under another app is
@@ -1896,7 +1897,7 @@ static void produce_status(const char *order, const char *app,
   size_t len = protobuf_c_message_get_packed_size(&ev.base);
   uint8_t *buf = malloc(len);
   protobuf_c_message_pack(&ev.base, buf);
-  CU_ASSERT(linli_test_produce("linli.order-status.v1", order, buf, len) == 0);
+  CU_ASSERT(linli_test_produce(LINLI_TOPIC_ORDER_STATUS, order, buf, len) == 0);
   free(buf);
 }
 
@@ -2218,9 +2219,10 @@ static void test_routes_match_openapi(void) {
 /* GET /v1/groupbuys/{id}: progress from the settler's hot state (written
  * here as the settler writes it), owner app 200, another app 404. */
 static void test_groupbuy_progress(void) {
-  char id[96], key[160], dl[32];
+  char id[96], tag[112], key[160], dl[32];
   snprintf(id, sizeof id, "%s-gbp", run_id);
-  snprintf(key, sizeof key, "{c:%s}:c", id);
+  snprintf(tag, sizeof tag, DOM_GB_TAG_FMT, id);
+  linli_redis_key(key, sizeof key, tag, "c");
   snprintf(dl, sizeof dl, "%lld", (long long)(linli_clock_now_ms() + 600000));
   linli_redis_t *rd = NULL;
   char err[256];

@@ -34,7 +34,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 
 #define TOK_A "dev-shop-a-token"

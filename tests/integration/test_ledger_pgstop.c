@@ -40,7 +40,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/kafka.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 #include "reservations.pb-c.h"

@@ -39,13 +39,15 @@
 #include "reservations.pb-c.h"
 #include "routes.pb-c.h"
 #include "settlements.pb-c.h"
+#include "domain/topics.h"
+#include "domain/notifier_keys.h"
 
-#define T_RES "linli.reservations.v1"
-#define T_SET "linli.groupbuy.settlements.v1"
-#define T_ROUTES "linli.routes.v1"
-#define T_DEL "linli.delivery.v1"
-#define T_NOTES "linli.notifications.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_RES LINLI_TOPIC_RESERVATIONS
+#define T_SET LINLI_TOPIC_SETTLEMENTS
+#define T_ROUTES LINLI_TOPIC_ROUTES
+#define T_DEL LINLI_TOPIC_DELIVERY
+#define T_NOTES LINLI_TOPIC_NOTIFICATIONS
+#define T_DLQ LINLI_TOPIC_DLQ
 #define SECRET "test-webhook-secret-0123456789abcdef"
 
 static const char *const INPUTS[] = {T_RES, T_SET, T_ROUTES, T_DEL, NULL};
@@ -577,15 +579,7 @@ static void notifier_start(struct proc *p, const struct nconf *c,
 
 /* SIGTERM: the notifier drains and exits 0 (ASan: no leak). */
 static void notifier_stop(struct proc *p) {
-  if (p->pid <= 0)
-    return;
-  int status = linli_test_stop(p->pid, 0);
-  p->pid = 0;
-  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  CU_ASSERT(ok);
-  if (!ok)
-    fprintf(stderr, "\nnotifier exited with status %d: see %s\n", status,
-            p->log);
+  CU_ASSERT(linli_test_stop_clean(&p->pid, "notifier", p->log));
 }
 
 static void fresh_group(char *group, size_t glen, char *prefix, size_t plen,
@@ -985,7 +979,7 @@ static void test_gives_up(void) {
    * after the DLQ acknowledged the record, so the DLQ can be read a moment
    * before the queue is empty: wait for exactly that. */
   char q[200];
-  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  dom_nt_key(q, sizeof q, prefix, 0, DOM_NT_QUEUE);
   const char *zc[] = {"ZCARD", q};
   long long left = -1;
   int64_t until = linli_test_now_ms() + 10000;
@@ -1004,15 +998,7 @@ static void test_gives_up(void) {
 }
 
 static int write_clock(const char *file, int64_t ms) {
-  char tmp[300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", file);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "%lld\n", (long long)ms);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, file);
+  return linli_test_write_clock(file, ms);
 }
 
 /* Quiet hours hold a reminder and let a pickup code through. */
@@ -1067,7 +1053,7 @@ static void test_quiet_hours(void) {
   CU_ASSERT_PTR_NOT_NULL(hook_find(S, pick->id));
   /* The reminder waits in the queue until 07:00, not sent. */
   char q[200], score[32];
-  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  dom_nt_key(q, sizeof q, prefix, 0, DOM_NT_QUEUE);
   snprintf(score, sizeof score, "%lld", (long long)t07);
   const char *zs[] = {"ZSCORE", q, rem->id};
   int held = 0;
@@ -1203,7 +1189,7 @@ static void test_rate_limit(void) {
       held = &notes.v[i];
   CU_ASSERT_PTR_NOT_NULL_FATAL(held);
   char q[200], score[32];
-  snprintf(q, sizeof q, "{%s:0}:q", prefix);
+  dom_nt_key(q, sizeof q, prefix, 0, DOM_NT_QUEUE);
   snprintf(score, sizeof score, "%lld", (long long)next_minute);
   const char *zs[] = {"ZSCORE", q, held->id};
   int ok = 0;

@@ -24,7 +24,7 @@
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/json.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 
 #include "catalog.pb-c.h"

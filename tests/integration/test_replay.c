@@ -20,6 +20,7 @@
 #include "linli/kafka.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
+#include "domain/topics.h"
 
 #define NEVENTS 10
 #define BASE_TS INT64_C(1790000000000) /* a fixed past instant, 2026-09 */
@@ -123,7 +124,7 @@ static void free_rows(json_t **rows, int n) {
 
 static void test_export_jsonl_all(void) {
   char out[256];
-  char *args[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *args[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                   "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args, out, sizeof out), 0);
   int n = 0;
@@ -171,7 +172,7 @@ static void test_export_time_range(void) {
   char out[256], from[32], to[32];
   snprintf(from, sizeof from, "@%lld", (long long)(BASE_TS + 3000));
   snprintf(to, sizeof to, "@%lld", (long long)(BASE_TS + 7000));
-  char *args[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *args[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                   "--from", from, "--to", to, "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args, out, sizeof out), 0);
   int n = 0;
@@ -184,7 +185,7 @@ static void test_export_time_range(void) {
   unlink(out);
 
   /* ISO-8601 times select the same slice. */
-  char *args2[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *args2[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                    "--from", "2026-09-21T14:13:23Z", "--to",
                    "2026-09-21T14:13:27Z", "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args2, out, sizeof out), 0);
@@ -196,7 +197,7 @@ static void test_export_time_range(void) {
   unlink(out);
 
   /* Offsets: --to is inclusive. */
-  char *args3[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *args3[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                    "--from", "2", "--to", "4", "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args3, out, sizeof out), 0);
   rows = read_jsonl(out, &n);
@@ -205,7 +206,7 @@ static void test_export_time_range(void) {
   unlink(out);
 
   /* --type filters on the event type. */
-  char *args4[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *args4[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                    "--type", "OrderPlaced", "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args4, out, sizeof out), 0);
   rows = read_jsonl(out, &n);
@@ -216,7 +217,7 @@ static void test_export_time_range(void) {
 
 static void test_export_csv(void) {
   char out[256];
-  char *args[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *args[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                   "--format", "csv", "--to", "9", "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args, out, sizeof out), 0);
   FILE *f = fopen(out, "r");
@@ -285,7 +286,7 @@ static void test_export_csv_formula(void) {
 
   char to[16];
   snprintf(to, sizeof to, "%d", NEVIL - 1);
-  char *args[] = {"export", "--topic", t, "--as", "linli.orders.v1",
+  char *args[] = {"export", "--topic", t, "--as", LINLI_TOPIC_ORDERS,
                   "--format", "csv", "--to", to, "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(args, out, sizeof out), 0);
   FILE *f = fopen(out, "r");
@@ -321,7 +322,7 @@ static void test_republish(void) {
                   "--into", sandbox, NULL};
   CU_ASSERT_EQUAL(run_replay(args, out, sizeof out), 0);
   /* The copy decodes like the original and keeps timestamps. */
-  char *exp[] = {"export", "--topic", sandbox, "--as", "linli.orders.v1",
+  char *exp[] = {"export", "--topic", sandbox, "--as", LINLI_TOPIC_ORDERS,
                  "--quiet", NULL};
   CU_ASSERT_EQUAL_FATAL(run_replay(exp, out, sizeof out), 0);
   int n = 0;
@@ -333,7 +334,7 @@ static void test_republish(void) {
   free_rows(rows, n);
   unlink(out);
   /* A live topic is refused without --force. */
-  char *live[] = {"republish", "--topic", topic, "--into", "linli.orders.v1",
+  char *live[] = {"republish", "--topic", topic, "--into", LINLI_TOPIC_ORDERS,
                   NULL};
   CU_ASSERT_EQUAL(run_replay(live, out, sizeof out), 2);
 }
@@ -344,7 +345,7 @@ static void test_bad_arguments(void) {
   CU_ASSERT_EQUAL(run_replay(a1, out, sizeof out), 2);
   char *a2[] = {"export", "--topic", topic, NULL}; /* not a linli topic */
   CU_ASSERT_EQUAL(run_replay(a2, out, sizeof out), 2);
-  char *a3[] = {"export", "--topic", topic, "--as", "linli.orders.v1",
+  char *a3[] = {"export", "--topic", topic, "--as", LINLI_TOPIC_ORDERS,
                 "--type", "NoSuchMessage", NULL};
   CU_ASSERT_EQUAL(run_replay(a3, out, sizeof out), 2);
 }

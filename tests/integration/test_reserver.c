@@ -43,14 +43,16 @@
 #include "orders.pb-c.h"
 #include "refunds.pb-c.h"
 #include "reservations.pb-c.h"
+#include "domain/topics.h"
+#include "domain/reserver_keys.h"
 
-#define T_ORDERS "linli.orders.v1"
-#define T_INVENTORY "linli.inventory.v1"
-#define T_CATALOG "linli.catalog.v1"
-#define T_RESERVATIONS "linli.reservations.v1"
-#define T_FULFILLMENT "linli.fulfillment.v1"
-#define T_REFUNDS "linli.refunds.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_ORDERS LINLI_TOPIC_ORDERS
+#define T_INVENTORY LINLI_TOPIC_INVENTORY
+#define T_CATALOG LINLI_TOPIC_CATALOG
+#define T_RESERVATIONS LINLI_TOPIC_RESERVATIONS
+#define T_FULFILLMENT LINLI_TOPIC_FULFILLMENT
+#define T_REFUNDS LINLI_TOPIC_REFUNDS
+#define T_DLQ LINLI_TOPIC_DLQ
 
 #define ST_RESERVED LINLI__RESERVATION_RESULT__STATUS__RESERVED
 #define ST_REJECTED LINLI__RESERVATION_RESULT__STATUS__REJECTED
@@ -554,7 +556,7 @@ static void place(const char *order, const char *wh, size_t n,
 /* {w:<wh>}:<hash> field as a number; -1 if absent. */
 static long long stock(const char *wh, const char *hash, const char *sku) {
   char tag[128], key[256];
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   linli_redis_key(key, sizeof key, tag, hash);
   const char *argv[] = {"HGET", key, sku};
   redisReply *r = NULL;
@@ -569,7 +571,7 @@ static long long stock(const char *wh, const char *hash, const char *sku) {
 
 /* Catalog entry of sku ("L|..." listed, "D|..." delisted), "" if absent. */
 static void catalog(const char *sku, char *out, size_t len) {
-  const char *argv[] = {"HGET", "linli:catalog", sku};
+  const char *argv[] = {"HGET", DOM_RSV_KEY_CATALOG, sku};
   redisReply *r = NULL;
   out[0] = '\0';
   if (linli_redis_command(redis, 3, argv, NULL, &r) == LINLI_OK && r) {
@@ -585,7 +587,7 @@ static int pending_deadline(int part, const char *order) {
   int found = 0;
   for (int p = part < 0 ? 0 : part; p < (part < 0 ? 6 : part + 1); p++) {
     char key[64];
-    snprintf(key, sizeof key, "linli:rsv:exp:%d", p);
+    dom_rsv_expiry_key(key, sizeof key, p);
     const char *argv[] = {"ZSCORE", key, order};
     redisReply *r = NULL;
     if (linli_redis_command(redis, 3, argv, NULL, &r) != LINLI_OK || !r)
@@ -653,15 +655,7 @@ static void spawn_reserver(struct rsv *r, const char *group,
 /* SIGTERM: the reserver must drain and exit 0 (also: no leak reported by
  * its own LeakSanitizer). */
 static void stop_reserver(struct rsv *r) {
-  if (r->pid <= 0)
-    return;
-  int status = linli_test_stop(r->pid, 0);
-  r->pid = 0;
-  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  CU_ASSERT(ok);
-  if (!ok)
-    fprintf(stderr, "\nreserver %s exited with status %d: see %s\n", r->inst,
-            status, r->log);
+  CU_ASSERT(linli_test_stop_clean(&r->pid, r->inst, r->log));
 }
 
 /* ======================================================== common set-up */
@@ -745,15 +739,7 @@ static void id(char *buf, size_t len, const char *what) {
 }
 
 static int write_clock(int64_t ms) {
-  char tmp[300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", sc_clock);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "%lld\n", (long long)ms);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, sc_clock); /* atomic: the reserver never reads half */
+  return linli_test_write_clock(sc_clock, ms);
 }
 
 static int scenarios_init(void) {
@@ -1103,7 +1089,7 @@ static void test_lost_state(void) {
   CU_ASSERT_EQUAL(stock(wh, "avail", sku_a), 7);
 
   /* The loss. */
-  snprintf(tag, sizeof tag, "w:%s", wh);
+  dom_rsv_tag(tag, sizeof tag, wh);
   const char *hashes[] = {"avail", "resv", "sold", "init", "loaded"};
   for (size_t i = 0; i < 5; i++) {
     linli_redis_key(key, sizeof key, tag, hashes[i]);
@@ -1510,7 +1496,7 @@ static void test_expiry(void) {
    * announced again and again. */
   char ghost[96], gkey[64], gscore[32];
   id(ghost, sizeof ghost, "ghost");
-  snprintf(gkey, sizeof gkey, "linli:rsv:exp:%d", 0);
+  dom_rsv_expiry_key(gkey, sizeof gkey, 0);
   snprintf(gscore, sizeof gscore, "%lld", (long long)(T0 - 1));
   const char *zadd[] = {"ZADD", gkey, gscore, ghost};
   redisReply *zr = NULL;

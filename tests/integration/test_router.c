@@ -33,10 +33,11 @@
 #include "linli/redis.h"
 #include "linli_test.h"
 #include "routes.pb-c.h"
+#include "domain/topics.h"
 
-#define T_FULFILLMENT "linli.fulfillment.v1"
-#define T_ROUTES "linli.routes.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_FULFILLMENT LINLI_TOPIC_FULFILLMENT
+#define T_ROUTES LINLI_TOPIC_ROUTES
+#define T_DLQ LINLI_TOPIC_DLQ
 
 #define NWH 3
 #define NPP 40
@@ -384,15 +385,7 @@ struct proc {
 static struct proc router_a;
 
 static int write_clock(int64_t ms) {
-  char tmp[300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", clock_file);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "%lld\n", (long long)ms);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, clock_file);
+  return linli_test_write_clock(clock_file, ms);
 }
 
 static void spawn_router(struct proc *p, const char *name, const char *ref,
@@ -423,15 +416,7 @@ static void spawn_router(struct proc *p, const char *name, const char *ref,
 
 /* SIGTERM: a router drains and exits 0 (and leaks nothing, under ASan). */
 static void stop_router(struct proc *p) {
-  if (p->pid <= 0)
-    return;
-  int status = linli_test_stop(p->pid, 0);
-  p->pid = 0;
-  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  CU_ASSERT(ok);
-  if (!ok)
-    fprintf(stderr, "\nrouter %s exited with status %d: see %s\n", p->inst,
-            status, p->log);
+  CU_ASSERT(linli_test_stop_clean(&p->pid, p->inst, p->log));
 }
 
 /* ================================================================ suite */

@@ -30,11 +30,12 @@
 #include "linli_test.h"
 #include "refunds.pb-c.h"
 #include "settlements.pb-c.h"
+#include "domain/topics.h"
 
-#define T_GROUPBUY "linli.groupbuy.v1"
-#define T_SETTLEMENTS "linli.groupbuy.settlements.v1"
-#define T_REFUNDS "linli.refunds.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_GROUPBUY LINLI_TOPIC_GROUPBUY
+#define T_SETTLEMENTS LINLI_TOPIC_SETTLEMENTS
+#define T_REFUNDS LINLI_TOPIC_REFUNDS
+#define T_DLQ LINLI_TOPIC_DLQ
 
 #define JOINED LINLI__JOIN_RESULT__STATUS__JOINED
 #define LEFT LINLI__JOIN_RESULT__STATUS__LEFT
@@ -464,15 +465,7 @@ struct proc {
 static struct proc settler_a, settler_b;
 
 static int write_clock(int64_t ms) {
-  char tmp[300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", clock_file);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "%lld\n", (long long)ms);
-  if (fclose(f) != 0)
-    return -1;
-  return rename(tmp, clock_file);
+  return linli_test_write_clock(clock_file, ms);
 }
 
 static void spawn_settler(struct proc *p, const char *name, const char *grp,
@@ -500,15 +493,7 @@ static void spawn_settler(struct proc *p, const char *name, const char *grp,
 
 /* SIGTERM: a settler drains and exits 0 (and leaks nothing, under ASan). */
 static void stop_settler(struct proc *p) {
-  if (p->pid <= 0)
-    return;
-  int status = linli_test_stop(p->pid, 0);
-  p->pid = 0;
-  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  CU_ASSERT(ok);
-  if (!ok)
-    fprintf(stderr, "\nsettler %s exited with status %d: see %s\n", p->inst,
-            status, p->log);
+  CU_ASSERT(linli_test_stop_clean(&p->pid, p->inst, p->log));
 }
 
 /* ================================================================ suite */
@@ -795,32 +780,8 @@ static void test_kill_after_deadline(void) {
   CU_ASSERT_EQUAL(n_refunds(c_kill, ANY, NULL), 0);
 }
 
-/* Run linli-replay with args; its output goes to out_path. Exit status. */
-static int run_replay(char *const args[], const char *out_path) {
-  char bin[512];
-  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
-  char *argv[16];
-  int a = 0;
-  argv[a++] = bin;
-  for (int i = 0; args[i] && a < 15; i++)
-    argv[a++] = args[i];
-  argv[a] = NULL;
-  unlink(out_path);
-  pid_t pid = linli_test_spawn(argv, NULL, out_path);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int file_contains(const char *path, const char *needle) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  char line[2048];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, needle) != NULL;
-  fclose(f);
+  int found = linli_test_file_contains(path, needle);
   if (!found)
     fprintf(stderr, "\n  %s does not say: %s\n", path, needle);
   return found;
@@ -833,7 +794,7 @@ static void test_audit(void) {
   char out[256];
   snprintf(out, sizeof out, "/tmp/%s-audit.out", RUN);
   char *audit[] = {"audit", "--no-pg", "--warehouse", wh, NULL};
-  CU_ASSERT_EQUAL(run_replay(audit, out), 0);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 0);
   CU_ASSERT(file_contains(out, "rule campaigns (settler)"));
 
   char key[160];
@@ -842,7 +803,7 @@ static void test_audit(void) {
   redisReply *r = NULL;
   CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, set, NULL, &r), LINLI_OK);
   freeReplyObject(r);
-  CU_ASSERT_EQUAL(run_replay(audit, out), 1);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
   char needle[256];
   snprintf(needle, sizeof needle,
            "campaign %s: Redis counts 49 participants, the log 50", c_cap);
@@ -872,7 +833,7 @@ static void test_audit(void) {
   linli__settlement_event__pack(&ev, buf);
   CU_ASSERT_EQUAL(linli_test_produce(T_SETTLEMENTS, c_cap, buf, len), 0);
   free(buf);
-  CU_ASSERT_EQUAL(run_replay(audit, out), 1);
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
   snprintf(needle, sizeof needle,
            "campaign %s: ended 1 times, but the log never ends it", c_cap);
   CU_ASSERT(file_contains(out, needle));

@@ -49,6 +49,25 @@ pid_t linli_test_spawn_tied(char *const argv[], char *const extra_env[],
 /* SIGTERM (or SIGKILL if hard) and reap; returns the exit status or -1. */
 int linli_test_stop(pid_t pid, int hard);
 
+/* SIGTERM *pid and reap it, expecting a clean exit (status 0: it drained,
+ * and under ASan leaked nothing); otherwise print that `what` exited with
+ * its status and the log to read. *pid becomes 0. 1 if clean (also when
+ * *pid <= 0: nothing to stop), else 0. */
+int linli_test_stop_clean(pid_t *pid, const char *what, const char *log);
+
+/* Run the build's linli-replay with args (NULL-terminated, at most 14);
+ * its stdout and stderr go to out_path (replaced). The exit status, or -1
+ * if it could not run or did not exit. */
+int linli_test_replay(char *const args[], const char *out_path);
+
+/* 1 if a line of the file at path contains needle, else 0. */
+int linli_test_file_contains(const char *path, const char *needle);
+
+/* Set the time a consumer under test reads from its clock file (ms):
+ * written to a temporary file and renamed, so it never reads half a
+ * number. 0 on success. */
+int linli_test_write_clock(const char *file, int64_t ms);
+
 /* Read a topic (all partitions, from the beginning, read_committed) until
  * `expect` records were seen or timeout_ms passed; cb (may be NULL) sees
  * each record. Returns the number of records read, or -1. */

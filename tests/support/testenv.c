@@ -191,6 +191,59 @@ int linli_test_stop(pid_t pid, int hard) {
   return -1;
 }
 
+int linli_test_stop_clean(pid_t *pid, const char *what, const char *log) {
+  if (*pid <= 0)
+    return 1;
+  int status = linli_test_stop(*pid, 0);
+  *pid = 0;
+  int ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!ok)
+    fprintf(stderr, "\n%s exited with status %d: see %s\n", what, status,
+            log);
+  return ok;
+}
+
+int linli_test_replay(char *const args[], const char *out_path) {
+  char bin[512];
+  linli_test_binary_path("consumers/replay/linli-replay", bin, sizeof bin);
+  char *argv[16];
+  int a = 0;
+  argv[a++] = bin;
+  for (int i = 0; args[i] && a < 15; i++)
+    argv[a++] = args[i];
+  argv[a] = NULL;
+  unlink(out_path);
+  pid_t pid = linli_test_spawn_tied(argv, NULL, out_path);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid)
+    return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int linli_test_file_contains(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char line[2048];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+int linli_test_write_clock(const char *file, int64_t ms) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", file);
+  FILE *f = fopen(tmp, "w");
+  if (!f)
+    return -1;
+  fprintf(f, "%lld\n", (long long)ms);
+  if (fclose(f) != 0)
+    return -1;
+  return rename(tmp, file);
+}
+
 int64_t linli_test_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -14,7 +14,7 @@
 
 #include "linli/error.h"
 #include "linli/json.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 
 #include "json_test.pb-c.h"

@@ -1,5 +1,5 @@
 /*
- * test_schema.c - the topic registry (linli/schema.h) and the schemas
+ * test_schema.c - the topic registry (domain/schema.h) and the schemas
  * themselves: every topic is known with its envelope, every envelope has
  * the Meta + oneof shape, every message and enum value named in DESIGN.md
  * exists, and the oneof member of any envelope is named correctly.
@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "linli/error.h"
-#include "linli/schema.h"
+#include "linli/ids.h"
+#include "domain/schema.h"
 #include "linli_test.h"
 
 #include "orders.pb-c.h"
@@ -29,7 +30,7 @@ static void test_topics_known(void) {
       CU_ASSERT_PTR_EQUAL(linli_schema_topic_for_envelope(all[i].envelope),
                           &all[i]);
   }
-  const linli_topic_schema_t *t = linli_schema_topic("linli.orders.v1");
+  const linli_topic_schema_t *t = linli_schema_topic(LINLI_TOPIC_ORDERS);
   CU_ASSERT_PTR_NOT_NULL_FATAL(t);
   CU_ASSERT_STRING_EQUAL(t->key_field, "order_id");
   CU_ASSERT_FALSE(t->compacted);
@@ -93,6 +94,82 @@ static void test_topics_match_conf(void) {
   size_t n;
   linli_schema_topics(&n);
   CU_ASSERT_EQUAL(seen, n);
+}
+
+/* The names C and the scripts use are the same: the generated
+ * domain/topics.h and scripts/lib.sh's linli_topic both read
+ * config/topics.conf; for every topic of the registry, ask the shell. */
+static void test_topics_same_in_scripts(void) {
+  CU_ASSERT_EQUAL(LINLI_TOPIC_COUNT, 13);
+  CU_ASSERT_STRING_EQUAL(LINLI_TOPIC_ORDERS, "linli.orders.v1");
+  CU_ASSERT_EQUAL(LINLI_TOPIC_ORDERS_PARTITIONS, 6);
+  CU_ASSERT_EQUAL(LINLI_TOPIC_CATALOG_PARTITIONS, 3);
+  size_t n = 0;
+  const linli_topic_schema_t *all = linli_schema_topics(&n);
+  CU_ASSERT_EQUAL(n, LINLI_TOPIC_COUNT);
+  const char *src = getenv("LINLI_SOURCE_DIR");
+  char cmd[4096];
+  int len = snprintf(cmd, sizeof cmd,
+                     "bash -c 'set -euo pipefail; source \"%s/scripts/lib.sh\"; "
+                     "linli_topics",
+                     src ? src : ".");
+  for (size_t i = 0; i < n; i++) {
+    /* linli.<short>.v1 -> <short> */
+    const char *name = all[i].name;
+    CU_ASSERT_FATAL(strncmp(name, "linli.", 6) == 0);
+    size_t sl = strlen(name) - 6 - 3;
+    len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %.*s", (int)sl,
+                    name + 6);
+  }
+  snprintf(cmd + len, sizeof cmd - (size_t)len, "'");
+  FILE *p = popen(cmd, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  char line[2048] = "";
+  CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, p));
+  CU_ASSERT_EQUAL(pclose(p), 0);
+  line[strcspn(line, "\n")] = '\0';
+  char want[2048] = "";
+  for (size_t i = 0, w = 0; i < n; i++)
+    w += (size_t)snprintf(want + w, sizeof want - w, "%s%s", i ? "," : "",
+                          all[i].name);
+  CU_ASSERT_STRING_EQUAL(line, want);
+}
+
+/* No program spells a topic name: C code names topics with LINLI_TOPIC_*
+ * (libcommon, which knows no topic, takes them from its settings). */
+static void test_no_topic_literals(void) {
+  const char *src = getenv("LINLI_SOURCE_DIR");
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "cd \"%s\" && grep -rEn --include='*.c' --include='*.h' "
+           "'\"linli\\.[a-z.-]+\\.v[0-9]+\"' consumers producers libdomain tools "
+           "| grep -vE '^[^:]+:[0-9]+:[[:space:]]*(\\*|/\\*)|/\\*.*\"linli'",
+           src ? src : ".");
+  FILE *p = popen(cmd, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  char line[1024];
+  int found = 0;
+  while (fgets(line, sizeof line, p)) {
+    fprintf(stderr, "\n  a topic name spelt out: %s", line);
+    found++;
+  }
+  pclose(p);
+  CU_ASSERT_EQUAL(found, 0);
+}
+
+/* A decision's Meta: the same decision gets the same id, another does not. */
+static void test_decision_meta(void) {
+  Linli__Meta a = LINLI__META__INIT, b = LINLI__META__INIT;
+  char ida[LINLI_ID_BUFSZ], idb[LINLI_ID_BUFSZ];
+  linli_schema_decision_meta(&a, ida, "expire/o-1", 2, 1000, 5000, "p");
+  linli_schema_decision_meta(&b, idb, "expire/o-1", 2, 1000, 9000, "p");
+  CU_ASSERT_PTR_EQUAL(a.event_id, ida);
+  CU_ASSERT_STRING_EQUAL(ida, idb);
+  CU_ASSERT_EQUAL(a.occurred_at_ms, 5000);
+  CU_ASSERT_STRING_EQUAL(a.producer, "p");
+  CU_ASSERT_EQUAL(a.schema_version, LINLI_SCHEMA_VERSION);
+  linli_schema_decision_meta(&b, idb, "expire/o-1", 2, 1001, 5000, "p");
+  CU_ASSERT_STRING_NOT_EQUAL(ida, idb);
 }
 
 /* ----------------------------------------------------------- envelopes */
@@ -386,6 +463,11 @@ int linli_test_register(void) {
   if (CU_add_test(s, "topics known", test_topics_known) == NULL ||
       CU_add_test(s, "topics match topics.conf", test_topics_match_conf) ==
           NULL ||
+      CU_add_test(s, "topic names same in scripts",
+                  test_topics_same_in_scripts) == NULL ||
+      CU_add_test(s, "no topic name spelt out", test_no_topic_literals) ==
+          NULL ||
+      CU_add_test(s, "decision meta", test_decision_meta) == NULL ||
       CU_add_test(s, "envelope shape", test_envelope_shape) == NULL ||
       CU_add_test(s, "event type of every member",
                   test_event_type_every_member) == NULL ||

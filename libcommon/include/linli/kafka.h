@@ -27,6 +27,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "linli/config.h"
+#include "linli/owned.h"
 
 /* ---------------------------------------------------------------- producer */
 
@@ -122,6 +123,13 @@ int64_t linli_batch_start(const linli_batch_t *b, const char *topic,
  * LINLI_ERR_INVALID); the batch goes on without it. */
 void linli_batch_reject(linli_batch_t *b, size_t i, int code,
                         const char *reason);
+/* Unpack record i as a message of type d (*out owned by the caller, free
+ * with protobuf_c_message_free_unpacked). An empty or undecodable record is
+ * rejected ("empty record: expected a <Type>", "undecodable record: not a
+ * <Type> (<n> bytes)") and LINLI_ERR_INVALID returned with *out NULL. */
+int linli_batch_unpack(linli_batch_t *b, size_t i,
+                       const ProtobufCMessageDescriptor *d,
+                       ProtobufCMessage **out);
 /* LINLI_OK, or the code record i was rejected with (*reason set, may be
  * NULL). */
 int linli_batch_verdict(const linli_batch_t *b, size_t i, const char **reason);
@@ -181,6 +189,9 @@ typedef struct linli_runner_spec {
   /* Optional: after partitions were assigned / before they are revoked. */
   void (*on_assign)(void *app, const rd_kafka_topic_partition_list_t *parts);
   void (*on_revoke)(void *app, const rd_kafka_topic_partition_list_t *parts);
+  /* Optional: a map of one topic's owned partitions (linli/owned.h) that
+   * the runner updates on assign and revoke, before on_assign/on_revoke. */
+  linli_owned_t *owned;
   /* Optional: after a transaction committed / aborted (drop batch state). */
   void (*on_commit)(void *app);
   void (*on_abort)(void *app);

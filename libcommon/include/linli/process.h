@@ -19,6 +19,14 @@
 int linli_process_start(const char *prog, const char *config_path,
                         linli_config_t **cfg);
 
+/*
+ * The start of a daemon whose only option is --config FILE: parse argv
+ * (a wrong argument prints "usage: linli-<prog> [--config FILE]"), then
+ * linli_process_start. Non-zero on error (exit with status 2).
+ */
+int linli_process_main(int argc, char **argv, const char *prog,
+                       linli_config_t **cfg);
+
 /* Stop metrics and free the config. */
 void linli_process_exit(linli_config_t *cfg);
 

@@ -146,6 +146,13 @@ enum linli_redis_effect {
 int linli_redis_script_batch(linli_redis_t *r, const char *name,
                              const char *body_lua, linli_redis_script_t **out);
 
+/* A consumer's start: linli_redis_connect_config, then body_lua registered
+ * as its batch script. On failure logs "redis start-up failed" with the
+ * reason and returns the error (*out may then be set: free it as usual). */
+int linli_redis_start_batch(const struct linli_config *cfg, const char *name,
+                            const char *body_lua, linli_redis_t **out,
+                            linli_redis_script_t **script);
+
 /* A new, empty batch for one shard (tag as for linli_redis_key). */
 int linli_redis_batch_new(linli_redis_script_t *s, const char *tag,
                           linli_redis_batch_t **out);

@@ -9,8 +9,8 @@
  * the oneof member that is set ("OrderPlaced") in logs and the record.
  * Everything here is static data: no allocation, safe from any thread.
  */
-#ifndef LINLI_SCHEMA_H
-#define LINLI_SCHEMA_H
+#ifndef DOMAIN_SCHEMA_H
+#define DOMAIN_SCHEMA_H
 
 #include <stddef.h>
 
@@ -18,20 +18,8 @@
 
 #include "common.pb-c.h"
 
-/* Topic names (the contract in DESIGN.md). */
-#define LINLI_TOPIC_CATALOG "linli.catalog.v1"
-#define LINLI_TOPIC_INVENTORY "linli.inventory.v1"
-#define LINLI_TOPIC_ORDERS "linli.orders.v1"
-#define LINLI_TOPIC_GROUPBUY "linli.groupbuy.v1"
-#define LINLI_TOPIC_RESERVATIONS "linli.reservations.v1"
-#define LINLI_TOPIC_SETTLEMENTS "linli.groupbuy.settlements.v1"
-#define LINLI_TOPIC_FULFILLMENT "linli.fulfillment.v1"
-#define LINLI_TOPIC_ROUTES "linli.routes.v1"
-#define LINLI_TOPIC_DELIVERY "linli.delivery.v1"
-#define LINLI_TOPIC_REFUNDS "linli.refunds.v1"
-#define LINLI_TOPIC_NOTIFICATIONS "linli.notifications.v1"
-#define LINLI_TOPIC_ORDER_STATUS "linli.order-status.v1"
-#define LINLI_TOPIC_DLQ "linli.dlq.v1"
+/* Topic names: LINLI_TOPIC_* (generated from config/topics.conf). */
+#include "domain/topics.h"
 
 /* Version written into Meta.schema_version by producers of today's schemas. */
 #define LINLI_SCHEMA_VERSION 1
@@ -86,5 +74,17 @@ int linli_schema_event_member(const ProtobufCMessage *envelope,
 /* The envelope's Meta (field `meta`), borrowed; NULL if absent or if msg has
  * no meta field. */
 const Linli__Meta *linli_schema_meta(const ProtobufCMessage *envelope);
+
+/*
+ * Fill meta for a decision a consumer takes on its own clock (an order's
+ * payment deadline passed, a campaign's deadline, a wave's cutoff): the
+ * event id derives from seed (what was decided, e.g. "expire/<order_id>"),
+ * partition and at_ms only, so two instances or a retry writing the same
+ * decision write the same event. id (LINLI_ID_BUFSZ bytes) holds the id
+ * that meta->event_id points to; producer must outlive meta.
+ */
+void linli_schema_decision_meta(Linli__Meta *meta, char *id, const char *seed,
+                                int32_t partition, int64_t at_ms,
+                                int64_t now_ms, const char *producer);
 
 #endif

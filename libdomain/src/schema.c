@@ -1,5 +1,5 @@
 /*
- * schema.c - the topic registry (see linli/schema.h): one static table of
+ * schema.c - the topic registry (see domain/schema.h): one static table of
  * topics and their envelope descriptors, and descriptor walks that find a
  * message by name or name the oneof member set in an envelope.
  *
@@ -7,12 +7,13 @@
  * each call (about fifty descriptors), so nothing needs initialising or
  * locking.
  */
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 #include <stdint.h>
 #include <string.h>
 
 #include "linli/error.h"
+#include "linli/ids.h"
 
 #include "catalog.pb-c.h"
 #include "common.pb-c.h"
@@ -195,4 +196,14 @@ const Linli__Meta *linli_schema_meta(const ProtobufCMessage *envelope) {
   const Linli__Meta *meta;
   memcpy(&meta, (const char *)envelope + f->offset, sizeof(meta));
   return meta;
+}
+
+void linli_schema_decision_meta(Linli__Meta *meta, char *id, const char *seed,
+                                int32_t partition, int64_t at_ms,
+                                int64_t now_ms, const char *producer) {
+  linli_id_derive(seed, partition, at_ms, 0, id, LINLI_ID_BUFSZ);
+  meta->event_id = id;
+  meta->occurred_at_ms = now_ms;
+  meta->producer = (char *)producer;
+  meta->schema_version = LINLI_SCHEMA_VERSION;
 }
