@@ -16,7 +16,7 @@
 
 #include "apply.h"
 #include "linli/error.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
 
 int ev_sql(struct ledger_ev *ev, const struct ledger_stmt *st,
            const char *const *params, PGresult **res) {

@@ -39,13 +39,14 @@
 #include "linli/ids.h"
 #include "linli/kafka.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
+#include "domain/topics.h"
 #include "linli_test.h"
 #include "routes.pb-c.h"
 
-#define T_FULFILLMENT "linli.fulfillment.v1"
-#define T_ROUTES "linli.routes.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_FULFILLMENT LINLI_TOPIC_FULFILLMENT
+#define T_ROUTES LINLI_TOPIC_ROUTES
+#define T_DLQ LINLI_TOPIC_DLQ
 #define TOK_A "dev-shop-a-token"
 #define TOK_B "dev-shop-b-token"
 #define TOK_LOG "dev-courier-x-token"

@@ -36,14 +36,15 @@
 #include "linli/json.h"
 #include "linli/kafka.h"
 #include "linli/redis.h"
-#include "linli/schema.h"
+#include "domain/schema.h"
+#include "domain/topics.h"
 #include "linli_test.h"
 #include "orders.pb-c.h"
 
-#define T_ORDERS "linli.orders.v1"
-#define T_INVENTORY "linli.inventory.v1"
-#define T_CATALOG "linli.catalog.v1"
-#define T_DLQ "linli.dlq.v1"
+#define T_ORDERS LINLI_TOPIC_ORDERS
+#define T_INVENTORY LINLI_TOPIC_INVENTORY
+#define T_CATALOG LINLI_TOPIC_CATALOG
+#define T_DLQ LINLI_TOPIC_DLQ
 #define TOK_A "dev-shop-a-token"
 #define TOK_ADMIN "dev-ops-admin-token"
 #define WAIT_MS 90000
@@ -272,8 +273,8 @@ static int suite_init(void) {
     int p;
     const char *policy;
   } shared[] = {{T_ORDERS, 6, NULL},          {T_INVENTORY, 6, NULL},
-                {T_CATALOG, 3, "compact"},    {"linli.reservations.v1", 6, NULL},
-                {"linli.fulfillment.v1", 6, NULL}, {"linli.refunds.v1", 6, NULL}};
+                {T_CATALOG, 3, "compact"},    {LINLI_TOPIC_RESERVATIONS, 6, NULL},
+                {LINLI_TOPIC_FULFILLMENT, 6, NULL}, {LINLI_TOPIC_REFUNDS, 6, NULL}};
   for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
     if (linli_test_ensure_topic(shared[i].t, shared[i].p, shared[i].policy))
       return -1;

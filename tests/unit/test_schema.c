@@ -414,7 +414,7 @@ static void test_design_enums(void) {
               "INVALID_ORDER", "DUPLICATE", "DELISTED",
               "PAYMENT_AFTER_EXPIRY", "PAYMENT_AFTER_CANCEL",
               "DOUBLE_PAYMENT", "NOT_RESERVED", "UNDERPAID",
-              "PRICE_MISMATCH");
+              "PRICE_MISMATCH", "GROUP_FAILED");
   ASSERT_ENUM("RefundRequested", "reason", "LATE_PAYMENT", "DOUBLE_PAYMENT",
               "GROUP_FAILED", "TIER_DIFFERENCE", "CANCELLED_AFTER_PAYMENT",
               "UNKNOWN_ORDER", "UNDERPAYMENT", "OVERPAYMENT");
