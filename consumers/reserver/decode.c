@@ -336,6 +336,85 @@ static int decode_catalog(linli_batch_t *in, size_t i, struct rec *r) {
   return LINLI_OK;
 }
 
+/* ------------------------------------------------------------ settlements */
+
+/* The settler's refunds of a failed campaign as "order:fen,..." (the
+ * script subtracts them from a later payment of the same order). */
+static int refunds_arg(struct rsv_batch *b, linli_batch_t *in, size_t i,
+                       struct rec *r, Linli__CampaignRefund **rf, size_t n) {
+  size_t len = 1;
+  for (size_t k = 0; k < n; k++) {
+    if (!rf[k] || !id_ok(rf[k]->order_id))
+      return bad(in, i, r, "campaign_failed.refunds[%zu].order_id: " ID_RULE,
+                 k);
+    if (rf[k]->amount_fen < 0 || rf[k]->amount_fen > RESERVER_MAX_FEN)
+      return bad(in, i, r, "campaign_failed.refunds[%zu].amount_fen: must be "
+                 "0..%lld", k, (long long)RESERVER_MAX_FEN);
+    len += strlen(rf[k]->order_id) + 22;
+  }
+  char *s = arena_alloc(&b->arena, len);
+  if (!s)
+    return LINLI_ERR_TRANSIENT;
+  size_t off = 0;
+  for (size_t k = 0; k < n; k++)
+    off += (size_t)snprintf(s + off, len - off, "%s%s:%lld", k ? "," : "",
+                            rf[k]->order_id, (long long)rf[k]->amount_fen);
+  r->campaign_refunds = s;
+  return GO_ON;
+}
+
+/* CampaignSettled and CampaignFailed decide the campaign's orders in its
+ * warehouse's shard; the topic's other events are not the reserver's. */
+static int decode_settlement(struct rsv_batch *b, linli_batch_t *in, size_t i,
+                             struct rec *r) {
+  const rd_kafka_message_t *m = r->m;
+  if (!m->payload || m->len == 0)
+    return bad(in, i, r, "empty record: expected a SettlementEvent");
+  Linli__SettlementEvent *ev = linli__settlement_event__unpack(
+      NULL, m->len, (const uint8_t *)m->payload);
+  if (!ev)
+    return bad(in, i, r, "undecodable record: not a SettlementEvent (%zu "
+               "bytes)", m->len);
+  r->ev = ev;
+  const char *what, *campaign, *wh;
+  if (ev->event_case == LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_SETTLED) {
+    what = "campaign_settled";
+    campaign = ev->campaign_settled->campaign_id;
+    wh = ev->campaign_settled->warehouse_id;
+    r->settled = 1;
+    r->price = ev->campaign_settled->unit_price_fen;
+  } else if (ev->event_case ==
+             LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_FAILED) {
+    what = "campaign_failed";
+    campaign = ev->campaign_failed->campaign_id;
+    wh = ev->campaign_failed->warehouse_id;
+  } else {
+    return LINLI_OK; /* ThresholdReached, JoinResult: kind REC_SKIP */
+  }
+  int rc = meta_ok(in, i, r, ev->meta);
+  if (rc != GO_ON)
+    return rc;
+  if (!id_ok(campaign))
+    return bad(in, i, r, "%s.campaign_id: " ID_RULE, what);
+  if (!id_ok(wh))
+    return bad(in, i, r, "%s.warehouse_id: " ID_RULE " (a settlement "
+               "written before the field existed cannot be routed to its "
+               "warehouse)", what);
+  if (r->price < 0 || r->price > INT64_C(100000000000))
+    return bad(in, i, r, "campaign_settled.unit_price_fen: out of range");
+  r->campaign_refunds = "";
+  if (!r->settled) {
+    rc = refunds_arg(b, in, i, r, ev->campaign_failed->refunds,
+                     ev->campaign_failed->n_refunds);
+    if (rc != GO_ON)
+      return rc;
+  }
+  r->kind = REC_CAMPAIGN;
+  r->campaign_id = campaign;
+  r->wh = wh;
+  return LINLI_OK;
+}
+
 int rsv_decode(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
                size_t i, struct rec *r) {
   memset(r, 0, sizeof *r);
@@ -348,6 +427,8 @@ int rsv_decode(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
     return decode_inventory(in, i, r);
   if (strcmp(topic, RESERVER_TOPIC_CATALOG) == 0)
     return decode_catalog(in, i, r);
+  if (strcmp(topic, RESERVER_TOPIC_SETTLEMENTS) == 0)
+    return decode_settlement(b, in, i, r);
   return bad(in, i, r, "unexpected topic %s", topic);
 }
 
@@ -359,6 +440,8 @@ void rsv_rec_release(struct rec *r) {
     linli__order_event__free_unpacked(r->ev, NULL);
   else if (strcmp(topic, RESERVER_TOPIC_INVENTORY) == 0)
     linli__inventory_event__free_unpacked(r->ev, NULL);
+  else if (strcmp(topic, RESERVER_TOPIC_SETTLEMENTS) == 0)
+    linli__settlement_event__free_unpacked(r->ev, NULL);
   else
     linli__catalog_event__free_unpacked(r->ev, NULL);
   r->ev = NULL;

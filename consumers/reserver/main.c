@@ -73,7 +73,8 @@ int main(int argc, char **argv) {
   }
 
   const char *topics[] = {RESERVER_TOPIC_CATALOG, RESERVER_TOPIC_INVENTORY,
-                          RESERVER_TOPIC_ORDERS, NULL};
+                          RESERVER_TOPIC_ORDERS, RESERVER_TOPIC_SETTLEMENTS,
+                          NULL};
   linli_runner_spec_t spec = {
       .name = "reserver",
       .topics = topics,
