@@ -519,7 +519,7 @@ int ev_order_lock(struct ledger_ev *ev, const char *order_id,
 
 int ev_order_advance(struct ledger_ev *ev, const char *order_id,
                      struct order_row *row, int target, const char *reason) {
-  switch (ledger_transition(row->state, target)) {
+  switch (ledger_transition_reason(row->state, target, reason)) {
   case LEDGER_ILLEGAL:
     return ev_dlq(ev, "illegal transition %s -> %s for order %s",
                   ledger_state_name(row->state), ledger_state_name(target),

@@ -5,7 +5,8 @@
  * refused), and moves stock exactly as the reserver did: RESERVED moves its
  * lines available -> reserved, COMMITTED reserved -> sold, RELEASED
  * reserved -> available (the lines of the reservation, as RELEASED carries
- * none). A duplicate placement or a refused payment leaves the order's
+ * none); RELEASED GROUP_FAILED (the order's campaign failed) cancels a
+ * reserved or paid order, a paid one's lines sold -> available. A duplicate placement or a refused payment leaves the order's
  * state as it is.
  */
 #include <stdio.h>
@@ -75,8 +76,20 @@ static const struct ledger_stmt RESERVED_LINES = {
     "'RESERVE' ORDER BY movement_id",
     1, 0};
 
+/* GROUP_FAILED with REJECTED judges a payment after the campaign failed
+ * (with RELEASED it cancels the order; reservations.reason never holds
+ * it). */
+static const struct ledger_stmt SOLD_LINES = {
+    "ledger_sold_lines",
+    "SELECT warehouse_id, sku_id, quantity, (SELECT count(*) FROM "
+    "stock_movements e WHERE e.order_id = $1 AND e.kind = 'RELEASE') FROM "
+    "stock_movements WHERE order_id = $1 AND kind = 'COMMIT' ORDER BY "
+    "movement_id",
+    1, 0};
+
 static int is_payment_reason(int r) {
   return r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_EXPIRY ||
+         r == LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED ||
          r == LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_CANCEL ||
          r == LINLI__RESERVATION_RESULT__REASON__DOUBLE_PAYMENT ||
          r == LINLI__RESERVATION_RESULT__REASON__NOT_RESERVED;
@@ -128,6 +141,35 @@ static int end_reservation(struct ledger_ev *ev, const char *order_id,
         .d_reserved = -q,
         .d_sold = commit ? q : 0,
         .d_available = commit ? 0 : q,
+    };
+    int inserted = 0;
+    rc = ev_stock_move(ev, &mv, &inserted);
+  }
+  PQclear(res);
+  return rc;
+}
+
+/* A failed campaign's paid order: its sold lines back to available, once
+ * (a RELEASE movement with d_sold -q). */
+static int return_sold(struct ledger_ev *ev, const char *order_id) {
+  const char *p[] = {order_id};
+  PGresult *res = NULL;
+  int rc = ev_sql(ev, &SOLD_LINES, p, &res);
+  if (rc != LINLI_OK)
+    return rc;
+  for (int i = 0; i < PQntuples(res) && rc == LINLI_OK; i++) {
+    if (atoll(PQgetvalue(res, i, 3)) > 0)
+      break; /* already returned */
+    long long q = atoll(PQgetvalue(res, i, 2));
+    struct stock_move mv = {
+        .event_id = ev->event_id,
+        .warehouse_id = PQgetvalue(res, i, 0),
+        .sku_id = PQgetvalue(res, i, 1),
+        .kind = "RELEASE",
+        .quantity = q,
+        .order_id = order_id,
+        .d_sold = -q,
+        .d_available = q,
     };
     int inserted = 0;
     rc = ev_stock_move(ev, &mv, &inserted);
@@ -260,6 +302,10 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
         break;
     }
     rc = end_reservation(ev, oid, commit);
+    /* A paid order of a failed campaign: sold -> available. */
+    if (rc == LINLI_OK && !commit &&
+        r->reason == LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED)
+      rc = return_sold(ev, oid);
     break;
   }
   default:
@@ -327,6 +373,12 @@ int apply_reservations(struct ledger_ev *ev) {
     target = ST_PAID;
     break;
   case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
+    if (r->reason == LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED) {
+      /* The campaign failed: CANCELLED, from RESERVED or PAID. */
+      target = ST_CANCELLED;
+      why = LEDGER_REASON_GROUP_FAILED;
+      break;
+    }
     if ((rc = released_state(ev, r, &target)) != LINLI_OK)
       return rc;
     why = opt(r->detail);

@@ -3,7 +3,8 @@
  *
  * PLACED -> RESERVED|REJECTED -> PAID -> READY -> OUT_FOR_DELIVERY|
  * AT_PICKUP_POINT -> DELIVERED|PICKED_UP, CANCELLED/EXPIRED only before
- * PAID, DELIVERY_FAILED after a delivery attempt.
+ * PAID (and PAID -> CANCELLED when the order's group-buy campaign failed),
+ * DELIVERY_FAILED after a delivery attempt.
  *
  * The events of one order come from several topics (OrderPlaced from
  * linli.orders.v1, ReservationResult from linli.reservations.v1, the
@@ -118,4 +119,12 @@ enum ledger_verdict ledger_transition(int cur, int target) {
       (cur == ST_PICKED_UP && target == ST_DELIVERED))
     return LEDGER_ILLEGAL;
   return LEDGER_APPLY; /* AT_PICKUP_POINT <-> DELIVERY_FAILED: latest wins */
+}
+
+enum ledger_verdict ledger_transition_reason(int cur, int target,
+                                             const char *reason) {
+  if (target == ST_CANCELLED && cur == ST_PAID && reason &&
+      strcmp(reason, LEDGER_REASON_GROUP_FAILED) == 0)
+    return LEDGER_APPLY;
+  return ledger_transition(cur, target);
 }

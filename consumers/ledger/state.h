@@ -34,6 +34,14 @@ enum ledger_verdict {
 
 enum ledger_verdict ledger_transition(int cur, int target);
 
+/* The state reason of an order whose group-buy campaign failed. */
+#define LEDGER_REASON_GROUP_FAILED "GROUP_FAILED"
+/* ledger_transition, plus the one way out of PAID that is not progress: a
+ * failed campaign cancels its paid orders (PAID -> CANCELLED with reason
+ * LEDGER_REASON_GROUP_FAILED; the settler refunds them). */
+enum ledger_verdict ledger_transition_reason(int cur, int target,
+                                             const char *reason);
+
 /* "PAID" for ST_PAID; "NONE" for ST_NONE; NULL if unknown. */
 const char *ledger_state_name(int state);
 /* ST_* for a name; ST_NONE if unknown. */

@@ -74,6 +74,7 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
         return; /* a duplicate placement keeps the first order */
       snprintf(o->user, sizeof o->user, "%s", p->user_id);
       snprintf(o->app, sizeof o->app, "%s", p->app_id);
+      snprintf(o->campaign, sizeof o->campaign, "%s", p->campaign_id);
       if (!o->warehouse[0])
         snprintf(o->warehouse, sizeof o->warehouse, "%s", p->warehouse_id);
       o->orders_partition = m->partition;
@@ -116,6 +117,13 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
       break;
     case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
       o->released++;
+      if (r->reason == LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED) {
+        /* The campaign failed: CANCELLED even when paid (as the ledger). */
+        o->group_failed = 1;
+        if (rank(o->state) <= rank(ST_PAID))
+          o->state = ST_CANCELLED;
+        break;
+      }
       advance(o, strstr(r->detail, "deadline") ? ST_EXPIRED : ST_CANCELLED);
       break;
     case LINLI__RESERVATION_RESULT__STATUS__REJECTED:
@@ -123,6 +131,8 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
       case LINLI__RESERVATION_RESULT__REASON__DUPLICATE:
         o->duplicates++;
         break;
+      case LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED:
+        break; /* a payment the settler's GROUP_FAILED refund returns */
       case LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK:
       case LINLI__RESERVATION_RESULT__REASON__UNKNOWN_SKU:
       case LINLI__RESERVATION_RESULT__REASON__DELISTED:
@@ -203,7 +213,7 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
                  o->committed);
     if (o->released > 1)
       audit_diff(ctx, rule, "order %s was RELEASED %d times", id, o->released);
-    if (o->committed && o->released)
+    if (o->committed && o->released && !o->group_failed)
       audit_diff(ctx, rule, "order %s was both paid and released", id);
     if ((o->committed || o->released) && !o->reserved)
       audit_diff(ctx, rule, "order %s was paid or released without a "
@@ -228,7 +238,8 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
         PQclear(res);
     }
     if (ctx->redis && o->warehouse[0] && (o->reserved || o->rejected_at_place)) {
-      const char *want = o->committed ? "COMMITTED"
+      const char *want = o->group_failed ? "GFAILED"
+                         : o->committed ? "COMMITTED"
                          : o->released ? (o->state == ST_EXPIRED ? "EXPIRED"
                                                                  : "CANCELLED")
                          : o->reserved ? "RESERVED"
@@ -272,7 +283,8 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     snprintf(tag, sizeof tag, "w:%s", o->warehouse);
     snprintf(suffix, sizeof suffix, "o:%s", id);
     linli_redis_key(key, sizeof key, tag, suffix);
-    const char *st = o->committed ? "COMMITTED"
+    const char *st = o->group_failed ? "GFAILED"
+                     : o->committed ? "COMMITTED"
                      : o->released ? (o->state == ST_EXPIRED ? "EXPIRED"
                                                              : "CANCELLED")
                      : o->reserved ? "RESERVED"
@@ -294,6 +306,22 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     int n = o->reserved ? 20 : 6;
     if (cmd(ctx, n, argv, lens) != 0)
       return -1;
+    /* An order of an undecided campaign: held when paid, and in the
+     * campaign's set (a decided campaign's marker is not rebuilt: its
+     * later orders are judged as undecided). */
+    if (o->campaign[0] && o->reserved && !o->released &&
+        o->state < ST_READY) {
+      char part[16], skey[256], ssuf[128];
+      snprintf(part, sizeof part, "%d", (int)o->orders_partition);
+      const char *cargv[] = {"HSET", key, "cmp", o->campaign, "op", part,
+                             "hold", "1"};
+      snprintf(ssuf, sizeof ssuf, "cmo:%s", o->campaign);
+      linli_redis_key(skey, sizeof skey, tag, ssuf);
+      const char *sargv[] = {"SADD", skey, id};
+      if (cmd(ctx, o->committed ? 8 : 6, cargv, NULL) != 0 ||
+          cmd(ctx, 3, sargv, NULL) != 0)
+        return -1;
+    }
     snprintf(idx, sizeof idx, "linli:rsv:ow:%s", id);
     const char *iargv[] = {"SET", idx, o->warehouse};
     if (cmd(ctx, 3, iargv, NULL) != 0)
