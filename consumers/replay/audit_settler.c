@@ -50,6 +50,13 @@ struct join_fold {
 static const char *const settler_topics[] = {
     LINLI_TOPIC_GROUPBUY, LINLI_TOPIC_SETTLEMENTS, LINLI_TOPIC_REFUNDS, NULL};
 
+/* Amounts reported in the log are not trusted: a sum that would overflow
+ * sticks at INT64_MAX (and differs from what the fold wants). */
+static void add_fen(int64_t *sum, int64_t v) {
+  if (__builtin_add_overflow(*sum, v, sum))
+    *sum = INT64_MAX;
+}
+
 static struct camp_fold *camp(struct fold *f, const char *id) {
   return map_get_or_add(f->campaigns, id, NULL);
 }
@@ -168,7 +175,7 @@ static void observe_ended(struct camp_fold *k, int tier, int32_t participants,
   k->got_end_refunds = (long)n;
   k->got_end_refund_fen = 0;
   for (size_t i = 0; i < n; i++)
-    k->got_end_refund_fen += refunds[i]->amount_fen;
+    add_fen(&k->got_end_refund_fen, refunds[i]->amount_fen);
 }
 
 static void observe_settlement(struct fold *f,
@@ -224,7 +231,7 @@ static void observe_settler(struct fold *f, const rd_kafka_message_t *m,
     struct camp_fold *k = camp(f, r->campaign_id);
     if (k) {
       k->got_refunds++;
-      k->got_refund_fen += r->amount_fen;
+      add_fen(&k->got_refund_fen, r->amount_fen);
     }
   }
 }

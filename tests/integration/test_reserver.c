@@ -58,7 +58,9 @@
 #define ST_COMMITTED LINLI__RESERVATION_RESULT__STATUS__COMMITTED
 #define ANY (-1)
 
-static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS, NULL};
+/* The reserver's inputs (its group starts at their end). */
+static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS,
+                                     "linli.groupbuy.settlements.v1", NULL};
 
 /* ================================================================ store */
 
