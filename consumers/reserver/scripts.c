@@ -90,8 +90,9 @@ const char RESERVER_LUA_STOCK[] =
     "    if camp then\n"
     "      local c = redis.call('HMGET', P .. 'cmp:' .. camp, 'st', 'px')\n"
     /* Undecided: held (no expiry: the campaign's deadline may be months
-     * away; the settlement sets it). */
-    "      if not c[1] then\n"
+     * away; the settlement sets it). A failed campaign released its
+     * reserved orders already, so only SETTLED is left. */
+    "      if c[1] ~= 'SETTLED' then\n"
     "        redis.call('HSET', ok, 'hold', '1')\n"
     "        return 'HELD|' .. tail\n"
     "      end\n"

@@ -718,7 +718,7 @@ static void test_failed(void) {
   for (int i = 0; i < 5; i++)
     CU_ASSERT_EQUAL_FATAL(place(o[i], camp, 2), 0);
   for (int i = 0; i < 3; i++) {
-    snprintf(txn, sizeof txn, "%s-t", o[i]);
+    snprintf(txn, sizeof txn, "%.70s-t", o[i]);
     CU_ASSERT_EQUAL_FATAL(pay(o[i], txn, 2 * PREPAID), 0);
   }
   const char *paid[] = {o[0], o[1], o[2]};
@@ -746,8 +746,8 @@ static void test_failed(void) {
    * (no second refund); f4's is refunded by the reserver, once, even when
    * the notice comes twice; an order placed now is refused. */
   char t3[96], t4[96];
-  snprintf(t3, sizeof t3, "%s-t", o[3]);
-  snprintf(t4, sizeof t4, "%s-t", o[4]);
+  snprintf(t3, sizeof t3, "%.70s-t", o[3]);
+  snprintf(t4, sizeof t4, "%.70s-t", o[4]);
   CU_ASSERT_EQUAL_FATAL(pay(o[3], t3, 2 * PREPAID), 0);
   CU_ASSERT_EQUAL_FATAL(pay(o[4], t4, 2 * PREPAID), 0);
   CU_ASSERT_EQUAL_FATAL(pay(o[4], t4, 2 * PREPAID), 0);
@@ -793,7 +793,7 @@ static void test_settled(void) {
   for (int i = 0; i < 4; i++)
     CU_ASSERT_EQUAL_FATAL(place(o[i], camp, 1), 0);
   for (int i = 0; i < 3; i++) {
-    snprintf(txn, sizeof txn, "%s-t", o[i]);
+    snprintf(txn, sizeof txn, "%.70s-t", o[i]);
     CU_ASSERT_EQUAL_FATAL(pay(o[i], txn, PREPAID), 0);
   }
   const char *held[] = {o[0], o[1], o[2]};
@@ -812,7 +812,7 @@ static void test_settled(void) {
   CU_ASSERT_FATAL(have_ful(&w));
   /* Paid after the settlement: to fulfilment at once, at the same price.
    * A second settlement record (another event) changes nothing. */
-  snprintf(txn, sizeof txn, "%s-t", o[3]);
+  snprintf(txn, sizeof txn, "%.70s-t", o[3]);
   CU_ASSERT_EQUAL_FATAL(pay(o[3], txn, PREPAID), 0);
   CU_ASSERT_EQUAL_FATAL(decide(camp, 1, 90, NULL, 0, 0), 0);
   const char *late[] = {o[3]};
@@ -853,7 +853,7 @@ static void test_killed(void) {
   for (int i = 0; i < K_ORDERS; i++)
     CU_ASSERT_EQUAL_FATAL(place(o[i], i % 2 ? camp2 : camp, 1), 0);
   for (int i = 0; i < K_ORDERS; i++) {
-    snprintf(txn, sizeof txn, "%s-t", o[i]);
+    snprintf(txn, sizeof txn, "%.70s-t", o[i]);
     CU_ASSERT_EQUAL_FATAL(pay(o[i], txn, PREPAID), 0);
   }
   CU_ASSERT_FATAL(wait_all(ids, K_ORDERS, S_COMMITTED, ANY));
