@@ -447,7 +447,7 @@ static char *q_text(const char *sql, const char *a, const char *b) {
 
 /* How long the record may lag: the ledger reads every shared topic, and
  * other runs (a benchmark's joins) may have written a lot. */
-#define LEDGER_WAIT_MS 240000
+#define LEDGER_WAIT_MS 420000
 
 /* Wait until the ledger has order in state|reason `want`; 1 if it has. */
 static int wait_order_state(const char *order, const char *want) {
