@@ -5,7 +5,8 @@
  * refused), and moves stock exactly as the reserver did: RESERVED moves its
  * lines available -> reserved, COMMITTED reserved -> sold, RELEASED
  * reserved -> available (the lines of the reservation, as RELEASED carries
- * none). A duplicate placement or a refused payment leaves the order's
+ * none); RELEASED GROUP_FAILED (the order's campaign failed) cancels a
+ * reserved or paid order, a paid one's lines sold -> available. A duplicate placement or a refused payment leaves the order's
  * state as it is.
  */
 #include <stdio.h>
@@ -77,6 +78,16 @@ static const struct ledger_stmt RESERVED_LINES = {
     "'RESERVE' ORDER BY movement_id",
     1, 0, NULL, NULL, 0, 0, NULL};
 
+/* A failed campaign's paid order: its sold lines (COMMIT movements) back
+ * to available, once. */
+static const struct ledger_stmt SOLD_LINES = {
+    "ledger_sold_lines",
+    "SELECT warehouse_id, sku_id, quantity, (SELECT count(*) FROM "
+    "stock_movements e WHERE e.order_id = $1 AND e.kind = 'RELEASE') FROM "
+    "stock_movements WHERE order_id = $1 AND kind = 'COMMIT' ORDER BY "
+    "movement_id",
+    1, 0, NULL, NULL, 0, 0, NULL};
+
 /* What the result means for the order: a RELEASED says "cancelled" or
  * "expired" through its cause (an OrderCancelled or OrderExpired, if the
  * record has it), its reason (GROUP_FAILED) or its detail. */
@@ -121,6 +132,35 @@ static int end_reservation(struct ledger_ev *ev, const char *order_id,
         .d_reserved = -q,
         .d_sold = commit ? q : 0,
         .d_available = commit ? 0 : q,
+    };
+    int inserted = 0;
+    rc = ev_stock_move(ev, &mv, &inserted);
+  }
+  PQclear(res);
+  return rc;
+}
+
+/* A failed campaign's paid order: its sold lines back to available, once
+ * (a RELEASE movement with d_sold -q). */
+static int return_sold(struct ledger_ev *ev, const char *order_id) {
+  const char *p[] = {order_id};
+  PGresult *res = NULL;
+  int rc = ev_sql(ev, &SOLD_LINES, p, &res);
+  if (rc != LINLI_OK)
+    return rc;
+  for (int i = 0; i < PQntuples(res) && rc == LINLI_OK; i++) {
+    if (atoll(PQgetvalue(res, i, 3)) > 0)
+      break; /* already returned */
+    long long q = atoll(PQgetvalue(res, i, 2));
+    struct stock_move mv = {
+        .event_id = ev->event_id,
+        .warehouse_id = PQgetvalue(res, i, 0),
+        .sku_id = PQgetvalue(res, i, 1),
+        .kind = "RELEASE",
+        .quantity = q,
+        .order_id = order_id,
+        .d_sold = -q,
+        .d_available = q,
     };
     int inserted = 0;
     rc = ev_stock_move(ev, &mv, &inserted);
@@ -253,6 +293,10 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
         break;
     }
     rc = end_reservation(ev, oid, commit);
+    /* A paid order of a failed campaign: sold -> available. */
+    if (rc == LINLI_OK && !commit &&
+        r->reason == LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED)
+      rc = return_sold(ev, oid);
     break;
   }
   default:

@@ -46,6 +46,8 @@ struct order_fold {
   int cancelled_seen, expired_seen;
   int refunds_owed;       /* rejected payments */
   int storage_class;
+  int sold;               /* COMMITTED seen by the stock rule */
+  char campaign[72];      /* OrderPlaced.campaign_id */
   uint8_t *placed_pb;     /* OrderPlaced bytes (owned) for rebuild */
   size_t placed_pb_len;
 };

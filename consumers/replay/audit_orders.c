@@ -59,6 +59,7 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
         return; /* a duplicate placement keeps the first order */
       snprintf(o->user, sizeof o->user, "%s", p->user_id);
       snprintf(o->app, sizeof o->app, "%s", p->app_id);
+      snprintf(o->campaign, sizeof o->campaign, "%s", p->campaign_id);
       if (!o->warehouse[0])
         snprintf(o->warehouse, sizeof o->warehouse, "%s", p->warehouse_id);
       o->orders_partition = m->partition;
@@ -108,8 +109,10 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
         o->duplicates++;
       } else if (oev == DOM_OEV_REJECTED) {
         o->rejected_at_place++;
-      } else if (r->payment_txn_id[0]) {
-        /* A refused payment: owed back once. */
+      } else if (r->payment_txn_id[0] &&
+                 r->reason != LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED) {
+        /* A refused payment: owed back once (one refused after its campaign
+         * failed is returned by the settler's GROUP_FAILED refund). */
         char key[160];
         snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
         int *n = map_get_or_add(f->refunds, key, NULL);
@@ -187,7 +190,8 @@ static void check_orders(struct fold *f, struct audit_ctx *ctx) {
         PQclear(res);
     }
     if (ctx->redis && o->warehouse[0] && (o->reserved || o->rejected_at_place)) {
-      const char *want = o->committed ? "COMMITTED"
+      const char *want = o->group_failed ? "GFAILED"
+                         : o->committed ? "COMMITTED"
                          : o->released ? (o->state == DOM_ST_EXPIRED ? "EXPIRED"
                                                                  : "CANCELLED")
                          : o->reserved ? "RESERVED"
@@ -227,7 +231,8 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
       continue;
     char key[256], idx[128];
     dom_rsv_order_key(key, sizeof key, o->warehouse, id);
-    const char *st = o->committed ? "COMMITTED"
+    const char *st = o->group_failed ? "GFAILED"
+                     : o->committed ? "COMMITTED"
                      : o->released ? (o->state == DOM_ST_EXPIRED ? "EXPIRED"
                                                              : "CANCELLED")
                      : o->reserved ? "RESERVED"
@@ -249,6 +254,22 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     int n = o->reserved ? 20 : 6;
     if (cmd(ctx, n, argv, lens) != 0)
       return -1;
+    /* An order of an undecided campaign: held when paid, and in the
+     * campaign's set (a decided campaign's marker is not rebuilt: its
+     * later orders are judged as undecided). */
+    if (o->campaign[0] && o->reserved && !o->released &&
+        (o->state == DOM_ST_RESERVED || o->state == DOM_ST_PAID)) {
+      char part[16], skey[256], ssuf[128];
+      snprintf(part, sizeof part, "%d", (int)o->orders_partition);
+      const char *cargv[] = {"HSET", key, "cmp", o->campaign, "op", part,
+                             "hold", "1"};
+      snprintf(ssuf, sizeof ssuf, "cmo:%s", o->campaign);
+      dom_rsv_key(skey, sizeof skey, o->warehouse, ssuf);
+      const char *sargv[] = {"SADD", skey, id};
+      if (cmd(ctx, o->committed ? 8 : 6, cargv, NULL) != 0 ||
+          cmd(ctx, 3, sargv, NULL) != 0)
+        return -1;
+    }
     dom_rsv_order_wh_key(idx, sizeof idx, id);
     const char *iargv[] = {"SET", idx, o->warehouse};
     if (cmd(ctx, 3, iargv, NULL) != 0)

@@ -111,9 +111,14 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
     }
     case LINLI__RESERVATION_RESULT__STATUS__COMMITTED:
       fold_apply_lines(f, o->warehouse, o->lines, -1, +1);
+      o->sold = 1;
       break;
     case LINLI__RESERVATION_RESULT__STATUS__RELEASED:
-      fold_apply_lines(f, o->warehouse, o->lines, -1, 0);
+      /* A failed campaign returns a paid order's sold stock too. */
+      if (o->sold)
+        fold_apply_lines(f, o->warehouse, o->lines, 0, -1);
+      else
+        fold_apply_lines(f, o->warehouse, o->lines, -1, 0);
       break;
     default:
       break;

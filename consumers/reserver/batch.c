@@ -405,16 +405,18 @@ static int effect_args(struct reserver *rs, struct rsv_batch *b,
     size_t pblen = linli__order_placed__get_packed_size(p);
     uint8_t *pb = arena_alloc(&b->arena, pblen + 1);
     char *ln = lines_arg(b, r);
+    char *part = arena_printf(&b->arena, "%d", (int)r->m->partition);
     num[0] = arena_printf(&b->arena, "%lld", (long long)r->expires_at);
     num[1] = arena_printf(&b->arena, "%lld", (long long)r->total);
     num[2] = arena_printf(&b->arena, "%d", r->storage_class);
-    if (!pb || !ln || !num[0] || !num[1] || !num[2])
+    if (!pb || !ln || !part || !num[0] || !num[1] || !num[2])
       return LINLI_ERR_NOMEM;
     linli__order_placed__pack(p, pb);
     const char *v[] = {"P",    p->order_id, ln,         num[0],
                        num[1], num[2],      (char *)pb, r->reject,
-                       rs->retention_s, p->user_id, r->ctx.cause_event_id};
-    for (n = 0; n < 11; n++) {
+                       rs->retention_s, p->user_id, r->ctx.cause_event_id,
+                       p->campaign_id ? p->campaign_id : "", part};
+    for (n = 0; n < 13; n++) {
       a[n] = v[n];
       lens[n] = n == 6 ? pblen : strlen(v[n]);
     }
@@ -434,6 +436,12 @@ static int effect_args(struct reserver *rs, struct rsv_batch *b,
   case REC_ADJUST:
     num[0] = arena_printf(&b->arena, "%d", (int)r->adj->quantity);
     a[n++] = "A", a[n++] = r->adj->sku_id, a[n++] = num[0];
+    break;
+  case REC_CAMPAIGN:
+    num[0] = arena_printf(&b->arena, "%lld", (long long)r->price);
+    a[n++] = r->settled ? "S" : "F", a[n++] = r->campaign_id;
+    a[n++] = num[0], a[n++] = rs->retention_s;
+    a[n++] = r->campaign_refunds;
     break;
   default:
     return 0;
@@ -458,8 +466,8 @@ static int build_shards(struct reserver *rs, struct rsv_batch *b,
     struct rec *r = &b->recs[i];
     if (r->kind == REC_SKIP || r->kind == REC_CATALOG || !r->wh)
       continue;
-    const char *a[12];
-    size_t lens[12];
+    const char *a[16];
+    size_t lens[16];
     int n = effect_args(rs, b, r, a, lens);
     if (n < 0)
       return n;

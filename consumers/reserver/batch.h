@@ -14,6 +14,7 @@
 #include "inventory.pb-c.h"
 #include "linli/redis.h"
 #include "orders.pb-c.h"
+#include "settlements.pb-c.h"
 #include "outputs.h"
 #include "reserver.h"
 
@@ -55,6 +56,7 @@ enum rec_kind {
   REC_RELEASE, /* cancel or expiry */
   REC_ADJUST,
   REC_CATALOG,
+  REC_CAMPAIGN, /* CampaignSettled or CampaignFailed */
 };
 
 struct line {
@@ -65,7 +67,8 @@ struct line {
 struct rec {
   enum rec_kind kind;
   const rd_kafka_message_t *m;
-  void *ev; /* decoded event: an OrderEvent, InventoryEvent or CatalogEvent */
+  void *ev; /* decoded event: an OrderEvent, InventoryEvent, CatalogEvent
+               or SettlementEvent */
   struct out_ctx ctx;
   const char *order_id;
   const char *wh;  /* shard of the effect (NULL: no Redis effect) */
@@ -87,6 +90,11 @@ struct rec {
   const Linli__StockAdjusted *adj;
   /* Sku */
   const Linli__Sku *sku;
+  /* CampaignSettled / CampaignFailed */
+  const char *campaign_id;
+  int settled;     /* 1 settled, 0 failed */
+  int64_t price;   /* settled unit price */
+  const char *campaign_refunds; /* "order:fen,..." (failed) */
 };
 
 /* What the batch knows about one order id. */

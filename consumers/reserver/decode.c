@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "domain/check.h"
 #include "domain/orders.h"
 #include "domain/stock.h"
 #include "linli/error.h"
@@ -192,6 +193,104 @@ static int decode_catalog(linli_batch_t *in, size_t i, struct rec *r) {
   return LINLI_OK;
 }
 
+/* ------------------------------------------------------------ settlements */
+
+/* The settler's refunds of a failed campaign as "order:fen,..." (the
+ * script subtracts them from a later payment of the same order). 0 or
+ * LINLI_ERR_TRANSIENT; *ok says whether the record may go on. */
+static int refunds_arg(struct rsv_batch *b, linli_batch_t *in, size_t i,
+                       struct rec *r, Linli__CampaignRefund **rf, size_t n,
+                       int *ok) {
+  struct verdict v;
+  verdict_init(&v);
+  size_t len = 1;
+  char field[96];
+  *ok = 0;
+  for (size_t k = 0; k < n && v.fe.n == 0; k++) {
+    if (!rf[k])
+      return bad(in, i, r, "campaign_failed.refunds[%zu]: missing", k);
+    snprintf(field, sizeof field, "campaign_failed.refunds[%zu].order_id", k);
+    dom_check_id(field, rf[k]->order_id, dom_first_err, &v.fe);
+    snprintf(field, sizeof field, "campaign_failed.refunds[%zu].amount_fen",
+             k);
+    dom_check_range(field, rf[k]->amount_fen, 0, DOM_MAX_PRICE_FEN,
+                    dom_first_err, &v.fe);
+    if (v.fe.n == 0)
+      len += strlen(rf[k]->order_id) + 22;
+  }
+  if (v.fe.n)
+    return bad(in, i, r, "%s", v.reason);
+  char *s = arena_alloc(&b->arena, len);
+  if (!s)
+    return LINLI_ERR_TRANSIENT;
+  size_t off = 0;
+  s[0] = '\0';
+  for (size_t k = 0; k < n; k++)
+    off += (size_t)snprintf(s + off, len - off, "%s%s:%lld", k ? "," : "",
+                            rf[k]->order_id, (long long)rf[k]->amount_fen);
+  r->campaign_refunds = s;
+  *ok = 1;
+  return LINLI_OK;
+}
+
+/* CampaignSettled and CampaignFailed decide the campaign's orders in its
+ * warehouse's shard; the topic's other events are not the reserver's. */
+static int decode_settlement(struct rsv_batch *b, linli_batch_t *in, size_t i,
+                             struct rec *r) {
+  const rd_kafka_message_t *m = r->m;
+  if (!m->payload || m->len == 0)
+    return bad(in, i, r, "empty record: expected a SettlementEvent");
+  Linli__SettlementEvent *ev = linli__settlement_event__unpack(
+      NULL, m->len, (const uint8_t *)m->payload);
+  if (!ev)
+    return bad(in, i, r, "undecodable record: not a SettlementEvent (%zu "
+               "bytes)", m->len);
+  r->ev = ev;
+  const char *what, *campaign, *wh;
+  if (ev->event_case == LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_SETTLED) {
+    what = "campaign_settled";
+    campaign = ev->campaign_settled->campaign_id;
+    wh = ev->campaign_settled->warehouse_id;
+    r->settled = 1;
+    r->price = ev->campaign_settled->unit_price_fen;
+  } else if (ev->event_case ==
+             LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_FAILED) {
+    what = "campaign_failed";
+    campaign = ev->campaign_failed->campaign_id;
+    wh = ev->campaign_failed->warehouse_id;
+  } else {
+    return LINLI_OK; /* ThresholdReached, JoinResult: kind REC_SKIP */
+  }
+  struct verdict v;
+  verdict_init(&v);
+  char field[64];
+  if (dom_check_meta(ev->meta, dom_first_err, &v.fe))
+    return bad(in, i, r, "%s", v.reason);
+  snprintf(field, sizeof field, "%s.campaign_id", what);
+  if (dom_check_id(field, campaign, dom_first_err, &v.fe))
+    return bad(in, i, r, "%s", v.reason);
+  snprintf(field, sizeof field, "%s.warehouse_id", what);
+  if (dom_check_id(field, wh, dom_first_err, &v.fe))
+    return bad(in, i, r, "%s (a settlement written before the field "
+               "existed cannot be routed to its warehouse)", v.reason);
+  if (dom_check_range("campaign_settled.unit_price_fen", r->price, 0,
+                      DOM_MAX_PRICE_FEN, dom_first_err, &v.fe))
+    return bad(in, i, r, "%s", v.reason);
+  meta_ctx(r, ev->meta);
+  r->campaign_refunds = "";
+  if (!r->settled) {
+    int ok = 0;
+    int rc = refunds_arg(b, in, i, r, ev->campaign_failed->refunds,
+                         ev->campaign_failed->n_refunds, &ok);
+    if (rc != LINLI_OK || !ok)
+      return rc;
+  }
+  r->kind = REC_CAMPAIGN;
+  r->campaign_id = campaign;
+  r->wh = wh;
+  return LINLI_OK;
+}
+
 int rsv_decode(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
                size_t i, struct rec *r) {
   memset(r, 0, sizeof *r);
@@ -204,6 +303,8 @@ int rsv_decode(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
     return decode_inventory(in, i, r);
   if (strcmp(topic, LINLI_TOPIC_CATALOG) == 0)
     return decode_catalog(in, i, r);
+  if (strcmp(topic, LINLI_TOPIC_SETTLEMENTS) == 0)
+    return decode_settlement(b, in, i, r);
   return bad(in, i, r, "unexpected topic %s", topic);
 }
 
@@ -215,6 +316,8 @@ void rsv_rec_release(struct rec *r) {
     linli__order_event__free_unpacked(r->ev, NULL);
   else if (strcmp(topic, LINLI_TOPIC_INVENTORY) == 0)
     linli__inventory_event__free_unpacked(r->ev, NULL);
+  else if (strcmp(topic, LINLI_TOPIC_SETTLEMENTS) == 0)
+    linli__settlement_event__free_unpacked(r->ev, NULL);
   else
     linli__catalog_event__free_unpacked(r->ev, NULL);
   r->ev = NULL;

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     goto out;
 
   const char *topics[] = {LINLI_TOPIC_CATALOG, LINLI_TOPIC_INVENTORY,
-                          LINLI_TOPIC_ORDERS, NULL};
+                          LINLI_TOPIC_ORDERS, LINLI_TOPIC_SETTLEMENTS, NULL};
   linli_runner_spec_t spec = {
       .name = "reserver",
       .topics = topics,

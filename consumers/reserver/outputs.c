@@ -34,10 +34,15 @@ static void fill_meta(Linli__Meta *meta, char *id, const struct out_ctx *ctx,
 
 int out_reservation(linli_emit_t *emit, const struct out_ctx *ctx,
                     Linli__ReservationResult *res) {
+  return out_reservation_at(emit, ctx, 0, res);
+}
+
+int out_reservation_at(linli_emit_t *emit, const struct out_ctx *ctx,
+                       int index, Linli__ReservationResult *res) {
   Linli__ReservationEvent ev = LINLI__RESERVATION_EVENT__INIT;
   Linli__Meta meta = LINLI__META__INIT;
   char id[LINLI_ID_BUFSZ];
-  fill_meta(&meta, id, ctx, 0);
+  fill_meta(&meta, id, ctx, index);
   ev.meta = &meta;
   ev.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
   ev.reservation_result = res;
@@ -64,16 +69,39 @@ int out_refund(linli_emit_t *emit, const struct out_ctx *ctx,
 
 int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
                     const Linli__OrderPlaced *placed, int storage_class) {
+  return out_fulfillment_at(emit, ctx, 2, placed, storage_class, -1);
+}
+
+int out_fulfillment_at(linli_emit_t *emit, const struct out_ctx *ctx,
+                       int index, const Linli__OrderPlaced *placed,
+                       int storage_class, int64_t price) {
   Linli__FulfillmentEvent ev = LINLI__FULFILLMENT_EVENT__INIT;
   Linli__FulfillmentItem item = LINLI__FULFILLMENT_ITEM__INIT;
   Linli__Meta meta = LINLI__META__INIT;
   char id[LINLI_ID_BUFSZ];
-  fill_meta(&meta, id, ctx, 2);
+  fill_meta(&meta, id, ctx, index);
   item.order_id = placed->order_id;
   item.warehouse_id = placed->warehouse_id;
   item.user_id = placed->user_id;
   item.n_lines = placed->n_lines;
   item.lines = placed->lines;
+  /* A campaign order is picked at the price its campaign settled at. */
+  Linli__OrderLine *copy = NULL, **ptrs = NULL;
+  if (price >= 0 && placed->n_lines > 0) {
+    copy = calloc(placed->n_lines, sizeof *copy);
+    ptrs = calloc(placed->n_lines, sizeof *ptrs);
+    if (!copy || !ptrs) {
+      free(copy);
+      free(ptrs);
+      return LINLI_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < placed->n_lines; k++) {
+      copy[k] = *placed->lines[k];
+      copy[k].unit_price_fen = price;
+      ptrs[k] = &copy[k];
+    }
+    item.lines = ptrs;
+  }
   item.storage_class = (Linli__StorageClass)storage_class;
   item.express = placed->express;
   item.campaign_id = placed->campaign_id;
@@ -93,8 +121,12 @@ int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
   ev.meta = &meta;
   ev.event_case = LINLI__FULFILLMENT_EVENT__EVENT_FULFILLMENT_ITEM;
   ev.fulfillment_item = &item;
-  return linli_emit_message(emit, LINLI_TOPIC_FULFILLMENT, RD_KAFKA_PARTITION_UA,
-                     placed->warehouse_id, &ev.base);
+  int rc = linli_emit_message(emit, LINLI_TOPIC_FULFILLMENT,
+                              RD_KAFKA_PARTITION_UA, placed->warehouse_id,
+                              &ev.base);
+  free(copy);
+  free(ptrs);
+  return rc;
 }
 
 int out_order_expired(linli_emit_t *emit, int32_t partition,

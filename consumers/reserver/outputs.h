@@ -33,6 +33,14 @@ int out_refund(linli_emit_t *emit, const struct out_ctx *ctx,
 /* Emit a FulfillmentItem (index 2) built from the stored OrderPlaced. */
 int out_fulfillment(linli_emit_t *emit, const struct out_ctx *ctx,
                     const Linli__OrderPlaced *placed, int storage_class);
+/* The same, as output `index` (a settlement emits one per order), with
+ * every line at unit_price_fen `price` (the campaign's settled price; -1:
+ * the lines as placed). */
+int out_reservation_at(linli_emit_t *emit, const struct out_ctx *ctx,
+                       int index, Linli__ReservationResult *res);
+int out_fulfillment_at(linli_emit_t *emit, const struct out_ctx *ctx,
+                       int index, const Linli__OrderPlaced *placed,
+                       int storage_class, int64_t price);
 /* Emit OrderExpired for an order into its own orders partition. */
 int out_order_expired(linli_emit_t *emit, int32_t partition,
                       const char *order_id, int64_t deadline_ms,

@@ -128,7 +128,37 @@ int rsv_parse_pay(const char *s, size_t len, struct rsv_pay *out) {
     out->pb = f[3];
     return LINLI_OK;
   }
+  if (is(&f[0], "HELD")) {
+    /* HELD|<sc>|<over>|<pb>: as COMMITTED, without fulfilment yet */
+    if (n != 4 || num(&f[1], &v) || v < 0 || v > 16 ||
+        num(&f[2], &out->over) || out->over < 0)
+      return LINLI_ERR_INVALID;
+    out->kind = RSV_PAY_HELD;
+    out->storage_class = (int)v;
+    out->pb = f[3];
+    return LINLI_OK;
+  }
+  if (is(&f[0], "CPAID")) {
+    /* CPAID|<price>|<sc>|<over>|<pb> */
+    struct rsv_str g[5];
+    if (split(s, len, g, 5) != 5 || num(&g[1], &out->price) ||
+        out->price < 0 || num(&g[2], &v) || v < 0 || v > 16 ||
+        num(&g[3], &out->over) || out->over < 0)
+      return LINLI_ERR_INVALID;
+    out->kind = RSV_PAY_SETTLED;
+    out->storage_class = (int)v;
+    out->pb = g[4];
+    return LINLI_OK;
+  }
   n = split(s, len, f, 3);
+  if (is(&f[0], "GFAIL")) {
+    /* GFAIL|<usr>|<covered> */
+    if (n != 3 || num(&f[2], &out->covered) || out->covered < 0)
+      return LINLI_ERR_INVALID;
+    out->kind = RSV_PAY_GFAILED;
+    out->usr = f[1];
+    return LINLI_OK;
+  }
   if (is(&f[0], "REPEAT") && n == 1)
     out->kind = RSV_PAY_REPEAT;
   else if (is(&f[0], "NOORDER") && n == 1)
@@ -184,4 +214,54 @@ int rsv_parse_adjust(const char *s, size_t len, struct rsv_adjust *out) {
   else
     return LINLI_ERR_INVALID;
   return LINLI_OK;
+}
+
+/* SETTLED|<price>|<n>|<entries>, FAILED|0|<n>|<entries>, ALREADY|<state> */
+int rsv_parse_camp(const char *s, size_t len, struct rsv_camp *out) {
+  memset(out, 0, sizeof *out);
+  struct rsv_str f[4];
+  size_t n = split(s, len, f, 4);
+  if (is(&f[0], "ALREADY") && n == 2) {
+    out->kind = RSV_CAMP_ALREADY;
+    out->state = f[1];
+    return LINLI_OK;
+  }
+  if (n != 4 || num(&f[1], &out->price) || out->price < 0 ||
+      num(&f[2], &out->count) || out->count < 0)
+    return LINLI_ERR_INVALID;
+  if (is(&f[0], "SETTLED"))
+    out->kind = RSV_CAMP_SETTLED;
+  else if (is(&f[0], "FAILED"))
+    out->kind = RSV_CAMP_FAILED;
+  else
+    return LINLI_ERR_INVALID;
+  out->entries = f[3];
+  return LINLI_OK;
+}
+
+/* The field up to the next ':' of *rest (advanced past it). */
+static int colon_field(struct rsv_str *rest, struct rsv_str *out) {
+  const char *c = memchr(rest->p, ':', rest->n);
+  if (!c)
+    return LINLI_ERR_INVALID;
+  *out = (struct rsv_str){rest->p, (size_t)(c - rest->p)};
+  rest->n -= out->n + 1;
+  rest->p = c + 1;
+  return LINLI_OK;
+}
+
+int rsv_camp_next(struct rsv_str *rest, struct rsv_camp_order *out) {
+  if (rest->n == 0)
+    return 0;
+  struct rsv_str a, b, l;
+  int64_t pblen = 0;
+  if (colon_field(rest, &out->order_id) || out->order_id.n == 0 ||
+      colon_field(rest, &a) || num(&a, &out->a) || colon_field(rest, &b) ||
+      num(&b, &out->b) || colon_field(rest, &l) || num(&l, &pblen) ||
+      pblen < 0 || (uint64_t)pblen > rest->n)
+    return LINLI_ERR_INVALID;
+  out->pb = (struct rsv_str){rest->p, (size_t)pblen};
+  rest->p += pblen;
+  rest->n -= (size_t)pblen;
+  return 1;
 }

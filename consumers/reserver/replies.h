@@ -55,6 +55,12 @@ enum rsv_pay_kind {
   RSV_PAY_CANCELLED, /* the order was cancelled: usr */
   RSV_PAY_REJECTED,  /* the order holds no stock: usr */
   RSV_PAY_NOORDER,   /* no order record (gone): refund */
+  RSV_PAY_HELD,      /* paid, held until its campaign settles: sc, over,
+                        pb (no fulfilment yet) */
+  RSV_PAY_SETTLED,   /* paid after its campaign settled: price, sc, over,
+                        pb (fulfilment at the settled price) */
+  RSV_PAY_GFAILED,   /* paid after its campaign failed: usr, covered (what
+                        the settler's GROUP_FAILED refund already returns) */
 };
 
 struct rsv_pay {
@@ -64,7 +70,9 @@ struct rsv_pay {
   int storage_class;    /* COMMITTED */
   int64_t over;         /* COMMITTED: paid above the total (refund) */
   int64_t total;        /* UNDER: the order's total */
-  struct rsv_str pb;    /* COMMITTED: stored OrderPlaced bytes */
+  struct rsv_str pb;    /* COMMITTED, HELD, SETTLED: stored OrderPlaced */
+  int64_t price;        /* SETTLED: the campaign's settled unit price */
+  int64_t covered;      /* GFAILED: refunded by the settler already */
 };
 
 /* ---------------------------------------------------------------- release */
@@ -91,12 +99,42 @@ struct rsv_adjust {
   int64_t available; /* after (OK) or as it stands (NEG) */
 };
 
+/* ------------------------------------------------- campaign settlement */
+enum rsv_camp_kind {
+  RSV_CAMP_SETTLED, /* held orders go to fulfilment at price: entries */
+  RSV_CAMP_FAILED,  /* orders released: entries */
+  RSV_CAMP_ALREADY, /* the campaign was decided before: state */
+};
+
+struct rsv_camp {
+  enum rsv_camp_kind kind;
+  int64_t price;          /* SETTLED */
+  int64_t count;          /* entries that follow */
+  struct rsv_str entries; /* rsv_camp_next */
+  struct rsv_str state;   /* ALREADY */
+};
+
+/* One order of a campaign outcome: "order:a:b:len:pb". */
+struct rsv_camp_order {
+  struct rsv_str order_id;
+  int64_t a;  /* SETTLED: storage class; FAILED: 1 paid (sold -> available),
+                 0 reserved (reserved -> available) */
+  int64_t b;  /* FAILED, reserved: the orders partition of its expiry entry
+                 (-1 unknown); else 0 */
+  struct rsv_str pb; /* the stored OrderPlaced */
+};
+
 /* Each parser: 0 on success; LINLI_ERR_INVALID for text no script writes.
  * s need not be NUL-terminated (len given). */
 int rsv_parse_place(const char *s, size_t len, struct rsv_place *out);
 int rsv_parse_pay(const char *s, size_t len, struct rsv_pay *out);
 int rsv_parse_release(const char *s, size_t len, struct rsv_release *out);
 int rsv_parse_adjust(const char *s, size_t len, struct rsv_adjust *out);
+int rsv_parse_camp(const char *s, size_t len, struct rsv_camp *out);
+
+/* Take the next order off *rest (advanced): 1 when one was read, 0 at the
+ * end, LINLI_ERR_INVALID on a malformed entry. */
+int rsv_camp_next(struct rsv_str *rest, struct rsv_camp_order *out);
 
 /* Take the next shortage off *rest (advanced). 1 when one was read, 0 at
  * the end, LINLI_ERR_INVALID on a malformed entry. */

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "batch.h"
+#include "domain/orders.h"
 #include "linli/error.h"
+#include "linli/owned.h"
 #include "linli/log.h"
 #include "replies.h"
 
@@ -201,6 +203,9 @@ static int refund(linli_emit_t *emit, const struct rec *r, const char *user,
   return out_refund(emit, &r->ctx, &rf);
 }
 
+/* A paid order: COMMITTED, then its FulfillmentItem unless it is held for
+ * its campaign (HELD); an order paid after its campaign settled is picked
+ * at the settled price. */
 static int report_committed(const struct rec *r, const struct rsv_pay *py,
                             Result *res, linli_emit_t *emit) {
   Linli__OrderPlaced *placed = linli__order_placed__unpack(
@@ -217,9 +222,12 @@ static int report_committed(const struct rec *r, const struct rsv_pay *py,
   for (size_t k = 0; k < placed->n_lines; k++)
     res->total_fen += placed->lines[k]->unit_price_fen *
                       placed->lines[k]->quantity;
+  if (py->kind == RSV_PAY_HELD)
+    res->detail = (char *)"paid: held until the group-buy campaign settles";
   int rc = out_reservation(emit, &r->ctx, res);
-  if (rc == LINLI_OK)
-    rc = out_fulfillment(emit, &r->ctx, placed, py->storage_class);
+  if (rc == LINLI_OK && py->kind != RSV_PAY_HELD)
+    rc = out_fulfillment_at(emit, &r->ctx, 2, placed, py->storage_class,
+                            py->kind == RSV_PAY_SETTLED ? py->price : -1);
   if (rc == LINLI_OK && py->over > 0)
     rc = refund(emit, r, placed->user_id, py->over,
                 LINLI__REFUND_REQUESTED__REASON__OVERPAYMENT);
@@ -265,6 +273,33 @@ static int report_refused(const struct rec *r, const struct rsv_pay *py,
                         : rc;
 }
 
+/* A payment for an order whose campaign failed (the order was released
+ * then). The settler's GROUP_FAILED refund returns what the order's join
+ * prepaid; the reserver refunds the rest of this payment, so the money
+ * comes back exactly once. Nothing left owed: REJECTED GROUP_FAILED with
+ * no refund. */
+static int report_group_failed(const struct rec *r, const struct rsv_pay *py,
+                               Result *res, const char *user,
+                               linli_emit_t *emit) {
+  int64_t owed = r->paid->amount_fen - py->covered;
+  res->status = LINLI__RESERVATION_RESULT__STATUS__REJECTED;
+  res->user_id = (char *)user;
+  if (owed <= 0) {
+    res->reason = LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED;
+    res->detail = (char *)"the group-buy campaign failed: the settler's "
+                          "GROUP_FAILED refund returns this payment";
+    return out_reservation(emit, &r->ctx, res);
+  }
+  res->reason = LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_CANCEL;
+  res->detail = (char *)"the group-buy campaign failed before payment: "
+                        "refund";
+  int rc = out_reservation(emit, &r->ctx, res);
+  return rc == LINLI_OK
+             ? refund(emit, r, user, owed,
+                      LINLI__REFUND_REQUESTED__REASON__GROUP_FAILED)
+             : rc;
+}
+
 static int report_paid(struct reserver *rs, struct rsv_batch *b,
                        linli_batch_t *in, size_t i, const struct rec *r,
                        linli_emit_t *emit) {
@@ -285,14 +320,24 @@ static int report_paid(struct reserver *rs, struct rsv_batch *b,
   res.payment_txn_id = r->paid->payment_txn_id;
   res.amount_fen = r->paid->amount_fen;
   res.detail = (char *)"";
-  if (py.kind != RSV_PAY_COMMITTED) {
+  if (py.kind == RSV_PAY_GFAILED) {
+    char *user = cstr(b, py.usr);
+    return user ? report_group_failed(r, &py, &res, user, emit)
+                : LINLI_ERR_NOMEM;
+  }
+  if (py.kind != RSV_PAY_COMMITTED && py.kind != RSV_PAY_HELD &&
+      py.kind != RSV_PAY_SETTLED) {
     char *user = cstr(b, py.usr);
     return user ? report_refused(r, &py, &res, user, emit) : LINLI_ERR_NOMEM;
   }
   int rc = report_committed(r, &py, &res, emit);
   if (rc == LINLI_OK)
     rc = rsv_expiry_forget(b, r);
-  return rc == LINLI_OK ? index_final(rs, b, r) : rc;
+  /* A held order is not final: its campaign's settlement finds it through
+   * the index. */
+  if (rc != LINLI_OK || py.kind == RSV_PAY_HELD)
+    return rc;
+  return index_final(rs, b, r);
 }
 
 /* ---------------------------------------------------------------- release */
@@ -368,6 +413,94 @@ static int report_adjust(struct rsv_batch *b, linli_batch_t *in, size_t i,
   return LINLI_OK;
 }
 
+/* --------------------------------------------------------------- campaign */
+
+/* The orders a campaign's decision released in this shard, one output each
+ * (output index = the order's place in the sorted list, so a redelivered
+ * decision re-produces the same events): a settled campaign's held orders
+ * go to fulfilment at the settled price; a failed campaign's orders get
+ * RELEASED GROUP_FAILED (their stock is back in the warehouse). */
+static int report_campaign_order(struct reserver *rs, struct rsv_batch *b,
+                                 const struct rec *r,
+                                 const struct rsv_camp *c,
+                                 const struct rsv_camp_order *co, int index,
+                                 linli_emit_t *emit) {
+  Linli__OrderPlaced *placed = linli__order_placed__unpack(
+      NULL, co->pb.n, (const uint8_t *)co->pb.p);
+  if (!placed)
+    return LINLI_ERR_FATAL; /* our own record: Redis holds garbage */
+  int rc;
+  if (c->kind == RSV_CAMP_SETTLED) {
+    rc = out_fulfillment_at(emit, &r->ctx, index, placed, (int)co->a,
+                            c->price);
+  } else {
+    Result res = LINLI__RESERVATION_RESULT__INIT;
+    res.order_id = placed->order_id;
+    res.warehouse_id = placed->warehouse_id;
+    res.user_id = placed->user_id;
+    res.app_id = placed->app_id;
+    res.campaign_id = placed->campaign_id;
+    res.status = LINLI__RESERVATION_RESULT__STATUS__RELEASED;
+    res.reason = LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED;
+    res.detail = co->a ? (char *)"the group-buy campaign failed: sold stock "
+                                 "returned (the settler refunds the payment)"
+                       : (char *)"the group-buy campaign failed: reserved "
+                                 "stock returned";
+    res.n_lines = placed->n_lines;
+    res.lines = placed->lines;
+    if (dom_order_total(placed, &res.total_fen) != LINLI_OK)
+      res.total_fen = 0; /* judged at placement: cannot overflow */
+    rc = out_reservation_at(emit, &r->ctx, index, &res);
+    if (rc == LINLI_OK && !co->a && co->b >= 0 &&
+        co->b < LINLI_OWNED_MAX) {
+      /* A released reservation leaves its orders partition's expiry
+       * index. */
+      struct rec tmp = *r;
+      rd_kafka_message_t m = *r->m;
+      m.partition = (int32_t)co->b;
+      tmp.m = &m;
+      tmp.order_id = placed->order_id;
+      rc = rsv_expiry_forget(b, &tmp);
+    }
+  }
+  if (rc == LINLI_OK) {
+    struct rec tmp = *r;
+    tmp.order_id = placed->order_id;
+    rc = index_final(rs, b, &tmp);
+  }
+  linli__order_placed__free_unpacked(placed, NULL);
+  return rc;
+}
+
+static int report_campaign(struct reserver *rs, struct rsv_batch *b,
+                           linli_batch_t *in, size_t i, const struct rec *r,
+                           linli_emit_t *emit) {
+  struct rsv_str o;
+  struct rsv_camp c;
+  if (!outcome(b, in, i, r, &o))
+    return LINLI_OK;
+  if (rsv_parse_camp(o.p, o.n, &c) != LINLI_OK)
+    return unexpected(in, i, o);
+  if (c.kind == RSV_CAMP_ALREADY) {
+    LINLI_INFO("campaign decided before", "campaign=%s warehouse=%s "
+               "state=%.*s", r->campaign_id, r->wh, (int)c.state.n,
+               c.state.p);
+    return LINLI_OK;
+  }
+  struct rsv_str rest = c.entries;
+  struct rsv_camp_order co;
+  int k = 0, got, rc = LINLI_OK;
+  while (rc == LINLI_OK && (got = rsv_camp_next(&rest, &co)) == 1)
+    rc = report_campaign_order(rs, b, r, &c, &co, k++, emit);
+  if (rc == LINLI_OK && (got < 0 || k != c.count))
+    return unexpected(in, i, o);
+  LINLI_INFO("campaign orders decided", "campaign=%s warehouse=%s "
+             "outcome=%s orders=%d",
+             r->campaign_id, r->wh,
+             c.kind == RSV_CAMP_SETTLED ? "SETTLED" : "FAILED", k);
+  return rc;
+}
+
 int rsv_report(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
                size_t i, struct rec *r, linli_emit_t *emit, char *reason,
                size_t reasonlen) {
@@ -385,11 +518,15 @@ int rsv_report(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
   case REC_ADJUST:
     rc = report_adjust(b, in, i, r);
     break;
+  case REC_CAMPAIGN:
+    rc = report_campaign(rs, b, in, i, r, emit);
+    break;
   default:
     break;
   }
   if (rc == LINLI_ERR_FATAL)
-    snprintf(reason, reasonlen, "stored order %s is unreadable", r->order_id);
+    snprintf(reason, reasonlen, "stored order %s is unreadable",
+             r->order_id ? r->order_id : r->campaign_id);
   else if (rc != LINLI_OK)
     snprintf(reason, reasonlen, "emitting outputs: %s", linli_strerror(rc));
   return rc;

@@ -3,7 +3,9 @@
  *
  * Consumes linli.orders.v1 (OrderPlaced / OrderPaid / OrderCancelled /
  * OrderExpired), linli.inventory.v1 (StockAdjusted) and linli.catalog.v1
- * (Sku listed/delisted) on the runner's batch contract: per batch, every
+ * (Sku listed/delisted) and linli.groupbuy.settlements.v1 (CampaignSettled,
+ * CampaignFailed: the orders of a campaign are held until it is decided)
+ * on the runner's batch contract: per batch, every
  * record is decoded and validated in memory, one pipelined round trip reads
  * what the batch needs (catalog, order index), dependencies inside the batch
  * are resolved in memory, then one batch script per warehouse shard applies

@@ -227,6 +227,7 @@ static int report_end(linli_emit_t *emit, const struct out_ctx *ctx,
     s.participants = (int32_t)o->participants;
     s.n_refunds = nr;
     s.refunds = ptrs;
+    s.warehouse_id = (char *)o->warehouse_id;
     ev.event_case = LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_SETTLED;
     ev.campaign_settled = &s;
   } else {
@@ -235,6 +236,7 @@ static int report_end(linli_emit_t *emit, const struct out_ctx *ctx,
     f.reason = (char *)"minimum not reached";
     f.n_refunds = nr;
     f.refunds = ptrs;
+    f.warehouse_id = (char *)o->warehouse_id;
     ev.event_case = LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_FAILED;
     ev.campaign_failed = &f;
   }

@@ -36,7 +36,7 @@ const char DOM_GB_LUA[] =
     "    return 'OPENED'\n"
     "  end\n"
     "  local c = redis.call('HMGET', C, 'st', 'n', 'tiers', 'lim', 'cap',\n"
-    "                       'ann', 'dl')\n"
+    "                       'ann', 'dl', 'wh')\n"
     "  local st = c[1]\n"
     "  if not st then\n"
     "    if op == 'deadline' then return 'ALREADY|UNKNOWN' end\n"
@@ -56,7 +56,7 @@ const char DOM_GB_LUA[] =
     "      redis.call('EXPIRE', k, A[3])\n"
     "    end\n"
     "    return 'END|' .. t .. '|' .. n .. '|' .. tiers .. '|' ..\n"
-    "           table.concat(joins, ';')\n"
+    "           (c[8] or '') .. '|' .. table.concat(joins, ';')\n"
     "  end\n"
     "  if st ~= 'OPEN' then return 'REJ|CLOSED|' .. n end\n"
     "  if op == 'join' then\n"
@@ -176,8 +176,8 @@ static int parse(char *buf, struct dom_gb_outcome *o) {
     o->detail = buf + 4;
     return LINLI_OK;
   }
-  char *f[5] = {0};
-  size_t nf = split(buf, f, 5);
+  char *f[6] = {0};
+  size_t nf = split(buf, f, 6);
   long long a, b;
   if (strcmp(f[0], "OPENED") == 0 && nf == 1) {
     o->kind = DOM_GB_OPENED;
@@ -220,8 +220,14 @@ static int parse(char *buf, struct dom_gb_outcome *o) {
       o->quantity = (int32_t)b;
     return o->tier < (int)o->ntiers ? LINLI_OK : LINLI_ERR_INVALID;
   }
-  if (strcmp(f[0], "END") == 0 && nf == 5) {
+  /* "END|t|n|tiers|wh|joins"; an outcome recorded before the warehouse was
+   * part of it is "END|t|n|tiers|joins" (joins hold no '|'). */
+  if (strcmp(f[0], "END") == 0 && (nf == 5 || nf == 6)) {
     o->kind = DOM_GB_ENDED;
+    if (nf == 6) {
+      o->warehouse_id = f[4];
+      f[4] = f[5];
+    }
     if (num(f[1], -1, DOM_GB_MAX_TIERS - 1, &a) ||
         num(f[2], 0, DOM_GB_MAX_PARTICIPANTS, &b) || parse_tiers(o, f[3]) ||
         a >= (long long)o->ntiers)
@@ -237,6 +243,7 @@ int dom_gb_outcome_parse(char *buf, struct dom_gb_outcome *out) {
   memset(out, 0, sizeof *out);
   out->tier = -1;
   out->detail = "";
+  out->warehouse_id = "";
   if (!buf)
     return LINLI_ERR_INVALID;
   int rc = parse(buf, out);

@@ -175,6 +175,8 @@ int dom_order_is_payment_reason(int reason) {
   case LINLI__RESERVATION_RESULT__REASON__DOUBLE_PAYMENT:
   case LINLI__RESERVATION_RESULT__REASON__NOT_RESERVED:
   case LINLI__RESERVATION_RESULT__REASON__UNDERPAID:
+  case LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED: /* paid after the
+                                                          campaign failed */
     return 1;
   default:
     return 0;

@@ -49,7 +49,9 @@
 #define T_CATALOG LINLI_TOPIC_CATALOG
 #define T_RESERVATIONS LINLI_TOPIC_RESERVATIONS
 
-static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS, NULL};
+/* The reserver's inputs (its group starts at their end). */
+static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS,
+                                     "linli.groupbuy.settlements.v1", NULL};
 
 static char RUN[48], wh[80], sku[80], prefix[80];
 static char rsv_group[96], ledger_group[96];

@@ -60,7 +60,9 @@
 #define ST_COMMITTED LINLI__RESERVATION_RESULT__STATUS__COMMITTED
 #define ANY (-1)
 
-static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS, NULL};
+/* The reserver's inputs (its group starts at their end). */
+static const char *const INPUTS[] = {T_CATALOG, T_INVENTORY, T_ORDERS,
+                                     LINLI_TOPIC_SETTLEMENTS, NULL};
 
 /* ================================================================ store */
 

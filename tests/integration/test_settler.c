@@ -174,6 +174,8 @@ static void collect_settlement(const rd_kafka_message_t *m) {
                  LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_SETTLED &&
              ours(ev->campaign_settled->campaign_id)) {
     const Linli__CampaignSettled *s = ev->campaign_settled;
+    /* The reserver routes a settlement to its warehouse's orders. */
+    CU_ASSERT_STRING_EQUAL(s->warehouse_id, wh);
     struct rend *e = PUSH(st.ends);
     cpy(e->campaign, sizeof e->campaign, s->campaign_id);
     e->settled = 1;
@@ -189,6 +191,7 @@ static void collect_settlement(const rd_kafka_message_t *m) {
   } else if (ev->event_case == LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_FAILED &&
              ours(ev->campaign_failed->campaign_id)) {
     const Linli__CampaignFailed *f = ev->campaign_failed;
+    CU_ASSERT_STRING_EQUAL(f->warehouse_id, wh);
     struct rend *e = PUSH(st.ends);
     cpy(e->campaign, sizeof e->campaign, f->campaign_id);
     e->tier = -1;

@@ -266,8 +266,18 @@ static void test_outcomes(void) {
   CU_ASSERT_EQUAL(o.joins[0].quantity, 2);
   CU_ASSERT_STRING_EQUAL(o.joins[1].order_id, "o2");
   dom_gb_outcome_free(&o);
+  /* With the campaign's warehouse (the settlement's warehouse_id). */
+  CU_ASSERT_EQUAL(parse_text("END|-1|1|5:1200|wh-1|o1:u1:2", buf, sizeof buf,
+                             &o),
+                  LINLI_OK);
+  CU_ASSERT_EQUAL(o.tier, -1);
+  CU_ASSERT_STRING_EQUAL(o.warehouse_id, "wh-1");
+  CU_ASSERT_EQUAL_FATAL(o.njoins, 1);
+  CU_ASSERT_STRING_EQUAL(o.joins[0].order_id, "o1");
+  dom_gb_outcome_free(&o);
   CU_ASSERT_EQUAL(parse_text("END|-1|0|5:1200|", buf, sizeof buf, &o),
                   LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(o.warehouse_id, "");
   CU_ASSERT_EQUAL(o.tier, -1);
   CU_ASSERT_EQUAL(o.njoins, 0);
   dom_gb_outcome_free(&o);

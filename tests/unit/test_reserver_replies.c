@@ -144,6 +144,63 @@ static void test_adjust_and_errors(void) {
   CU_ASSERT_FALSE(rsv_is_error(S("RESERVED"), &msg));
 }
 
+/* Campaign orders: held and settled payments, a payment after the
+ * failure, and a campaign's decision with its orders. */
+static void test_campaign(void) {
+  struct rsv_pay p;
+  const char h[] = "HELD|1|0|\x0a|\x00";
+  CU_ASSERT_EQUAL(rsv_parse_pay(h, sizeof h - 1, &p), LINLI_OK);
+  CU_ASSERT_EQUAL(p.kind, RSV_PAY_HELD);
+  CU_ASSERT_EQUAL(p.storage_class, 1);
+  CU_ASSERT_EQUAL(p.pb.n, 3);
+  const char c[] = "CPAID|90|2|30|\x0a|z";
+  CU_ASSERT_EQUAL(rsv_parse_pay(c, sizeof c - 1, &p), LINLI_OK);
+  CU_ASSERT_EQUAL(p.kind, RSV_PAY_SETTLED);
+  CU_ASSERT_EQUAL(p.price, 90);
+  CU_ASSERT_EQUAL(p.storage_class, 2);
+  CU_ASSERT_EQUAL(p.over, 30);
+  CU_ASSERT_EQUAL(p.pb.n, 3);
+  CU_ASSERT_EQUAL(rsv_parse_pay(S("GFAIL|u1|240"), &p), LINLI_OK);
+  CU_ASSERT(p.kind == RSV_PAY_GFAILED && eq(p.usr, "u1") && p.covered == 240);
+  const char *badp[] = {"HELD|1|0", "CPAID|x|1|0|", "CPAID|90|1|0",
+                        "GFAIL|u1", "GFAIL|u1|-1"};
+  for (size_t i = 0; i < sizeof badp / sizeof *badp; i++)
+    CU_ASSERT_EQUAL(rsv_parse_pay(badp[i], strlen(badp[i]), &p),
+                    LINLI_ERR_INVALID);
+
+  struct rsv_camp k;
+  struct rsv_camp_order o;
+  /* two orders; the second's stored bytes hold ':' and '|' */
+  const char s[] = "SETTLED|90|2|o1:1:0:2:ab" "o2:0:3:3::|x";
+  CU_ASSERT_EQUAL(rsv_parse_camp(s, sizeof s - 1, &k), LINLI_OK);
+  CU_ASSERT_EQUAL(k.kind, RSV_CAMP_SETTLED);
+  CU_ASSERT_EQUAL(k.price, 90);
+  CU_ASSERT_EQUAL(k.count, 2);
+  struct rsv_str rest = k.entries;
+  CU_ASSERT_EQUAL(rsv_camp_next(&rest, &o), 1);
+  CU_ASSERT(eq(o.order_id, "o1") && o.a == 1 && o.b == 0 && eq(o.pb, "ab"));
+  CU_ASSERT_EQUAL(rsv_camp_next(&rest, &o), 1);
+  CU_ASSERT(eq(o.order_id, "o2") && o.a == 0 && o.b == 3 && eq(o.pb, ":|x"));
+  CU_ASSERT_EQUAL(rsv_camp_next(&rest, &o), 0);
+  CU_ASSERT_EQUAL(rsv_parse_camp(S("FAILED|0|1|o1:0:-1:0:"), &k), LINLI_OK);
+  CU_ASSERT_EQUAL(k.kind, RSV_CAMP_FAILED);
+  rest = k.entries;
+  CU_ASSERT_EQUAL(rsv_camp_next(&rest, &o), 1);
+  CU_ASSERT(o.b == -1 && o.pb.n == 0);
+  CU_ASSERT_EQUAL(rsv_parse_camp(S("ALREADY|SETTLED"), &k), LINLI_OK);
+  CU_ASSERT(k.kind == RSV_CAMP_ALREADY && eq(k.state, "SETTLED"));
+  const char *badc[] = {"SETTLED|90|1", "DONE|0|0|", "FAILED|0|x|", ""};
+  for (size_t i = 0; i < sizeof badc / sizeof *badc; i++)
+    CU_ASSERT_EQUAL(rsv_parse_camp(badc[i], strlen(badc[i]), &k),
+                    LINLI_ERR_INVALID);
+  /* a length past the end, a missing field */
+  const char *bade[] = {"o1:0:0:9:ab", "o1:0:0", ":0:0:0:"};
+  for (size_t i = 0; i < sizeof bade / sizeof *bade; i++) {
+    rest = (struct rsv_str){bade[i], strlen(bade[i])};
+    CU_ASSERT_EQUAL(rsv_camp_next(&rest, &o), LINLI_ERR_INVALID);
+  }
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("reserver script outcomes", NULL, NULL);
   if (!s)
@@ -152,5 +209,6 @@ int linli_test_register(void) {
   CU_add_test(s, "payment", test_pay);
   CU_add_test(s, "release", test_release);
   CU_add_test(s, "adjustment and script errors", test_adjust_and_errors);
+  CU_add_test(s, "campaign orders", test_campaign);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

@@ -51,7 +51,7 @@ enum dom_gb_outcome_kind {
   DOM_GB_LEFT,     /* withdrawn: participants, quantity, tiers */
   DOM_GB_REJECTED, /* reason (JoinResult.Reason), participants */
   DOM_GB_ENDED,    /* settled (tier >= 0) or failed (-1): participants,
-                      tiers, and every live join in `joins` */
+                      tiers, warehouse_id, and every live join in `joins` */
   DOM_GB_ALREADY,  /* a deadline for a campaign that already ended */
   DOM_GB_EARLY,    /* a deadline judged before the campaign's own */
   DOM_GB_ERROR,    /* the body failed for this input: detail says why */
@@ -76,6 +76,8 @@ struct dom_gb_outcome {
   struct dom_gb_join *joins; /* ENDED: njoins of them, sorted by order id */
   size_t njoins;
   const char *detail;   /* ERROR, ALREADY: text from the script */
+  const char *warehouse_id; /* ENDED: the campaign's warehouse ("" when the
+                               outcome predates it) */
 };
 
 /* Parse an outcome of DOM_GB_LUA in place (buf is modified and must outlive
