@@ -100,11 +100,10 @@ static int script_args(const struct settler *st, const struct settler_rec *r,
   case OP_JOIN: {
     const Linli__GroupBuyJoined *j = ev->group_buy_joined;
     snprintf(num[0], 32, "%d", (int)j->quantity);
-    snprintf(num[1], 32, "%d", DOM_GB_MAX_JOINS);
-    const char *a[] = {"join",  j->user_id, j->order_id,
-                       num[0], num[1],     ev->meta->event_id};
+    const char *a[] = {"join", j->user_id, j->order_id, num[0],
+                       ev->meta->event_id};
     memcpy(args, a, sizeof a);
-    return 6;
+    return 5;
   }
   case OP_LEAVE: {
     const Linli__GroupBuyLeft *l = ev->group_buy_left;

@@ -24,6 +24,9 @@
  * order is decided as a new one. Entries written before the event id was
  * kept ("user:qty") still count as live joins. 'j' in {c:ID}:c counts the
  * live joins (missing on campaigns opened before it was kept: HLEN). */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 const char DOM_GB_LUA[] =
     "local function tier_of(tiers, n)\n"
     "  local t, i = -1, 0\n"
@@ -32,6 +35,13 @@ const char DOM_GB_LUA[] =
     "    i = i + 1\n"
     "  end\n"
     "  return t\n"
+    "end\n"
+    /* A refusal that may change later is kept, so that the same event
+     * again gets it back. */
+    "local function refuse(O, A, why, n)\n"
+    "  local out = why .. '|' .. n\n"
+    "  redis.call('HSET', O, A[3], '!' .. A[5] .. '|' .. out)\n"
+    "  return 'REJ|' .. out\n"
     "end\n"
     "apply = function(P, A)\n"
     "  local C, O, U = P .. 'c', P .. 'o', P .. 'u'\n"
@@ -44,14 +54,14 @@ const char DOM_GB_LUA[] =
     "    return 'OPENED'\n"
     "  end\n"
     "  local c = redis.call('HMGET', C, 'st', 'n', 'tiers', 'lim', 'cap',\n"
-    "                       'ann', 'dl', 'j')\n"
+    "                       'ann', 'dl', 'wh', 'j')\n"
     "  local st = c[1]\n"
     "  if not st then\n"
     "    if op == 'deadline' then return 'ALREADY|UNKNOWN' end\n"
     "    return 'REJ|UNKNOWN_CAMPAIGN|0'\n"
     "  end\n"
     "  local n, tiers = tonumber(c[2]), c[3]\n"
-    "  local j = tonumber(c[8])\n"
+    "  local j = tonumber(c[9])\n"
     "  if op == 'deadline' then\n"
     "    if st ~= 'OPEN' then return 'ALREADY|' .. st end\n"
     "    if tonumber(A[2]) < tonumber(c[7]) then return 'EARLY|' .. c[7] end\n"
@@ -75,11 +85,11 @@ const char DOM_GB_LUA[] =
     "    if prev then\n"
     "      if string.byte(prev, 1) == 33 then\n"
     "        local e, first = string.match(prev, '^!([^|]*)|(.*)$')\n"
-    "        if e == A[6] then return 'REJ|' .. first end\n"
+    "        if e == A[5] then return 'REJ|' .. first end\n"
     "        prev = nil\n"
     "      else\n"
     "        local e, pn = string.match(prev, '^[^:]*:%d+:([^:]*):(%d+)$')\n"
-    "        if e == A[6] then return 'JOINED|' .. pn .. '|-1|' .. tiers end\n"
+    "        if e == A[5] then return 'JOINED|' .. pn .. '|-1|' .. tiers end\n"
     "        return 'REJ|DUPLICATE|' .. n\n"
     "      end\n"
     "    end\n"
@@ -88,24 +98,19 @@ const char DOM_GB_LUA[] =
     "      j = redis.call('HLEN', O)\n"
     "      redis.call('HSET', C, 'j', j)\n"
     "    end\n"
-    "    local function refuse(why)\n"
-    "      local out = why .. '|' .. n\n"
-    "      redis.call('HSET', O, A[3], '!' .. A[6] .. '|' .. out)\n"
-    "      return 'REJ|' .. out\n"
-    "    end\n"
-    "    if j >= tonumber(A[5]) then return refuse('FULL') end\n"
+    "    if j >= " STR(DOM_GB_MAX_JOINS) " then return refuse(O, A, 'FULL', n) end\n"
     "    local qty = tonumber(A[4])\n"
     "    local units = tonumber(redis.call('HGET', U, A[2]) or '0')\n"
     "    local lim = tonumber(c[4])\n"
     "    if lim > 0 and units + qty > lim then\n"
-    "      return refuse('OVER_USER_LIMIT')\n"
+    "      return refuse(O, A, 'OVER_USER_LIMIT', n)\n"
     "    end\n"
     "    if units == 0 then\n"
-    "      if n >= tonumber(c[5]) then return refuse('FULL') end\n"
+    "      if n >= tonumber(c[5]) then return refuse(O, A, 'FULL', n) end\n"
     "      n = n + 1\n"
     "    end\n"
     "    redis.call('HSET', U, A[2], units + qty)\n"
-    "    redis.call('HSET', O, A[3], A[2] .. ':' .. qty .. ':' .. A[6] .. ':' .. n)\n"
+    "    redis.call('HSET', O, A[3], A[2] .. ':' .. qty .. ':' .. A[5] .. ':' .. n)\n"
     "    local t = tier_of(tiers, n)\n"
     "    if t > tonumber(c[6]) then\n"
     "      redis.call('HSET', C, 'n', n, 'j', j + 1, 'ann', t)\n"
@@ -254,6 +259,12 @@ static int parse(char *buf, struct dom_gb_outcome *o) {
     return o->tier < (int)o->ntiers ? LINLI_OK : LINLI_ERR_INVALID;
   }
   if (strcmp(f[0], "END") == 0 && nf == 5) {
+    /* The joins are the last field (they hold no '|'): fields a newer
+     * script adds before them (e.g. the warehouse) are skipped, so that a
+     * replayed outcome of another version still parses. */
+    char *last = strrchr(f[4], '|');
+    if (last)
+      f[4] = last + 1;
     o->kind = DOM_GB_ENDED;
     if (num(f[1], -1, DOM_GB_MAX_TIERS - 1, &a) ||
         num(f[2], 0, DOM_GB_MAX_PARTICIPANTS, &b) || parse_tiers(o, f[3]) ||

@@ -486,15 +486,25 @@ static void spawn_settler(struct proc *p, const char *name, const char *grp,
   snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", grp);
   snprintf(e_inst, sizeof e_inst, "LINLI_RUNNER_INSTANCE_ID=%s", p->inst);
   snprintf(e_clock, sizeof e_clock, "LINLI_FAKE_CLOCK_FILE=%s", clock_file);
-  char *env[] = {e_group,
-                 e_inst,
-                 e_clock,
-                 (char *)"LINLI_METRICS_PORT=0",
-                 (char *)"LINLI_RUNNER_FLUSH_INTERVAL_MS=50",
-                 (char *)"LINLI_RUNNER_TICK_INTERVAL_MS=200",
-                 (char *)"LINLI_GROUPBUY_DEADLINE_RETRY_MS=2000",
-                 (char *)extra,
-                 NULL};
+  /* extra: "NAME=value" settings separated by ';', ahead of the defaults
+   * (the first of two equal names wins). */
+  char extras[256] = "", *env[16];
+  int ne = 0;
+  snprintf(extras, sizeof extras, "%s", extra ? extra : "");
+  char *save = NULL;
+  for (char *tok = strtok_r(extras, ";", &save); tok && ne < 8;
+       tok = strtok_r(NULL, ";", &save))
+    env[ne++] = tok;
+  char *defaults[] = {e_group,
+                      e_inst,
+                      e_clock,
+                      (char *)"LINLI_METRICS_PORT=0",
+                      (char *)"LINLI_RUNNER_FLUSH_INTERVAL_MS=50",
+                      (char *)"LINLI_RUNNER_TICK_INTERVAL_MS=200",
+                      (char *)"LINLI_GROUPBUY_DEADLINE_RETRY_MS=2000"};
+  for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+    env[ne++] = defaults[i];
+  env[ne] = NULL;
   char *argv[] = {path, NULL};
   p->pid = linli_test_spawn_tied(argv, env, p->log);
   CU_ASSERT_FATAL(p->pid > 0);
@@ -566,7 +576,8 @@ static int suite_cleanup(void) {
   return 0;
 }
 
-static char c_cap[72], c_ladder[72], c_fail[72], c_kill[72], c_rep[72];
+static char c_cap[72], c_ladder[72], c_fail[72], c_kill[72], c_rep[72],
+    c_big[72];
 
 static void test_start(void) {
   spawn_settler(&settler_a, "a", group, NULL);
@@ -576,6 +587,7 @@ static void test_start(void) {
   id(c_fail, sizeof c_fail, "fail");
   id(c_kill, sizeof c_kill, "kill");
   id(c_rep, sizeof c_rep, "rep");
+  id(c_big, sizeof c_big, "big");
 }
 
 /* 60 distinct users join a campaign capped at 50 at once: 50 counted, 10
@@ -892,6 +904,69 @@ static void test_kill_after_deadline(void) {
   CU_ASSERT_EQUAL(n_refunds(c_kill, ANY, NULL), 0);
 }
 
+/* A settler killed before committing a batch of 600 joins (applied in
+ * Redis, nothing published), then restarted: every join is answered
+ * exactly once with the answer the first run decided, each tier is
+ * announced once, and Redis counts every participant once. */
+static void test_kill_big_batch(void) {
+  enum { N = 600 };
+  stop_settler(&settler_a);
+  open_campaign(c_big, T0 + 3600000, 0);
+  join_many(c_big, "big", N);
+  char key[160];
+  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_big);
+  long long applied = 0;
+  for (int attempt = 0; attempt < 5 && applied < N; attempt++) {
+    struct proc k;
+    /* Room for the whole backlog in the first batch. */
+    spawn_settler(&k, "kb", group,
+                  "LINLI_FAULT_KILL_BEFORE_COMMIT=1;"
+                  "LINLI_RUNNER_BATCH_SIZE=2000;"
+                  "LINLI_RUNNER_FLUSH_INTERVAL_MS=3000");
+    int status = 0;
+    int64_t deadline = linli_test_now_ms() + 60000;
+    while (waitpid(k.pid, &status, WNOHANG) == 0 &&
+           linli_test_now_ms() < deadline)
+      usleep(100 * 1000);
+    CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    const char *argv[] = {"HGET", key, "n"};
+    redisReply *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 3, argv, NULL, &r),
+                          LINLI_OK);
+    applied = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+  }
+  /* The whole batch was applied before the kill: one batch of 600. */
+  CU_ASSERT_EQUAL_FATAL(applied, N);
+  settle(500);
+  CU_ASSERT_EQUAL(n_joins(c_big, ANY, ANY), 0); /* nothing committed */
+  spawn_settler(&settler_a, "a", group, NULL);
+  struct want w = {c_big, N};
+  CU_ASSERT_FATAL(wait_until(have_joins, &w, 90000));
+  settle(2000);
+  CU_ASSERT_EQUAL(n_joins(c_big, ANY, ANY), N);
+  CU_ASSERT_EQUAL(n_joins(c_big, JOINED, ANY), N);
+  static char seen[N + 1];
+  int distinct = 0;
+  for (size_t i = 0; i < st.joins.n; i++) {
+    const struct rjoin *j = &st.joins.v[i];
+    if (strcmp(j->campaign, c_big) == 0 && j->participants >= 1 &&
+        j->participants <= N && !seen[j->participants]++)
+      distinct++;
+  }
+  CU_ASSERT_EQUAL(distinct, N); /* participants 1..600, each once */
+  CU_ASSERT_EQUAL(n_tiers(c_big, 0), 1);
+  CU_ASSERT_EQUAL(n_tiers(c_big, 1), 1);
+  CU_ASSERT_EQUAL(n_tiers(c_big, 2), 1);
+  const char *argv[] = {"HMGET", key, "n", "j"};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, argv, NULL, &r),
+                        LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(r->element[0]->str, "600");
+  CU_ASSERT_STRING_EQUAL(r->element[1]->str, "600");
+  freeReplyObject(r);
+}
+
 /* Run linli-replay with args; its output goes to out_path. Exit status. */
 static int run_replay(char *const args[], const char *out_path) {
   char bin[512];
@@ -1020,8 +1095,8 @@ static void test_replay(void) {
   stop_settler(&settler_a);
   settle(1000);
   /* Forget the hot state of this run's campaigns. */
-  const char *campaigns[] = {c_cap, c_ladder, c_fail, c_kill, c_rep};
-  for (size_t i = 0; i < 5; i++) {
+  const char *campaigns[] = {c_cap, c_ladder, c_fail, c_kill, c_rep, c_big};
+  for (size_t i = 0; i < 6; i++) {
     char pattern[160];
     snprintf(pattern, sizeof pattern, "{" DOM_GB_TAG_FMT "}:*", campaigns[i]);
     const char *argv[] = {"KEYS", pattern};
@@ -1080,6 +1155,9 @@ int linli_test_register(void) {
               test_republished);
   CU_add_test(s, "SIGKILL right after a deadline: settled once",
               test_kill_after_deadline);
+  CU_add_test(s, "SIGKILL before committing a batch of 600 joins: each "
+                 "answered once",
+              test_kill_big_batch);
   CU_add_test(s, "the audit agrees and names planted differences",
               test_audit);
   CU_add_test(s, "replay into an empty Redis reproduces every output",

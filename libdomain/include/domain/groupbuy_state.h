@@ -43,8 +43,8 @@
  *            DOM_GB_MAX_PARTICIPANTS when it has none), A[4] per-user
  *            limit, A[5] deadline ms, A[6] sku, A[7] warehouse, A[8] app,
  *            A[9] list price
- *   join     A[2] user, A[3] order, A[4] quantity, A[5] most live joins
- *            (DOM_GB_MAX_JOINS), A[6] the join's event id
+ *   join     A[2] user, A[3] order, A[4] quantity, A[5] the join's event
+ *            id (at most DOM_GB_MAX_JOINS live joins: in the body)
  *   leave    A[2] user, A[3] order
  *   deadline A[2] deadline ms judged, A[3] retention seconds */
 extern const char DOM_GB_LUA[];
