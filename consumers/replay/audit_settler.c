@@ -8,6 +8,7 @@
  * Only money and counts are compared, not event ids: a campaign must end
  * once, at the tier its participants reached, with every refund to the fen.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +54,22 @@ static void add_fen(struct camp_fold *k, int64_t *sum, int64_t v,
 }
 
 /* An order's entry: "campaign|order" -> user and units while it is a live
- * join; eid is the event of its last answer the settler keeps (a live join,
- * or a refusal FULL / OVER_USER_LIMIT): that event again changes nothing. */
+ * join; eid is a hash of the event of its last answer the settler keeps (a
+ * live join, or a refusal FULL / OVER_USER_LIMIT; 0 none): that event
+ * again changes nothing. A hash, not the id: the fold holds every join of
+ * the log. */
 struct join_fold {
   char user[72];
   int32_t qty;
-  char eid[72];
+  uint64_t eid;
 };
+
+static uint64_t eid_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h ? h : 1;
+}
 
 static const char *const settler_topics[] = {
     LINLI_TOPIC_GROUPBUY, LINLI_TOPIC_SETTLEMENTS, LINLI_TOPIC_REFUNDS, NULL};
@@ -90,16 +100,17 @@ static void fold_join(struct fold *f, const Linli__GroupBuyJoined *j,
   if (!k || !jf || !units)
     return;
   k->want_results++;
-  if (jf->eid[0] && strcmp(jf->eid, eid) == 0 && k->c.state != DOM_GB_UNKNOWN)
+  uint64_t h = eid_hash(eid);
+  if (jf->eid == h && k->c.state != DOM_GB_UNKNOWN)
     return; /* the same event again: its first answer, nothing changes */
   int tier = -1;
   int why = dom_gb_join(&k->c, *units, jf->qty > 0, j->quantity, &tier);
   if (why == LINLI__JOIN_RESULT__REASON__FULL ||
       why == LINLI__JOIN_RESULT__REASON__OVER_USER_LIMIT)
-    snprintf(jf->eid, sizeof jf->eid, "%s", eid);
+    jf->eid = h;
   if (why != 0)
     return;
-  snprintf(jf->eid, sizeof jf->eid, "%s", eid);
+  jf->eid = h;
   snprintf(jf->user, sizeof jf->user, "%s", j->user_id);
   jf->qty = j->quantity;
   add_fen(k, units, j->quantity, "a user's units");
@@ -126,7 +137,7 @@ static void fold_leave(struct fold *f, const Linli__GroupBuyLeft *l) {
   *units -= qty;
   k->units -= qty;
   jf->qty = 0;
-  jf->eid[0] = '\0';
+  jf->eid = 0;
 }
 
 static void fold_end(struct fold *f, const Linli__CampaignDeadline *d) {
