@@ -24,9 +24,11 @@
 #                      shared, also the run's own keys and their MEMORY
 #                      USAGE (run_keys / run_bytes: before / at the end of
 #                      the sale / after the retention)
-#   settler            linli-settler alone: JOINS joins over CAMPAIGNS
-#                      group-buys, end to end: first produce until the last
-#                      JoinResult is readable read_committed
+#   settler            linli-settler alone (BENCH_SETTLER_INSTANCES
+#                      instances, default 2, BENCH_SETTLER_BATCH records per
+#                      transaction, default 2000): JOINS joins over
+#                      CAMPAIGNS group-buys, end to end: first produce until
+#                      the last JoinResult is readable read_committed
 #   notifier           scripts/bench_notifier.sh: notifications/s to the
 #                      topic (2 instances, batches of 2,000) and to a local
 #                      webhook
@@ -110,6 +112,8 @@ BATCH="${BENCH_BATCH:-$(linli_conf runner batch_size 500)}"
 PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway settler notifier route memory}"
 JOINS="${BENCH_JOINS:-200000}"
 CAMPAIGNS="${BENCH_CAMPAIGNS:-2000}"
+SETTLER_N="${BENCH_SETTLER_INSTANCES:-2}"
+SETTLER_BATCH="${BENCH_SETTLER_BATCH:-2000}"
 MEM_ORDERS="${BENCH_MEM_ORDERS:-$ORDERS}"
 RETENTION_S="${BENCH_RETENTION_S:-5}"
 RETENTION_KEY="${BENCH_RETENTION_KEY:-orders.retention_s}"
@@ -133,6 +137,8 @@ posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1=$2: a positive integer"; }
 posint BENCH_ORDERS "$ORDERS"
 posint BENCH_STOCK "$STOCK"
 posint BENCH_USERS "$USERS"
+posint BENCH_SETTLER_INSTANCES "$SETTLER_N"
+posint BENCH_SETTLER_BATCH "$SETTLER_BATCH"
 posint BENCH_BATCH "$BATCH"
 posint BENCH_MEM_ORDERS "$MEM_ORDERS"
 posint BENCH_RETENTION_S "$RETENTION_S"
@@ -862,17 +868,20 @@ pass_memory() {
 # JOINS joins (one unit each, distinct users) over CAMPAIGNS campaigns,
 # through one settler: every join answered JOINED once, nothing repeated.
 pass_settler() {
-  local run group parts name since cpid
+  local run group parts since cpid i name names=() cpu=()
   run="sj$(date +%s)$$"
   group="linli-bench-settler-$run"
-  log "settler: $JOINS joins over $CAMPAIGNS campaigns, batch $BATCH (run $run)"
+  log "settler: $JOINS joins over $CAMPAIGNS campaigns, $SETTLER_N instance(s), batch $SETTLER_BATCH (run $run)"
   start_at_end "$group" "$(linli_topic groupbuy)"
   parts="$(field partitions "$work/$group.ends")"
-  name="settler-$run"
-  start "$name" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run" \
-    LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=info "$SETTLER"
-  PIDOF["$name"]=$STARTED
-  wait_stable "$parts" "$name"
+  for ((i = 1; i <= SETTLER_N; i++)); do
+    name="settler-$run-$i"
+    start "$name" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run-$i" \
+      LINLI_RUNNER_BATCH_SIZE="$SETTLER_BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=info "$SETTLER"
+    PIDOF["$name"]=$STARTED
+    names+=("$name")
+  done
+  wait_stable "$parts" "${names[@]}"
   since=$(now_ms)
   "$LOADGEN" --count-results "$run" --expect "$JOINS" --since "$since" \
     --timeout "$TIMEOUT" --kind join >"$work/count-$run.out" 2>"$work/count-$run.err" &
@@ -886,13 +895,15 @@ pass_settler() {
   forget "$cpid"
   if ((cst != 0)); then
     cat "$work/count-$run.out" "$work/count-$run.err" >&2
-    linli_tail_log "$work/$name.log"
+    for name in "${names[@]}"; do linli_tail_log "$work/$name.log"; done
     die "settler: not every join was answered within ${TIMEOUT}s"
   fi
-  rss_of "$name"
-  local rss="$RSS_LINE" cpu ok=1 c="$work/count-$run.out" first e2e
-  cpu="$(cpu_s "${PIDOF[$name]}")"
-  stop "${PIDOF[$name]}" "$name" || ok=0
+  rss_of "${names[@]}"
+  local rss="$RSS_LINE" ok=1 c="$work/count-$run.out" first e2e
+  for name in "${names[@]}"; do
+    cpu+=("$(cpu_s "${PIDOF[$name]}")")
+    stop "${PIDOF[$name]}" "$name" || ok=0
+  done
   first="$(field first_send_ms "$work/produce-$run.out")"
   e2e=$(($(field done_ms "$c") - first))
   CHECK_OK=$ok
@@ -900,7 +911,7 @@ pass_settler() {
   check '[[ "$(field results "$c")" == "$JOINS" && "$(field reserved "$c")" == "$JOINS" ]]' \
     "settler: $(field results "$c") answers, $(field reserved "$c") JOINED, want $JOINS"
   check '[[ "$(field repeated "$c")" == 0 ]]' "settler: $(field repeated "$c") answers published twice"
-  emit settler "batch=$BATCH joins=$JOINS campaigns=$CAMPAIGNS end_to_end_ms=$e2e joins_per_s=$(rate "$JOINS" "$e2e") joined=$(field reserved "$c") repeated=$(field repeated "$c") peak_rss_kb=$rss cpu_s=$cpu $( ((CHECK_OK)) || echo FAILED)"
+  emit settler "instances=$SETTLER_N batch=$SETTLER_BATCH joins=$JOINS campaigns=$CAMPAIGNS end_to_end_ms=$e2e joins_per_s=$(rate "$JOINS" "$e2e") joined=$(field reserved "$c") repeated=$(field repeated "$c") peak_rss_kb=$rss cpu_s=$(IFS=,; echo "${cpu[*]}") $( ((CHECK_OK)) || echo FAILED)"
 }
 
 # ----------------------------------------------------------------- notifier

@@ -8,6 +8,7 @@
  * Only money and counts are compared, not event ids: a campaign must end
  * once, at the tier its participants reached, with every refund to the fen.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,22 +40,36 @@ struct camp_fold {
   int got_tier, got_failed;
   int64_t got_participants, got_refund_fen, got_end_refund_fen;
   long got_end_refunds;
-  int overflow;             /* a money sum left int64: itself a difference */
+  /* The first sum that did not fit in int64 (refunds read from the log can
+   * hold any amount): the campaign is then reported with this reason
+   * instead of being compared. */
+  char overflow[96];
 };
 
-/* The log may hold any int64 amount (a hostile producer, another run's
- * overflow test on the shared topics): every money sum of the fold is
- * checked, and one that overflows marks the campaign instead of wrapping. */
-static void add_fen(struct camp_fold *k, int64_t *sum, int64_t v) {
-  if (__builtin_add_overflow(*sum, v, sum))
-    k->overflow = 1;
+/* *sum += v, or note why not (the sum keeps its last value). */
+static void add_fen(struct camp_fold *k, int64_t *sum, int64_t v,
+                    const char *what) {
+  if (__builtin_add_overflow(*sum, v, sum) && !k->overflow[0])
+    snprintf(k->overflow, sizeof k->overflow, "%s overflows int64", what);
 }
 
-/* A live join: "campaign|order" -> user and units. */
+/* An order's entry: "campaign|order" -> user and units while it is a live
+ * join; eid is a hash of the event of its last answer the settler keeps (a
+ * live join, or a refusal FULL / OVER_USER_LIMIT; 0 none): that event
+ * again changes nothing. A hash, not the id: the fold holds every join of
+ * the log. */
 struct join_fold {
   char user[72];
   int32_t qty;
+  uint64_t eid;
 };
+
+static uint64_t eid_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h ? h : 1;
+}
 
 static const char *const settler_topics[] = {
     LINLI_TOPIC_GROUPBUY, LINLI_TOPIC_SETTLEMENTS, LINLI_TOPIC_REFUNDS, NULL};
@@ -77,20 +92,29 @@ static struct join_fold *join_of(struct fold *f, const char *campaign,
   return map_get_or_add(f->campaign_joins, key, NULL);
 }
 
-static void fold_join(struct fold *f, const Linli__GroupBuyJoined *j) {
+static void fold_join(struct fold *f, const Linli__GroupBuyJoined *j,
+                      const char *eid) {
   struct camp_fold *k = camp(f, j->campaign_id);
   struct join_fold *jf = join_of(f, j->campaign_id, j->order_id);
   int64_t *units = user_units(f, j->campaign_id, j->user_id);
   if (!k || !jf || !units)
     return;
   k->want_results++;
+  uint64_t h = eid_hash(eid);
+  if (jf->eid == h && k->c.state != DOM_GB_UNKNOWN)
+    return; /* the same event again: its first answer, nothing changes */
   int tier = -1;
-  if (dom_gb_join(&k->c, *units, jf->qty > 0, j->quantity, &tier) != 0)
+  int why = dom_gb_join(&k->c, *units, jf->qty > 0, j->quantity, &tier);
+  if (why == LINLI__JOIN_RESULT__REASON__FULL ||
+      why == LINLI__JOIN_RESULT__REASON__OVER_USER_LIMIT)
+    jf->eid = h;
+  if (why != 0)
     return;
+  jf->eid = h;
   snprintf(jf->user, sizeof jf->user, "%s", j->user_id);
   jf->qty = j->quantity;
-  *units += j->quantity;
-  k->units += j->quantity;
+  add_fen(k, units, j->quantity, "a user's units");
+  add_fen(k, &k->units, j->quantity, "the live units");
   if (tier >= 0)
     k->want_tiers |= 1u << tier;
 }
@@ -108,11 +132,12 @@ static void fold_leave(struct fold *f, const Linli__GroupBuyLeft *l) {
   int64_t prepaid = 0;
   if (dom_gb_prepaid(k->c.tiers, k->c.ntiers, qty, &prepaid) == LINLI_OK) {
     k->want_refunds++;
-    add_fen(k, &k->want_refund_fen, prepaid);
+    add_fen(k, &k->want_refund_fen, prepaid, "the refunds owed");
   }
   *units -= qty;
   k->units -= qty;
   jf->qty = 0;
+  jf->eid = 0;
 }
 
 static void fold_end(struct fold *f, const Linli__CampaignDeadline *d) {
@@ -128,11 +153,13 @@ static void fold_end(struct fold *f, const Linli__CampaignDeadline *d) {
       dom_gb_refund(k->c.tiers, k->c.ntiers, k->c.tier, 1, &per_unit) !=
           LINLI_OK)
     per_unit = 0;
-  if (__builtin_mul_overflow(per_unit, k->units, &k->end_refund_fen))
-    k->overflow = 1;
+  if (__builtin_mul_overflow(per_unit, k->units, &k->end_refund_fen) &&
+      !k->overflow[0])
+    snprintf(k->overflow, sizeof k->overflow,
+             "the settlement's refunds owed overflow int64");
   k->end_refunds = per_unit > 0 ? k->c.joins : 0;
   k->want_refunds += k->end_refunds;
-  add_fen(k, &k->want_refund_fen, k->end_refund_fen);
+  add_fen(k, &k->want_refund_fen, k->end_refund_fen, "the refunds owed");
 }
 
 static void observe_groupbuy(struct fold *f, const Linli__GroupBuyEvent *ev) {
@@ -154,7 +181,7 @@ static void observe_groupbuy(struct fold *f, const Linli__GroupBuyEvent *ev) {
   }
   case LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_JOINED:
     if (!dom_gb_check_joined(ev->group_buy_joined, NULL, NULL))
-      fold_join(f, ev->group_buy_joined);
+      fold_join(f, ev->group_buy_joined, ev->meta->event_id);
     return;
   case LINLI__GROUP_BUY_EVENT__EVENT_GROUP_BUY_LEFT:
     if (!dom_gb_check_left(ev->group_buy_left, NULL, NULL))
@@ -178,7 +205,8 @@ static void observe_ended(struct camp_fold *k, int tier, int32_t participants,
   k->got_end_refunds = (long)n;
   k->got_end_refund_fen = 0;
   for (size_t i = 0; i < n; i++)
-    add_fen(k, &k->got_end_refund_fen, refunds[i]->amount_fen);
+    add_fen(k, &k->got_end_refund_fen, refunds[i]->amount_fen,
+            "the settlement's refunds");
 }
 
 static void observe_settlement(struct fold *f,
@@ -234,7 +262,8 @@ static void observe_settler(struct fold *f, const rd_kafka_message_t *m,
     struct camp_fold *k = camp(f, r->campaign_id);
     if (k) {
       k->got_refunds++;
-      add_fen(k, &k->got_refund_fen, r->amount_fen);
+      add_fen(k, &k->got_refund_fen, r->amount_fen,
+              "the refunds requested");
     }
   }
 }
@@ -282,8 +311,12 @@ static void check_redis(struct audit_ctx *ctx, const char *rule,
 static void check_campaign(struct audit_ctx *ctx, const char *id,
                            const struct camp_fold *k) {
   const char *rule = "campaigns";
-  if (k->overflow)
-    audit_diff(ctx, rule, "campaign %s: a refund sum exceeds int64 fen", id);
+  /* A sum that overflowed cannot be compared: the campaign is named with
+   * that reason, and its counts are still compared. */
+  int money = !k->overflow[0];
+  if (!money)
+    audit_diff(ctx, rule, "campaign %s: %s: its refunds cannot be compared",
+               id, k->overflow);
   if (k->got_results != k->want_results)
     audit_diff(ctx, rule, "campaign %s: %ld join answers for %ld joins and "
                "leaves", id, k->got_results, k->want_results);
@@ -306,15 +339,15 @@ static void check_campaign(struct audit_ctx *ctx, const char *id,
                "participants, the log says tier %d with %lld", id,
                k->got_tier, (long long)k->got_participants, k->c.tier,
                (long long)k->end_participants);
-  } else if (k->got_end_refunds != k->end_refunds ||
-             k->got_end_refund_fen != k->end_refund_fen) {
+  } else if (money && (k->got_end_refunds != k->end_refunds ||
+                       k->got_end_refund_fen != k->end_refund_fen)) {
     audit_diff(ctx, rule, "campaign %s: settlement refunds %ld for %lld fen, "
                "the log says %ld for %lld fen", id, k->got_end_refunds,
                (long long)k->got_end_refund_fen, k->end_refunds,
                (long long)k->end_refund_fen);
   }
-  if (k->got_refunds != k->want_refunds ||
-      k->got_refund_fen != k->want_refund_fen)
+  if (money && (k->got_refunds != k->want_refunds ||
+                k->got_refund_fen != k->want_refund_fen))
     audit_diff(ctx, rule, "campaign %s: %ld refunds requested for %lld fen, "
                "want %ld for %lld fen", id, k->got_refunds,
                (long long)k->got_refund_fen, k->want_refunds,

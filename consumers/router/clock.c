@@ -158,8 +158,10 @@ static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
     nann++;
   }
   /* Announcements only pace the retries: losing one writes the close
-   * again later, which is harmless. */
-  if (nann > 0) {
+   * again later, which is harmless. A failed tick's transaction is
+   * aborted, so its closes are not announced: the next tick writes them
+   * again at once instead of after router.close_retry_ms. */
+  if (rc == LINLI_OK && nann > 0) {
     redisReply **arep = calloc(nann, sizeof *arep);
     if (arep &&
         linli_redis_pipeline(rt->redis, (int)nann, ann, arep) == LINLI_OK)

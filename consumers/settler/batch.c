@@ -80,8 +80,8 @@ static int script_args(const struct settler *st, const struct settler_rec *r,
   case OP_JOIN: {
     const Linli__GroupBuyJoined *j = ev->group_buy_joined;
     snprintf(num[0], 32, "%d", (int)j->quantity);
-    snprintf(num[1], 32, "%d", DOM_GB_MAX_JOINS);
-    const char *a[] = {"join", j->user_id, j->order_id, num[0], num[1]};
+    const char *a[] = {"join", j->user_id, j->order_id, num[0],
+                       ev->meta->event_id};
     memcpy(args, a, sizeof a);
     return 5;
   }
@@ -211,8 +211,10 @@ static int report_all(struct settler *st, linli_batch_t *b, linli_emit_t *emit,
     size_t len = 0;
     linli_redis_batch_result(sh->b[r->shard], (size_t)r->slot, &effect,
                              &outcome, &len);
-    char *copy = malloc(len + 1);
-    if (!copy) {
+    /* The parser splits its buffer in place: a join's outcome fits the
+     * stack; only a settlement's list of joins needs the heap. */
+    char small[512], *copy = small;
+    if (len >= sizeof small && !(copy = malloc(len + 1))) {
       rc = LINLI_ERR_TRANSIENT;
       break;
     }
@@ -220,7 +222,8 @@ static int report_all(struct settler *st, linli_batch_t *b, linli_emit_t *emit,
     char why[512] = "";
     int rrc = settler_report(st, emit, r, effect, copy, len, &idx, why,
                              sizeof why);
-    free(copy);
+    if (copy != small)
+      free(copy);
     if (rrc == LINLI_ERR_INVALID) {
       linli_batch_reject(b, i, rrc, why);
     } else if (rrc != LINLI_OK) {

@@ -18,7 +18,9 @@
 #define DUE_BATCH "200"
 
 /* Due campaigns of one partition: CampaignDeadline for each that was not
- * announced within the retry interval. */
+ * announced within the retry interval. Three Redis commands per partition
+ * and tick, however many campaigns are due: ZRANGEBYSCORE, HMGET of when
+ * each was last announced, one HSET of the new announcements. */
 static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
                          int64_t now_ms) {
   struct settler *st = app;
@@ -38,9 +40,10 @@ static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
   }
   size_t n = r->elements / 2;
   const char **hmget = calloc(n + 2, sizeof *hmget);
+  const char **hset = calloc(2 * n + 2, sizeof *hset);
   int rc = LINLI_ERR_TRANSIENT;
   redisReply *a = NULL;
-  if (!hmget)
+  if (!hmget || !hset)
     goto done;
   hmget[0] = "HMGET";
   hmget[1] = ann;
@@ -51,6 +54,9 @@ static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
   if (a->type != REDIS_REPLY_ARRAY || a->elements != n)
     goto done;
   rc = LINLI_OK;
+  hset[0] = "HSET";
+  hset[1] = ann;
+  int nset = 2;
   for (size_t i = 0; i < n && rc == LINLI_OK; i++) {
     const char *campaign = r->element[2 * i]->str;
     long long deadline = atoll(r->element[2 * i + 1]->str);
@@ -62,18 +68,25 @@ static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
     rc = out_deadline(emit, partition, campaign, deadline, now_ms);
     if (rc != LINLI_OK)
       break;
-    const char *hset[] = {"HSET", ann, campaign, now_s};
-    redisReply *h = NULL;
-    if (linli_redis_command(st->redis, 4, hset, NULL, &h) == LINLI_OK)
-      freeReplyObject(h);
+    hset[nset++] = campaign;
+    hset[nset++] = now_s;
     LINLI_INFO("campaign deadline passed", "campaign=%s partition=%d",
                campaign, (int)partition);
+  }
+  /* Only when every announcement is in the transaction: a failed tick
+   * announces again at the next one. A lost HSET only means an early
+   * re-announcement, which the deadline's processing ignores. */
+  if (rc == LINLI_OK && nset > 2) {
+    redisReply *h = NULL;
+    if (linli_redis_command(st->redis, nset, hset, NULL, &h) == LINLI_OK)
+      freeReplyObject(h);
   }
 done:
   if (a)
     freeReplyObject(a);
   freeReplyObject(r);
   free(hmget);
+  free(hset);
   return rc;
 }
 

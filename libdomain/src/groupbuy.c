@@ -254,10 +254,12 @@ int dom_gb_join(struct dom_gb_campaign *c, int64_t user_units, int order_known,
   *new_tier = -1;
   if (c->state == DOM_GB_UNKNOWN)
     return LINLI__JOIN_RESULT__REASON__UNKNOWN_CAMPAIGN;
-  if (c->state != DOM_GB_OPEN)
-    return LINLI__JOIN_RESULT__REASON__CLOSED;
+  /* A live order is a duplicate even after the deadline (as in the
+   * settler's script, which looks the order up first). */
   if (order_known)
     return LINLI__JOIN_RESULT__REASON__DUPLICATE;
+  if (c->state != DOM_GB_OPEN)
+    return LINLI__JOIN_RESULT__REASON__CLOSED;
   if (c->joins >= DOM_GB_MAX_JOINS)
     return LINLI__JOIN_RESULT__REASON__FULL;
   if (c->limit > 0 && user_units + qty > c->limit)

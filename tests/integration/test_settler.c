@@ -14,6 +14,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static const char *const INPUTS[] = {T_GROUPBUY, NULL};
 /* ================================================================ store */
 
 struct rjoin {
-  char campaign[72], order[72];
+  char campaign[72], order[72], eid[72];
   int status, reason, participants, needed, quantity;
 };
 struct rtier {
@@ -72,7 +73,7 @@ struct rrefund {
 struct revent {
   char id[72];
   char sig[512];
-  int seen;
+  int seen, first; /* first: times seen in the first pass */
 };
 
 #define VEC(T)                                                                 \
@@ -151,6 +152,7 @@ static void collect_settlement(const rd_kafka_message_t *m) {
     struct rjoin *e = PUSH(st.joins);
     cpy(e->campaign, sizeof e->campaign, j->campaign_id);
     cpy(e->order, sizeof e->order, j->order_id);
+    cpy(e->eid, sizeof e->eid, eid);
     e->status = j->status;
     e->reason = j->reason;
     e->participants = j->participants;
@@ -480,15 +482,25 @@ static void spawn_settler(struct proc *p, const char *name, const char *grp,
   snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", grp);
   snprintf(e_inst, sizeof e_inst, "LINLI_RUNNER_INSTANCE_ID=%s", p->inst);
   snprintf(e_clock, sizeof e_clock, "LINLI_FAKE_CLOCK_FILE=%s", clock_file);
-  char *env[] = {e_group,
-                 e_inst,
-                 e_clock,
-                 (char *)"LINLI_METRICS_PORT=0",
-                 (char *)"LINLI_RUNNER_FLUSH_INTERVAL_MS=50",
-                 (char *)"LINLI_RUNNER_TICK_INTERVAL_MS=200",
-                 (char *)"LINLI_GROUPBUY_DEADLINE_RETRY_MS=2000",
-                 (char *)extra,
-                 NULL};
+  /* extra: "NAME=value" settings separated by ';', ahead of the defaults
+   * (the first of two equal names wins). */
+  char extras[256] = "", *env[16];
+  int ne = 0;
+  snprintf(extras, sizeof extras, "%s", extra ? extra : "");
+  char *save = NULL;
+  for (char *tok = strtok_r(extras, ";", &save); tok && ne < 8;
+       tok = strtok_r(NULL, ";", &save))
+    env[ne++] = tok;
+  char *defaults[] = {e_group,
+                      e_inst,
+                      e_clock,
+                      (char *)"LINLI_METRICS_PORT=0",
+                      (char *)"LINLI_RUNNER_FLUSH_INTERVAL_MS=50",
+                      (char *)"LINLI_RUNNER_TICK_INTERVAL_MS=200",
+                      (char *)"LINLI_GROUPBUY_DEADLINE_RETRY_MS=2000"};
+  for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+    env[ne++] = defaults[i];
+  env[ne] = NULL;
   char *argv[] = {path, NULL};
   p->pid = linli_test_spawn_tied(argv, env, p->log);
   CU_ASSERT_FATAL(p->pid > 0);
@@ -552,7 +564,8 @@ static int suite_cleanup(void) {
   return 0;
 }
 
-static char c_cap[72], c_ladder[72], c_fail[72], c_kill[72];
+static char c_cap[72], c_ladder[72], c_fail[72], c_kill[72], c_rep[72],
+    c_big[72];
 
 static void test_start(void) {
   spawn_settler(&settler_a, "a", group, NULL);
@@ -561,6 +574,8 @@ static void test_start(void) {
   id(c_ladder, sizeof c_ladder, "ladder");
   id(c_fail, sizeof c_fail, "fail");
   id(c_kill, sizeof c_kill, "kill");
+  id(c_rep, sizeof c_rep, "rep");
+  id(c_big, sizeof c_big, "big");
 }
 
 /* 60 distinct users join a campaign capped at 50 at once: 50 counted, 10
@@ -735,6 +750,100 @@ static void test_bad_input(void) {
                   1);
 }
 
+static int n_order(const char *order) {
+  int n = 0;
+  for (size_t i = 0; i < st.joins.n; i++)
+    n += strcmp(st.joins.v[i].order, order) == 0;
+  return n;
+}
+
+static const struct rjoin *nth_join(const char *order, int k) {
+  for (size_t i = 0; i < st.joins.n; i++)
+    if (strcmp(st.joins.v[i].order, order) == 0 && k-- == 0)
+      return &st.joins.v[i];
+  return NULL;
+}
+
+static void put_copy(const char *key, struct buf b) {
+  uint8_t *p = malloc(b.n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  memcpy(p, b.p, b.n);
+  put(key, (struct buf){p, b.n});
+}
+
+/* A join republished byte for byte (a gateway retry after a timeout: the
+ * same event id) gets its first answer back, the same JoinResult with the
+ * same event id, and announces no tier again; a new event for the same
+ * order is DUPLICATE. A refused join republished is refused the same way. */
+static void test_republished(void) {
+  open_campaign(c_rep, T0 + 3600000, 0);
+  join_many(c_rep, "rep", 4);
+  char u4[96], o4[96], u5[96], o5[96], u6[96], o6[96];
+  snprintf(u4, sizeof u4, "%s-rep-u4", RUN);
+  snprintf(o4, sizeof o4, "%s-rep-o4", RUN);
+  snprintf(u5, sizeof u5, "%s-rep-u5", RUN);
+  snprintf(o5, sizeof o5, "%s-rep-o5", RUN);
+  snprintf(u6, sizeof u6, "%s-rep-u6", RUN);
+  snprintf(o6, sizeof o6, "%s-rep-o6", RUN);
+  struct buf fifth = join_ev(c_rep, u4, o4, 1);   /* reaches tier 0 */
+  struct buf over = join_ev(c_rep, u6, o6, 4);    /* limit 3 */
+  put_copy(c_rep, fifth);
+  put_copy(c_rep, over);
+  struct want w = {c_rep, 6};
+  CU_ASSERT_FATAL(wait_until(have_joins, &w, 60000));
+  join(c_rep, u5, o5, 1); /* 6 participants now */
+  put_copy(c_rep, fifth);
+  put_copy(c_rep, over);
+  w.n = 9;
+  CU_ASSERT_FATAL(wait_until(have_joins, &w, 60000));
+  join(c_rep, u4, o4, 1); /* the same order, a new event */
+  w.n = 10;
+  CU_ASSERT_FATAL(wait_until(have_joins, &w, 60000));
+  settle(1000);
+  free(fifth.p);
+  free(over.p);
+
+  CU_ASSERT_EQUAL_FATAL(n_order(o4), 3);
+  const struct rjoin *a = nth_join(o4, 0), *b = nth_join(o4, 1),
+                     *c = nth_join(o4, 2);
+  CU_ASSERT_EQUAL(a->status, JOINED);
+  CU_ASSERT_EQUAL(a->participants, 5);
+  CU_ASSERT_EQUAL(a->needed, 15);
+  /* The retry: the first answer, not today's count (6). */
+  CU_ASSERT_EQUAL(b->status, JOINED);
+  CU_ASSERT_EQUAL(b->participants, 5);
+  CU_ASSERT_EQUAL(b->needed, 15);
+  CU_ASSERT_EQUAL(b->quantity, 1);
+  CU_ASSERT_STRING_EQUAL(a->eid, b->eid);
+  CU_ASSERT_EQUAL(c->status, REJECTED);
+  CU_ASSERT_EQUAL(c->reason, LINLI__JOIN_RESULT__REASON__DUPLICATE);
+  CU_ASSERT_STRING_NOT_EQUAL(a->eid, c->eid);
+  CU_ASSERT_EQUAL(n_tiers(c_rep, 0), 1); /* announced once */
+  CU_ASSERT_EQUAL(n_tiers(c_rep, ANY), 1);
+
+  CU_ASSERT_EQUAL_FATAL(n_order(o6), 2);
+  a = nth_join(o6, 0);
+  b = nth_join(o6, 1);
+  CU_ASSERT_EQUAL(a->reason, LINLI__JOIN_RESULT__REASON__OVER_USER_LIMIT);
+  CU_ASSERT_EQUAL(b->reason, LINLI__JOIN_RESULT__REASON__OVER_USER_LIMIT);
+  CU_ASSERT_EQUAL(a->participants, 5);
+  CU_ASSERT_EQUAL(b->participants, 5);
+  CU_ASSERT_STRING_EQUAL(a->eid, b->eid);
+  CU_ASSERT_EQUAL(n_joins(c_rep, JOINED, ANY), 7); /* 4 + o4 (twice) + o5 */
+
+  /* Redis counts the participants once. */
+  char key[160];
+  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_rep);
+  const char *argv[] = {"HMGET", key, "n", "j"};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, argv, NULL, &r),
+                        LINLI_OK);
+  CU_ASSERT_FATAL(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+  CU_ASSERT_STRING_EQUAL(r->element[0]->str, "6");
+  CU_ASSERT_STRING_EQUAL(r->element[1]->str, "6");
+  freeReplyObject(r);
+}
+
 /* Killed right after processing a deadline, before committing: the
  * restarted settler settles the campaign exactly once, one refund each. */
 static void test_kill_after_deadline(void) {
@@ -781,6 +890,69 @@ static void test_kill_after_deadline(void) {
   CU_ASSERT_EQUAL(e->tier, 0);
   CU_ASSERT_EQUAL(e->nrefunds, 0); /* settled at the prepaid price */
   CU_ASSERT_EQUAL(n_refunds(c_kill, ANY, NULL), 0);
+}
+
+/* A settler killed before committing a batch of 600 joins (applied in
+ * Redis, nothing published), then restarted: every join is answered
+ * exactly once with the answer the first run decided, each tier is
+ * announced once, and Redis counts every participant once. */
+static void test_kill_big_batch(void) {
+  enum { N = 600 };
+  stop_settler(&settler_a);
+  open_campaign(c_big, T0 + 3600000, 0);
+  join_many(c_big, "big", N);
+  char key[160];
+  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_big);
+  long long applied = 0;
+  for (int attempt = 0; attempt < 5 && applied < N; attempt++) {
+    struct proc k;
+    /* Room for the whole backlog in the first batch. */
+    spawn_settler(&k, "kb", group,
+                  "LINLI_FAULT_KILL_BEFORE_COMMIT=1;"
+                  "LINLI_RUNNER_BATCH_SIZE=2000;"
+                  "LINLI_RUNNER_FLUSH_INTERVAL_MS=3000");
+    int status = 0;
+    int64_t deadline = linli_test_now_ms() + 60000;
+    while (waitpid(k.pid, &status, WNOHANG) == 0 &&
+           linli_test_now_ms() < deadline)
+      usleep(100 * 1000);
+    CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    const char *argv[] = {"HGET", key, "n"};
+    redisReply *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 3, argv, NULL, &r),
+                          LINLI_OK);
+    applied = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+  }
+  /* The whole batch was applied before the kill: one batch of 600. */
+  CU_ASSERT_EQUAL_FATAL(applied, N);
+  settle(500);
+  CU_ASSERT_EQUAL(n_joins(c_big, ANY, ANY), 0); /* nothing committed */
+  spawn_settler(&settler_a, "a", group, NULL);
+  struct want w = {c_big, N};
+  CU_ASSERT_FATAL(wait_until(have_joins, &w, 90000));
+  settle(2000);
+  CU_ASSERT_EQUAL(n_joins(c_big, ANY, ANY), N);
+  CU_ASSERT_EQUAL(n_joins(c_big, JOINED, ANY), N);
+  static char seen[N + 1];
+  int distinct = 0;
+  for (size_t i = 0; i < st.joins.n; i++) {
+    const struct rjoin *j = &st.joins.v[i];
+    if (strcmp(j->campaign, c_big) == 0 && j->participants >= 1 &&
+        j->participants <= N && !seen[j->participants]++)
+      distinct++;
+  }
+  CU_ASSERT_EQUAL(distinct, N); /* participants 1..600, each once */
+  CU_ASSERT_EQUAL(n_tiers(c_big, 0), 1);
+  CU_ASSERT_EQUAL(n_tiers(c_big, 1), 1);
+  CU_ASSERT_EQUAL(n_tiers(c_big, 2), 1);
+  const char *argv[] = {"HMGET", key, "n", "j"};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, argv, NULL, &r),
+                        LINLI_OK);
+  CU_ASSERT_STRING_EQUAL(r->element[0]->str, "600");
+  CU_ASSERT_STRING_EQUAL(r->element[1]->str, "600");
+  freeReplyObject(r);
 }
 
 static int file_contains(const char *path, const char *needle) {
@@ -840,6 +1012,45 @@ static void test_audit(void) {
   snprintf(needle, sizeof needle,
            "campaign %s: ended 1 times, but the log never ends it", c_cap);
   CU_ASSERT(file_contains(out, needle));
+
+  /* Refunds for a campaign whose sum does not fit in int64: named with
+   * that reason (no signed overflow in the audit, UBSan watches). The
+   * campaign's ids do not start with RUN: the collector ignores it. */
+  char c_ovf[96];
+  snprintf(c_ovf, sizeof c_ovf, "x%s-ovf", RUN);
+  open_campaign(c_ovf, T0 + 3600000, 0);
+  for (int i = 0; i < 2; i++) {
+    Linli__RefundEvent rev = LINLI__REFUND_EVENT__INIT;
+    Linli__RefundRequested rr = LINLI__REFUND_REQUESTED__INIT;
+    Linli__Meta rm = LINLI__META__INIT;
+    char rid[LINLI_ID_BUFSZ], order[128];
+    linli_id_new(rid, sizeof rid);
+    snprintf(order, sizeof order, "%s-o%d", c_ovf, i);
+    rm.event_id = rid;
+    rm.occurred_at_ms = T0;
+    rm.schema_version = 1;
+    rr.refund_id = rid;
+    rr.order_id = order;
+    rr.user_id = order;
+    rr.campaign_id = c_ovf;
+    rr.amount_fen = INT64_MAX / 2 + 1;
+    rr.reason = LINLI__REFUND_REQUESTED__REASON__TIER_DIFFERENCE;
+    rev.meta = &rm;
+    rev.event_case = LINLI__REFUND_EVENT__EVENT_REFUND_REQUESTED;
+    rev.refund_requested = &rr;
+    len = linli__refund_event__get_packed_size(&rev);
+    buf = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    linli__refund_event__pack(&rev, buf);
+    CU_ASSERT_EQUAL(linli_test_produce(T_REFUNDS, order, buf, len), 0);
+    free(buf);
+  }
+  CU_ASSERT_EQUAL(linli_test_replay(audit, out), 1);
+  snprintf(needle, sizeof needle,
+           "campaign %s: the refunds requested overflows int64: its refunds "
+           "cannot be compared",
+           c_ovf);
+  CU_ASSERT(file_contains(out, needle));
 }
 
 /* Replaying the run's log into an empty Redis reproduces every output:
@@ -848,8 +1059,8 @@ static void test_replay(void) {
   stop_settler(&settler_a);
   settle(1000);
   /* Forget the hot state of this run's campaigns. */
-  const char *campaigns[] = {c_cap, c_ladder, c_fail, c_kill};
-  for (size_t i = 0; i < 4; i++) {
+  const char *campaigns[] = {c_cap, c_ladder, c_fail, c_kill, c_rep, c_big};
+  for (size_t i = 0; i < 6; i++) {
     char pattern[160];
     snprintf(pattern, sizeof pattern, "{" DOM_GB_TAG_FMT "}:*", campaigns[i]);
     const char *argv[] = {"KEYS", pattern};
@@ -866,8 +1077,11 @@ static void test_replay(void) {
   }
   size_t before = st.events.n;
   CU_ASSERT_TRUE(before > 100);
-  for (size_t i = 0; i < before; i++)
-    st.events.v[i].seen = 1;
+  /* A republished input's output is seen once per copy. */
+  for (size_t i = 0; i < before; i++) {
+    st.events.v[i].first = st.events.v[i].seen;
+    st.events.v[i].seen = 0;
+  }
   struct proc rp;
   spawn_settler(&rp, "replay", replay_group, NULL);
   /* Wait until every first-pass event was seen again. */
@@ -877,14 +1091,14 @@ static void test_replay(void) {
     settle(500);
     missing = 0;
     for (size_t i = 0; i < before; i++)
-      missing += st.events.v[i].seen < 2;
+      missing += st.events.v[i].seen < st.events.v[i].first;
   }
   settle(1000);
   CU_ASSERT_EQUAL(missing, 0);
-  size_t twice = 0;
+  size_t again = 0;
   for (size_t i = 0; i < before; i++)
-    twice += st.events.v[i].seen == 2;
-  CU_ASSERT_EQUAL(twice, before); /* each exactly once more */
+    again += st.events.v[i].seen == st.events.v[i].first;
+  CU_ASSERT_EQUAL(again, before); /* each exactly as often again */
   CU_ASSERT_EQUAL(st.events.n, before); /* and nothing new */
   stop_settler(&rp);
 }
@@ -901,8 +1115,13 @@ int linli_test_register(void) {
               test_ladder);
   CU_add_test(s, "below the minimum: failed, refunded, closed", test_failed);
   CU_add_test(s, "bad input goes to the DLQ", test_bad_input);
+  CU_add_test(s, "a republished join gets its first answer back",
+              test_republished);
   CU_add_test(s, "SIGKILL right after a deadline: settled once",
               test_kill_after_deadline);
+  CU_add_test(s, "SIGKILL before committing a batch of 600 joins: each "
+                 "answered once",
+              test_kill_big_batch);
   CU_add_test(s, "the audit agrees and names planted differences",
               test_audit);
   CU_add_test(s, "replay into an empty Redis reproduces every output",

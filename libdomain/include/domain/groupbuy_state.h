@@ -9,8 +9,13 @@
  *   {c:ID}:c    hash  st (OPEN|SETTLED|FAILED), tiers ("min:price,..."), cap,
  *                     lim, dl (deadline ms), n (distinct participants),
  *                     ann (highest tier announced, -1 none), sku, wh, app,
- *                     list, tier (settled tier)
- *   {c:ID}:o    hash  order_id -> "user_id:quantity" (live joins)
+ *                     list, tier (settled tier), j (live joins)
+ *   {c:ID}:o    hash  order_id -> "user_id:quantity:event_id:participants"
+ *                     (live joins, with the event and the participant
+ *                     count of their JoinResult), or "!event_id|REASON|
+ *                     participants" (a join refused FULL or
+ *                     OVER_USER_LIMIT: the same event again gets the same
+ *                     answer)
  *   {c:ID}:u    hash  user_id -> units joined
  *   {c:ID}:hwm, {c:ID}:out:...  the batch wrapper's marks and outcomes
  * When a campaign ends, all of them expire after the retention
@@ -38,8 +43,8 @@
  *            DOM_GB_MAX_PARTICIPANTS when it has none), A[4] per-user
  *            limit, A[5] deadline ms, A[6] sku, A[7] warehouse, A[8] app,
  *            A[9] list price
- *   join     A[2] user, A[3] order, A[4] quantity, A[5] most live joins
- *            (DOM_GB_MAX_JOINS)
+ *   join     A[2] user, A[3] order, A[4] quantity, A[5] the join's event
+ *            id (at most DOM_GB_MAX_JOINS live joins: in the body)
  *   leave    A[2] user, A[3] order
  *   deadline A[2] deadline ms judged, A[3] retention seconds */
 extern const char DOM_GB_LUA[];
