@@ -68,6 +68,8 @@
 #   BENCH_TIMEOUT     seconds one pass may take (default 900)
 #   BENCH_BUILD_DIR   Release build (-O3, no sanitizer) it builds and uses
 #                     (default build-bench/)
+#   BENCH_RESERVER_TOPICS  short names of the reserver's inputs (default
+#                     "catalog inventory orders groupbuy.settlements")
 #   BENCH_RESERVER, BENCH_LEDGER, BENCH_GATEWAY  other binaries to measure
 #                     (e.g. an older build, for before/after)
 #   BENCH_PORT, BENCH_TOKEN  the bench's gateway port and app token (18480,
@@ -182,6 +184,10 @@ PG="$(linli_conf pg conninfo 'host=127.0.0.1 port=15432 dbname=linli user=linli'
 # matters, so the demo's development key does (as scripts/demo.sh).
 export LINLI_CRYPTO_KEY="${LINLI_CRYPTO_KEY:-6c696e6c692d64656d6f2d6b65792d6e6f742d666f722d70726f647563743031}"
 # Every topic the ledger reads (all of DESIGN.md's but its own output).
+# linli-reserver's inputs (an older reserver, BENCH_RESERVER, read no
+# settlements: BENCH_RESERVER_TOPICS="catalog inventory orders").
+# shellcheck disable=SC2086
+RESERVER_TOPICS="$(linli_topics ${BENCH_RESERVER_TOPICS:-catalog inventory orders groupbuy.settlements})"
 LEDGER_TOPICS="$(linli_topics catalog inventory orders groupbuy reservations groupbuy.settlements fulfillment routes delivery refunds notifications),$(linli_conf runner dlq_topic "$(linli_topic dlq)")"
 
 # ------------------------------------------------------------------ build
@@ -512,7 +518,7 @@ reserver_pass() {
   wh="bench-$run"
   sku="bench-$run"
   log "$label: $n reserver(s)${with_ledger:+ and a ledger}, $ORDERS orders, $STOCK units, batch $BATCH (run $run)"
-  start_at_end "$group" "$(linli_topics catalog inventory orders)"
+  start_at_end "$group" "$RESERVER_TOPICS"
   parts="$(field partitions "$work/$group.ends")"
   if [[ -z "$with_ledger" && -z "$LEDGER_REPLAY_RUN" ]]; then
     # What the ledger pass will replay: everything from here on.
@@ -799,7 +805,7 @@ pass_memory() {
   sku="bench-$run"
   env_ret="LINLI_$(tr 'a-z.' 'A-Z_' <<<"$RETENTION_KEY")"
   log "memory: $MEM_ORDERS orders, $STOCK units, $env_ret=$RETENTION_S, payment timeout 1 s (run $run)"
-  start_at_end "$group" "$(linli_topics catalog inventory orders)"
+  start_at_end "$group" "$RESERVER_TOPICS"
   parts="$(field partitions "$work/$group.ends")"
   CLEAN+=("$run $wh $sku")
   start_reservers "$run" "$group" "$n" "$env_ret=$RETENTION_S" LINLI_ORDERS_PAYMENT_TIMEOUT_S=1
