@@ -354,6 +354,14 @@ static void decode(linli_batch_t *b, size_t i, struct rec *r) {
     snprintf(why, sizeof why, "%s carries no event", d->short_name);
     bad = 1;
   }
+  if (!bad && k == K_ROUTE &&
+      ((Linli__RouteEvent *)r->ev)->event_case !=
+          LINLI__ROUTE_EVENT__EVENT_ROUTE_BATCH) {
+    /* WavePlanned and SortingList tell no resident anything (and are not
+     * a RouteBatch: the oneof's other members must not be read as one). */
+    r->kind = K_NONE;
+    return;
+  }
   if (!bad && k == K_RES) {
     const Linli__ReservationResult *x =
         ((Linli__ReservationEvent *)r->ev)->reservation_result;
