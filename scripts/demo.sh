@@ -257,7 +257,8 @@ sleep 2
 replay export --topic "$(linli_topic notifications)" --from "$SINCE" --quiet |
   jq -r --arg run "$RUN" '.event.notification
     | select(. != null and ((.order_id // "") | endswith($run)) or ((.campaign_id // "") | endswith($run)))
-    | "  \(.user_id) [\(.locale)] \(.template): \(.text)"' | head -n 30
+    | "  \(.user_id) [\(.locale)] \(.template): \(.text)"' |
+  awk 'NR <= 40 { print } END { if (NR > 40) printf "  ... and %d more\n", NR - 40 }'
 
 # ------------------------------------------------------------- delivery
 # linli-router routes $W's paid orders. Its reference data is the shipped
