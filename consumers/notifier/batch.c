@@ -681,13 +681,18 @@ static int decide_reservation(struct notifier *nt, struct rec *r,
     const char *exp = st_get(s, "exp");
     long long exp_ms = exp ? atoll(exp) : 0;
     const char *user = st_get(s, "u");
+    const char *was = st_get(s, "st");
+    int was_paid = was && strcmp(was, "C") == 0;
     rc = w_set(r, s, "st", released ? "X" : "C");
     rc = rc ? rc : w_rem(r, s, "-", x->order_id, 0);
     if (rc)
       return rc;
     /* A release at or after the payment deadline is the expiry (a cancel
-     * comes before it). */
-    if (released && exp_ms > 0 && r->meta->occurred_at_ms >= exp_ms) {
+     * comes before it); a paid order never expires, and one released
+     * because its group-buy failed is told by groupbuy_failed. */
+    if (released && !was_paid &&
+        x->reason != LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED &&
+        exp_ms > 0 && r->meta->occurred_at_ms >= exp_ms) {
       struct nt_note *n = rec_note(r, DOM_TPL_ORDER_EXPIRED,
                                    x->user_id[0] ? x->user_id
                                                  : arena_fmt(a, "%s", user));

@@ -677,7 +677,19 @@ static void test_each_change_once(void) {
   res(o3, u2, LINLI__RESERVATION_RESULT__STATUS__RESERVED, 0, 500, now - 1000,
       now - 900000);
   res(o3, u2, LINLI__RESERVATION_RESULT__STATUS__RELEASED, 0, 0, 0, now);
+  /* A campaign order paid, then released because its group-buy failed
+   * after the payment deadline had passed: not an expiry. */
+  char u4[96], o10[96];
+  user(u4, sizeof u4, "a-gfailed");
+  user(o10, sizeof o10, "o10");
+  res(o10, u4, LINLI__RESERVATION_RESULT__STATUS__RESERVED, 0, 700,
+      now - 1000, now - 900000);
+  res(o10, u4, LINLI__RESERVATION_RESULT__STATUS__COMMITTED, 0, 700, 0,
+      now - 800000);
+  res(o10, u4, LINLI__RESERVATION_RESULT__STATUS__RELEASED,
+      LINLI__RESERVATION_RESULT__REASON__GROUP_FAILED, 0, 0, now);
   wait_notes(u2, "order_expired", 2, 60000);
+  wait_notes(u4, "order_confirmed", 2, 60000);
   wait_notes(u1, "order_confirmed", 2, 60000);
   /* The wave's sorting list and summary come first (nothing to tell);
    * then a route brings the ETA: the notifier learns it before delivery. */
@@ -737,6 +749,8 @@ static void test_each_change_once(void) {
       "groupbuy_settled", "groupbuy_settled"};
   static const char *const CH[] = {"app_push", "sms"};
   CU_ASSERT_EQUAL(kill(p.pid, 0), 0); /* alive after every record */
+  CU_ASSERT_EQUAL(count_notes(u4, "order_confirmed"), 2);
+  CU_ASSERT_EQUAL(count_notes(u4, "order_expired"), 0);
   CU_ASSERT_EQUAL(count_notes(u1, NULL), 16);
   CU_ASSERT_EQUAL(count_notes(u2, NULL), 14);
   CU_ASSERT_EQUAL(count_notes(ul, NULL), 0);
