@@ -996,6 +996,7 @@ static void test_audit(void) {
   meta.event_id = planted_id;
   meta.occurred_at_ms = T0;
   fake.campaign_id = c_cap;
+  fake.warehouse_id = wh; /* as the settler writes it */
   fake.tier = 2;
   fake.unit_price_fen = 900;
   fake.participants = 50;
