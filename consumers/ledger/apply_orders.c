@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "domain/orders.h"
 #include "linli/error.h"
 #include "orders.pb-c.h"
 #include "refunds.pb-c.h"
@@ -41,14 +42,15 @@ struct merged *ev_merge_lines(struct ledger_ev *ev,
              (int)l->quantity);
       goto bad;
     }
-    /* The reserver's bounds (consumers/reserver/orders.c): what it refuses
-     * never reaches the record either. */
-    if (l->unit_price_fen < 0 || l->unit_price_fen > INT64_C(100000000000)) {
+    /* libdomain's bounds (DOM_MAX_PRICE_FEN, DOM_MAX_QUANTITY): what the
+     * reserver refuses never reaches the record either. */
+    if (l->unit_price_fen < 0 || l->unit_price_fen > DOM_MAX_PRICE_FEN) {
       ev_dlq(ev, "%s[%zu].unit_price_fen: out of range", field, i);
       goto bad;
     }
-    if (l->quantity > 1000000) {
-      ev_dlq(ev, "%s[%zu].quantity: more than 1000000 units", field, i);
+    if (l->quantity > DOM_MAX_QUANTITY) {
+      ev_dlq(ev, "%s[%zu].quantity: more than %d units", field, i,
+             DOM_MAX_QUANTITY);
       goto bad;
     }
     /* price <= 1e11 and quantity <= 1e6: the product fits, the sum over
@@ -59,22 +61,32 @@ struct merged *ev_merge_lines(struct ledger_ev *ev,
       goto bad;
     }
     mg->total += amount;
-    size_t j = 0;
-    while (j < mg->n && strcmp(mg->l[j].sku, l->sku_id) != 0)
-      j++;
-    if (j == mg->n) {
-      mg->l[j].sku = l->sku_id;
-      mg->l[j].price = l->unit_price_fen;
-      mg->l[j].line_no = (int)i;
-      mg->n++;
-    }
-    mg->l[j].qty += l->quantity;
-    if (mg->l[j].qty > 1000000) {
-      ev_dlq(ev, "%s[%zu].quantity: more than 1000000 units of %s", field, i,
-             l->sku_id);
+  }
+  /* Per SKU (libdomain's merge, as the reserver's): a SKU listed twice is
+   * one line of the summed units. */
+  struct dom_sku_units *m = malloc((n ? n : 1) * sizeof *m);
+  size_t nm = 0;
+  if (m == NULL || dom_order_lines_merge(lines, n, m, &nm) != LINLI_OK) {
+    free(m);
+    free(mg);
+    *rc = LINLI_ERR_NOMEM;
+    return NULL;
+  }
+  for (size_t j = 0; j < nm; j++) {
+    const Linli__OrderLine *first = lines[m[j].first];
+    mg->l[j].sku = m[j].sku;
+    mg->l[j].price = first->unit_price_fen;
+    mg->l[j].line_no = (int)m[j].first;
+    mg->l[j].qty = m[j].units;
+    if (m[j].units > DOM_MAX_QUANTITY) {
+      ev_dlq(ev, "%s[%zu].quantity: more than %d units of %s", field,
+             m[j].first, DOM_MAX_QUANTITY, m[j].sku);
+      free(m);
       goto bad;
     }
   }
+  mg->n = nm;
+  free(m);
   *rc = LINLI_OK;
   return mg;
 bad:

@@ -36,42 +36,6 @@ static const struct ledger_stmt SORTING = {
     .nparams = 11,
     .per_batch = 0};
 
-/* A growing array literal of double-quoted elements ({"a",NULL,"b"}).
- * Elements are ids, numbers or enum names: nothing to escape. */
-struct lit {
-  char *s;
-  size_t len, cap;
-};
-
-static int lit_add(struct lit *l, const char *v) {
-  size_t need = (v ? strlen(v) + 2 : 4) + 3;
-  if (l->len + need > l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 256;
-    while (cap < l->len + need)
-      cap *= 2;
-    char *n = realloc(l->s, cap);
-    if (n == NULL)
-      return LINLI_ERR_NOMEM;
-    l->s = n;
-    l->cap = cap;
-  }
-  if (l->len == 0)
-    l->s[l->len++] = '{';
-  else
-    l->s[l->len++] = ',';
-  l->len += (size_t)(v ? sprintf(l->s + l->len, "\"%s\"", v)
-                       : sprintf(l->s + l->len, "NULL"));
-  return LINLI_OK;
-}
-
-static int lit_end(struct lit *l) {
-  if (l->len == 0 && lit_add(l, "") != LINLI_OK) /* never: lines >= 1 */
-    return LINLI_ERR_NOMEM;
-  l->s[l->len++] = '}';
-  l->s[l->len] = '\0';
-  return LINLI_OK;
-}
-
 static const char *storage_name(int c) {
   switch (c) {
   case LINLI__STORAGE_CLASS__STORAGE_CLASS_UNSPECIFIED:
@@ -128,30 +92,34 @@ int apply_sorting(struct ledger_ev *ev) {
   int rc = validate(ev, s);
   if (rc != LINLI_OK)
     return rc;
-  struct lit o = {0}, u = {0}, k = {0}, q = {0}, c = {0};
-  for (size_t i = 0; i < s->n_lines && rc == LINLI_OK; i++) {
+  /* Five columns of the list's lines, each one text[] literal. */
+  size_t n = s->n_lines;
+  const char **col = malloc(5 * n * sizeof *col);
+  char(*qty)[16] = malloc(n * sizeof *qty);
+  char *lit[5] = {NULL};
+  rc = col && qty ? LINLI_OK : LINLI_ERR_NOMEM;
+  for (size_t i = 0; i < n && rc == LINLI_OK; i++) {
     const Linli__SortingList__Line *l = s->lines[i];
-    char qty[16];
-    snprintf(qty, sizeof qty, "%d", (int)l->quantity);
-    if ((rc = lit_add(&o, l->order_id)) == LINLI_OK &&
-        (rc = lit_add(&u, opt(l->user_id))) == LINLI_OK &&
-        (rc = lit_add(&k, l->sku_id)) == LINLI_OK &&
-        (rc = lit_add(&q, qty)) == LINLI_OK)
-      rc = lit_add(&c, storage_name(l->storage_class));
+    snprintf(qty[i], sizeof qty[i], "%d", (int)l->quantity);
+    col[i] = l->order_id;
+    col[n + i] = opt(l->user_id);
+    col[2 * n + i] = l->sku_id;
+    col[3 * n + i] = qty[i];
+    col[4 * n + i] = storage_name(l->storage_class);
   }
-  if (rc == LINLI_OK && (rc = lit_end(&o)) == LINLI_OK &&
-      (rc = lit_end(&u)) == LINLI_OK && (rc = lit_end(&k)) == LINLI_OK &&
-      (rc = lit_end(&q)) == LINLI_OK && (rc = lit_end(&c)) == LINLI_OK) {
+  for (int k = 0; k < 5 && rc == LINLI_OK; k++)
+    if ((lit[k] = ledger_text_array(col + (size_t)k * n, n)) == NULL)
+      rc = LINLI_ERR_NOMEM;
+  if (rc == LINLI_OK) {
     const char *p[] = {s->warehouse_id, s->wave_id,   s->pickup_point_id,
                        opt(s->community), s->route_id, ev->event_id,
-                       o.s,              u.s,          k.s,
-                       q.s,              c.s};
+                       lit[0],           lit[1],       lit[2],
+                       lit[3],           lit[4]};
     rc = ev_sql(ev, &SORTING, p, NULL);
   }
-  free(o.s);
-  free(u.s);
-  free(k.s);
-  free(q.s);
-  free(c.s);
+  for (int k = 0; k < 5; k++)
+    free(lit[k]);
+  free(col);
+  free(qty);
   return rc;
 }

@@ -480,8 +480,10 @@ void ledger_batch_free(struct ledger *lg) {
   free(lg->txn.outbox);
   memset(&lg->txn, 0, sizeof lg->txn);
   ledger_bulk_clear(lg);
-  for (int i = 0; i < lg->nbulk; i++)
+  for (int i = 0; i < lg->nbulk; i++) {
     free(lg->bulk[i].vals);
+    free(lg->bulk[i].slot);
+  }
   lg->nbulk = 0;
   free(lg->pipe_owner);
   lg->pipe_owner = NULL;

@@ -94,6 +94,10 @@ struct ledger_bulk {
   const struct ledger_stmt *st;
   char **vals; /* n rows of st->nparams values (malloc'd, NULL = NULL) */
   size_t n, cap;
+  /* With bulk_key: the rows by key (open addressing, row + 1; 0 empty), so
+   * finding a row of the same key costs no scan of the batch's rows. */
+  size_t *slot;
+  size_t nslot; /* a power of two, more than twice n */
 };
 #define LEDGER_MAX_BULK 12
 
@@ -171,6 +175,13 @@ struct ledger {
   int bulk_failed; /* a bulk write of this attempt failed */
   struct ledger_bulk bulk[LEDGER_MAX_BULK];
   int nbulk;
+  /* Whether a statement's SQL names a bulk statement's tables, by the
+   * pair: the statements are static, so each pair is scanned once, not
+   * once per record (direct-mapped; a collision scans again). */
+  struct ledger_names_memo {
+    const struct ledger_stmt *st, *bulk;
+    int names;
+  } names_memo[128];
   int *pipe_owner; /* per pipelined statement: its record (-1: none) */
   size_t pipe_head, pipe_n, pipe_cap;
 
@@ -194,7 +205,8 @@ int ledger_tick(void *app, linli_emit_t *emit, int64_t now_ms);
 void ledger_batch_free(struct ledger *lg);
 
 /* Run a prepared statement inside the open transaction; err gets
- * "SQLSTATE: message". Same return codes as linli_pg_exec_prepared. */
+ * "SQLSTATE: message". Same return codes as linli_pg_exec_prepared. st is
+ * a static statement (sql.c remembers facts about it by its address). */
 int ledger_sql(struct ledger *lg, const struct ledger_stmt *st,
                const char *const *params, PGresult **res, char *err,
                size_t errlen);
@@ -216,6 +228,8 @@ void ledger_bulk_clear(struct ledger *lg);
 /* A text[] literal of n values (NULL: SQL NULL), malloc'd; NULL: no
  * memory. */
 char *ledger_text_array(const char *const *v, size_t n);
+/* Sort n malloc'd ids and free the repeats; the number left. */
+size_t ledger_ids_unique(char **ids, size_t n);
 
 /* apply.c: look up the batch's event ids in order_events in one
  * statement (ev_seen then answers from memory). */
@@ -228,6 +242,9 @@ void ledger_locks_clear(struct ledger_txn *t);
 
 /* Remember order_id as touched by this attempt (for order-status). */
 int ledger_touch(struct ledger *lg, const char *order_id);
+/* Sort the touched ids and drop the repeats (once per batch, before
+ * they are read). */
+void ledger_touched_unique(struct ledger *lg);
 
 /* apply.c: apply record i of the batch inside the open transaction.
  * LINLI_OK (applied, skipped as a duplicate, or sent to the DLQ);

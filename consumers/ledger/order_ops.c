@@ -241,34 +241,12 @@ int ledger_prefetch_seen(struct ledger *lg, char *err, size_t errlen) {
       rc = record_event_id(lg, lg->recs[i].m, t);
   if (rc != LINLI_OK || t->nseen == 0)
     return rc;
-  qsort(t->seen_ids, t->nseen, sizeof *t->seen_ids, cmp_str);
-  size_t u = 0;
-  for (size_t i = 0; i < t->nseen; i++) {
-    if (u > 0 && strcmp(t->seen_ids[u - 1], t->seen_ids[i]) == 0) {
-      free(t->seen_ids[i]);
-      continue;
-    }
-    t->seen_ids[u++] = t->seen_ids[i];
-  }
-  t->nseen = u;
-  /* "{a,b,...}": ids are [A-Za-z0-9_-], no quoting needed. */
-  size_t len = 3;
-  for (size_t i = 0; i < t->nseen; i++)
-    len += strlen(t->seen_ids[i]) + 1;
-  char *lit = malloc(len);
+  /* Every flag is still 0: only the ids move. */
+  t->nseen = ledger_ids_unique(t->seen_ids, t->nseen);
+  char *lit =
+      ledger_text_array((const char *const *)t->seen_ids, t->nseen);
   if (lit == NULL)
     return LINLI_ERR_NOMEM;
-  size_t off = 0;
-  lit[off++] = '{';
-  for (size_t i = 0; i < t->nseen; i++) {
-    size_t l = strlen(t->seen_ids[i]);
-    if (i > 0)
-      lit[off++] = ',';
-    memcpy(lit + off, t->seen_ids[i], l);
-    off += l;
-  }
-  lit[off++] = '}';
-  lit[off] = '\0';
   const char *p[] = {lit};
   PGresult *res = NULL;
   rc = ledger_sql(lg, &SEEN_MANY, p, &res, err, errlen);
@@ -377,31 +355,12 @@ int ledger_prefetch_locks(struct ledger *lg, char *err, size_t errlen) {
   }
   if (rc != LINLI_OK || t->nlock == 0)
     return rc;
-  qsort(t->lock_ids, t->nlock, sizeof *t->lock_ids, cmp_str);
-  size_t u = 0, len = 3;
-  for (size_t i = 0; i < t->nlock; i++) {
-    if (u > 0 && strcmp(t->lock_ids[u - 1], t->lock_ids[i]) == 0) {
-      free(t->lock_ids[i]);
-      continue;
-    }
-    t->lock_ids[u++] = t->lock_ids[i];
-    len += strlen(t->lock_ids[i]) + 1;
-  }
-  t->nlock = u;
-  char *lit = malloc(len);
+  /* Rows are still blank and all known: only the ids move. */
+  t->nlock = ledger_ids_unique(t->lock_ids, t->nlock);
+  char *lit =
+      ledger_text_array((const char *const *)t->lock_ids, t->nlock);
   if (lit == NULL)
     return LINLI_ERR_NOMEM;
-  size_t off = 0;
-  lit[off++] = '{';
-  for (size_t i = 0; i < t->nlock; i++) {
-    size_t l = strlen(t->lock_ids[i]);
-    if (i > 0)
-      lit[off++] = ',';
-    memcpy(lit + off, t->lock_ids[i], l);
-    off += l;
-  }
-  lit[off++] = '}';
-  lit[off] = '\0';
   const char *p[] = {lit};
   PGresult *res = NULL;
   rc = ledger_sql(lg, &LOCK_MANY, p, &res, err, errlen);

@@ -86,29 +86,6 @@ static char *bytea_hex(const void *v, size_t len) {
   return s;
 }
 
-/* "{a,b,c}": a PostgreSQL array literal of ids or numbers (no quoting
- * needed: ids are [A-Za-z0-9_-]). malloc'd. */
-static char *array_literal(char *const *items, size_t n) {
-  size_t len = 3;
-  for (size_t i = 0; i < n; i++)
-    len += strlen(items[i]) + 1;
-  char *s = malloc(len);
-  if (s == NULL)
-    return NULL;
-  size_t off = 0;
-  s[off++] = '{';
-  for (size_t i = 0; i < n; i++) {
-    if (i > 0)
-      s[off++] = ',';
-    size_t l = strlen(items[i]);
-    memcpy(s + off, items[i], l);
-    off += l;
-  }
-  s[off++] = '}';
-  s[off] = '\0';
-  return s;
-}
-
 /* A ledger_outbox row this transaction wrote (published after COMMIT). */
 static int remember_seq(struct ledger *lg, const char *seq) {
   struct ledger_txn *t = &lg->txn;
@@ -293,7 +270,9 @@ static int pack_status(PGresult *res, int i, struct hexarr *keys,
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   if (lg->txn.ntouched == 0)
     return LINLI_OK;
-  char *ids = array_literal(lg->txn.touched, lg->txn.ntouched);
+  ledger_touched_unique(lg);
+  char *ids = ledger_text_array((const char *const *)lg->txn.touched,
+                                lg->txn.ntouched);
   if (ids == NULL)
     return LINLI_ERR_NOMEM;
   const char *p[] = {ids};
@@ -431,7 +410,7 @@ static int publish_rows(struct ledger *lg, PGresult *res) {
   if (linli_producer_flush(lg->producer, 30000) != LINLI_OK)
     rc = LINLI_ERR_TRANSIENT;
   if (rc == LINLI_OK && lg->publish_failed == 0) {
-    char *lit = array_literal(seqs, (size_t)n);
+    char *lit = ledger_text_array((const char *const *)seqs, (size_t)n);
     const char *p[] = {lit};
     rc = lit ? ledger_sql(lg, &DONE, p, NULL, err, sizeof err)
              : LINLI_ERR_NOMEM;
@@ -450,7 +429,8 @@ static int publish_rows(struct ledger *lg, PGresult *res) {
 int ledger_outbox_publish_txn(struct ledger *lg) {
   if (lg->txn.noutbox == 0)
     return LINLI_OK;
-  char *lit = array_literal(lg->txn.outbox, lg->txn.noutbox);
+  char *lit = ledger_text_array((const char *const *)lg->txn.outbox,
+                               lg->txn.noutbox);
   if (lit == NULL)
     return LINLI_ERR_NOMEM;
   const char *p[] = {lit};

@@ -16,12 +16,14 @@
  * record is at fault: the batch then runs again with a statement per row
  * (serial), where the failing record is found and sent to the DLQ.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ledger.h"
 #include "linli/error.h"
+#include "linli/hash.h"
 
 /* ------------------------------------------------------------------ SQL */
 
@@ -106,6 +108,8 @@ static void bulk_rows_free(struct ledger_bulk *b) {
   for (size_t i = 0; i < b->n * (size_t)b->st->nparams; i++)
     free(b->vals[i]);
   b->n = 0;
+  if (b->slot)
+    memset(b->slot, 0, b->nslot * sizeof *b->slot);
 }
 
 void ledger_bulk_clear(struct ledger *lg) {
@@ -258,11 +262,26 @@ static int names_any(const char *sql, const char *tables) {
   return 0;
 }
 
+/* 1 if st's SQL names a table of the bulk statement bulk. */
+static int st_names(struct ledger *lg, const struct ledger_stmt *st,
+                    const struct ledger_stmt *bulk) {
+  size_t n = sizeof lg->names_memo / sizeof lg->names_memo[0];
+  struct ledger_names_memo *m =
+      &lg->names_memo[((uintptr_t)st / sizeof(void *) * 31u +
+                       (uintptr_t)bulk / sizeof(void *)) % n];
+  if (m->st != st || m->bulk != bulk) {
+    m->st = st;
+    m->bulk = bulk;
+    m->names = names_any(st->sql, bulk->bulk_table);
+  }
+  return m->names;
+}
+
 /* Rows wait whose tables st names: send them all first. */
 static int bulk_before(struct ledger *lg, const struct ledger_stmt *st,
                        char *err, size_t errlen) {
   for (int i = 0; i < lg->nbulk; i++)
-    if (lg->bulk[i].n > 0 && names_any(st->sql, lg->bulk[i].st->bulk_table))
+    if (lg->bulk[i].n > 0 && st_names(lg, st, lg->bulk[i].st))
       return ledger_bulk_flush(lg, err, errlen);
   return LINLI_OK;
 }
@@ -276,6 +295,43 @@ static int same_key(const struct ledger_bulk *b, size_t r,
       return 0;
   }
   return 1;
+}
+
+static uint64_t key_hash(const struct ledger_bulk *b,
+                         const char *const *params) {
+  uint64_t h = 0;
+  for (int k = 0; k < b->st->bulk_key; k++)
+    h = h * 1099511628211u ^ (params[k] ? linli_hash_str(params[k]) : 1);
+  return h;
+}
+
+/* The slot of params' key: the row holding it, or the empty slot where it
+ * goes. */
+static size_t key_slot(const struct ledger_bulk *b,
+                       const char *const *params) {
+  size_t mask = b->nslot - 1, i = (size_t)key_hash(b, params) & mask;
+  while (b->slot[i] != 0 && !same_key(b, b->slot[i] - 1, params))
+    i = (i + 1) & mask;
+  return i;
+}
+
+/* Room in the key index for one row more (rebuilt when it grows). */
+static int key_room(struct ledger_bulk *b) {
+  if (2 * (b->n + 1) < b->nslot)
+    return LINLI_OK;
+  size_t nslot = b->nslot ? 2 * b->nslot : 512;
+  size_t *slot = calloc(nslot, sizeof *slot);
+  if (slot == NULL)
+    return LINLI_ERR_NOMEM;
+  free(b->slot);
+  b->slot = slot;
+  b->nslot = nslot;
+  for (size_t r = 0; r < b->n; r++) {
+    const char *const *row =
+        (const char *const *)&b->vals[r * (size_t)b->st->nparams];
+    b->slot[key_slot(b, row)] = r + 1;
+  }
+  return LINLI_OK;
 }
 
 /* Keep a row of a bulk statement for the batch's flush. */
@@ -293,15 +349,18 @@ static int bulk_add(struct ledger *lg, const struct ledger_stmt *st,
     b->st = st;
   }
   int np = st->nparams, rc;
-  if (st->bulk_key > 0)
-    for (size_t r = 0; r < b->n; r++)
-      if (same_key(b, r, params)) {
-        if (st->bulk_merge != NULL)
-          return st->bulk_merge(&b->vals[r * (size_t)np], params);
-        if ((rc = ledger_bulk_flush(lg, err, errlen)) != LINLI_OK)
-          return rc;
-        break;
-      }
+  if (st->bulk_key > 0) {
+    if ((rc = key_room(b)) != LINLI_OK)
+      return rc;
+    size_t at = key_slot(b, params);
+    if (b->slot[at] != 0) {
+      if (st->bulk_merge != NULL)
+        return st->bulk_merge(&b->vals[(b->slot[at] - 1) * (size_t)np],
+                              params);
+      if ((rc = ledger_bulk_flush(lg, err, errlen)) != LINLI_OK)
+        return rc; /* the rows kept so far went first: the index is empty */
+    }
+  }
   if (b->n == b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 256;
     char **v = realloc(b->vals, cap * (size_t)np * sizeof *v);
@@ -320,6 +379,8 @@ static int bulk_add(struct ledger *lg, const struct ledger_stmt *st,
     }
   }
   b->n++;
+  if (st->bulk_key > 0)
+    b->slot[key_slot(b, params)] = b->n;
   return LINLI_OK;
 }
 
@@ -372,10 +433,9 @@ const char *ledger_topic_base(const struct ledger *lg, const char *topic,
 }
 
 int ledger_touch(struct ledger *lg, const char *order_id) {
+  /* Appended as they come (an order may be touched by many events of the
+   * batch): ledger_touched_unique removes the repeats once per batch. */
   struct ledger_txn *t = &lg->txn;
-  for (size_t i = 0; i < t->ntouched; i++)
-    if (strcmp(t->touched[i], order_id) == 0)
-      return LINLI_OK;
   if (t->ntouched == t->captouched) {
     size_t cap = t->captouched ? t->captouched * 2 : 64;
     char **n = realloc(t->touched, cap * sizeof *n);
@@ -389,4 +449,26 @@ int ledger_touch(struct ledger *lg, const char *order_id) {
     return LINLI_ERR_NOMEM;
   t->ntouched++;
   return LINLI_OK;
+}
+
+static int cmp_id(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t ledger_ids_unique(char **ids, size_t n) {
+  if (n < 2)
+    return n;
+  qsort(ids, n, sizeof *ids, cmp_id);
+  size_t u = 1;
+  for (size_t i = 1; i < n; i++) {
+    if (strcmp(ids[u - 1], ids[i]) == 0)
+      free(ids[i]);
+    else
+      ids[u++] = ids[i];
+  }
+  return u;
+}
+
+void ledger_touched_unique(struct ledger *lg) {
+  lg->txn.ntouched = ledger_ids_unique(lg->txn.touched, lg->txn.ntouched);
 }
