@@ -69,15 +69,19 @@ static int merge_lines(struct rsv_batch *b, struct rec *r,
   r->total = 0;
   if (dom_order_total(p, &r->total) != LINLI_OK)
     return LINLI_ERR_INVALID; /* not reached: the order was checked */
-  for (size_t k = 0; k < p->n_lines; k++) {
-    const Linli__OrderLine *l = p->lines[k];
-    size_t j = 0;
-    while (j < r->nlines && strcmp(r->lines[j].sku, l->sku_id) != 0)
-      j++;
-    if (j == r->nlines)
-      r->lines[r->nlines++].sku = l->sku_id;
-    r->lines[j].qty += l->quantity;
+  struct dom_sku_units *m = malloc(p->n_lines * sizeof *m);
+  size_t nm = 0;
+  if (m == NULL || dom_order_lines_merge(p->lines, p->n_lines, m, &nm)) {
+    free(m);
+    return LINLI_ERR_TRANSIENT;
   }
+  /* Each SKU's units are at most DOM_MAX_QUANTITY (the order's check). */
+  for (size_t j = 0; j < nm; j++) {
+    r->lines[j].sku = m[j].sku;
+    r->lines[j].qty = m[j].units;
+  }
+  r->nlines = nm;
+  free(m);
   return LINLI_OK;
 }
 

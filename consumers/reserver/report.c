@@ -218,10 +218,8 @@ static int report_committed(const struct rec *r, const struct rsv_pay *py,
   res->campaign_id = placed->campaign_id;
   res->n_lines = placed->n_lines;
   res->lines = placed->lines;
-  /* Validated when placed: every product and the sum stay below 10^15. */
-  for (size_t k = 0; k < placed->n_lines; k++)
-    res->total_fen += placed->lines[k]->unit_price_fen *
-                      placed->lines[k]->quantity;
+  if (dom_order_total(placed, &res->total_fen) != LINLI_OK)
+    res->total_fen = 0; /* judged at placement: cannot fail */
   if (py->kind == RSV_PAY_HELD)
     res->detail = (char *)"paid: held until the group-buy campaign settles";
   int rc = out_reservation(emit, &r->ctx, res);

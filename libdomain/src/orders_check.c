@@ -4,9 +4,11 @@
 #include "domain/orders.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "linli/error.h"
+#include "linli/hash.h"
 
 #define LAT_MAX 90000000
 #define LNG_MAX 180000000
@@ -101,26 +103,23 @@ static int check_lines(const Linli__OrderPlaced *p, dom_err_fn err,
   if (bad)
     return bad;
   /* A SKU listed twice is merged by the consumers: its units together are
-   * bounded too. Quadratic, but over at most DOM_ORDER_MAX_LINES lines. */
-  for (size_t i = 0; i < p->n_lines; i++) {
-    const char *sku = p->lines[i]->sku_id;
-    size_t j = 0;
-    while (j < i && strcmp(p->lines[j]->sku_id, sku) != 0)
-      j++;
-    if (j < i)
-      continue; /* counted with its first line */
-    int64_t units = 0;
-    for (size_t k = i; k < p->n_lines; k++)
-      if (strcmp(p->lines[k]->sku_id, sku) == 0)
-        units += p->lines[k]->quantity;
-    if (units > DOM_MAX_QUANTITY) {
+   * bounded too. */
+  struct dom_sku_units *m = malloc(p->n_lines * sizeof *m);
+  size_t nm = 0;
+  if (m == NULL || dom_order_lines_merge(p->lines, p->n_lines, m, &nm)) {
+    free(m);
+    return bad + report("lines", "out of memory checking the lines", err,
+                        arg);
+  }
+  for (size_t i = 0; i < nm; i++)
+    if (m[i].units > DOM_MAX_QUANTITY) {
       char msg[96];
-      snprintf(f, sizeof f, "lines[%zu].quantity", i);
+      snprintf(f, sizeof f, "lines[%zu].quantity", m[i].first);
       snprintf(msg, sizeof msg, "%lld units of this SKU over all lines, at "
-               "most %d", (long long)units, DOM_MAX_QUANTITY);
+               "most %d", (long long)m[i].units, DOM_MAX_QUANTITY);
       bad += report(f, msg, err, arg);
     }
-  }
+  free(m);
   int64_t total;
   if (!bad && dom_order_total(p, &total) != LINLI_OK) {
     char msg[128];
@@ -227,4 +226,32 @@ int dom_order_event_check(const Linli__OrderEvent *e, int max_lines,
                         "order_paid, order_cancelled or order_expired",
                         err, arg);
   }
+}
+
+int dom_order_lines_merge(Linli__OrderLine *const *lines, size_t n,
+                          struct dom_sku_units *out, size_t *nout) {
+  *nout = 0;
+  if (n == 0)
+    return LINLI_OK;
+  /* Open addressing over the SKUs (entry + 1; 0 empty), at most half
+   * full: one hash and few compares per line, whatever n is. */
+  size_t nslot = 16;
+  while (nslot < 2 * n)
+    nslot *= 2;
+  size_t *slot = calloc(nslot, sizeof *slot);
+  if (slot == NULL)
+    return LINLI_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const char *sku = lines[i]->sku_id;
+    size_t at = (size_t)linli_hash_str(sku) & (nslot - 1);
+    while (slot[at] != 0 && strcmp(out[slot[at] - 1].sku, sku) != 0)
+      at = (at + 1) & (nslot - 1);
+    if (slot[at] == 0) {
+      out[*nout] = (struct dom_sku_units){sku, 0, i};
+      slot[at] = ++*nout;
+    }
+    out[slot[at] - 1].units += lines[i]->quantity;
+  }
+  free(slot);
+  return LINLI_OK;
 }

@@ -534,6 +534,51 @@ static void test_all_reported(void) {
   CU_ASSERT_EQUAL(dom_delivery_event_check(NULL, NULL, NULL), 1);
 }
 
+/* Lines merged per SKU: first-line order, units summed, one entry per SKU
+ * however many lines (the merge every consumer uses). */
+static void test_lines_merge(void) {
+  static const char *skus[] = {"b", "a", "b", "c", "a", "b"};
+  Linli__OrderLine l[6], *lp[6];
+  for (int i = 0; i < 6; i++) {
+    linli__order_line__init(&l[i]);
+    l[i].sku_id = (char *)skus[i];
+    l[i].quantity = i + 1;
+    lp[i] = &l[i];
+  }
+  struct dom_sku_units m[6];
+  size_t n = 99;
+  CU_ASSERT_EQUAL_FATAL(dom_order_lines_merge(lp, 6, m, &n), LINLI_OK);
+  CU_ASSERT_EQUAL_FATAL(n, 3);
+  CU_ASSERT_STRING_EQUAL(m[0].sku, "b");
+  CU_ASSERT_EQUAL(m[0].units, 1 + 3 + 6);
+  CU_ASSERT_EQUAL(m[0].first, 0);
+  CU_ASSERT_STRING_EQUAL(m[1].sku, "a");
+  CU_ASSERT_EQUAL(m[1].units, 2 + 5);
+  CU_ASSERT_EQUAL(m[1].first, 1);
+  CU_ASSERT_STRING_EQUAL(m[2].sku, "c");
+  CU_ASSERT_EQUAL(m[2].units, 4);
+  CU_ASSERT_EQUAL(m[2].first, 3);
+  CU_ASSERT_EQUAL(dom_order_lines_merge(lp, 0, m, &n), LINLI_OK);
+  CU_ASSERT_EQUAL(n, 0);
+  /* As many distinct SKUs as lines: each its own entry. */
+  static Linli__OrderLine many[DOM_ORDER_MAX_LINES];
+  static Linli__OrderLine *mp[DOM_ORDER_MAX_LINES];
+  static char names[DOM_ORDER_MAX_LINES][16];
+  static struct dom_sku_units mm[DOM_ORDER_MAX_LINES];
+  for (int i = 0; i < DOM_ORDER_MAX_LINES; i++) {
+    linli__order_line__init(&many[i]);
+    snprintf(names[i], sizeof names[i], "sku-%d", i);
+    many[i].sku_id = names[i];
+    many[i].quantity = 1;
+    mp[i] = &many[i];
+  }
+  CU_ASSERT_EQUAL_FATAL(
+      dom_order_lines_merge(mp, DOM_ORDER_MAX_LINES, mm, &n), LINLI_OK);
+  CU_ASSERT_EQUAL(n, DOM_ORDER_MAX_LINES);
+  CU_ASSERT_STRING_EQUAL(mm[DOM_ORDER_MAX_LINES - 1].sku,
+                         names[DOM_ORDER_MAX_LINES - 1]);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("domain: event validation", NULL, NULL);
   if (!s)
@@ -544,5 +589,6 @@ int linli_test_register(void) {
   CU_add_test(s, "bad Meta", test_bad_meta);
   CU_add_test(s, "orders.max_lines and the hard bound", test_max_lines);
   CU_add_test(s, "every problem reported", test_all_reported);
+  CU_add_test(s, "lines merged per SKU", test_lines_merge);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

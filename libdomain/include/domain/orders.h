@@ -60,4 +60,20 @@ int dom_order_event_check(const Linli__OrderEvent *e, int max_lines,
  * order dom_order_check_placed accepts). */
 int dom_order_total(const Linli__OrderPlaced *p, int64_t *total);
 
+/* One SKU of an order's lines: its units over every line that lists it,
+ * and the index of its first line (whose unit price it keeps). */
+struct dom_sku_units {
+  const char *sku; /* borrowed from the line */
+  int64_t units;
+  size_t first;
+};
+
+/* The n lines merged per SKU into out (room for n), in the order of their
+ * first lines; *nout entries. Lines must have a SKU and a quantity (the
+ * per-line rules hold); the caller bounds each entry's units (consumers
+ * merge a SKU listed twice, DOM_MAX_QUANTITY applies to the sum). Linear
+ * in n: LINLI_ERR_NOMEM is its only failure. */
+int dom_order_lines_merge(Linli__OrderLine *const *lines, size_t n,
+                          struct dom_sku_units *out, size_t *nout);
+
 #endif
