@@ -366,6 +366,14 @@ void gw_groupbuy_streams_stop(struct gw *gw);
 
 /* -------------------------------------------------------------- sse.c */
 int gw_sse_start(struct gw *gw, char *err, size_t errlen);
+/* What every event stream does (the order-status stream here, the
+ * group-buy stream in groupbuys.c): answer 200 text/event-stream and keep
+ * the reply open; queue a frame unless the connection's backlog (in its
+ * bufferevent and, under conn.c's filter, the socket's) would pass max
+ * bytes: then 0, and the caller cuts the slow client off. */
+void gw_sse_reply_start(struct evhttp_request *req);
+int gw_sse_queue(struct evhttp_connection *evcon, struct evhttp_request *req,
+                 const char *data, size_t len, size_t max);
 void gw_sse_stop(struct gw *gw);
 void gw_get_stream(struct gw_req *r);
 

@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/http.h>
 
 #include "domain/groupbuy_state.h"
@@ -154,6 +152,7 @@ struct gb_stream {
   int inflight;   /* an HMGET is outstanding: its callback frees a gone one */
   int gone;       /* the connection is closed */
   int polls;
+  size_t max_buffer; /* gateway.sse_max_buffer_bytes */
   struct gb_stream *next;
 };
 
@@ -197,26 +196,12 @@ static void stream_end(struct gb_stream *s) {
 /* Queue bytes; 0 if the client was too slow and is cut off (and s is
  * freed or left to its callback). */
 static int stream_send(struct gb_stream *s, const char *data, size_t len) {
-  struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-  struct bufferevent *under = bufferevent_get_underlying(bev);
-  size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
-  if (under)
-    queued += evbuffer_get_length(bufferevent_get_output(under));
-  size_t max = (size_t)linli_config_int(s->gw->cfg,
-                                        "gateway.sse_max_buffer_bytes");
-  if (queued + len > max) {
-    LINLI_WARN("group-buy stream client too slow: cut off", "campaign=%s",
-               s->r.param);
-    evhttp_connection_free(s->evcon); /* on_stream_close runs from here */
-    return 0;
-  }
-  struct evbuffer *b = evbuffer_new();
-  if (!b)
+  if (gw_sse_queue(s->evcon, s->r.req, data, len, s->max_buffer))
     return 1;
-  evbuffer_add(b, data, len);
-  evhttp_send_reply_chunk(s->r.req, b);
-  evbuffer_free(b);
-  return 1;
+  LINLI_WARN("group-buy stream client too slow: cut off", "campaign=%s",
+             s->r.param);
+  evhttp_connection_free(s->evcon); /* on_stream_close runs from here */
+  return 0;
 }
 
 static int stream_event(struct gb_stream *s, const char *type, json_t *o) {
@@ -336,11 +321,7 @@ static void on_stream_first(struct gw *gw, const redisReply *rep,
     stream_free(s);
     return;
   }
-  struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-  evhttp_add_header(h, "Content-Type", "text/event-stream");
-  evhttp_add_header(h, "Cache-Control", "no-store");
-  evhttp_add_header(h, "X-Accel-Buffering", "no");
-  evhttp_send_reply_start(r->req, 200, "OK");
+  gw_sse_reply_start(r->req);
   evhttp_connection_set_closecb(s->evcon, on_stream_close, s);
   s->started = 1;
   s->next = gw->gb_streams;
@@ -361,6 +342,8 @@ void gw_get_groupbuy_events(struct gw_req *r) {
   }
   s->gw = r->gw;
   s->tier = -1;
+  s->max_buffer = (size_t)linli_config_int(r->gw->cfg,
+                                           "gateway.sse_max_buffer_bytes");
   gw_req_copy(&s->r, r);
   s->inflight = 1;
   read_campaign(r->gw, r->param, on_stream_first, s);

@@ -104,26 +104,38 @@ static void cut_off(struct client *c) {
   evhttp_connection_free(evcon);
 }
 
-/* Queue bytes for c; 0 if c was cut off (and freed). */
-static int client_send(struct client *c, const char *data, size_t len) {
-  /* The backlog: in the connection's bufferevent and, under conn.c's
-   * filter, in the socket's. */
-  struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+void gw_sse_reply_start(struct evhttp_request *req) {
+  struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+  evhttp_add_header(h, "Content-Type", "text/event-stream");
+  evhttp_add_header(h, "Cache-Control", "no-store");
+  evhttp_add_header(h, "X-Accel-Buffering", "no");
+  evhttp_send_reply_start(req, 200, "OK");
+}
+
+int gw_sse_queue(struct evhttp_connection *evcon, struct evhttp_request *req,
+                 const char *data, size_t len, size_t max) {
+  struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
   struct bufferevent *under = bufferevent_get_underlying(bev);
   size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
   if (under)
     queued += evbuffer_get_length(bufferevent_get_output(under));
-  if (queued + len > c->sse->max_buffer) {
-    cut_off(c);
+  if (queued + len > max)
     return 0;
-  }
   struct evbuffer *b = evbuffer_new();
   if (!b)
-    return 1;
+    return 1; /* out of memory: this frame is lost, the stream goes on */
   evbuffer_add(b, data, len);
-  evhttp_send_reply_chunk(c->req, b);
+  evhttp_send_reply_chunk(req, b);
   evbuffer_free(b);
   return 1;
+}
+
+/* Queue bytes for c; 0 if c was cut off (and freed). */
+static int client_send(struct client *c, const char *data, size_t len) {
+  if (gw_sse_queue(c->evcon, c->req, data, len, c->sse->max_buffer))
+    return 1;
+  cut_off(c);
+  return 0;
 }
 
 static int matches(const struct client *c, const struct entry *e) {
@@ -389,11 +401,7 @@ void gw_get_stream(struct gw_req *r) {
   snprintf(c->pickup, sizeof c->pickup, "%s", pp ? pp : "");
   evhttp_clear_headers(&q);
 
-  struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-  evhttp_add_header(h, "Content-Type", "text/event-stream");
-  evhttp_add_header(h, "Cache-Control", "no-store");
-  evhttp_add_header(h, "X-Accel-Buffering", "no");
-  evhttp_send_reply_start(r->req, 200, "OK");
+  gw_sse_reply_start(r->req);
   evhttp_connection_set_closecb(c->evcon, on_close, c);
   c->next = s->clients;
   s->clients = c;
