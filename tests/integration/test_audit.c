@@ -195,54 +195,6 @@ static pid_t start_reserver(void) {
   return linli_test_spawn_tied(argv, env, log);
 }
 
-/* The ledger keeps its offsets in PostgreSQL: start its group at the
- * current end of every topic, so it records this run and not the whole
- * shared log. */
-static int ledger_start_at_end(void) {
-  const linli_config_t *cfg = linli_test_config();
-  char err[256];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  linli_config_kafka_apply(cfg, conf, err, sizeof err);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  linli_pg_t *pg = NULL;
-  if (!rk || linli_pg_connect(linli_config_str(cfg, "pg.conninfo"), 10000, &pg,
-                              err, sizeof err) != LINLI_OK) {
-    fprintf(stderr, "ledger start: %s\n", err);
-    if (rk)
-      rd_kafka_destroy(rk);
-    return -1;
-  }
-  int rc = 0;
-  size_t n = 0;
-  const linli_topic_schema_t *topics = linli_schema_topics(&n);
-  for (size_t t = 0; t < n && rc == 0; t++) {
-    if (strcmp(topics[t].name, LINLI_TOPIC_ORDER_STATUS) == 0)
-      continue;
-    for (int p = 0; p < 64; p++) {
-      int64_t lo = 0, hi = 0;
-      if (rd_kafka_query_watermark_offsets(rk, topics[t].name, p, &lo, &hi,
-                                           10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        break; /* past the last partition */
-      char part[16], off[32];
-      snprintf(part, sizeof part, "%d", p);
-      snprintf(off, sizeof off, "%lld", (long long)hi);
-      const char *params[] = {ledger_group, topics[t].name, part, off};
-      if (linli_pg_exec(pg,
-                        "INSERT INTO consumer_offsets (consumer_group, topic, "
-                        "partition, next_offset) VALUES ($1, $2, $3, $4) "
-                        "ON CONFLICT (consumer_group, topic, partition) DO "
-                        "UPDATE SET next_offset = EXCLUDED.next_offset",
-                        4, params, NULL, err, sizeof err) != LINLI_OK) {
-        fprintf(stderr, "ledger start: %s\n", err);
-        rc = -1;
-        break;
-      }
-    }
-  }
-  linli_pg_free(pg);
-  rd_kafka_destroy(rk);
-  return rc;
-}
 
 static pid_t start_ledger(void) {
   char bin[512], log[256];
@@ -359,7 +311,7 @@ static void test_audit_and_rebuild(void) {
     CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(others[i], 6, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(linli_test_ensure_topic(LINLI_TOPIC_DLQ, 3, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(linli_test_group_start_at_end(group, inputs), 0);
-  CU_ASSERT_EQUAL_FATAL(ledger_start_at_end(), 0);
+  CU_ASSERT_EQUAL_FATAL(linli_test_ledger_start_at_end(ledger_group), 0);
   pid_t ledger = start_ledger();
   CU_ASSERT_FATAL(ledger > 0);
   const char *outs[] = {LINLI_TOPIC_RESERVATIONS, NULL};

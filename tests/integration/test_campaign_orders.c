@@ -107,20 +107,7 @@ static struct {
   VEC(struct rref) ref;
 } st;
 
-static void *vec_push(void **v, size_t *n, size_t *cap, size_t sz) {
-  if (*n == *cap) {
-    size_t nc = *cap ? *cap * 2 : 64;
-    void *nv = realloc(*v, nc * sz);
-    if (!nv)
-      abort();
-    *v = nv;
-    *cap = nc;
-  }
-  void *e = (char *)*v + (*n)++ * sz;
-  memset(e, 0, sz);
-  return e;
-}
-#define PUSH(vec) vec_push((void **)&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v)
+#define PUSH(vec) LINLI_TEST_PUSH(vec)
 
 static int ours(const char *id) {
   return id && strncmp(id, RUN, strlen(RUN)) == 0;
@@ -499,68 +486,12 @@ static int wait_ledger_stock(void) {
 
 /* ============================================================ processes */
 
-static int ledger_start_at_end(void) {
-  const linli_config_t *cfg = linli_test_config();
-  char err[256];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (linli_config_kafka_apply(cfg, conf, err, sizeof err) != LINLI_OK) {
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == NULL) {
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  int rc = 0;
-  size_t n = 0;
-  const linli_topic_schema_t *topics = linli_schema_topics(&n);
-  for (size_t t = 0; t < n && rc == 0; t++) {
-    if (strcmp(topics[t].name, LINLI_TOPIC_ORDER_STATUS) == 0)
-      continue;
-    for (int p = 0; p < 64; p++) {
-      int64_t lo = 0, hi = 0;
-      if (rd_kafka_query_watermark_offsets(rk, topics[t].name, p, &lo, &hi,
-                                           10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        break; /* past the last partition */
-      char part[16], off[32];
-      snprintf(part, sizeof part, "%d", p);
-      snprintf(off, sizeof off, "%lld", (long long)hi);
-      const char *params[] = {ledger_group, topics[t].name, part, off};
-      PGresult *r = PQexecParams(
-          db,
-          "INSERT INTO consumer_offsets (consumer_group, topic, partition, "
-          "next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, "
-          "topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-          4, NULL, params, NULL, NULL, 0);
-      if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "ledger start: %s", PQerrorMessage(db));
-        rc = -1;
-      }
-      PQclear(r);
-      if (rc != 0)
-        break;
-    }
-  }
-  rd_kafka_destroy(rk);
-  return rc;
-}
 
 static pid_t spawn_ledger(void) {
-  char path[512], e_group[160], e_inst[160], e_key[128], log[256];
-  unsigned char key[32];
-  char hex[65];
-  randombytes_buf(key, sizeof key);
-  sodium_bin2hex(hex, sizeof hex, key, sizeof key);
-  linli_test_binary_path("consumers/ledger/linli-ledger", path, sizeof path);
-  snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", ledger_group);
-  snprintf(e_inst, sizeof e_inst, "LINLI_RUNNER_INSTANCE_ID=%s-l", RUN);
-  snprintf(e_key, sizeof e_key, "LINLI_CRYPTO_KEY=%s", hex);
+  char inst[160], log[256];
+  snprintf(inst, sizeof inst, "%s-l", RUN);
   snprintf(log, sizeof log, "/tmp/%s-ledger.log", RUN);
-  char *env[] = {e_group, e_inst, e_key, (char *)"LINLI_METRICS_PORT=0",
-                 NULL};
-  char *argv[] = {path, NULL};
-  return linli_test_spawn_tied(argv, env, log);
+  return linli_test_spawn_ledger(ledger_group, inst, log, NULL);
 }
 
 /* A reserver in the run's group; kill_at > 0: SIGKILLed by the runner
@@ -660,7 +591,7 @@ static int suite_init(void) {
   id(ledger_group, sizeof ledger_group, "lg");
   const char *outs[] = {T_RESERVATIONS, T_FULFILLMENT, T_REFUNDS, NULL};
   reader = linli_test_reader_new(outs, 1);
-  if (!reader || ledger_start_at_end() != 0)
+  if (!reader || linli_test_ledger_start_at_end(ledger_group) != 0)
     return -1;
   ledger = spawn_ledger();
   wait_orders_idle();

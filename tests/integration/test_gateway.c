@@ -256,25 +256,12 @@ static int stop_gateway(struct gwproc *g) {
 static int port_base;
 static int port_for(int n) { return port_base + n; }
 
-static int port_free(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
-}
-
 static void pick_port_base(void) {
   int slot = (int)(getpid() % 5000);
   for (int tries = 0; tries < 100; tries++, slot = (slot + 1) % 5000) {
     int base = 20000 + slot * 8, ok = 1;
     for (int i = 0; i < 8 && ok; i++)
-      ok = port_free(base + i);
+      ok = linli_test_port_free(base + i);
     if (ok) {
       port_base = base;
       return;

@@ -52,25 +52,12 @@ static pid_t stopped_broker = -1; /* a SIGSTOPped broker: SIGCONT at cleanup */
 
 /* ------------------------------------------------------------- ports */
 
-static int port_free(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
-}
-
 /* A port p with p..p+n-1 all free, starting near 30000 + pid % 10000. */
 static int pick_ports(int start, int n) {
   for (int p = start; p < start + 400; p += n) {
     int ok = 1;
     for (int i = 0; i < n && ok; i++)
-      ok = port_free(p + i);
+      ok = linli_test_port_free(p + i);
     if (ok)
       return p;
   }

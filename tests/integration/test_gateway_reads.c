@@ -74,28 +74,6 @@ static struct item items[NPICK + NHOME];
 
 /* ---------------------------------------------------------------- HTTP */
 
-struct resp {
-  int status;
-  char *raw, *body;
-  size_t len;
-};
-
-static int dial(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 static int send_get(int fd, const char *path, const char *token) {
   char req[1024];
   int n = snprintf(req, sizeof req,
@@ -106,39 +84,22 @@ static int send_get(int fd, const char *path, const char *token) {
 }
 
 /* GET path; the whole answer (read until the server closes). */
-static int get(const char *path, const char *token, struct resp *out) {
+static int get(const char *path, const char *token,
+               struct linli_test_resp *out) {
   memset(out, 0, sizeof *out);
-  int fd = dial(gw_port);
+  int fd = linli_test_dial(gw_port);
   if (fd < 0 || send_get(fd, path, token) != 0) {
     if (fd >= 0)
       close(fd);
     return -1;
   }
-  size_t cap = 65536, len = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (len + 4096 > cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-    }
-    ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-  }
+  int rc = linli_test_read_response(fd, out);
   close(fd);
-  buf[len] = '\0';
-  out->raw = buf;
-  if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1)
-    return -1;
-  char *b = strstr(buf, "\r\n\r\n");
-  out->body = b ? b + 4 : buf + len;
-  out->len = (size_t)(buf + len - out->body);
-  return 0;
+  return rc;
 }
 
 static int get_status(const char *path, const char *token) {
-  struct resp r;
+  struct linli_test_resp r;
   int st = get(path, token, &r) == 0 ? r.status : -1;
   free(r.raw);
   return st;
@@ -174,22 +135,9 @@ static int read_until(int fd, char **acc, size_t *len, const char *needle,
 
 /* ----------------------------------------------------------- processes */
 
-static int port_free(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
-}
-
 static int start_gateway(void) {
   char bin[512], keys[512], e_keys[600], e_port[64], log[256];
-  for (gw_port = 41000 + (int)(getpid() % 4000); !port_free(gw_port);)
+  for (gw_port = 41000 + (int)(getpid() % 4000); !linli_test_port_free(gw_port);)
     gw_port++;
   linli_test_binary_path("producers/gateway/linli-gateway", bin, sizeof bin);
   linli_test_source_path("config/gateway-keys.conf", keys, sizeof keys);
@@ -204,7 +152,7 @@ static int start_gateway(void) {
     return -1;
   int64_t end = linli_test_now_ms() + 20000;
   while (linli_test_now_ms() < end) {
-    struct resp r;
+    struct linli_test_resp r;
     int ok = get("/healthz", TOK_A, &r) == 0 && r.status == 200;
     free(r.raw);
     if (ok)
@@ -215,66 +163,13 @@ static int start_gateway(void) {
   return -1;
 }
 
-/* The ledger keeps its offsets in PostgreSQL: its group starts at the
- * current end of every topic, so it records this run (and whatever else
- * is written meanwhile), not the whole shared log. */
-static int ledger_start_at_end(void) {
-  char err[256];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (linli_config_kafka_apply(linli_test_config(), conf, err, sizeof err) !=
-      LINLI_OK) {
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  int rc = 0;
-  size_t n = 0;
-  const linli_topic_schema_t *topics = linli_schema_topics(&n);
-  for (size_t t = 0; t < n && rc == 0; t++) {
-    if (strcmp(topics[t].name, LINLI_TOPIC_ORDER_STATUS) == 0)
-      continue;
-    for (int p = 0; p < 64 && rc == 0; p++) {
-      int64_t lo = 0, hi = 0;
-      if (rd_kafka_query_watermark_offsets(rk, topics[t].name, p, &lo, &hi,
-                                           10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        break; /* past the last partition */
-      char part[16], off[32];
-      snprintf(part, sizeof part, "%d", p);
-      snprintf(off, sizeof off, "%lld", (long long)hi);
-      const char *params[] = {ledger_group, topics[t].name, part, off};
-      PGresult *r = PQexecParams(
-          db,
-          "INSERT INTO consumer_offsets (consumer_group, topic, partition, "
-          "next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, "
-          "topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-          4, NULL, params, NULL, NULL, 0);
-      if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = -1;
-      PQclear(r);
-    }
-  }
-  rd_kafka_destroy(rk);
-  return rc;
-}
 
 static pid_t spawn_ledger(void) {
-  char path[512], e_group[160], e_inst[160], e_key[128], log[256], hex[65];
-  unsigned char key[32];
-  randombytes_buf(key, sizeof key);
-  sodium_bin2hex(hex, sizeof hex, key, sizeof key);
-  linli_test_binary_path("consumers/ledger/linli-ledger", path, sizeof path);
-  snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", ledger_group);
-  snprintf(e_inst, sizeof e_inst, "LINLI_RUNNER_INSTANCE_ID=%s-l", RUN);
-  snprintf(e_key, sizeof e_key, "LINLI_CRYPTO_KEY=%s", hex);
+  char inst[160], log[256];
+  snprintf(inst, sizeof inst, "%s-l", RUN);
   snprintf(log, sizeof log, "/tmp/%s-ledger.log", RUN);
-  char *env[] = {e_group, e_inst, e_key, (char *)"LINLI_METRICS_PORT=0",
-                 (char *)"LINLI_RUNNER_FLUSH_INTERVAL_MS=50", NULL};
-  char *argv[] = {path, NULL};
-  return linli_test_spawn_tied(argv, env, log);
+  return linli_test_spawn_ledger(ledger_group, inst, log,
+                                 "LINLI_RUNNER_FLUSH_INTERVAL_MS=50");
 }
 
 static pid_t spawn_router(void) {
@@ -375,7 +270,7 @@ static int suite_init(void) {
   const char *const inputs[] = {T_FULFILLMENT, NULL};
   if (write_clock(T0) || write_reference() ||
       linli_test_group_start_at_end(router_group, inputs) ||
-      ledger_start_at_end() || start_gateway())
+      linli_test_ledger_start_at_end(ledger_group) || start_gateway())
     return -1;
   return 0;
 }
@@ -627,7 +522,7 @@ static int take_line(int used[][3], const char *pp, const char *order,
   return 0;
 }
 
-static void check_body(const struct resp *r) {
+static void check_body(const struct linli_test_resp *r) {
   json_error_t e;
   json_t *j = json_loadb(r->body, r->len, 0, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -730,7 +625,7 @@ static void test_sorting_list(void) {
   char path[256];
   snprintf(path, sizeof path, "/v1/warehouses/%s/waves/%s/sorting-list", WH,
            WAVE);
-  struct resp r;
+  struct linli_test_resp r;
   CU_ASSERT_EQUAL_FATAL(get(path, TOK_WH, &r), 0);
   CU_ASSERT_EQUAL(r.status, 200);
   if (r.status == 200)
@@ -834,7 +729,7 @@ static void open_campaign(const char *key, const char *n) {
 static int stream_open(const char *id, const char *token) {
   char path[160];
   snprintf(path, sizeof path, "/v1/groupbuys/%s/events", id);
-  int fd = dial(gw_port);
+  int fd = linli_test_dial(gw_port);
   if (fd >= 0 && send_get(fd, path, token) != 0) {
     close(fd);
     fd = -1;

@@ -115,20 +115,7 @@ static char RUN[48];                /* prefix of every id of this run */
 static linli_test_reader_t *reader; /* outputs + orders, from the run start */
 static linli_redis_t *redis;
 
-static void *vec_push(void **v, size_t *n, size_t *cap, size_t sz) {
-  if (*n == *cap) {
-    size_t nc = *cap ? *cap * 2 : 64;
-    void *nv = realloc(*v, nc * sz);
-    if (!nv)
-      abort();
-    *v = nv;
-    *cap = nc;
-  }
-  void *e = (char *)*v + (*n)++ * sz;
-  memset(e, 0, sz);
-  return e;
-}
-#define PUSH(vec) vec_push((void **)&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v)
+#define PUSH(vec) LINLI_TEST_PUSH(vec)
 
 static int ours(const char *id) {
   return id && strncmp(id, RUN, strlen(RUN)) == 0;

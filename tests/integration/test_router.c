@@ -118,20 +118,7 @@ static const char *spawn_group = group;
 static int64_t T0, CUT[3]; /* the three cutoffs, UTC ms */
 static char WAVE[3][24];   /* their wave ids */
 
-static void *vec_push(void **v, size_t *n, size_t *cap, size_t sz) {
-  if (*n == *cap) {
-    size_t nc = *cap ? *cap * 2 : 256;
-    void *nv = realloc(*v, nc * sz);
-    if (!nv)
-      abort();
-    *v = nv;
-    *cap = nc;
-  }
-  void *e = (char *)*v + (*n)++ * sz;
-  memset(e, 0, sz);
-  return e;
-}
-#define PUSH(vec) vec_push((void **)&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v)
+#define PUSH(vec) LINLI_TEST_PUSH(vec)
 
 static void cpy(char *dst, size_t len, const char *src) {
   snprintf(dst, len, "%s", src ? src : "");

@@ -99,20 +99,7 @@ static char clock_file[256], group[96], replay_group[96];
 static char wh[80]; /* the warehouse of this run's campaigns (audit scope) */
 static int64_t T0;
 
-static void *vec_push(void **v, size_t *n, size_t *cap, size_t sz) {
-  if (*n == *cap) {
-    size_t nc = *cap ? *cap * 2 : 64;
-    void *nv = realloc(*v, nc * sz);
-    if (!nv)
-      abort();
-    *v = nv;
-    *cap = nc;
-  }
-  void *e = (char *)*v + (*n)++ * sz;
-  memset(e, 0, sz);
-  return e;
-}
-#define PUSH(vec) vec_push((void **)&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v)
+#define PUSH(vec) LINLI_TEST_PUSH(vec)
 
 static int ours(const char *id) {
   return id && strncmp(id, RUN, strlen(RUN)) == 0;

@@ -109,95 +109,10 @@ static int run_topics(int del) {
 
 /* ------------------------------------------------------------- HTTP */
 
-struct resp {
-  int status;
-  char *raw;
-  char *body;
-  size_t len;
-};
-
-static void resp_free(struct resp *r) {
-  free(r->raw);
-  memset(r, 0, sizeof *r);
-}
-
-static int dial(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* One request (Connection: close); 0 when a response was read. */
+/* One request to the run's gateway (tests/support/http.c). */
 static int http(const char *method, const char *path, const char *token,
-                const char *body, struct resp *out) {
-  memset(out, 0, sizeof *out);
-  int fd = dial(gw_port);
-  if (fd < 0)
-    return -1;
-  char head[1024];
-  size_t blen = body ? strlen(body) : 0;
-  int n = snprintf(head, sizeof head,
-                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                   "Authorization: Bearer %s\r\n%sContent-Length: %zu\r\n\r\n",
-                   method, path, token,
-                   body ? "Content-Type: application/json\r\n" : "", blen);
-  if (write_all(fd, head, (size_t)n) == 0 && body)
-    write_all(fd, body, blen);
-  size_t cap = 8192, len = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (len + 1024 > cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-    }
-    ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-    if (r <= 0)
-      break;
-    len += (size_t)r;
-  }
-  close(fd);
-  buf[len] = '\0';
-  out->raw = buf;
-  if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1)
-    return -1;
-  char *b = strstr(buf, "\r\n\r\n");
-  out->body = b ? b + 4 : buf + len;
-  out->len = (size_t)(buf + len - out->body);
-  return 0;
-}
-
-static int port_free(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
+                const char *body, struct linli_test_resp *out) {
+  return linli_test_http(gw_port, method, path, token, body, out);
 }
 
 /* --------------------------------------------------------- processes */
@@ -206,7 +121,7 @@ static int start_gateway(void) {
   int slot = (int)(getpid() % 5000);
   for (int tries = 0; tries < 200 && !gw_port; tries++) {
     int p = 45000 + (slot + tries * 7) % 15000;
-    if (port_free(p))
+    if (linli_test_port_free(p))
       gw_port = p;
   }
   char bin[512], keys[512], keys_env[600], port_env[64];
@@ -224,9 +139,9 @@ static int start_gateway(void) {
     return -1;
   int64_t end = linli_test_now_ms() + 20000;
   while (linli_test_now_ms() < end) {
-    struct resp r;
+    struct linli_test_resp r;
     int ok = http("GET", "/healthz", TOK_A, NULL, &r) == 0 && r.status == 200;
-    resp_free(&r);
+    linli_test_resp_free(&r);
     if (ok)
       return 0;
     usleep(100 * 1000);
@@ -598,7 +513,7 @@ static const struct dlq *find_dlq(const char *topic, int32_t part,
 }
 
 /* The 400 names field, with msg (NULL: any message). */
-static int names(const struct resp *r, const char *field, const char *msg) {
+static int names(const struct linli_test_resp *r, const char *field, const char *msg) {
   json_error_t e;
   json_t *j = json_loadb(r->body, r->len, 0, &e);
   json_t *fs = j ? json_object_get(j, "fields") : NULL;
@@ -803,7 +718,7 @@ static void test_bad_records(void) {
     char field[200];
     snprintf(field, sizeof field, "%.*s", (int)(colon - dot - 1), dot + 1);
     snprintf(reason, sizeof reason, "%s", colon + 2);
-    struct resp r;
+    struct linli_test_resp r;
     CU_ASSERT_EQUAL(http("POST", bad[i].path, bad[i].token, bad[i].json, &r),
                     0);
     int ok = r.status == 400 &&
@@ -813,7 +728,7 @@ static void test_bad_records(void) {
       fprintf(stderr, "\n  %s: gateway %d %.*s\n    want 400 %s: %s\n",
               bad[i].what, r.status, (int)(r.len > 400 ? 400 : r.len),
               r.body ? r.body : "", field, reason);
-    resp_free(&r);
+    linli_test_resp_free(&r);
   }
   CU_ASSERT_TRUE(rsv_pid > 0 && waitpid(rsv_pid, NULL, WNOHANG) == 0);
   CU_ASSERT_TRUE(led_pid > 0 && waitpid(led_pid, NULL, WNOHANG) == 0);

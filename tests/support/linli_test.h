@@ -142,4 +142,43 @@ void linli_test_header(const rd_kafka_message_t *m, const char *name,
 int linli_test_topic_consumers(const char *topic, const char *client_prefix,
                                char *names, size_t len);
 
+/* The ledger keeps its offsets in PostgreSQL: start group at the current
+ * end of every topic it reads, so it records the test's run and not the
+ * whole shared log. 0, or -1 (said on stderr). */
+int linli_test_ledger_start_at_end(const char *group);
+
+/* A linli-ledger in group as instance, with a fresh random crypto key,
+ * output to log; extra: one more NAME=value, or NULL. Tied to the test. */
+pid_t linli_test_spawn_ledger(const char *group, const char *instance,
+                              const char *log, const char *extra);
+
+/* A growing vector of collected records: struct { T *v; size_t n, cap; }.
+ * LINLI_TEST_PUSH(vec) appends a zeroed element and returns it (aborts
+ * without memory). */
+void *linli_test_vec_push(void **v, size_t *n, size_t *cap, size_t sz);
+#define LINLI_TEST_PUSH(vec)                                                   \
+  linli_test_vec_push((void **)&(vec).v, &(vec).n, &(vec).cap,                 \
+                      sizeof *(vec).v)
+
+/* http.c: the gateway's answer, read to EOF (Connection: close). */
+struct linli_test_resp {
+  int status;
+  char *raw;  /* the whole response (malloc'd) */
+  char *body; /* into raw */
+  size_t len;
+};
+void linli_test_resp_free(struct linli_test_resp *r);
+/* A loopback connection to port (20 s receive timeout); -1. */
+int linli_test_dial(int port);
+int linli_test_write_all(int fd, const char *p, size_t n);
+/* Read fd to EOF into out; 0, or -1 without a status line. */
+int linli_test_read_response(int fd, struct linli_test_resp *out);
+/* One request with a bearer token and an optional JSON body; 0 when a
+ * response was read. */
+int linli_test_http(int port, const char *method, const char *path,
+                    const char *token, const char *body,
+                    struct linli_test_resp *out);
+/* 1 if nothing is bound to loopback port. */
+int linli_test_port_free(int port);
+
 #endif

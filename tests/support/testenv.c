@@ -15,9 +15,13 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+#include <sodium.h>
 
 #include "linli/error.h"
 #include "linli/kafka.h"
+#include "linli/pg.h"
+#include "domain/schema.h"
+#include "domain/topics.h"
 #include "linli_test.h"
 
 extern char **environ;
@@ -805,4 +809,91 @@ done:
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy(rk);
   return found;
+}
+
+/* ---------------------------------------------------------------- ledger */
+
+int linli_test_ledger_start_at_end(const char *group) {
+  const linli_config_t *cfg = linli_test_config();
+  char err[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (linli_config_kafka_apply(cfg, conf, err, sizeof err) != LINLI_OK) {
+    rd_kafka_conf_destroy(conf);
+    fprintf(stderr, "ledger start: %s\n", err);
+    return -1;
+  }
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (rk == NULL)
+    rd_kafka_conf_destroy(conf);
+  linli_pg_t *pg = NULL;
+  if (!rk || linli_pg_connect(linli_config_str(cfg, "pg.conninfo"), 10000, &pg,
+                              err, sizeof err) != LINLI_OK) {
+    fprintf(stderr, "ledger start: %s\n", err);
+    if (rk)
+      rd_kafka_destroy(rk);
+    return -1;
+  }
+  int rc = 0;
+  size_t n = 0;
+  const linli_topic_schema_t *topics = linli_schema_topics(&n);
+  for (size_t t = 0; t < n && rc == 0; t++) {
+    if (strcmp(topics[t].name, LINLI_TOPIC_ORDER_STATUS) == 0)
+      continue; /* the ledger writes it, never reads it */
+    for (int p = 0; p < 64 && rc == 0; p++) {
+      int64_t lo = 0, hi = 0;
+      if (rd_kafka_query_watermark_offsets(rk, topics[t].name, p, &lo, &hi,
+                                           10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        break; /* past the last partition */
+      char part[16], off[32];
+      snprintf(part, sizeof part, "%d", p);
+      snprintf(off, sizeof off, "%lld", (long long)hi);
+      const char *params[] = {group, topics[t].name, part, off};
+      if (linli_pg_exec(pg,
+                        "INSERT INTO consumer_offsets (consumer_group, topic, "
+                        "partition, next_offset) VALUES ($1, $2, $3, $4) "
+                        "ON CONFLICT (consumer_group, topic, partition) DO "
+                        "UPDATE SET next_offset = EXCLUDED.next_offset",
+                        4, params, NULL, err, sizeof err) != LINLI_OK) {
+        fprintf(stderr, "ledger start: %s\n", err);
+        rc = -1;
+      }
+    }
+  }
+  linli_pg_free(pg);
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+pid_t linli_test_spawn_ledger(const char *group, const char *instance,
+                              const char *log, const char *extra) {
+  char path[512], e_group[160], e_inst[160], e_key[128], hex[65];
+  unsigned char key[32];
+  if (sodium_init() < 0)
+    return -1;
+  randombytes_buf(key, sizeof key);
+  sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+  linli_test_binary_path("consumers/ledger/linli-ledger", path, sizeof path);
+  snprintf(e_group, sizeof e_group, "LINLI_RUNNER_GROUP=%s", group);
+  snprintf(e_inst, sizeof e_inst, "LINLI_RUNNER_INSTANCE_ID=%s", instance);
+  snprintf(e_key, sizeof e_key, "LINLI_CRYPTO_KEY=%s", hex);
+  char *env[] = {e_group, e_inst, e_key, (char *)"LINLI_METRICS_PORT=0",
+                 (char *)extra, NULL};
+  char *argv[] = {path, NULL};
+  return linli_test_spawn_tied(argv, env, log);
+}
+
+/* ---------------------------------------------------------------- vectors */
+
+void *linli_test_vec_push(void **v, size_t *n, size_t *cap, size_t sz) {
+  if (*n == *cap) {
+    size_t nc = *cap ? *cap * 2 : 64;
+    void *nv = realloc(*v, nc * sz);
+    if (!nv)
+      abort(); /* a test without memory has nothing left to say */
+    *v = nv;
+    *cap = nc;
+  }
+  void *e = (char *)*v + (*n)++ * sz;
+  memset(e, 0, sz);
+  return e;
 }
