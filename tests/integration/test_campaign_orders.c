@@ -40,6 +40,7 @@
 #include "inventory.pb-c.h"
 #include "linli/clock.h"
 #include "linli/error.h"
+#include "linli/kafka.h"
 #include "linli/ids.h"
 #include "linli/redis.h"
 #include "domain/reserver_keys.h"
@@ -89,6 +90,11 @@ struct rful {
   char order[72];
   int64_t price; /* unit price of its first line */
 };
+struct rdlq {
+  char key[96];
+  char consumer[64];
+  char reason[600];
+};
 struct rref {
   char order[72], txn[72];
   int reason;
@@ -105,6 +111,7 @@ static struct {
   VEC(struct rres) res;
   VEC(struct rful) ful;
   VEC(struct rref) ref;
+  VEC(struct rdlq) dlq;
 } st;
 
 #define PUSH(vec) LINLI_TEST_PUSH(vec)
@@ -147,6 +154,17 @@ static void collect(void *arg, const rd_kafka_message_t *m) {
       e->price = f->n_lines ? f->lines[0]->unit_price_fen : -1;
     }
     linli__fulfillment_event__free_unpacked(ev, NULL);
+  } else if (strcmp(topic, LINLI_TOPIC_DLQ) == 0) {
+    char key[96] = "";
+    if (m->key && m->key_len < sizeof key)
+      memcpy(key, m->key, m->key_len);
+    if (ours(key)) {
+      struct rdlq *e = PUSH(st.dlq);
+      cpy(e->key, sizeof e->key, key);
+      linli_test_header(m, LINLI_DLQ_H_CONSUMER, e->consumer,
+                        sizeof e->consumer);
+      linli_test_header(m, LINLI_DLQ_H_REASON, e->reason, sizeof e->reason);
+    }
   } else if (strcmp(topic, T_REFUNDS) == 0) {
     Linli__RefundEvent *ev = linli__refund_event__unpack(NULL, m->len, p);
     if (!ev)
@@ -589,7 +607,8 @@ static int suite_init(void) {
   id(sku, sizeof sku, "S");
   id(rsv_group, sizeof rsv_group, "rg");
   id(ledger_group, sizeof ledger_group, "lg");
-  const char *outs[] = {T_RESERVATIONS, T_FULFILLMENT, T_REFUNDS, NULL};
+  const char *outs[] = {T_RESERVATIONS, T_FULFILLMENT, T_REFUNDS,
+                        LINLI_TOPIC_DLQ, NULL};
   reader = linli_test_reader_new(outs, 1);
   if (!reader || linli_test_ledger_start_at_end(ledger_group) != 0)
     return -1;
@@ -622,6 +641,7 @@ static int suite_cleanup(void) {
   free(st.res.v);
   free(st.ful.v);
   free(st.ref.v);
+  free(st.dlq.v);
   memset(&st, 0, sizeof st);
   return 0;
 }
@@ -633,6 +653,61 @@ static void test_setup(void) {
   while (stock("avail") != STOCK && linli_test_now_ms() < deadline)
     usleep(100 * 1000);
   CU_ASSERT_EQUAL_FATAL(stock("avail"), STOCK);
+}
+
+/* ------------------------------------------------------- bad input */
+
+/* The reserver's DLQ record of the input keyed key (the ledger judges
+ * the same topic by its own rules). */
+static const struct rdlq *find_dlq(const char *key) {
+  for (size_t i = 0; i < st.dlq.n; i++)
+    if (strcmp(st.dlq.v[i].key, key) == 0 &&
+        strstr(st.dlq.v[i].consumer, "reserver"))
+      return &st.dlq.v[i];
+  return NULL;
+}
+static int have_dlq2(void *arg) {
+  const char *const *k = arg;
+  return find_dlq(k[0]) && find_dlq(k[1]);
+}
+
+/* A CampaignFailed the reserver cannot route (no warehouse, as written
+ * before the field existed) and one whose refund is out of range: each on
+ * the DLQ with its reason, no stock moved. */
+static void test_bad_settlements(void) {
+  char c1[96], c2[96], eid1[LINLI_ID_BUFSZ], eid2[LINLI_ID_BUFSZ];
+  id(c1, sizeof c1, "gbad-nowh");
+  id(c2, sizeof c2, "gbad-fen");
+  long long avail = stock("avail");
+  Linli__CampaignRefund rf = LINLI__CAMPAIGN_REFUND__INIT;
+  Linli__CampaignRefund *rp[] = {&rf};
+  rf.order_id = c2;
+  rf.user_id = (char *)"u";
+  rf.amount_fen = INT64_MAX;
+  for (int k = 0; k < 2; k++) {
+    Linli__SettlementEvent ev = LINLI__SETTLEMENT_EVENT__INIT;
+    Linli__Meta meta = LINLI__META__INIT;
+    Linli__CampaignFailed f = LINLI__CAMPAIGN_FAILED__INIT;
+    meta_fill(&meta, k ? eid2 : eid1);
+    f.campaign_id = k ? c2 : c1;
+    f.reason = (char *)"minimum not reached";
+    f.warehouse_id = k ? wh : (char *)"";
+    f.n_refunds = k ? 1 : 0;
+    f.refunds = k ? rp : NULL;
+    ev.meta = &meta;
+    ev.event_case = LINLI__SETTLEMENT_EVENT__EVENT_CAMPAIGN_FAILED;
+    ev.campaign_failed = &f;
+    CU_ASSERT_EQUAL_FATAL(put(T_SETTLEMENTS, f.campaign_id, &ev.base), 0);
+  }
+  const char *keys[] = {c1, c2};
+  linli_test_reader_poll(reader, 60000, collect, keys, have_dlq2);
+  const struct rdlq *d1 = find_dlq(c1), *d2 = find_dlq(c2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d2);
+  CU_ASSERT_PTR_NOT_NULL(strstr(d1->reason, "campaign_failed.warehouse_id"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(d2->reason, "campaign_failed.refunds[0].amount_fen"));
+  CU_ASSERT_EQUAL(stock("avail"), avail);
 }
 
 /* ------------------------------------------------------------ failed */
@@ -887,6 +962,8 @@ int linli_test_register(void) {
                              suite_init, suite_cleanup);
   if (s == NULL ||
       !CU_add_test(s, "catalog and stock", test_setup) ||
+      !CU_add_test(s, "a settlement it cannot apply goes to the DLQ",
+                   test_bad_settlements) ||
       !CU_add_test(s, "a failed campaign releases its orders, paid or not",
                    test_failed) ||
       !CU_add_test(s, "a settled campaign's held orders go to fulfilment "
