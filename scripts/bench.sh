@@ -56,6 +56,11 @@
 #                     and txcopy (default: runner.batch_size of the config)
 #   BENCH_PASSES      which passes, in this order (default "ceiling reserver
 #                     ledger pipeline gateway memory"); ledger needs reserver
+#   BENCH_KEEP_LOGS   a folder: every process's log is copied there at exit
+#   BENCH_LEDGER_LOG_LEVEL  the ledgers' log level (default info; debug
+#                     logs each batch's transaction and publish times)
+#   BENCH_LEDGER_INSTANCES  ledgers of the ledger pass, in one consumer
+#                     group (default 1)
 #   BENCH_PIPELINE_INSTANCES  reservers beside the ledger (default: the
 #                     largest of BENCH_INSTANCES)
 #   BENCH_MEM_ORDERS  orders of the memory pass (default ORDERS)
@@ -110,6 +115,7 @@ ORDERS="${BENCH_ORDERS:-200000}"
 STOCK="${BENCH_STOCK:-$((ORDERS / 4))}"
 USERS="${BENCH_USERS:-1000}"
 INSTANCES="${BENCH_INSTANCES:-1 2}"
+LEDGER_INSTANCES="${BENCH_LEDGER_INSTANCES:-1}"
 BATCH="${BENCH_BATCH:-$(linli_conf runner batch_size 500)}"
 PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway settler notifier route memory}"
 JOINS="${BENCH_JOINS:-200000}"
@@ -166,6 +172,7 @@ for p in $PASSES; do
   esac
 done
 has_pass() { [[ " $PASSES " == *" $1 "* ]]; }
+[[ "$LEDGER_INSTANCES" =~ ^[1-9]$ ]] || die "BENCH_LEDGER_INSTANCES must be one count, 1-9"
 if has_pass ledger && ! has_pass reserver; then
   die "the ledger pass replays the first reserver pass: add 'reserver' to BENCH_PASSES"
 fi
@@ -236,6 +243,9 @@ cleanup() {
   done
   if [[ "${BENCH_KEEP_STATE:-0}" != 1 ]] && ((${#CLEAN[@]})); then
     clean_redis || true
+  fi
+  if [[ -n "${BENCH_KEEP_LOGS:-}" ]]; then
+    mkdir -p "$BENCH_KEEP_LOGS" && cp -r "$work"/. "$BENCH_KEEP_LOGS"/ || true
   fi
   rm -rf "$work"
 }
@@ -535,7 +545,7 @@ reserver_pass() {
     start_at_end "$lgroup" "$LEDGER_TOPICS"
     ledger_offsets "$lgroup" "$work/$lgroup.ends"
     start "ledger-$run" env LINLI_RUNNER_GROUP="$lgroup" LINLI_RUNNER_INSTANCE_ID="$run-l" \
-      LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=info "$LEDGER"
+      LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=${BENCH_LEDGER_LOG_LEVEL:-info} "$LEDGER"
     PIDOF["ledger-$run"]=$STARTED
     wait_stable 0 "ledger-$run"
     names+=("ledger-$run")
@@ -611,41 +621,68 @@ pass_reserver() {
 # The ledger alone, on the events of the first reserver pass (OrderPlaced
 # and ReservationResult of each order, already in Kafka): the rate between
 # the first and the last database transaction that recorded one of them.
+# BENCH_LEDGER_INSTANCES ledgers in one consumer group (one count per run:
+# a second replay of the same events would only find them recorded).
 pass_ledger() {
-  local run="$LEDGER_REPLAY_RUN" group="linli-bench-ledger-alone-$LEDGER_REPLAY_RUN" want
+  local n="$LEDGER_INSTANCES" run="$LEDGER_REPLAY_RUN" label group want
+  label="ledger.$n"
+  group="linli-bench-ledger-alone-$LEDGER_REPLAY_RUN-$n"
   # A ledger pass needs a reserver pass without a ledger beside it.
   [[ -n "$run" ]] || die "the ledger pass has no reserver pass to replay"
   want=$((2 * ORDERS))
-  log "ledger: replaying the $want order events of run $run"
+  log "$label: $n ledger(s) replaying the $want order events of run $run"
   cp "$LEDGER_REPLAY_ENDS" "$work/$group.ends"
   ledger_offsets "$group" "$work/$group.ends"
   # The first reserver pass's rows are not in PostgreSQL: nothing recorded
   # them. (Its orders are told apart by id from every other run's.)
   local q="FROM order_events WHERE order_id >= '$run-' AND order_id < '$run.'"
-  start "ledger-alone" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run-la" \
-    LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=info "$LEDGER"
-  PIDOF[ledger-alone]=$STARTED
+  # Where the ledgers are done: the inputs' ends now (nothing else writes
+  # them during this pass). Their offsets in consumer_offsets are a cheap
+  # poll; counting 400,000 rows every half second cost the backend as
+  # much CPU as a fifth of the ledger's own work. A partition's end may
+  # be a transaction marker no offset is stored past, so the offsets only
+  # say "nearly"; the exact count then says "done".
+  local target parts
+  start_at_end "linli-bench-ledger-target-$run-$n" "$LEDGER_TOPICS"
+  target="$(awk '$1 == "end" { split($4, o, "="); s += o[2] } END { print s + 0 }' \
+    "$work/linli-bench-ledger-target-$run-$n.ends")"
+  parts="$(field partitions "$work/linli-bench-ledger-target-$run-$n.ends")"
+  local names=() i name
+  for ((i = 0; i < n; i++)); do
+    name="ledger-alone-$n-$i"
+    start "$name" env LINLI_RUNNER_GROUP="$group" LINLI_RUNNER_INSTANCE_ID="$run-la$n-$i" \
+      LINLI_RUNNER_BATCH_SIZE="$BATCH" LINLI_METRICS_PORT=-1 LINLI_LOG_LEVEL=${BENCH_LEDGER_LOG_LEVEL:-info} "$LEDGER"
+    PIDOF[$name]=$STARTED
+    names+=("$name")
+  done
   local f0
   f0="$(foreign)"
-  perf_start ledger ledger-alone
+  perf_start "$label" "${names[@]}"
   local t0 got=0
   t0=$(now_ms)
   while :; do
-    got="$(psql_q -c "SELECT count(*) $q")"
-    ((got >= want)) && break
-    kill -0 "${PIDOF[ledger-alone]}" 2>/dev/null || { linli_tail_log "$work/ledger-alone.log"; die "the ledger exited"; }
-    (($(now_ms) - t0 < TIMEOUT * 1000)) || { log "ledger: $got of $want events after ${TIMEOUT}s"; break; }
+    got="$(psql_q -c "SELECT coalesce(sum(next_offset), 0) + $parts FROM consumer_offsets WHERE consumer_group = '$group'")"
+    if ((got >= target)); then
+      got="$(psql_q -c "SELECT count(*) $q")"
+      ((got >= want)) && break
+    else
+      got=0
+    fi
+    for name in "${names[@]}"; do
+      kill -0 "${PIDOF[$name]}" 2>/dev/null || { linli_tail_log "$work/$name.log"; die "$name exited"; }
+    done
+    (($(now_ms) - t0 < TIMEOUT * 1000)) || { log "$label: not done after ${TIMEOUT}s"; break; }
     sleep 0.5
   done
   local wall=$(($(now_ms) - t0)) rss dist
-  perf_stop ledger
+  perf_stop "$label"
   dist="$(disturbed "$f0" "$(foreign)")"
   if [[ -n "$dist" ]]; then DISTURBED=1; fi
-  rss_of ledger-alone
+  rss_of "${names[@]}"
   rss="$RSS_LINE"
-  local ok=1 cpu
-  cpu="$(cpu_s "${PIDOF[ledger-alone]}")"
-  stop "${PIDOF[ledger-alone]}" ledger-alone || ok=0
+  local ok=1 cpu=()
+  for name in "${names[@]}"; do cpu+=("$(cpu_s "${PIDOF[$name]}")"); done
+  for name in "${names[@]}"; do stop "${PIDOF[$name]}" "$name" || ok=0; done
   local span rows
   span="$(psql_q -c "SELECT count(*), count(DISTINCT (order_id, type)), round(1000 * extract(epoch FROM max(recorded_at) - min(recorded_at))) $q")"
   rows="$(psql_q -c "SELECT count(*), count(*) FILTER (WHERE state = 'RESERVED'), count(*) FILTER (WHERE state = 'REJECTED') FROM orders WHERE order_id >= '$run-' AND order_id < '$run.'")"
@@ -653,10 +690,10 @@ pass_ledger() {
   IFS='|' read -r events distinct ms <<<"$span"
   CHECK_OK=$ok
   ((ok)) || FAILED=1
-  check '[[ "$events" == "$want" && "$distinct" == "$want" ]]' "ledger: $events events ($distinct distinct), want $want"
+  check '[[ "$events" == "$want" && "$distinct" == "$want" ]]' "$label: $events events ($distinct distinct), want $want"
   check '[[ "$rows" == "$ORDERS|$STOCK|$((ORDERS - STOCK))" ]]' \
-    "ledger: orders rows (all|RESERVED|REJECTED) $rows, want $ORDERS|$STOCK|$((ORDERS - STOCK))"
-  emit ledger "batch=$BATCH events=$events span_ms=$ms events_per_s=$(rate "$events" "${ms%.*}") orders=${rows%%|*} wall_ms=$wall rows=${rows//|/,} peak_rss_kb=$rss cpu_s=$cpu$dist $( ((CHECK_OK)) || echo FAILED)"
+    "$label: orders rows (all|RESERVED|REJECTED) $rows, want $ORDERS|$STOCK|$((ORDERS - STOCK))"
+  emit "$label" "instances=$n batch=$BATCH events=$events span_ms=$ms events_per_s=$(rate "$events" "${ms%.*}") orders=${rows%%|*} wall_ms=$wall rows=${rows//|/,} peak_rss_kb=$rss cpu_s=$(IFS=,; echo "${cpu[*]}")$dist $( ((CHECK_OK)) || echo FAILED)"
 }
 
 pass_pipeline() {
