@@ -47,9 +47,8 @@ static void txn_reset(struct ledger *lg) {
   struct ledger_txn *t = &lg->txn;
   for (size_t i = 0; i < t->ntouched; i++)
     free(t->touched[i]);
-  for (size_t i = 0; i < t->noutbox; i++)
-    free(t->outbox[i]);
-  t->ntouched = t->noutbox = 0;
+  ledger_outbox_txn_reset(t);
+  t->ntouched = 0;
   t->cur = -1;
   t->poison_idx = -1;
   t->err_owner = -1;
@@ -478,6 +477,7 @@ void ledger_batch_free(struct ledger *lg) {
   free(lg->txn.lock_known);
   free(lg->txn.touched);
   free(lg->txn.outbox);
+  free(lg->txn.outmsg);
   memset(&lg->txn, 0, sizeof lg->txn);
   ledger_bulk_clear(lg);
   for (int i = 0; i < lg->nbulk; i++) {

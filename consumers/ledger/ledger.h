@@ -120,12 +120,34 @@ struct ledger_part {
   int64_t fence;     /* next_offset stored in PostgreSQL (locked) */
 };
 
+/* A message queued in ledger_outbox by the open transaction, kept in
+ * memory so that it is published after COMMIT without reading it back. */
+struct ledger_outmsg {
+  const char *topic; /* lg->status_topic or lg->dlq_topic */
+  unsigned char *key, *val; /* malloc'd; val is the clear DLQ record */
+  size_t klen, vlen;
+  char *headers; /* JSON array of {key, value}, malloc'd, or NULL */
+};
+
+/* The rows of one committed batch whose messages are on their way to the
+ * broker: deleted from ledger_outbox once every delivery report is in and
+ * none failed; on a failure they stay, and the sweep publishes them again.
+ * The delivery reports point here, so it lives until the last one. */
+struct ledger_flight {
+  struct ledger_flight *next;
+  char **seqs;
+  size_t n;
+  size_t outstanding; /* deliveries not reported yet */
+  int failed;         /* deliveries that failed */
+};
+
 /* State of one transaction attempt; reset at the start of every attempt,
  * because linli_pg_txn may run the attempt again. */
 struct ledger_txn {
   char **touched; /* order ids whose row changed (for order-status) */
   size_t ntouched, captouched;
   char **outbox; /* ledger_outbox seqs written (text) */
+  struct ledger_outmsg *outmsg; /* their messages (same index) */
   size_t noutbox, capoutbox;
   int cur;           /* index of the record being applied, -1 outside */
   int poison_idx;    /* record whose SQL failed (-1: none) */
@@ -160,7 +182,9 @@ struct ledger {
   int backoff_ms;
   int max_lines; /* orders.max_lines: the reserver's bound, shared */
   volatile sig_atomic_t stop;
-  int publish_failed; /* outbox deliveries that failed (outbox.c) */
+  struct ledger_flight *flights; /* published, reports pending (outbox.c) */
+  char **done_seqs; /* published and acknowledged: to delete (outbox.c) */
+  size_t ndone, capdone;
   int swept;          /* the outbox was swept once since start-up */
   int fault_rows;     /* test hook (batch.c); 0 unread, -1 off */
 
@@ -260,10 +284,23 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
                       size_t errlen);
 /* Queue the current state of every touched order (in the transaction). */
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen);
-/* After COMMIT: publish the rows this transaction queued, delete them. */
+/* After COMMIT: publish what this transaction queued, from memory, without
+ * waiting for the broker (ledger_outbox_settle collects the reports). */
 int ledger_outbox_publish_txn(struct ledger *lg);
+/* Serve delivery reports (waiting up to wait_ms for the outstanding
+ * ones); the rows of batches fully acknowledged become deletable. */
+void ledger_outbox_settle(struct ledger *lg, int wait_ms);
+/* Delete the acknowledged rows (one statement). A failure leaves them for
+ * the sweep: a republished message is harmless (see outbox.c). */
+int ledger_outbox_cleanup(struct ledger *lg);
 /* Publish rows older than min_age_s (rows left by a crash or a failed
  * publish), in queue order, and delete them. */
 int ledger_outbox_sweep(struct ledger *lg, int min_age_s);
+/* At stop: wait for the reports, delete what was acknowledged. */
+void ledger_outbox_finish(struct ledger *lg);
+/* After the producer is freed (its last reports may name a flight). */
+void ledger_outbox_free(struct ledger *lg);
+/* A new attempt of the batch: forget the rows and messages it queued. */
+void ledger_outbox_txn_reset(struct ledger_txn *t);
 
 #endif

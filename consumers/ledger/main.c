@@ -206,11 +206,13 @@ int main(int argc, char **argv) {
 out:
   signal_ledger = NULL;
   linli_runner_free(lg.runner);
+  ledger_outbox_finish(&lg);
   ledger_batch_free(&lg);
   for (size_t i = 0; topics != NULL && topics[i] != NULL; i++)
     free(topics[i]);
   free(topics);
-  linli_producer_free(lg.producer);
+  linli_producer_free(lg.producer); /* may still report to a flight */
+  ledger_outbox_free(&lg);
   linli_pg_free(lg.pg);
   ledger_crypto_wipe(&lg.crypto);
   linli_process_exit(cfg);

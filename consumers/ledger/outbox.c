@@ -6,10 +6,17 @@
  * new state of every order the batch touched (an OrderStatusEvent for
  * linli.order-status.v1, read from the orders row in the same transaction,
  * so it is a state the record holds) and a DLQ record for every input it
- * refused. After COMMIT it publishes those rows with the idempotent
- * producer, waits for the broker, and deletes them. A crash or a broker
- * outage in between leaves the rows, and the sweep publishes them again
- * later: a republished order status is harmless (compacted by order id, the
+ * refused, and keeps each row's message in memory. After COMMIT it
+ * publishes those messages with the idempotent producer and goes on with
+ * the next batch without waiting for the broker (waiting, then reading the
+ * rows back and deleting them in a transaction of their own cost each
+ * batch about a seventh of its time): the delivery reports come in while
+ * the next batch runs, and the rows of a batch whose every message was
+ * acknowledged are deleted together on the runner's clock, about once a
+ * second (the clock waits for the reports first, so nothing the sweep
+ * reads is still on its way). A crash or a broker outage in between leaves
+ * the rows, and the sweep publishes them again later: a republished order
+ * status is harmless (compacted by order id, the
  * same version and event id), a republished DLQ record is a duplicate with
  * the same key, value and headers (the ledger records DLQ records by their
  * position, so both copies are recorded; a reader can tell them apart by
@@ -56,12 +63,6 @@ static const struct ledger_stmt STATUSES = {
     "version FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id",
     1, 1, NULL, NULL, 0, 0, NULL};
 
-static const struct ledger_stmt PENDING_SEQ = {
-    "ledger_outbox_rows",
-    "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
-    "WHERE seq = ANY($1::bigint[]) ORDER BY seq",
-    1, 0, NULL, NULL, 0, 0, NULL};
-
 static const struct ledger_stmt PENDING_AGE = {
     "ledger_outbox_old",
     "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
@@ -86,31 +87,67 @@ static char *bytea_hex(const void *v, size_t len) {
   return s;
 }
 
-/* A ledger_outbox row this transaction wrote (published after COMMIT). */
-static int remember_seq(struct ledger *lg, const char *seq) {
+static unsigned char *dup_bytes(const void *p, size_t n) {
+  unsigned char *d = malloc(n ? n : 1);
+  if (d != NULL && n > 0)
+    memcpy(d, p, n);
+  return d;
+}
+
+static void outmsg_free(struct ledger_outmsg *m) {
+  free(m->key);
+  free(m->val);
+  free(m->headers);
+  memset(m, 0, sizeof *m);
+}
+
+void ledger_outbox_txn_reset(struct ledger_txn *t) {
+  for (size_t i = 0; i < t->noutbox; i++) {
+    free(t->outbox[i]);
+    outmsg_free(&t->outmsg[i]);
+  }
+  t->noutbox = 0;
+}
+
+/* A ledger_outbox row this transaction wrote and its message, which is
+ * owned from here on (freed on failure too). */
+static int remember(struct ledger *lg, const char *seq,
+                    struct ledger_outmsg *msg) {
   struct ledger_txn *t = &lg->txn;
   if (t->noutbox == t->capoutbox) {
     size_t cap = t->capoutbox ? t->capoutbox * 2 : 64;
     char **n = realloc(t->outbox, cap * sizeof *n);
-    if (n == NULL)
+    if (n != NULL)
+      t->outbox = n;
+    struct ledger_outmsg *nm = n ? realloc(t->outmsg, cap * sizeof *nm) : NULL;
+    if (nm == NULL) {
+      outmsg_free(msg);
       return LINLI_ERR_NOMEM;
-    t->outbox = n;
+    }
+    t->outmsg = nm;
     t->capoutbox = cap;
   }
-  if ((t->outbox[t->noutbox] = strdup(seq)) == NULL)
+  if ((t->outbox[t->noutbox] = strdup(seq)) == NULL) {
+    outmsg_free(msg);
     return LINLI_ERR_NOMEM;
-  t->noutbox++;
+  }
+  t->outmsg[t->noutbox++] = *msg;
+  memset(msg, 0, sizeof *msg);
   return LINLI_OK;
 }
 
+/* One row into ledger_outbox (value: what the row holds, which for a DLQ
+ * record is the encrypted box) and its message into memory. */
 static int queue(struct ledger *lg, const char *topic, const void *key,
                  size_t keylen, const void *value, size_t vallen,
-                 const char *headers, char *err, size_t errlen) {
+                 const char *headers, struct ledger_outmsg *msg, char *err,
+                 size_t errlen) {
   char *k = key ? bytea_hex(key, keylen) : NULL;
   char *v = value ? bytea_hex(value, vallen) : NULL;
   if ((key && !k) || (value && !v)) {
     free(k);
     free(v);
+    outmsg_free(msg);
     return LINLI_ERR_NOMEM;
   }
   const char *p[] = {topic, k, v, headers ? headers : "[]"};
@@ -118,9 +155,11 @@ static int queue(struct ledger *lg, const char *topic, const void *key,
   int rc = ledger_sql(lg, &QUEUE, p, &res, err, errlen);
   free(k);
   free(v);
-  if (rc != LINLI_OK)
+  if (rc != LINLI_OK) {
+    outmsg_free(msg);
     return rc;
-  rc = remember_seq(lg, PQgetvalue(res, 0, 0));
+  }
+  rc = remember(lg, PQgetvalue(res, 0, 0), msg);
   PQclear(res);
   return rc;
 }
@@ -165,16 +204,21 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
    * when published (the DLQ topic carries the original bytes). */
   unsigned char *box = NULL;
   size_t boxlen = 0;
-  if (!redact && m->payload != NULL &&
-      (box = ledger_encrypt(&lg->crypto, m->payload, m->len, &boxlen)) ==
-          NULL) {
-    free(headers);
+  struct ledger_outmsg msg = {.topic = lg->dlq_topic, .headers = headers};
+  int keep = !redact && m->payload != NULL;
+  if ((keep && (box = ledger_encrypt(&lg->crypto, m->payload, m->len,
+                                     &boxlen)) == NULL) ||
+      (m->key && (msg.key = dup_bytes(m->key, m->key_len)) == NULL) ||
+      (keep && (msg.val = dup_bytes(m->payload, m->len)) == NULL)) {
+    free(box);
+    outmsg_free(&msg);
     return LINLI_ERR_NOMEM;
   }
-  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len, box, boxlen, headers,
-                 err, errlen);
+  msg.klen = m->key ? m->key_len : 0;
+  msg.vlen = keep ? m->len : 0;
+  int rc = queue(lg, lg->dlq_topic, m->key, m->key_len, box, boxlen,
+                 msg.headers, &msg, err, errlen);
   free(box);
-  free(headers);
   return rc;
 }
 
@@ -214,9 +258,11 @@ static int hexarr_close(struct hexarr *a) {
   return LINLI_OK;
 }
 
-/* Row i of STATUSES as a packed OrderStatusEvent into keys and values. */
-static int pack_status(PGresult *res, int i, struct hexarr *keys,
-                       struct hexarr *vals) {
+/* Row i of STATUSES as a packed OrderStatusEvent into keys and values,
+ * and as the message to publish (msg). */
+static int pack_status(struct ledger *lg, PGresult *res, int i,
+                       struct hexarr *keys, struct hexarr *vals,
+                       struct ledger_outmsg *msg) {
   Linli__OrderStatus st = LINLI__ORDER_STATUS__INIT;
   Linli__OrderStatusEvent ev = LINLI__ORDER_STATUS_EVENT__INIT;
   Linli__Meta meta = LINLI__META__INIT;
@@ -258,10 +304,17 @@ static int pack_status(PGresult *res, int i, struct hexarr *keys,
   if (buf == NULL)
     return LINLI_ERR_NOMEM;
   linli__order_status_event__pack(&ev, buf);
-  int rc = hexarr_add(keys, st.order_id, strlen(st.order_id));
+  size_t klen = strlen(st.order_id);
+  *msg = (struct ledger_outmsg){.topic = lg->status_topic,
+                                .key = dup_bytes(st.order_id, klen),
+                                .klen = klen,
+                                .val = buf,
+                                .vlen = len};
+  if (msg->key == NULL)
+    return LINLI_ERR_NOMEM;
+  int rc = hexarr_add(keys, st.order_id, klen);
   if (rc == LINLI_OK)
     rc = hexarr_add(vals, buf, len);
-  free(buf);
   return rc;
 }
 
@@ -283,8 +336,11 @@ int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
     return rc;
   struct hexarr keys = {0}, vals = {0};
   int n = PQntuples(res);
+  struct ledger_outmsg *msgs = calloc(n > 0 ? (size_t)n : 1, sizeof *msgs);
+  if (msgs == NULL)
+    rc = LINLI_ERR_NOMEM;
   for (int i = 0; i < n && rc == LINLI_OK; i++)
-    rc = pack_status(res, i, &keys, &vals);
+    rc = pack_status(lg, res, i, &keys, &vals, &msgs[i]);
   PQclear(res);
   if (rc == LINLI_OK && n > 0 &&
       (rc = hexarr_close(&keys)) == LINLI_OK &&
@@ -292,10 +348,20 @@ int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
     const char *qp[] = {lg->status_topic, keys.s, vals.s};
     res = NULL;
     rc = ledger_sql(lg, &QUEUE_MANY, qp, &res, err, errlen);
-    for (int i = 0; rc == LINLI_OK && i < PQntuples(res); i++)
-      rc = remember_seq(lg, PQgetvalue(res, i, 0));
+    /* One row per message; which seq is whose does not matter (a batch's
+     * rows are deleted together). */
+    if (rc == LINLI_OK && PQntuples(res) != n) {
+      snprintf(err, errlen, "outbox: %d rows queued for %d statuses",
+               PQntuples(res), n);
+      rc = LINLI_ERR_FATAL;
+    }
+    for (int i = 0; rc == LINLI_OK && i < n; i++)
+      rc = remember(lg, PQgetvalue(res, i, 0), &msgs[i]);
     PQclear(res);
   }
+  for (int i = 0; msgs != NULL && i < n; i++)
+    outmsg_free(&msgs[i]); /* the ones not remembered */
+  free(msgs);
   free(keys.s);
   free(vals.s);
   return rc;
@@ -303,21 +369,23 @@ int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
 
 /* -------------------------------------------------------------- publish */
 
-/* opaque is the ledger (not a stack frame: a report may arrive after a
- * flush that timed out). */
+/* opaque is the flight (on the heap: a report may arrive after a flush
+ * that timed out, or from linli_producer_free). */
 static void on_delivery(void *opaque, rd_kafka_resp_err_t err,
                         int32_t partition, int64_t offset) {
   (void)partition;
   (void)offset;
-  struct ledger *lg = opaque;
+  struct ledger_flight *f = opaque;
+  if (f->outstanding > 0)
+    f->outstanding--;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    lg->publish_failed++;
+    f->failed++;
     LINLI_WARN("outbox delivery failed", "reason=\"%s\"", rd_kafka_err2str(err));
   }
 }
 
 static rd_kafka_headers_t *headers_from_json(const char *text) {
-  json_t *a = json_loads(text, 0, NULL);
+  json_t *a = text ? json_loads(text, 0, NULL) : NULL;
   if (!json_is_array(a) || json_array_size(a) == 0) {
     json_decref(a);
     return NULL;
@@ -353,6 +421,125 @@ static void log_dlq(rd_kafka_headers_t *h) {
              header(h, LINLI_DLQ_H_OFFSET), header(h, LINLI_DLQ_H_REASON));
 }
 
+/* A flight for n rows whose seqs are taken over (NULL entries stay NULL:
+ * an allocation failed, the row is left to the sweep). */
+static struct ledger_flight *flight_new(struct ledger *lg, char **seqs,
+                                        size_t n) {
+  struct ledger_flight *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    for (size_t i = 0; i < n; i++)
+      free(seqs[i]);
+    free(seqs);
+    return NULL;
+  }
+  f->seqs = seqs;
+  f->n = n;
+  f->outstanding = n;
+  f->next = lg->flights;
+  lg->flights = f;
+  return f;
+}
+
+static void send_one(struct ledger *lg, struct ledger_flight *f,
+                     const char *topic, const void *key, size_t klen,
+                     const void *val, size_t vlen, rd_kafka_headers_t *h) {
+  char err[512];
+  if (strcmp(topic, lg->dlq_topic) == 0)
+    log_dlq(h);
+  if (linli_producer_send_async(lg->producer, topic, RD_KAFKA_PARTITION_UA,
+                                key, klen, val, vlen, h, on_delivery, f,
+                                10000, err, sizeof err) != LINLI_OK) {
+    f->outstanding--;
+    f->failed++;
+    LINLI_WARN("outbox publish failed", "reason=\"%s\"", err);
+  }
+}
+
+int ledger_outbox_publish_txn(struct ledger *lg) {
+  struct ledger_txn *t = &lg->txn;
+  if (t->noutbox == 0)
+    return LINLI_OK;
+  char **seqs = malloc(t->noutbox * sizeof *seqs);
+  if (seqs == NULL)
+    return LINLI_ERR_NOMEM; /* the rows wait for the sweep */
+  memcpy(seqs, t->outbox, t->noutbox * sizeof *seqs);
+  size_t n = t->noutbox;
+  for (size_t i = 0; i < n; i++)
+    t->outbox[i] = NULL; /* the flight's now */
+  struct ledger_flight *f = flight_new(lg, seqs, n);
+  if (f == NULL)
+    return LINLI_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    struct ledger_outmsg *m = &t->outmsg[i];
+    send_one(lg, f, m->topic, m->key, m->klen, m->val, m->vlen,
+             headers_from_json(m->headers));
+  }
+  linli_producer_poll(lg->producer, 0);
+  ledger_outbox_settle(lg, 0);
+  return LINLI_OK;
+}
+
+static int done_add(struct ledger *lg, char *seq) {
+  if (lg->ndone == lg->capdone) {
+    size_t cap = lg->capdone ? lg->capdone * 2 : 1024;
+    char **n = realloc(lg->done_seqs, cap * sizeof *n);
+    if (n == NULL)
+      return LINLI_ERR_NOMEM;
+    lg->done_seqs = n;
+    lg->capdone = cap;
+  }
+  lg->done_seqs[lg->ndone++] = seq;
+  return LINLI_OK;
+}
+
+void ledger_outbox_settle(struct ledger *lg, int wait_ms) {
+  if (lg->flights == NULL)
+    return;
+  if (wait_ms > 0)
+    linli_producer_flush(lg->producer, wait_ms);
+  else
+    linli_producer_poll(lg->producer, 0);
+  struct ledger_flight **pp = &lg->flights;
+  while (*pp != NULL) {
+    struct ledger_flight *f = *pp;
+    if (f->outstanding > 0) {
+      pp = &f->next;
+      continue;
+    }
+    *pp = f->next;
+    if (f->failed > 0)
+      LINLI_WARN("outbox publish deferred", "rows=%zu failed=%d", f->n,
+                 f->failed);
+    else
+      linli_counter_add(lg->m_published, (uint64_t)f->n);
+    for (size_t i = 0; i < f->n; i++)
+      if (f->failed > 0 || f->seqs[i] == NULL || done_add(lg, f->seqs[i]) !=
+                                                     LINLI_OK)
+        free(f->seqs[i]); /* left for the sweep */
+    free(f->seqs);
+    free(f);
+  }
+}
+
+int ledger_outbox_cleanup(struct ledger *lg) {
+  if (lg->ndone == 0)
+    return LINLI_OK;
+  char err[512];
+  char *lit = ledger_text_array((const char *const *)lg->done_seqs, lg->ndone);
+  const char *p[] = {lit};
+  int rc = lit ? ledger_sql(lg, &DONE, p, NULL, err, sizeof err)
+               : LINLI_ERR_NOMEM;
+  if (rc != LINLI_OK)
+    LINLI_WARN("outbox cleanup failed (rows are published again later)",
+               "rows=%zu reason=\"%.5s\"", lg->ndone,
+               rc == LINLI_ERR_NOMEM ? "nomem" : err);
+  free(lit);
+  for (size_t i = 0; i < lg->ndone; i++)
+    free(lg->done_seqs[i]);
+  lg->ndone = 0;
+  return rc;
+}
+
 static unsigned char *unescape(PGresult *res, int i, int col, size_t *len) {
   *len = 0;
   if (PQgetisnull(res, i, col))
@@ -360,92 +547,49 @@ static unsigned char *unescape(PGresult *res, int i, int col, size_t *len) {
   return PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, col), len);
 }
 
-/* Publish the rows of res (seq, topic, key, value, headers) and delete
- * them once every one was acknowledged. */
+/* Publish the rows of res (seq, topic, key, value, headers) as one flight,
+ * wait for it, and delete them if every one was acknowledged. */
 static int publish_rows(struct ledger *lg, PGresult *res) {
   int n = PQntuples(res);
   if (n == 0)
     return LINLI_OK;
-  lg->publish_failed = 0;
-  char err[512];
   char **seqs = calloc((size_t)n, sizeof *seqs);
   if (seqs == NULL)
     return LINLI_ERR_NOMEM;
-  int rc = LINLI_OK;
-  for (int i = 0; i < n && rc == LINLI_OK; i++) {
-    seqs[i] = PQgetvalue(res, i, 0);
+  for (int i = 0; i < n; i++)
+    seqs[i] = strdup(PQgetvalue(res, i, 0));
+  struct ledger_flight *f = flight_new(lg, seqs, (size_t)n);
+  if (f == NULL)
+    return LINLI_ERR_NOMEM;
+  for (int i = 0; i < n; i++) {
     size_t klen, vlen;
     unsigned char *key = unescape(res, i, 2, &klen);
     unsigned char *val = unescape(res, i, 3, &vlen);
-    rd_kafka_headers_t *h = headers_from_json(PQgetvalue(res, i, 4));
-    if (strcmp(PQgetvalue(res, i, 1), lg->dlq_topic) == 0) {
-      log_dlq(h);
-      /* Encrypted in the outbox (rows queued before that was so are
-       * published as they are: they do not open under the key). */
-      size_t plen = 0;
-      unsigned char *plain =
-          val ? ledger_decrypt(&lg->crypto, val, vlen, &plen) : NULL;
-      if (plain != NULL) {
-        PQfreemem(val);
-        val = NULL;
-        rc = linli_producer_send_async(lg->producer, PQgetvalue(res, i, 1),
-                                       RD_KAFKA_PARTITION_UA, key, klen, plain,
-                                       plen, h, on_delivery, lg, 10000, err,
-                                       sizeof err);
-        free(plain);
-        PQfreemem(key);
-        if (rc != LINLI_OK)
-          LINLI_WARN("outbox publish failed", "reason=\"%s\"", err);
-        continue;
-      }
-    }
-    rc = linli_producer_send_async(lg->producer, PQgetvalue(res, i, 1),
-                                   RD_KAFKA_PARTITION_UA, key, klen, val, vlen,
-                                   h, on_delivery, lg, 10000, err, sizeof err);
+    const char *topic = PQgetvalue(res, i, 1);
+    /* A DLQ row is encrypted in the outbox (rows queued before that was
+     * so are published as they are: they do not open under the key). */
+    size_t plen = 0;
+    unsigned char *plain = val && strcmp(topic, lg->dlq_topic) == 0
+                               ? ledger_decrypt(&lg->crypto, val, vlen, &plen)
+                               : NULL;
+    send_one(lg, f, topic, key, klen, plain ? plain : val, plain ? plen : vlen,
+             headers_from_json(PQgetvalue(res, i, 4)));
+    free(plain);
     PQfreemem(key);
     PQfreemem(val);
-    if (rc != LINLI_OK)
-      LINLI_WARN("outbox publish failed", "reason=\"%s\"", err);
   }
-  if (linli_producer_flush(lg->producer, 30000) != LINLI_OK)
-    rc = LINLI_ERR_TRANSIENT;
-  if (rc == LINLI_OK && lg->publish_failed == 0) {
-    char *lit = ledger_text_array((const char *const *)seqs, (size_t)n);
-    const char *p[] = {lit};
-    rc = lit ? ledger_sql(lg, &DONE, p, NULL, err, sizeof err)
-             : LINLI_ERR_NOMEM;
-    if (rc != LINLI_OK)
-      LINLI_WARN("outbox cleanup failed (rows are published again later)",
-                 "reason=\"%.5s\"", err);
-    free(lit);
-    linli_counter_add(lg->m_published, (uint64_t)n);
-  } else if (rc == LINLI_OK) {
-    rc = LINLI_ERR_TRANSIENT;
-  }
-  free(seqs);
-  return rc;
-}
-
-int ledger_outbox_publish_txn(struct ledger *lg) {
-  if (lg->txn.noutbox == 0)
-    return LINLI_OK;
-  char *lit = ledger_text_array((const char *const *)lg->txn.outbox,
-                               lg->txn.noutbox);
-  if (lit == NULL)
-    return LINLI_ERR_NOMEM;
-  const char *p[] = {lit};
-  PGresult *res = NULL;
-  char err[512];
-  int rc = ledger_sql(lg, &PENDING_SEQ, p, &res, err, sizeof err);
-  free(lit);
-  if (rc != LINLI_OK)
-    return rc;
-  rc = publish_rows(lg, res);
-  PQclear(res);
-  return rc;
+  linli_producer_flush(lg->producer, 30000);
+  int ok = f->outstanding == 0 && f->failed == 0;
+  ledger_outbox_settle(lg, 0); /* f is freed here once settled */
+  ledger_outbox_cleanup(lg);
+  return ok ? LINLI_OK : LINLI_ERR_TRANSIENT;
 }
 
 int ledger_outbox_sweep(struct ledger *lg, int min_age_s) {
+  /* What batches published is acknowledged and deleted first, or it
+   * would be published again. */
+  ledger_outbox_settle(lg, 30000);
+  ledger_outbox_cleanup(lg);
   char age[16], err[512];
   snprintf(age, sizeof age, "%d", min_age_s);
   for (;;) {
@@ -462,4 +606,27 @@ int ledger_outbox_sweep(struct ledger *lg, int min_age_s) {
     if (rc != LINLI_OK || n < 1000)
       return rc;
   }
+}
+
+void ledger_outbox_finish(struct ledger *lg) {
+  if (lg->producer == NULL || lg->pg == NULL)
+    return;
+  ledger_outbox_settle(lg, 30000);
+  ledger_outbox_cleanup(lg);
+}
+
+void ledger_outbox_free(struct ledger *lg) {
+  while (lg->flights != NULL) {
+    struct ledger_flight *f = lg->flights;
+    lg->flights = f->next;
+    for (size_t i = 0; i < f->n; i++)
+      free(f->seqs[i]);
+    free(f->seqs);
+    free(f);
+  }
+  for (size_t i = 0; i < lg->ndone; i++)
+    free(lg->done_seqs[i]);
+  free(lg->done_seqs);
+  lg->done_seqs = NULL;
+  lg->ndone = lg->capdone = 0;
 }
