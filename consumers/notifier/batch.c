@@ -31,6 +31,7 @@
 #include "linli/error.h"
 #include "linli/ids.h"
 #include "linli/log.h"
+#include "linli/shards.h"
 #include "domain/schema.h"
 #include "notifier.h"
 #include "reservations.pb-c.h"
@@ -232,6 +233,7 @@ enum kind { K_NONE, K_RES, K_SET, K_ROUTE, K_DEL };
  * notifications, as the script's arguments. */
 struct part {
   int shard, slot;
+  int batch; /* the shard's place in the batch's linli_shards */
   struct args sets, dels, rems, notes;
   int nsets, ndels, nrems, nnotes;
 };
@@ -1083,22 +1085,14 @@ static int emit_outcome(struct notifier *nt, linli_emit_t *emit, int effect,
 
 /* ---------------------------------------------------------------- batch */
 
-static int add_parts(struct notifier *nt, linli_batch_t *b, struct rec *r,
-                     linli_redis_batch_t **shards, const char *now_s) {
-  const char *topic = rd_kafka_topic_name(r->msg->rkt);
-  int64_t start = linli_batch_start(b, topic, r->msg->partition);
+static int add_parts(struct notifier *nt, linli_batch_t *b, size_t ri,
+                     struct rec *r, linli_shards_t *shards,
+                     const char *now_s) {
   char ttl[32], qmax[32];
   snprintf(ttl, sizeof ttl, "%lld", (long long)nt->ttl_s);
   snprintf(qmax, sizeof qmax, "%lld", (long long)nt->queue_max);
   for (size_t i = 0; i < r->nparts; i++) {
     struct part *p = &r->parts[i];
-    if (!shards[p->shard]) {
-      char tag[96];
-      nt_tag(nt, p->shard, tag, sizeof tag);
-      int rc = linli_redis_batch_new(nt->script, tag, &shards[p->shard]);
-      if (rc != LINLI_OK)
-        return rc;
-    }
     size_t na = 3 + 4 + p->sets.n + p->dels.n + p->rems.n + p->notes.n;
     const char **args = calloc(na, sizeof *args);
     size_t *lens = calloc(na, sizeof *lens);
@@ -1122,9 +1116,10 @@ static int add_parts(struct notifier *nt, linli_batch_t *b, struct rec *r,
         A(lists[l]->v[j], lists[l]->len[j]);
     }
 #undef A
-    int slot = linli_redis_batch_add(shards[p->shard], topic,
-                                     r->msg->partition, r->msg->offset, start,
-                                     (int)k, args, lens);
+    char tag[96];
+    nt_tag(nt, p->shard, tag, sizeof tag);
+    int slot = linli_shards_add_record(shards, tag, b, ri, (int)k, args, lens,
+                                       &p->batch);
     free(args);
     free(lens);
     if (slot < 0)
@@ -1155,12 +1150,13 @@ int nt_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   struct notifier *nt = app;
   size_t n = linli_batch_count(b);
   struct rec *recs = calloc(n ? n : 1, sizeof *recs);
-  linli_redis_batch_t **shards = calloc((size_t)nt->nshards, sizeof *shards);
+  linli_shards_t *shards = NULL;
   struct smap map = {0};
   struct arena arena = {0};
   int rc = LINLI_ERR_TRANSIENT;
   snprintf(reason, reasonlen, "out of memory");
-  if (!recs || !shards)
+  if (!recs || linli_shards_new(nt->script, (size_t)nt->nshards, &shards) !=
+                   LINLI_OK)
     goto done;
   for (size_t i = 0; i < n; i++) {
     recs[i].msg = linli_batch_msg(b, i);
@@ -1207,31 +1203,15 @@ int nt_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
     if (recs[i].kind == K_NONE)
       continue;
     if (build_notes(nt, &recs[i]) != LINLI_OK ||
-        add_parts(nt, b, &recs[i], shards, now_s) != LINLI_OK) {
+        add_parts(nt, b, i, &recs[i], shards, now_s) != LINLI_OK) {
       snprintf(reason, reasonlen, "out of memory building notifications");
       rc = LINLI_ERR_TRANSIENT;
       goto done;
     }
   }
-  /* Compact the shards used into one array for exec. */
-  linli_redis_batch_t **used = calloc((size_t)nt->nshards, sizeof *used);
-  size_t nused = 0;
-  if (!used)
+  rc = linli_shards_exec(nt->redis, shards, reason, reasonlen);
+  if (rc != LINLI_OK)
     goto done;
-  for (int s = 0; s < nt->nshards; s++)
-    if (shards[s])
-      used[nused++] = shards[s];
-  char err[512] = "";
-  if (nused > 0 &&
-      linli_redis_batch_exec(nt->redis, used, nused, err, sizeof err) !=
-          LINLI_OK) {
-    free(used);
-    snprintf(reason, reasonlen, "%s", err);
-    rc = LINLI_ERR_TRANSIENT;
-    goto done;
-  }
-  free(used);
-  rc = LINLI_OK;
   reason[0] = '\0';
   for (size_t i = 0; rc == LINLI_OK && i < n; i++) {
     struct rec *r = &recs[i];
@@ -1240,7 +1220,8 @@ int nt_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
     for (size_t j = 0; rc == LINLI_OK && j < r->nparts; j++) {
       struct part *p = &r->parts[j];
       const char *msg = NULL;
-      int status = linli_redis_batch_status(shards[p->shard], &msg);
+      linli_redis_batch_t *shard = linli_shards_batch(shards, (size_t)p->batch);
+      int status = linli_redis_batch_status(shard, &msg);
       if (status != LINLI_OK) {
         snprintf(reason, reasonlen, "redis shard %d: %s", p->shard,
                  msg ? msg : "error");
@@ -1250,8 +1231,7 @@ int nt_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
       int effect = 0;
       const char *out = NULL;
       size_t len = 0;
-      linli_redis_batch_result(shards[p->shard], (size_t)p->slot, &effect,
-                               &out, &len);
+      linli_redis_batch_result(shard, (size_t)p->slot, &effect, &out, &len);
       if (effect == LINLI_REDIS_FORGOTTEN)
         continue;
       if (len >= 4 && memcmp(out, "ERR|", 4) == 0) {
@@ -1275,9 +1255,7 @@ done:
   for (size_t i = 0; recs && i < n; i++)
     rec_free(&recs[i]);
   free(recs);
-  for (int s = 0; shards && s < nt->nshards; s++)
-    linli_redis_batch_free(shards[s]);
-  free(shards);
+  linli_shards_free(shards);
   smap_free(&map);
   arena_free(&arena);
   return rc;

@@ -159,7 +159,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   nt_sender_t *sender = NULL;
-  linli_runner_t *runner = NULL;
   if (consume) {
     rc = linli_redis_start_batch(cfg, "notify", NT_LUA_BATCH, &nt.redis,
                                  &nt.script);
@@ -194,13 +193,7 @@ int main(int argc, char **argv) {
         .on_commit = nt_on_commit,
         .on_abort = nt_on_abort,
     };
-    rc = linli_runner_new(cfg, &spec, &runner, err, sizeof err);
-    if (rc == LINLI_OK) {
-      linli_runner_handle_signals(runner);
-      rc = linli_runner_run(runner, err, sizeof err);
-    }
-    if (rc != LINLI_OK)
-      LINLI_ERROR("notifier stopped", "reason=\"%s\"", err);
+    rc = linli_runner_main(cfg, &spec);
   } else {
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -209,7 +202,6 @@ int main(int argc, char **argv) {
   }
 out:
   nt_sender_stop(sender);
-  linli_runner_free(runner);
   linli_redis_free(nt.redis);
   dom_tpl_free(nt.tpl);
   nt_on_abort(&nt);

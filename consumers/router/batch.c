@@ -15,6 +15,7 @@
 #include "domain/check.h"
 #include "linli/error.h"
 #include "linli/log.h"
+#include "linli/shards.h"
 #include "router.h"
 
 enum op { OP_NONE, OP_ITEM, OP_CLOSE, OP_SKIP };
@@ -94,43 +95,11 @@ static void decode(struct router *rt, linli_batch_t *b, size_t i,
 
 /* ------------------------------------------------------ warehouse shards */
 
-struct shards {
-  linli_redis_batch_t **b;
-  const char **wh; /* warehouse of each shard */
-  size_t n;
-};
-
-static void shards_free(struct shards *s) {
-  for (size_t i = 0; i < s->n; i++)
-    linli_redis_batch_free(s->b[i]);
-  free(s->b);
-  free(s->wh);
-}
-
-/* Warehouses are few per batch (reference data): a linear search. */
-static int shard_of(struct router *rt, struct shards *sh, const char *wh,
-                    int *out) {
-  for (size_t i = 0; i < sh->n; i++)
-    if (strcmp(sh->wh[i], wh) == 0) {
-      *out = (int)i;
-      return LINLI_OK;
-    }
+/* Add record i to its warehouse's Redis batch (one shard per warehouse). */
+static int shard_add(struct router *rt, linli_batch_t *b, size_t i,
+                     linli_shards_t *sh, struct rec *r) {
   char tag[80];
-  snprintf(tag, sizeof tag, DOM_WAVE_TAG_FMT, wh);
-  int rc = linli_redis_batch_new(rt->script, tag, &sh->b[sh->n]);
-  if (rc != LINLI_OK)
-    return rc;
-  sh->wh[sh->n] = wh;
-  *out = (int)sh->n++;
-  return LINLI_OK;
-}
-
-static int shard_add(struct router *rt, linli_batch_t *b, struct shards *sh,
-                     struct rec *r) {
-  int s = 0;
-  int rc = shard_of(rt, sh, r->wh->id, &s);
-  if (rc != LINLI_OK)
-    return rc;
+  snprintf(tag, sizeof tag, DOM_WAVE_TAG_FMT, r->wh->id);
   char kind[2] = {r->kind, '\0'}, cut[32], ret[32];
   snprintf(ret, sizeof ret, "%lld", (long long)rt->retention_s);
   const char *args[6];
@@ -159,10 +128,8 @@ static int shard_add(struct router *rt, linli_batch_t *b, struct shards *sh,
     memcpy(args, a, sizeof a);
     nargs = 4;
   }
-  const char *topic = rd_kafka_topic_name(r->msg->rkt);
-  int slot = linli_redis_batch_add(
-      sh->b[s], topic, r->msg->partition, r->msg->offset,
-      linli_batch_start(b, topic, r->msg->partition), nargs, args, NULL);
+  int s = -1;
+  int slot = linli_shards_add_record(sh, tag, b, i, nargs, args, NULL, &s);
   free(record);
   if (slot < 0)
     return slot;
@@ -227,10 +194,11 @@ out:
 /* ---------------------------------------------------------------- batch */
 
 static int report(struct router *rt, linli_batch_t *b, linli_emit_t *emit,
-                  size_t i, struct rec *r, struct shards *sh,
+                  size_t i, struct rec *r, linli_shards_t *sh,
                   struct index *idx, char *reason, size_t reasonlen) {
   const char *msg = NULL;
-  int status = linli_redis_batch_status(sh->b[r->shard], &msg);
+  linli_redis_batch_t *shard = linli_shards_batch(sh, (size_t)r->shard);
+  int status = linli_redis_batch_status(shard, &msg);
   if (status == LINLI_ERR_TRANSIENT || status == LINLI_ERR_NOMEM) {
     snprintf(reason, reasonlen, "redis: warehouse %s: %s", r->wh->id,
              msg ? msg : "unavailable");
@@ -246,8 +214,7 @@ static int report(struct router *rt, linli_batch_t *b, linli_emit_t *emit,
   int effect = 0;
   const char *outcome = NULL;
   size_t len = 0;
-  linli_redis_batch_result(sh->b[r->shard], (size_t)r->slot, &effect,
-                           &outcome, &len);
+  linli_redis_batch_result(shard, (size_t)r->slot, &effect, &outcome, &len);
   if (effect == LINLI_REDIS_FORGOTTEN)
     return LINLI_OK; /* its batch committed: outputs already written */
   char *copy = malloc(len + 1);
@@ -304,15 +271,14 @@ int router_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   struct router *rt = app;
   size_t n = linli_batch_count(b);
   struct rec *recs = calloc(n ? n : 1, sizeof *recs);
-  struct shards sh = {0};
+  linli_shards_t *sh = NULL;
   struct index idx = {0};
   int rc = LINLI_ERR_TRANSIENT;
   snprintf(reason, reasonlen, "out of memory");
-  sh.b = calloc(n ? n : 1, sizeof *sh.b);
-  sh.wh = calloc(n ? n : 1, sizeof *sh.wh);
   idx.part = calloc(n ? n : 1, sizeof *idx.part);
   idx.wh = calloc(n ? n : 1, sizeof *idx.wh);
-  if (!recs || !sh.b || !sh.wh || !idx.part || !idx.wh)
+  if (!recs || !idx.part || !idx.wh ||
+      linli_shards_new(rt->script, n, &sh) != LINLI_OK)
     goto done;
   reason[0] = '\0';
   rc = LINLI_OK;
@@ -321,27 +287,16 @@ int router_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
     r->msg = linli_batch_msg(b, i);
     r->shard = -1;
     decode(rt, b, i, r);
-    if (r->op != OP_ITEM && r->op != OP_CLOSE)
-      continue;
-    int arc = shard_add(rt, b, &sh, r);
-    if (arc == LINLI_ERR_INVALID) {
-      linli_batch_reject(b, i, arc, "item does not fit the hot state");
-    } else if (arc != LINLI_OK) {
-      snprintf(reason, reasonlen, "out of memory");
-      rc = LINLI_ERR_TRANSIENT;
-    }
+    if (r->op == OP_ITEM || r->op == OP_CLOSE)
+      rc = linli_shards_admit(b, i, shard_add(rt, b, i, sh, r),
+                              "item does not fit the hot state", reason,
+                              reasonlen);
   }
-  if (rc == LINLI_OK && sh.n > 0) {
-    char err[512];
-    if (linli_redis_batch_exec(rt->redis, sh.b, sh.n, err, sizeof err) !=
-        LINLI_OK) {
-      snprintf(reason, reasonlen, "%s", err);
-      rc = LINLI_ERR_TRANSIENT;
-    }
-  }
+  if (rc == LINLI_OK)
+    rc = linli_shards_exec(rt->redis, sh, reason, reasonlen);
   for (size_t i = 0; i < n && rc == LINLI_OK; i++)
     if (recs[i].shard >= 0)
-      rc = report(rt, b, emit, i, &recs[i], &sh, &idx, reason, reasonlen);
+      rc = report(rt, b, emit, i, &recs[i], sh, &idx, reason, reasonlen);
   /* The clock's index follows the applied items: idempotent writes before
    * the transaction commits, so a failure retries the batch. */
   if (rc == LINLI_OK && index_flush(rt, &idx) != LINLI_OK) {
@@ -353,7 +308,7 @@ done:
     if (recs[i].ev)
       linli__fulfillment_event__free_unpacked(recs[i].ev, NULL);
   free(recs);
-  shards_free(&sh);
+  linli_shards_free(sh);
   free(idx.part);
   free(idx.wh);
   return rc;

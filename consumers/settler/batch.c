@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "domain/check.h"
-#include "linli/hash.h"
 #include "linli/error.h"
 #include "linli/log.h"
+#include "linli/shards.h"
 #include "settler.h"
 
 /* ------------------------------------------------------------- decoding */
@@ -105,74 +105,21 @@ static int script_args(const struct settler *st, const struct settler_rec *r,
 
 /* ------------------------------------------------------- campaign shards */
 
-/* Campaign id -> shard index: open addressing over a power-of-two table,
- * so a batch of thousands of records over thousands of campaigns stays
- * linear. */
-struct shard_map {
-  size_t cap;
-  const char **key;
-  int *val;
-};
-
-static int map_init(struct shard_map *m, size_t n) {
-  m->cap = 16;
-  while (m->cap < 2 * n)
-    m->cap *= 2;
-  m->key = calloc(m->cap, sizeof *m->key);
-  m->val = calloc(m->cap, sizeof *m->val);
-  return m->key && m->val ? LINLI_OK : LINLI_ERR_NOMEM;
-}
-
-static int *map_slot(struct shard_map *m, const char *k, int *found) {
-  size_t i = linli_hash_str(k) & (m->cap - 1);
-  while (m->key[i] && strcmp(m->key[i], k) != 0)
-    i = (i + 1) & (m->cap - 1);
-  *found = m->key[i] != NULL;
-  m->key[i] = k;
-  return &m->val[i];
-}
-
-static void map_free(struct shard_map *m) {
-  free(m->key);
-  free(m->val);
-}
-
-struct shards {
-  linli_redis_batch_t **b;
-  size_t n;
-};
-
-static void shards_free(struct shards *s) {
-  for (size_t i = 0; i < s->n; i++)
-    linli_redis_batch_free(s->b[i]);
-  free(s->b);
-}
-
-/* Add record r to its campaign's Redis batch (made on first use). */
-static int shard_add(struct settler *st, linli_batch_t *b, struct shard_map *m,
-                     struct shards *sh, struct settler_rec *r) {
-  int found = 0;
-  int *v = map_slot(m, r->campaign_id, &found);
-  if (!found) {
-    char tag[80];
-    snprintf(tag, sizeof tag, DOM_GB_TAG_FMT, r->campaign_id);
-    int rc = linli_redis_batch_new(st->script, tag, &sh->b[sh->n]);
-    if (rc != LINLI_OK)
-      return rc;
-    *v = (int)sh->n++;
-  }
+/* Add record i to its campaign's Redis batch (one shard per campaign). */
+static int shard_add(struct settler *st, linli_batch_t *b, size_t i,
+                     linli_shards_t *sh, struct settler_rec *r) {
+  char tag[80];
+  snprintf(tag, sizeof tag, DOM_GB_TAG_FMT, r->campaign_id);
   const char *args[12];
   char num[4][32], tiers[DOM_GB_MAX_TIERS * 24];
   int nargs = script_args(st, r, args, num, tiers, sizeof tiers);
   if (nargs < 0)
     return LINLI_ERR_INVALID;
-  const char *topic = rd_kafka_topic_name(r->msg->rkt);
-  int slot = linli_redis_batch_add(
-      sh->b[*v], topic, r->msg->partition, r->msg->offset,
-      linli_batch_start(b, topic, r->msg->partition), nargs, args, NULL);
+  int s = -1;
+  int slot = linli_shards_add_record(sh, tag, b, i, nargs, args, NULL, &s);
   if (slot < 0)
     return slot;
-  r->shard = *v;
+  r->shard = s;
   r->slot = slot;
   return LINLI_OK;
 }
@@ -181,7 +128,7 @@ static int shard_add(struct settler *st, linli_batch_t *b, struct shard_map *m,
 
 /* Report every applied record in input order; collect index updates. */
 static int report_all(struct settler *st, linli_batch_t *b, linli_emit_t *emit,
-                      struct settler_rec *recs, size_t n, struct shards *sh,
+                      struct settler_rec *recs, size_t n, linli_shards_t *sh,
                       char *reason, size_t reasonlen) {
   struct settler_index idx = {0};
   int rc = LINLI_OK;
@@ -190,7 +137,8 @@ static int report_all(struct settler *st, linli_batch_t *b, linli_emit_t *emit,
     if (r->shard < 0)
       continue;
     const char *msg = NULL;
-    int status = linli_redis_batch_status(sh->b[r->shard], &msg);
+    linli_redis_batch_t *shard = linli_shards_batch(sh, (size_t)r->shard);
+    int status = linli_redis_batch_status(shard, &msg);
     if (status == LINLI_ERR_TRANSIENT || status == LINLI_ERR_NOMEM) {
       snprintf(reason, reasonlen, "redis: campaign %s: %s", r->campaign_id,
                msg);
@@ -209,8 +157,8 @@ static int report_all(struct settler *st, linli_batch_t *b, linli_emit_t *emit,
     int effect = 0;
     const char *outcome = NULL;
     size_t len = 0;
-    linli_redis_batch_result(sh->b[r->shard], (size_t)r->slot, &effect,
-                             &outcome, &len);
+    linli_redis_batch_result(shard, (size_t)r->slot, &effect, &outcome,
+                             &len);
     /* The parser splits its buffer in place: a join's outcome fits the
      * stack; only a settlement's list of joins needs the heap. */
     char small[512], *copy = small;
@@ -246,12 +194,10 @@ int settler_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   struct settler *st = app;
   size_t n = linli_batch_count(b);
   struct settler_rec *recs = calloc(n ? n : 1, sizeof *recs);
-  struct shard_map map = {0};
-  struct shards sh = {0};
+  linli_shards_t *sh = NULL;
   int rc = LINLI_ERR_TRANSIENT;
   snprintf(reason, reasonlen, "out of memory");
-  if (!recs || map_init(&map, n) != LINLI_OK ||
-      !(sh.b = calloc(n ? n : 1, sizeof *sh.b)))
+  if (!recs || linli_shards_new(st->script, n, &sh) != LINLI_OK)
     goto done;
   reason[0] = '\0';
   rc = LINLI_OK;
@@ -260,32 +206,20 @@ int settler_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
     r->msg = linli_batch_msg(b, i);
     r->shard = -1;
     decode(b, i, r);
-    if (r->op == OP_NONE)
-      continue;
-    int arc = shard_add(st, b, &map, &sh, r);
-    if (arc == LINLI_ERR_INVALID) {
-      linli_batch_reject(b, i, arc, "campaign does not fit the hot state");
-    } else if (arc != LINLI_OK) {
-      snprintf(reason, reasonlen, "out of memory");
-      rc = LINLI_ERR_TRANSIENT;
-    }
-  }
-  if (rc == LINLI_OK && sh.n > 0) {
-    char err[512];
-    if (linli_redis_batch_exec(st->redis, sh.b, sh.n, err, sizeof err) !=
-        LINLI_OK) {
-      snprintf(reason, reasonlen, "%s", err);
-      rc = LINLI_ERR_TRANSIENT;
-    }
+    if (r->op != OP_NONE)
+      rc = linli_shards_admit(b, i, shard_add(st, b, i, sh, r),
+                              "campaign does not fit the hot state", reason,
+                              reasonlen);
   }
   if (rc == LINLI_OK)
-    rc = report_all(st, b, emit, recs, n, &sh, reason, reasonlen);
+    rc = linli_shards_exec(st->redis, sh, reason, reasonlen);
+  if (rc == LINLI_OK)
+    rc = report_all(st, b, emit, recs, n, sh, reason, reasonlen);
 done:
   for (size_t i = 0; recs && i < n; i++)
     if (recs[i].ev)
       linli__group_buy_event__free_unpacked(recs[i].ev, NULL);
   free(recs);
-  map_free(&map);
-  shards_free(&sh);
+  linli_shards_free(sh);
   return rc;
 }
