@@ -11,8 +11,9 @@
 #                      units, end to end: first produce until the last
 #                      ReservationResult is readable read_committed
 #   ratio.N            reserver.N / ceiling.txcopy (same transaction size)
-#   ledger             linli-ledger alone: it records (PostgreSQL) the order
-#                      events of the first reserver pass, replayed
+#   ledger.N           N linli-ledgers alone (BENCH_LEDGER_INSTANCES): they
+#                      record (PostgreSQL) the order events of the first
+#                      reserver pass, replayed
 #   pipeline           reserver(s) and ledger together: first produce until
 #                      every order's RESERVED/REJECTED status is published
 #                      on linli.order-status.v1 (and recorded)
@@ -60,7 +61,7 @@
 #   BENCH_LEDGER_LOG_LEVEL  the ledgers' log level (default info; debug
 #                     logs each batch's transaction and publish times)
 #   BENCH_LEDGER_INSTANCES  ledgers of the ledger pass, in one consumer
-#                     group (default 1)
+#                     group (default 2)
 #   BENCH_PIPELINE_INSTANCES  reservers beside the ledger (default: the
 #                     largest of BENCH_INSTANCES)
 #   BENCH_MEM_ORDERS  orders of the memory pass (default ORDERS)
@@ -115,7 +116,7 @@ ORDERS="${BENCH_ORDERS:-200000}"
 STOCK="${BENCH_STOCK:-$((ORDERS / 4))}"
 USERS="${BENCH_USERS:-1000}"
 INSTANCES="${BENCH_INSTANCES:-1 2}"
-LEDGER_INSTANCES="${BENCH_LEDGER_INSTANCES:-1}"
+LEDGER_INSTANCES="${BENCH_LEDGER_INSTANCES:-2}"
 BATCH="${BENCH_BATCH:-$(linli_conf runner batch_size 500)}"
 PASSES="${BENCH_PASSES:-ceiling reserver ledger pipeline gateway settler notifier route memory}"
 JOINS="${BENCH_JOINS:-200000}"
