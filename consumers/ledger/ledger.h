@@ -266,6 +266,9 @@ void ledger_locks_clear(struct ledger_txn *t);
 
 /* Remember order_id as touched by this attempt (for order-status). */
 int ledger_touch(struct ledger *lg, const char *order_id);
+/* Append s to the growable vector (*v, *n, *cap); s is the vector's only
+ * on success. */
+int ledger_strv_push(char ***v, size_t *n, size_t *cap, char *s);
 /* Sort the touched ids and drop the repeats (once per batch, before
  * they are read). */
 void ledger_touched_unique(struct ledger *lg);

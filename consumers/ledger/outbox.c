@@ -479,19 +479,6 @@ int ledger_outbox_publish_txn(struct ledger *lg) {
   return LINLI_OK;
 }
 
-static int done_add(struct ledger *lg, char *seq) {
-  if (lg->ndone == lg->capdone) {
-    size_t cap = lg->capdone ? lg->capdone * 2 : 1024;
-    char **n = realloc(lg->done_seqs, cap * sizeof *n);
-    if (n == NULL)
-      return LINLI_ERR_NOMEM;
-    lg->done_seqs = n;
-    lg->capdone = cap;
-  }
-  lg->done_seqs[lg->ndone++] = seq;
-  return LINLI_OK;
-}
-
 void ledger_outbox_settle(struct ledger *lg, int wait_ms) {
   if (lg->flights == NULL)
     return;
@@ -513,8 +500,9 @@ void ledger_outbox_settle(struct ledger *lg, int wait_ms) {
     else
       linli_counter_add(lg->m_published, (uint64_t)f->n);
     for (size_t i = 0; i < f->n; i++)
-      if (f->failed > 0 || f->seqs[i] == NULL || done_add(lg, f->seqs[i]) !=
-                                                     LINLI_OK)
+      if (f->failed > 0 || f->seqs[i] == NULL ||
+          ledger_strv_push(&lg->done_seqs, &lg->ndone, &lg->capdone,
+                           f->seqs[i]) != LINLI_OK)
         free(f->seqs[i]); /* left for the sweep */
     free(f->seqs);
     free(f);

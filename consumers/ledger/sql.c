@@ -432,22 +432,30 @@ const char *ledger_topic_base(const struct ledger *lg, const char *topic,
   return buf;
 }
 
+int ledger_strv_push(char ***v, size_t *n, size_t *cap, char *s) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 64;
+    char **nv = realloc(*v, c * sizeof *nv);
+    if (nv == NULL)
+      return LINLI_ERR_NOMEM;
+    *v = nv;
+    *cap = c;
+  }
+  (*v)[(*n)++] = s;
+  return LINLI_OK;
+}
+
 int ledger_touch(struct ledger *lg, const char *order_id) {
   /* Appended as they come (an order may be touched by many events of the
    * batch): ledger_touched_unique removes the repeats once per batch. */
   struct ledger_txn *t = &lg->txn;
-  if (t->ntouched == t->captouched) {
-    size_t cap = t->captouched ? t->captouched * 2 : 64;
-    char **n = realloc(t->touched, cap * sizeof *n);
-    if (n == NULL)
-      return LINLI_ERR_NOMEM;
-    t->touched = n;
-    t->captouched = cap;
-  }
-  t->touched[t->ntouched] = strdup(order_id);
-  if (t->touched[t->ntouched] == NULL)
+  char *id = strdup(order_id);
+  if (id == NULL ||
+      ledger_strv_push(&t->touched, &t->ntouched, &t->captouched, id) !=
+          LINLI_OK) {
+    free(id);
     return LINLI_ERR_NOMEM;
-  t->ntouched++;
+  }
   return LINLI_OK;
 }
 
