@@ -18,6 +18,7 @@
 #include "domain/groupbuy_state.h"
 #include "groupbuy.pb-c.h"
 #include "linli/error.h"
+#include "linli/hash.h"
 #include "domain/schema.h"
 #include "refunds.pb-c.h"
 #include "settlements.pb-c.h"
@@ -65,10 +66,8 @@ struct join_fold {
 };
 
 static uint64_t eid_hash(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h ? h : 1;
+  uint64_t h = linli_hash_str(s);
+  return h ? h : 1; /* 0 means "none" */
 }
 
 static const char *const settler_topics[] = {

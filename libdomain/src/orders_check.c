@@ -238,9 +238,14 @@ int dom_order_lines_merge(Linli__OrderLine *const *lines, size_t n,
   size_t nslot = 16;
   while (nslot < 2 * n)
     nslot *= 2;
-  size_t *slot = calloc(nslot, sizeof *slot);
+  /* Most orders have a few lines: their table is on the stack, so merging
+   * costs no allocation per order. */
+  size_t small[64];
+  size_t *slot = nslot <= 64 ? small : calloc(nslot, sizeof *slot);
   if (slot == NULL)
     return LINLI_ERR_NOMEM;
+  if (slot == small)
+    memset(small, 0, nslot * sizeof *slot);
   for (size_t i = 0; i < n; i++) {
     const char *sku = lines[i]->sku_id;
     size_t at = (size_t)linli_hash_str(sku) & (nslot - 1);
@@ -252,6 +257,7 @@ int dom_order_lines_merge(Linli__OrderLine *const *lines, size_t n,
     }
     out[slot[at] - 1].units += lines[i]->quantity;
   }
-  free(slot);
+  if (slot != small)
+    free(slot);
   return LINLI_OK;
 }

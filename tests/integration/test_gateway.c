@@ -65,103 +65,23 @@ static char run_id[64]; /* unique per run: prefixes every id we make */
 
 /* ------------------------------------------------------------- HTTP */
 
-struct resp {
-  int status;
-  char *raw;   /* whole response */
-  char *body;  /* into raw */
-  size_t len;
-};
-
-static void resp_free(struct resp *r) {
-  free(r->raw);
-  memset(r, 0, sizeof *r);
-}
-
-static int dial(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Read until EOF (Connection: close). */
-static int read_all(int fd, struct resp *out) {
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (len + 1024 > cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-    }
-    ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-  }
-  buf[len] = '\0';
-  out->raw = buf;
-  out->status = 0;
-  if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1)
-    return -1;
-  char *b = strstr(buf, "\r\n\r\n");
-  out->body = b ? b + 4 : buf + len;
-  out->len = (size_t)(buf + len - out->body);
-  return 0;
-}
-
 /* One request; extra is more header lines ("K: v\r\n..."), may be NULL. */
 static int http_on(int port, const char *method, const char *path,
                    const char *token, const char *extra, const char *body,
-                   size_t bodylen, struct resp *out) {
+                   size_t bodylen, struct linli_test_resp *out) {
   memset(out, 0, sizeof *out);
-  int fd = dial(port);
-  if (fd < 0)
-    return -1;
-  char head[2048];
-  char auth[256] = "";
-  if (token)
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  int n = snprintf(head, sizeof head,
-                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                   "%s%s%sContent-Length: %zu\r\n\r\n",
-                   method, path, auth, body ? "Content-Type: application/json\r\n" : "",
-                   extra ? extra : "", body ? bodylen : 0);
-  /* A refused body (413) may reset the connection mid-write: read anyway. */
-  if (write_all(fd, head, (size_t)n) == 0 && body)
-    write_all(fd, body, bodylen);
-  int rc = read_all(fd, out);
-  close(fd);
-  return rc;
+  return linli_test_http_ex(port, method, path, token, extra, body, bodylen,
+                            out);
 }
 
 static int http(const char *method, const char *path, const char *token,
-                const char *extra, const char *body, struct resp *out) {
+                const char *extra, const char *body, struct linli_test_resp *out) {
   return http_on(main_gw.port, method, path, token, extra, body,
                  body ? strlen(body) : 0, out);
 }
 
 /* A field of the JSON body (string or integer as text) into buf. */
-static const char *jfield(const struct resp *r, const char *name, char *buf,
+static const char *jfield(const struct linli_test_resp *r, const char *name, char *buf,
                           size_t len) {
   json_error_t e;
   json_t *j = json_loadb(r->body, r->len, 0, &e);
@@ -178,7 +98,7 @@ static const char *jfield(const struct resp *r, const char *name, char *buf,
 }
 
 /* Does the 400 body name field? */
-static int names_field(const struct resp *r, const char *field) {
+static int names_field(const struct linli_test_resp *r, const char *field) {
   json_error_t e;
   json_t *j = json_loadb(r->body, r->len, 0, &e);
   json_t *fs = j ? json_object_get(j, "fields") : NULL;
@@ -219,13 +139,13 @@ static int start_gateway(struct gwproc *g, int port, char *const extra[]) {
     return -1;
   int64_t end = linli_test_now_ms() + 20000;
   while (linli_test_now_ms() < end) {
-    struct resp r;
+    struct linli_test_resp r;
     if (http_on(port, "GET", "/healthz", NULL, NULL, NULL, 0, &r) == 0 &&
         r.status == 200) {
-      resp_free(&r);
+      linli_test_resp_free(&r);
       return 0;
     }
-    resp_free(&r);
+    linli_test_resp_free(&r);
     int st;
     if (waitpid(g->pid, &st, WNOHANG) == g->pid) {
       fprintf(stderr, "gateway exited early, see %s\n", g->log);
@@ -365,13 +285,13 @@ static ProtobufCMessage *publish_ok(const char *path, const char *token,
                                     const char *extra, const char *body,
                                     const char *topic, const char *key,
                                     const char *member) {
-  struct resp r;
+  struct linli_test_resp r;
   CU_ASSERT_FATAL(http("POST", path, token, extra, body, &r) == 0);
   CU_ASSERT_EQUAL(r.status, 202);
   if (r.status != 202) {
     fprintf(stderr, "POST %s -> %d %.*s\n", path, r.status, (int)r.len,
             r.body);
-    resp_free(&r);
+    linli_test_resp_free(&r);
     return NULL;
   }
   char ev_id[64], t[128], k[128], p[16], o[32];
@@ -380,7 +300,7 @@ static ProtobufCMessage *publish_ok(const char *path, const char *token,
   jfield(&r, "key", k, sizeof k);
   jfield(&r, "partition", p, sizeof p);
   jfield(&r, "offset", o, sizeof o);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT_STRING_EQUAL(t, topic);
   CU_ASSERT_STRING_EQUAL(k, key);
   CU_ASSERT_EQUAL(strlen(ev_id), 26);
@@ -430,14 +350,14 @@ static char *order_body(const char *order, const char *user,
 static int place(const char *token, const char *order, const char *user,
                  const char *campaign) {
   char *b = order_body(order, user, campaign);
-  struct resp r;
+  struct linli_test_resp r;
   http("POST", "/v1/orders", token, NULL, b, &r);
   free(b);
   int ok = r.status == 202;
   if (!ok)
     fprintf(stderr, "place %s -> %d %.*s\n", order, r.status, (int)r.len,
             r.body);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   return ok;
 }
 
@@ -446,21 +366,21 @@ static int place(const char *token, const char *order, const char *user,
 /* Send raw bytes on a fresh connection and read until the server closes
  * or wait_ms pass; the answer's status (0: none) and body in *out. */
 static int raw_on(int port, const char *data, size_t len, int wait_ms,
-                  struct resp *out) {
+                  struct linli_test_resp *out) {
   memset(out, 0, sizeof *out);
-  int fd = dial(port);
+  int fd = linli_test_dial(port);
   if (fd < 0)
     return -1;
   struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  write_all(fd, data, len);
-  read_all(fd, out);
+  linli_test_write_all(fd, data, len);
+  linli_test_read_response(fd, out);
   close(fd);
   return 0;
 }
 
 /* A JSON answer with {"error": code}? */
-static int json_error_is(const struct resp *r, const char *code) {
+static int json_error_is(const struct linli_test_resp *r, const char *code) {
   char buf[64];
   return strstr(r->raw, "Content-Type: application/json") &&
          strcmp(jfield(r, "error", buf, sizeof buf), code) == 0;
@@ -471,7 +391,7 @@ static int json_error_is(const struct resp *r, const char *code) {
  * Content-Type is 415; a big body without a valid key is refused before
  * it is sent. */
 static void test_http_hardening(void) {
-  struct resp r;
+  struct linli_test_resp r;
   int port = main_gw.port;
   /* "Bearer <valid token>\0junk" would authenticate if the header were cut
    * at the NUL. */
@@ -481,7 +401,7 @@ static void test_http_hardening(void) {
   raw_on(port, nul, sizeof nul - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 400);
   CU_ASSERT(json_error_is(&r, "bad_request"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   static const char twocl[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
                               "Authorization: Bearer " TOK_A "\r\n"
                               "Content-Type: application/json\r\n"
@@ -490,7 +410,7 @@ static void test_http_hardening(void) {
   raw_on(port, twocl, sizeof twocl - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 400);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "Content-Length"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* libevent's own refusals: a broken request line, an unknown method, a
    * body over gateway.max_body_bytes (with a valid key). */
   static const char garbage[] = "GARBAGE\r\n\r\n";
@@ -498,12 +418,12 @@ static void test_http_hardening(void) {
   CU_ASSERT_EQUAL(r.status, 400);
   CU_ASSERT(json_error_is(&r, "bad_request"));
   CU_ASSERT_PTR_NULL(strstr(r.raw, "<HTML>"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   static const char brew[] = "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   raw_on(port, brew, sizeof brew - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 501);
   CU_ASSERT(json_error_is(&r, "not_implemented"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   static const char big[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
                             "Authorization: Bearer " TOK_A "\r\n"
                             "Content-Type: application/json\r\n"
@@ -511,7 +431,7 @@ static void test_http_hardening(void) {
   raw_on(port, big, sizeof big - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 413);
   CU_ASSERT(json_error_is(&r, "payload_too_large"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* 1 MB announced without a key: refused at once, before any body. */
   static const char unauth[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
                                "Content-Type: application/json\r\n"
@@ -519,7 +439,7 @@ static void test_http_hardening(void) {
   raw_on(port, unauth, sizeof unauth - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 401);
   CU_ASSERT(json_error_is(&r, "unauthorized"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* Content-Type: missing or not JSON is 415. */
   char order[96];
   uid("ct", order, sizeof order);
@@ -531,7 +451,7 @@ static void test_http_hardening(void) {
                    "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
   raw_on(port, req, (size_t)n, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 415);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   n = snprintf(req, sizeof req,
                "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
                "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
@@ -539,7 +459,7 @@ static void test_http_hardening(void) {
                "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
   raw_on(port, req, (size_t)n, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 415);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   n = snprintf(req, sizeof req,
                "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
                "Authorization: Bearer " TOK_A "\r\nConnection: close\r\n"
@@ -547,7 +467,7 @@ static void test_http_hardening(void) {
                "Content-Length: %zu\r\n\r\n%s", strlen(b), b);
   raw_on(port, req, (size_t)n, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 415);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* With it, accepted; also after "Expect: 100-continue" (curl sends it
    * for bodies over 1 KiB): the 100 comes first, then the 202. */
   n = snprintf(req, sizeof req,
@@ -559,7 +479,7 @@ static void test_http_hardening(void) {
   raw_on(port, req, (size_t)n, 10000, &r);
   CU_ASSERT(r.status == 100 || r.status == 202);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.raw, "HTTP/1.1 202"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
 }
 
@@ -593,22 +513,22 @@ static void test_connection_limits(void) {
   unlink(g.log);
   g.pid = linli_test_spawn(argv, env, g.log);
   CU_ASSERT_FATAL(g.pid > 0);
-  struct resp r;
+  struct linli_test_resp r;
   int up = 0;
   for (int i = 0; i < 200 && !up; i++) {
     up = http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r) == 0 &&
          r.status == 200;
-    resp_free(&r);
+    linli_test_resp_free(&r);
     if (!up)
       usleep(100 * 1000);
   }
   CU_ASSERT_FATAL(up);
 
   /* A head trickled a byte every 300 ms: closed at the deadline. */
-  int fd = dial(g.port);
+  int fd = linli_test_dial(g.port);
   CU_ASSERT_FATAL(fd >= 0);
   static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
-  write_all(fd, head, sizeof head - 1);
+  linli_test_write_all(fd, head, sizeof head - 1);
   int64_t t0 = linli_test_now_ms(), closed_at = 0;
   while (linli_test_now_ms() - t0 < 8000) {
     usleep(300 * 1000);
@@ -628,13 +548,13 @@ static void test_connection_limits(void) {
   CU_ASSERT(closed_at > 0 && closed_at < 5000);
 
   /* A body trickled a byte every 300 ms: the same. */
-  fd = dial(g.port);
+  fd = linli_test_dial(g.port);
   CU_ASSERT_FATAL(fd >= 0);
   static const char post[] = "POST /v1/orders HTTP/1.1\r\nHost: x\r\n"
                              "Authorization: Bearer " TOK_A "\r\n"
                              "Content-Type: application/json\r\n"
                              "Content-Length: 1000\r\n\r\n{";
-  write_all(fd, post, sizeof post - 1);
+  linli_test_write_all(fd, post, sizeof post - 1);
   t0 = linli_test_now_ms();
   closed_at = 0;
   while (linli_test_now_ms() - t0 < 8000) {
@@ -655,8 +575,8 @@ static void test_connection_limits(void) {
    * is refused (429) before authentication. */
   int held[8];
   for (int i = 0; i < 8; i++) {
-    held[i] = dial(g.port);
-    write_all(held[i], "GET /he", 7);
+    held[i] = linli_test_dial(g.port);
+    linli_test_write_all(held[i], "GET /he", 7);
   }
   usleep(300 * 1000);
   static const char hz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
@@ -664,31 +584,31 @@ static void test_connection_limits(void) {
   raw_on(g.port, hz, sizeof hz - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 429);
   CU_ASSERT(json_error_is(&r, "too_many_connections"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   for (int i = 0; i < 8; i++)
     close_rst(held[i]);
   usleep(300 * 1000);
   raw_on(g.port, hz, sizeof hz - 1, 5000, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 
   /* 300 idle connections against a limit of 120 descriptors: the oldest
    * idle ones make room, /healthz answers, nothing floods the log. */
   int idle[300], opened = 0;
   for (int i = 0; i < 300; i++) {
-    idle[i] = dial(g.port);
+    idle[i] = linli_test_dial(g.port);
     opened += idle[i] >= 0;
   }
   fprintf(stderr, "%d idle connections opened\n", opened);
   raw_on(g.port, hz, sizeof hz - 1, 10000, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   for (int i = 0; i < 300; i++)
     if (idle[i] >= 0)
       close_rst(idle[i]);
   raw_on(g.port, hz, sizeof hz - 1, 10000, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
   char cmd[1200];
   snprintf(cmd, sizeof cmd,
@@ -747,13 +667,13 @@ static int open_campaign(const char *campaign, const char *app) {
            "{\"min_participants\":2,\"unit_price_fen\":\"900\"}],"
            "\"deadline_ms\":\"%lld\",\"per_user_limit\":3}",
            campaign, app, (long long)deadline_in_30_days());
-  struct resp r;
+  struct linli_test_resp r;
   http("POST", "/v1/groupbuys", TOK_ADMIN, NULL, body, &r);
   int ok = r.status == 202;
   if (!ok)
     fprintf(stderr, "open campaign %s -> %d %.*s\n", campaign, r.status,
             (int)r.len, r.body);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   return ok;
 }
 
@@ -781,55 +701,55 @@ static int suite_clean(void) { return stop_gateway(&main_gw) == 0 ? 0 : -1; }
 /* ------------------------------------------------------------ tests */
 
 static void test_routes_and_errors(void) {
-  struct resp r;
+  struct linli_test_resp r;
   http("GET", "/v1/nope", TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 404);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.raw, "application/json"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("DELETE", "/v1/orders", TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 405);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.raw, "Allow: POST, GET"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", "/v1/orders/x/payment", TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 405);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", "/v1/orders/bad%20id", TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", "/healthz", NULL, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", "/metrics", NULL, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "linli_gateway_requests_total"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 static void test_auth(void) {
-  struct resp r;
+  struct linli_test_resp r;
   char *b = order_body("o1", "u1", NULL);
   http("POST", "/v1/orders", NULL, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 401);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.raw, "WWW-Authenticate: Bearer"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/orders", "not-a-key", NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 401);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/orders", TOK_LOG, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 403);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/orders", TOK_ADMIN, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 403);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/groupbuys", TOK_A, NULL, "{}", &r);
   CU_ASSERT_EQUAL(r.status, 403);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/catalog/skus", TOK_A, NULL, "{}", &r);
   CU_ASSERT_EQUAL(r.status, 403);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/deliveries/events", TOK_A, NULL, "{}", &r);
   CU_ASSERT_EQUAL(r.status, 403);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
 }
 
@@ -942,7 +862,7 @@ static void test_publish_every_endpoint(void) {
 
 static void expect_400(const char *path, const char *token, const char *body,
                        const char *field) {
-  struct resp r;
+  struct linli_test_resp r;
   http("POST", path, token, NULL, body, &r);
   CU_ASSERT_EQUAL(r.status, 400);
   if (field && !names_field(&r, field)) {
@@ -950,7 +870,7 @@ static void expect_400(const char *path, const char *token, const char *body,
             (int)r.len, r.body);
     CU_FAIL("field not named");
   }
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 static void test_validation(void) {
@@ -963,7 +883,7 @@ static void test_validation(void) {
            "\"lines\":[{\"sku_id\":\"S1\",\"quantity\":0,\"unit_price_fen\":-5}],"
            "\"home\":{\"recipient_name\":\"x\",\"phone\":\"12345\","
            "\"address\":\"y\",\"lat_e6\":95000000,\"lng_e6\":0}}");
-  struct resp r;
+  struct linli_test_resp r;
   http("POST", "/v1/orders", TOK_A, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 400);
   CU_ASSERT(names_field(&r, "order_id"));
@@ -971,7 +891,7 @@ static void test_validation(void) {
   CU_ASSERT(names_field(&r, "lines[0].quantity"));
   CU_ASSERT(names_field(&r, "lines[0].unit_price_fen"));
   CU_ASSERT(names_field(&r, "home.lat_e6"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* No lines, no delivery, unknown field, wrong type, spoofed app. */
   snprintf(b, sizeof b,
            "{\"order_id\":\"%s\",\"user_id\":\"u\",\"warehouse_id\":\"W1\"}",
@@ -1034,7 +954,7 @@ static void test_validation(void) {
 }
 
 static void test_hostile_bodies(void) {
-  struct resp r;
+  struct linli_test_resp r;
   /* 10 MB body: 413 (limit 64 KiB here), server still up. */
   size_t big = 10u * 1024 * 1024;
   char *b = malloc(big);
@@ -1042,13 +962,13 @@ static void test_hostile_bodies(void) {
   b[0] = '{';
   http_on(main_gw.port, "POST", "/v1/orders", TOK_A, NULL, b, big, &r);
   CU_ASSERT_EQUAL(r.status, 413);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
   /* Invalid UTF-8. */
   const char bad_utf8[] = "{\"order_id\":\"o\",\"user_id\":\"\xc3\x28\"}";
   http("POST", "/v1/orders", TOK_A, NULL, bad_utf8, &r);
   CU_ASSERT_EQUAL(r.status, 400);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* Deeply nested JSON. */
   size_t depth = 20000; /* 40 KB: under the body limit */
   char *deep = malloc(2 * depth + 32);
@@ -1062,18 +982,18 @@ static void test_hostile_bodies(void) {
   deep[n] = '\0';
   http("POST", "/v1/orders", TOK_A, NULL, deep, &r);
   CU_ASSERT_EQUAL(r.status, 400);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(deep);
   /* Not JSON at all; empty body. */
   http("POST", "/v1/orders", TOK_A, NULL, "<script>alert(1)</script>", &r);
   CU_ASSERT_EQUAL(r.status, 400);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/orders", TOK_A, NULL, "", &r);
   CU_ASSERT_EQUAL(r.status, 400);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", "/healthz", NULL, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 static const char *const INJECT[] = {
@@ -1097,7 +1017,7 @@ static void test_injection(void) {
              "[{\"sku_id\":%s,\"quantity\":1,\"unit_price_fen\":1}],"
              "\"pickup\":{\"pickup_point_id\":%s},\"campaign_id\":%s}",
              q, q, q, q, q, q);
-    struct resp r;
+    struct linli_test_resp r;
     http("POST", "/v1/orders", TOK_A, NULL, b, &r);
     CU_ASSERT_EQUAL(r.status, 400);
     CU_ASSERT(names_field(&r, "order_id") && names_field(&r, "user_id") &&
@@ -1105,7 +1025,7 @@ static void test_injection(void) {
               names_field(&r, "lines[0].sku_id") &&
               names_field(&r, "pickup.pickup_point_id") &&
               names_field(&r, "campaign_id"));
-    resp_free(&r);
+    linli_test_resp_free(&r);
     snprintf(path, sizeof path, "/v1/orders/%s/payment", order);
     snprintf(b, sizeof b,
              "{\"method\":\"ALIPAY\",\"payment_txn_id\":%s,\"amount_fen\":1}",
@@ -1136,10 +1056,10 @@ static void test_injection(void) {
     }
     free(q);
   }
-  struct resp r;
+  struct linli_test_resp r;
   http("GET", "/healthz", NULL, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 static void test_idempotency(void) {
@@ -1147,7 +1067,7 @@ static void test_idempotency(void) {
   uid("idem", order, sizeof order);
   snprintf(hdr, sizeof hdr, "Idempotency-Key: %s-key\r\n", order);
   char *b = order_body(order, "u-idem", NULL);
-  struct resp r1, r2, r3;
+  struct linli_test_resp r1, r2, r3;
   http("POST", "/v1/orders", TOK_A, hdr, b, &r1);
   CU_ASSERT_EQUAL_FATAL(r1.status, 202);
   http("POST", "/v1/orders", TOK_A, hdr, b, &r2);
@@ -1169,9 +1089,9 @@ static void test_idempotency(void) {
   snprintf(other, sizeof other, "%s,\"express\":true}", b);
   http("POST", "/v1/orders", TOK_A, hdr, other, &r3);
   CU_ASSERT_EQUAL(r3.status, 409);
-  resp_free(&r1);
-  resp_free(&r2);
-  resp_free(&r3);
+  linli_test_resp_free(&r1);
+  linli_test_resp_free(&r2);
+  linli_test_resp_free(&r3);
   free(b);
 }
 
@@ -1179,40 +1099,40 @@ static void test_tenant_isolation_writes(void) {
   char order[96], path[256], body[512];
   uid("ten", order, sizeof order);
   CU_ASSERT_FATAL(place(TOK_A, order, "u-ten", NULL));
-  struct resp r;
+  struct linli_test_resp r;
   snprintf(path, sizeof path, "/v1/orders/%s/payment", order);
   http("POST", path, TOK_B, NULL,
        "{\"method\":\"ALIPAY\",\"payment_txn_id\":\"t9\",\"amount_fen\":5}",
        &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   snprintf(path, sizeof path, "/v1/orders/%s/cancel", order);
   http("POST", path, TOK_B, NULL, "{}", &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   snprintf(body, sizeof body,
            "{\"user_id\":\"u\",\"order_id\":\"%s\",\"quantity\":1}", order);
   http("POST", "/v1/groupbuys/camp-x/join", TOK_B, NULL, body, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* Unknown order: the same 404. */
   http("POST", "/v1/orders/no-such-order-zz/cancel", TOK_A, NULL, "{}", &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* Another app's order id cannot be placed again. */
   char *b = order_body(order, "u-ten", NULL);
   http("POST", "/v1/orders", TOK_B, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 409);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
   /* Reads: the owner sees it (accepted, maybe not yet recorded), B does not. */
   snprintf(path, sizeof path, "/v1/orders/%s", order);
   http("GET", path, TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", path, TOK_B, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 /* ------------------------------------------------------ reads (PG) */
@@ -1274,7 +1194,7 @@ static void test_reads(void) {
                     1, pl) == 0);
 
   char path[512], buf[128];
-  struct resp r;
+  struct linli_test_resp r;
   snprintf(path, sizeof path, "/v1/orders/%s", o1);
   http("GET", path, TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
@@ -1286,16 +1206,16 @@ static void test_reads(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"sku_id\":\"SKU-2\""));
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"status\":\"COMMITTED\""));
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"status\":\"ACCEPTED\""));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", path, TOK_B, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", path, TOK_ADMIN, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", path, TOK_LOG, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 403);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 
   /* The list, newest first, one per page. */
   snprintf(path, sizeof path, "/v1/orders?user=%s&since=0&limit=1", user);
@@ -1306,34 +1226,34 @@ static void test_reads(void) {
   char cursor[160];
   jfield(&r, "next_cursor", cursor, sizeof cursor);
   CU_ASSERT(cursor[0] != '\0');
-  resp_free(&r);
+  linli_test_resp_free(&r);
   snprintf(path, sizeof path, "/v1/orders?user=%s&limit=1&cursor=%s", user,
            cursor);
   http("GET", path, TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, o1));
   CU_ASSERT_PTR_NULL(strstr(r.body, o2));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   snprintf(path, sizeof path, "/v1/orders?user=%s&since=1700000050000", user);
   http("GET", path, TOK_A, NULL, NULL, &r);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, o2));
   CU_ASSERT_PTR_NULL(strstr(r.body, o1));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   snprintf(path, sizeof path, "/v1/orders?user=%s", user);
   http("GET", path, TOK_B, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
   CU_ASSERT_PTR_NULL(strstr(r.body, o1));
   CU_ASSERT_PTR_NULL(strstr(r.body, o2));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("GET", "/v1/orders?user=a%20b&limit=999", TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 400);
   CU_ASSERT(names_field(&r, "user") && names_field(&r, "limit"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* SQL in a query parameter is just a bad id. */
   http("GET", "/v1/orders?user=x%27%3B%20DROP%20TABLE%20orders%3B--", TOK_A,
        NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 400);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 
   const char *del[] = {o1, o2};
   pg_exec(c, "DELETE FROM payments WHERE order_id = $1", 1, del);
@@ -1359,15 +1279,15 @@ static void test_user_cap(void) {
   snprintf(body, sizeof body,
            "{\"user_id\":\"%s\",\"order_id\":\"%s\",\"quantity\":1}", user,
            o[0]);
-  struct resp r;
+  struct linli_test_resp r;
   http("POST", path, TOK_A, NULL, body, &r);
   CU_ASSERT_EQUAL(r.status, 202);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   char *b = order_body(o[2], user, camp);
   http("POST", "/v1/orders", TOK_A, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 429);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "user_cap_reached"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
   /* Another user is not affected. */
   CU_ASSERT(place(TOK_A, o[2], "someone-else", camp));
@@ -1383,13 +1303,13 @@ static void test_campaign_isolation(void) {
   uid("isoa", oa, sizeof oa);
   uid("isou", user, sizeof user);
   CU_ASSERT_FATAL(open_campaign(camp, "shop_a"));
-  struct resp r;
+  struct linli_test_resp r;
   /* B orders into A's campaign: 404, and the order id stays free. */
   char *b = order_body(ob, user, camp);
   http("POST", "/v1/orders", TOK_B, NULL, b, &r);
   CU_ASSERT_EQUAL(r.status, 404);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "no such campaign"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
   /* B joins A's campaign with an order of its own: 404, however often
    * (no cap of A's user is touched). */
@@ -1401,14 +1321,14 @@ static void test_campaign_isolation(void) {
   for (int i = 0; i < 7; i++) {
     http("POST", path, TOK_B, NULL, body, &r);
     CU_ASSERT_EQUAL(r.status, 404);
-    resp_free(&r);
+    linli_test_resp_free(&r);
   }
   snprintf(path, sizeof path, "/v1/groupbuys/%s/leave", camp);
   snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"order_id\":\"%s\"}",
            user, ob);
   http("POST", path, TOK_B, NULL, body, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* A's user with the same user id is not capped by any of that. */
   CU_ASSERT(place(TOK_A, oa, user, camp));
   /* The campaign id cannot be opened for another app. */
@@ -1422,7 +1342,7 @@ static void test_campaign_isolation(void) {
            oa);
   http("POST", path, TOK_A, NULL, body, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 /* 100 lines of quantity 1,000,000 at 10^11 fen overflow int64: a 400
@@ -1453,10 +1373,10 @@ static void test_money_overflow(void) {
   expect_400("/v1/orders", TOK_A, b, "lines");
   free(b);
   /* The gateway is still there. */
-  struct resp r;
+  struct linli_test_resp r;
   http("GET", "/healthz", NULL, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 static void test_rate_limit(void) {
@@ -1471,7 +1391,7 @@ static void test_rate_limit(void) {
   usleep((useconds_t)(1000000 - now.tv_usec) + 20000);
   int limited = 0, ok = 0;
   for (int i = 0; i < 12; i++) {
-    struct resp r;
+    struct linli_test_resp r;
     http_on(g.port, "GET", "/v1/orders/rl-none", TOK_B, NULL, NULL, 0, &r);
     if (r.status == 429) {
       limited++;
@@ -1482,15 +1402,15 @@ static void test_rate_limit(void) {
       fprintf(stderr, "rate limit test: unexpected %d %.*s\n", r.status,
               (int)r.len, r.body);
     }
-    resp_free(&r);
+    linli_test_resp_free(&r);
   }
   CU_ASSERT(limited > 0);
   CU_ASSERT(ok >= 3);
   /* Another key has its own budget. */
-  struct resp r;
+  struct linli_test_resp r;
   http_on(g.port, "GET", "/v1/orders/rl-none", TOK_ADMIN, NULL, NULL, 0, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
 }
 
@@ -1503,18 +1423,18 @@ static void test_kafka_down(void) {
   uid("down", order, sizeof order);
   snprintf(hdr, sizeof hdr, "Idempotency-Key: %s\r\n", order);
   char *b = order_body(order, "u-down", NULL);
-  struct resp r;
+  struct linli_test_resp r;
   int64_t t0 = linli_test_now_ms();
   http_on(g.port, "POST", "/v1/orders", TOK_A, hdr, b, strlen(b), &r);
   CU_ASSERT_EQUAL(r.status, 503);
   CU_ASSERT(linli_test_now_ms() - t0 < 15000);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   /* SIGTERM while a request waits for Kafka: it still gets its answer
    * before the gateway exits (0, no leaks). */
   char order2[96];
   uid("down", order2, sizeof order2);
   char *b2 = order_body(order2, "u-down", NULL);
-  int parked = dial(g.port);
+  int parked = linli_test_dial(g.port);
   CU_ASSERT_FATAL(parked >= 0);
   char head[512];
   int hn = snprintf(head, sizeof head,
@@ -1523,27 +1443,27 @@ static void test_kafka_down(void) {
                     "Content-Type: application/json\r\nContent-Length: "
                     "%zu\r\n\r\n",
                     strlen(b2));
-  CU_ASSERT(write_all(parked, head, (size_t)hn) == 0);
-  CU_ASSERT(write_all(parked, b2, strlen(b2)) == 0);
+  CU_ASSERT(linli_test_write_all(parked, head, (size_t)hn) == 0);
+  CU_ASSERT(linli_test_write_all(parked, b2, strlen(b2)) == 0);
   free(b2);
   usleep(300 * 1000);
   kill(g.pid, SIGTERM);
-  read_all(parked, &r);
+  linli_test_read_response(parked, &r);
   close(parked);
   CU_ASSERT_EQUAL(r.status, 503);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nothing was written"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
   /* Nothing was accepted: the order is unknown, the key is free again, and
    * a healthy gateway accepts the same request with the same key. */
   snprintf(path, sizeof path, "/v1/orders/%s", order);
   http("GET", path, TOK_A, NULL, NULL, &r);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   http("POST", "/v1/orders", TOK_A, hdr, b, &r);
   CU_ASSERT_EQUAL(r.status, 202);
   CU_ASSERT_PTR_NULL(strstr(r.raw, "Idempotent-Replayed"));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
 }
 
@@ -1615,7 +1535,7 @@ static void *fake_run(void *arg) {
         if (from < 0 || !(ev & (POLLIN | POLLHUP | POLLERR)))
           continue;
         ssize_t r = recv(from, buf, sizeof buf, 0);
-        if (r <= 0 || write_all(to, buf, (size_t)r) != 0) {
+        if (r <= 0 || linli_test_write_all(to, buf, (size_t)r) != 0) {
           close(pa[i]);
           close(pb[i]);
           pa[i] = pb[i] = -1;
@@ -1695,22 +1615,22 @@ static void test_redis_down(void) {
   struct gwproc g;
   char *extra[] = {"LINLI_REDIS_PORT=1", NULL};
   CU_ASSERT_FATAL(start_gateway(&g, port_for(5), extra) == 0);
-  struct resp r;
+  struct linli_test_resp r;
   int64_t t0 = linli_test_now_ms();
   http_on(g.port, "GET", "/v1/orders/redis-down", TOK_A, NULL, NULL, 0, &r);
   CU_ASSERT_EQUAL(r.status, 503);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "Redis"));
   CU_ASSERT(linli_test_now_ms() - t0 < 1000);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   char *b = order_body("redis-down-order", "u", NULL);
   http_on(g.port, "POST", "/v1/orders", TOK_A, NULL, b, strlen(b), &r);
   CU_ASSERT_EQUAL(r.status, 503);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
   http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
   CU_ASSERT_EQUAL(r.status, 200);
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"redis\":\"down\""));
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
 }
 
@@ -1730,43 +1650,43 @@ static void test_redis_stalled(void) {
     CU_FAIL_FATAL("gateway did not start");
   }
   /* A request parks on the stalled Redis (its rate-limit check)... */
-  int parked = dial(g.port);
+  int parked = linli_test_dial(g.port);
   CU_ASSERT_FATAL(parked >= 0);
   static const char req[] =
       "GET /v1/orders/stalled HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
       "Authorization: Bearer " TOK_A "\r\n\r\n";
   int64_t t0 = linli_test_now_ms();
-  CU_ASSERT(write_all(parked, req, sizeof req - 1) == 0);
+  CU_ASSERT(linli_test_write_all(parked, req, sizeof req - 1) == 0);
   usleep(200 * 1000);
   /* ...while the loop goes on serving everything else at once. */
   for (int i = 0; i < 5; i++) {
-    struct resp r;
+    struct linli_test_resp r;
     int64_t t1 = linli_test_now_ms();
     http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT(linli_test_now_ms() - t1 < 500);
-    resp_free(&r);
+    linli_test_resp_free(&r);
   }
   /* The parked request gets its 503 once the connection is given up
    * (GW_REDIS_TIMEOUT_MS, 2 s), not never. */
-  struct resp pr;
-  read_all(parked, &pr);
+  struct linli_test_resp pr;
+  linli_test_read_response(parked, &pr);
   close(parked);
   int64_t took = linli_test_now_ms() - t0;
   CU_ASSERT_EQUAL(pr.status, 503);
   CU_ASSERT(took >= 1500 && took < 6000);
-  resp_free(&pr);
+  linli_test_resp_free(&pr);
   /* Redis answers again: the gateway reconnects by itself. */
   atomic_store(&f.mode, FAKE_RELAY);
   int status = 0;
   int64_t end = linli_test_now_ms() + 15000;
   while (status != 404 && linli_test_now_ms() < end) {
-    struct resp r;
+    struct linli_test_resp r;
     http_on(g.port, "GET", "/v1/orders/stalled-none", TOK_A, NULL, NULL, 0,
             &r);
     status = r.status;
     CU_ASSERT(status == 404 || status == 503);
-    resp_free(&r);
+    linli_test_resp_free(&r);
     if (status != 404)
       usleep(100 * 1000);
   }
@@ -1774,10 +1694,10 @@ static void test_redis_stalled(void) {
   char order[96];
   uid("stall", order, sizeof order);
   char *b = order_body(order, "u-stall", NULL);
-  struct resp r;
+  struct linli_test_resp r;
   http_on(g.port, "POST", "/v1/orders", TOK_A, NULL, b, strlen(b), &r);
   CU_ASSERT_EQUAL(r.status, 202);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   free(b);
   CU_ASSERT(stop_gateway(&g) == 0);
   fake_stop(&f);
@@ -1790,10 +1710,10 @@ static int get_until(int port, const char *id, int want) {
   int status = 0;
   int64_t end = linli_test_now_ms() + 15000;
   while (status != want && linli_test_now_ms() < end) {
-    struct resp r;
+    struct linli_test_resp r;
     http_on(port, "GET", path, TOK_A, NULL, NULL, 0, &r);
     status = r.status;
-    resp_free(&r);
+    linli_test_resp_free(&r);
     if (status != want)
       usleep(100 * 1000);
   }
@@ -1829,29 +1749,29 @@ static void test_pg_stalled(void) {
   CU_ASSERT_EQUAL(get_until(g.port, "pg-none", 404), 404);
   atomic_store(&f.mode, FAKE_FREEZE);
   usleep(100 * 1000);
-  int parked = dial(g.port);
+  int parked = linli_test_dial(g.port);
   CU_ASSERT_FATAL(parked >= 0);
   static const char req[] =
       "GET /v1/orders/pg-stalled HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
       "Authorization: Bearer " TOK_A "\r\n\r\n";
   int64_t t0 = linli_test_now_ms();
-  CU_ASSERT(write_all(parked, req, sizeof req - 1) == 0);
+  CU_ASSERT(linli_test_write_all(parked, req, sizeof req - 1) == 0);
   usleep(200 * 1000);
   for (int i = 0; i < 5; i++) {
-    struct resp r;
+    struct linli_test_resp r;
     int64_t t1 = linli_test_now_ms();
     http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT(linli_test_now_ms() - t1 < 500);
-    resp_free(&r);
+    linli_test_resp_free(&r);
   }
-  struct resp pr;
-  read_all(parked, &pr);
+  struct linli_test_resp pr;
+  linli_test_read_response(parked, &pr);
   close(parked);
   int64_t took = linli_test_now_ms() - t0;
   CU_ASSERT_EQUAL(pr.status, 503);
   CU_ASSERT(took >= 1500 && took < 6000);
-  resp_free(&pr);
+  linli_test_resp_free(&pr);
   /* The database answers again: the pool reconnects by itself. */
   atomic_store(&f.mode, FAKE_RELAY);
   CU_ASSERT_EQUAL(get_until(g.port, "pg-none-2", 404), 404);
@@ -1891,7 +1811,7 @@ static void produce_status(const char *order, const char *app,
 /* Open a stream; returns the socket (headers sent, not read). */
 static int stream_open(int port, const char *token, const char *query,
                        const char *last_id) {
-  int fd = dial(port);
+  int fd = linli_test_dial(port);
   if (fd < 0)
     return -1;
   char req[1024], lei[160] = "";
@@ -1902,7 +1822,7 @@ static int stream_open(int port, const char *token, const char *query,
                    "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n"
                    "%s\r\n",
                    query, token, lei);
-  write_all(fd, req, (size_t)n);
+  linli_test_write_all(fd, req, (size_t)n);
   return fd;
 }
 
@@ -1994,11 +1914,11 @@ static void test_sse(void) {
   free(got);
   close(fa);
   /* Bad filter. */
-  struct resp r;
+  struct linli_test_resp r;
   http("GET", "/v1/stream/order-status?warehouse=a%20b", TOK_A, NULL, NULL,
        &r);
   CU_ASSERT_EQUAL(r.status, 400);
-  resp_free(&r);
+  linli_test_resp_free(&r);
 }
 
 static void test_sse_slow_client(void) {
@@ -2023,7 +1943,7 @@ static void test_sse_slow_client(void) {
   int n = snprintf(req, sizeof req,
                    "GET /v1/stream/order-status%s HTTP/1.1\r\nHost: x\r\n"
                    "Authorization: Bearer " TOK_ADMIN "\r\n\r\n", q);
-  write_all(fd, req, (size_t)n);
+  linli_test_write_all(fd, req, (size_t)n);
   usleep(500 * 1000);
   /* ~8 MB of events for this warehouse: far more than socket buffers and
    * the 64 KiB allowance. */
@@ -2035,12 +1955,12 @@ static void test_sse_slow_client(void) {
   /* The gateway cut the client off and is still serving. */
   int cut = 0;
   for (int i = 0; i < 100 && !cut; i++) {
-    struct resp r;
+    struct linli_test_resp r;
     http_on(g.port, "GET", "/metrics", NULL, NULL, NULL, 0, &r);
     char *m = strstr(r.body ? r.body : "", "\nlinli_gateway_sse_cut_total ");
     if (m && atoi(m + strlen("\nlinli_gateway_sse_cut_total ")) >= 1)
       cut = 1;
-    resp_free(&r);
+    linli_test_resp_free(&r);
     if (!cut)
       usleep(100 * 1000);
   }
@@ -2116,10 +2036,10 @@ static void test_tls(void) {
            g.port, order);
   CU_ASSERT(system(cmd) == 0);
   /* Plain HTTP gets no answer. */
-  struct resp r;
+  struct linli_test_resp r;
   http_on(g.port, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
   CU_ASSERT_NOT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT(stop_gateway(&g) == 0);
   unlink(cert);
   unlink(key);
@@ -2229,7 +2149,7 @@ static void test_groupbuy_progress(void) {
   freeReplyObject(rep);
   char path[160], buf[64];
   snprintf(path, sizeof path, "/v1/groupbuys/%s", id);
-  struct resp r;
+  struct linli_test_resp r;
   CU_ASSERT_EQUAL(http("GET", path, TOK_A, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.status, 200);
   CU_ASSERT_STRING_EQUAL(jfield(&r, "participants", buf, sizeof buf), "17");
@@ -2240,17 +2160,17 @@ static void test_groupbuy_progress(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"unit_price_fen\":1000"));
   long long left = atoll(jfield(&r, "time_left_ms", buf, sizeof buf));
   CU_ASSERT(left > 0 && left <= 600000);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT_EQUAL(http("GET", path, TOK_B, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.status, 404); /* another app's campaign */
-  resp_free(&r);
+  linli_test_resp_free(&r);
   CU_ASSERT_EQUAL(http("GET", path, TOK_ADMIN, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.status, 200);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   snprintf(path, sizeof path, "/v1/groupbuys/%s-none", id);
   CU_ASSERT_EQUAL(http("GET", path, TOK_A, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.status, 404);
-  resp_free(&r);
+  linli_test_resp_free(&r);
   const char *del[] = {"DEL", key};
   if (linli_redis_command(rd, 2, del, NULL, &rep) == 0)
     freeReplyObject(rep);

@@ -65,16 +65,10 @@ static int pick_ports(int start, int n) {
 }
 
 static int port_open(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int open = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  int fd = linli_test_dial(port);
   if (fd >= 0)
     close(fd);
-  return open;
+  return fd >= 0;
 }
 
 /* ----------------------------------------------------- private broker */
@@ -348,56 +342,15 @@ static int records_of(const char *topic, int partitions, const char *key,
 
 /* -------------------------------------------------------------- HTTP */
 
-struct resp {
-  int status;
-  char raw[8192];
-  const char *body;
-};
-
-/* One request over a fresh connection (Connection: close). -1 if no
- * answer. */
+/* One request over a fresh connection (Connection: close), replacing
+ * what out held (zero it before its first use). -1 if no answer. */
 static int http(const char *method, const char *path, const char *idem,
-                const char *body, struct resp *out) {
-  memset(out, 0, sizeof *out);
-  out->body = out->raw;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)gport);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {30, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  char head[1024], key[320] = "";
+                const char *body, struct linli_test_resp *out) {
+  char key[320] = "";
   if (idem)
     snprintf(key, sizeof key, "Idempotency-Key: %s\r\n", idem);
-  int n = snprintf(head, sizeof head,
-                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                   "Authorization: Bearer " TOK_A "\r\n%s%sContent-Length: "
-                   "%zu\r\n\r\n",
-                   method, path, key,
-                   body ? "Content-Type: application/json\r\n" : "",
-                   body ? strlen(body) : 0);
-  int rc = send(fd, head, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
-  if (rc == 0 && body &&
-      send(fd, body, strlen(body), MSG_NOSIGNAL) != (ssize_t)strlen(body))
-    rc = -1;
-  size_t len = 0;
-  ssize_t r;
-  while (rc == 0 && len + 1 < sizeof out->raw &&
-         (r = recv(fd, out->raw + len, sizeof out->raw - len - 1, 0)) > 0)
-    len += (size_t)r;
-  close(fd);
-  out->raw[len] = '\0';
-  if (rc != 0 || sscanf(out->raw, "HTTP/1.%*d %d", &out->status) != 1)
-    return -1;
-  const char *b = strstr(out->raw, "\r\n\r\n");
-  out->body = b ? b + 4 : out->raw + len;
-  return 0;
+  return linli_test_http_ex(gport, method, path, TOK_A, idem ? key : NULL,
+                            body, body ? strlen(body) : 0, out);
 }
 
 static void order_body(char *buf, size_t len, const char *order) {
@@ -408,7 +361,7 @@ static void order_body(char *buf, size_t len, const char *order) {
            order, run_id);
 }
 
-static int post_order(const char *order, const char *idem, struct resp *r) {
+static int post_order(const char *order, const char *idem, struct linli_test_resp *r) {
   char body[512];
   order_body(body, sizeof body, order);
   return http("POST", "/v1/orders", idem, body, r);
@@ -455,8 +408,10 @@ static int start_gateway(void) {
     return -1;
   int64_t end = linli_test_now_ms() + 20000;
   while (linli_test_now_ms() < end) {
-    struct resp r;
-    if (http("GET", "/healthz", NULL, NULL, &r) == 0 && r.status == 200)
+    struct linli_test_resp r = {0};
+    int up = http("GET", "/healthz", NULL, NULL, &r) == 0 && r.status == 200;
+    linli_test_resp_free(&r);
+    if (up)
       return 0;
     int st;
     if (waitpid(gw_pid, &st, WNOHANG) == gw_pid) {
@@ -557,7 +512,7 @@ static void test_outage(void) {
   snprintf(c, sizeof c, "%s-after", run_id);
   snprintf(ka, sizeof ka, "idem-%s", a);
   snprintf(kb, sizeof kb, "idem-%s", b);
-  struct resp r;
+  struct linli_test_resp r = {0};
 
   int64_t t0 = linli_test_now_ms();
   CU_ASSERT_FATAL(kafka_sh("start") == 0);
@@ -632,6 +587,7 @@ static void test_outage(void) {
   CU_ASSERT(kafka_sh("stop") == 0);
   CU_ASSERT(!port_open(kport));
   CU_ASSERT(!port_open(kport + 1));
+  linli_test_resp_free(&r);
 }
 
 /* The broker's pid (kafka.sh's pid file), or -1. */
@@ -658,7 +614,7 @@ static void test_hung_broker(void) {
   char a[96], ka[128], ev[64], ev2[64];
   snprintf(a, sizeof a, "%s-hung", run_id);
   snprintf(ka, sizeof ka, "idem-%s", a);
-  struct resp r;
+  struct linli_test_resp r = {0};
   CU_ASSERT_FATAL(kafka_sh("start") == 0);
   CU_ASSERT_FATAL(create_topic(LINLI_TOPIC_ORDERS, 2) == 0);
   CU_ASSERT_FATAL(start_gateway() == 0);
@@ -725,6 +681,7 @@ static void test_hung_broker(void) {
   gw_pid = 0;
   CU_ASSERT(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
   CU_ASSERT(kafka_sh("stop") == 0);
+  linli_test_resp_free(&r);
 }
 
 int linli_test_register(void) {

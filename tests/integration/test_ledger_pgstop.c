@@ -110,17 +110,7 @@ static int pg_as(const char *const *args, int timeout_ms) {
 static int free_port(void) {
   for (int attempt = 0; attempt < 200; attempt++) {
     int port = 20000 + (int)(randombytes_uniform(12000));
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (s < 0)
-      return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
-    close(s);
-    if (ok)
+    if (linli_test_port_free(port))
       return port;
   }
   return -1;

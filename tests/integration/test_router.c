@@ -529,10 +529,7 @@ static void test_bad_reference(void) {
   struct proc p;
   spawn_router(&p, "badref", bad, NULL);
   int status = 0;
-  int64_t deadline = linli_test_now_ms() + 30000;
-  while (waitpid(p.pid, &status, WNOHANG) == 0 &&
-         linli_test_now_ms() < deadline)
-    usleep(50 * 1000);
+  linli_test_wait_exit(p.pid, 30000, &status);
   CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
   FILE *log = fopen(p.log, "r");
   CU_ASSERT_PTR_NOT_NULL_FATAL(log);
@@ -726,10 +723,7 @@ static void test_kill_mid_wave(void) {
     struct proc k;
     spawn_router(&k, "k", ref_file, "LINLI_FAULT_KILL_BEFORE_COMMIT=1");
     int status = 0;
-    deadline = linli_test_now_ms() + 60000;
-    while (waitpid(k.pid, &status, WNOHANG) == 0 &&
-           linli_test_now_ms() < deadline)
-      usleep(100 * 1000);
+    linli_test_wait_exit(k.pid, 60000, &status);
     CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   }
   CU_ASSERT_FATAL(queued() < 200); /* a wave closed in Redis, uncommitted */

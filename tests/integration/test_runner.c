@@ -192,9 +192,7 @@ static void test_sigkill_before_commit(void) {
   pid_t pid = scenario_spawn(&s);
   CU_ASSERT_FATAL(pid > 0);
   int status = 0;
-  int64_t deadline = linli_test_now_ms() + 90000;
-  while (waitpid(pid, &status, WNOHANG) == 0 && linli_test_now_ms() < deadline)
-    usleep(100 * 1000);
+  linli_test_wait_exit(pid, 90000, &status);
   CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   /* The effects happened in Redis before the crash ... */
   CU_ASSERT_EQUAL(redis_counter(s.tag), 1200);

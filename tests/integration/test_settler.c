@@ -831,6 +831,23 @@ static void test_republished(void) {
   freeReplyObject(r);
 }
 
+/* A settler (env: its fault hooks) that must die by SIGKILL before its
+ * first commit; then field of Redis hash key into buf ("" if absent). */
+static void killed_before_commit(const char *name, const char *env,
+                                 const char *key, const char *field,
+                                 char *buf, size_t len) {
+  struct proc k;
+  spawn_settler(&k, name, group, env);
+  int status = 0;
+  linli_test_wait_exit(k.pid, 60000, &status);
+  CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  const char *argv[] = {"HGET", key, field};
+  redisReply *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 3, argv, NULL, &r),
+                        LINLI_OK);
+  snprintf(buf, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+  freeReplyObject(r);
+}
 /* Killed right after processing a deadline, before committing: the
  * restarted settler settles the campaign exactly once, one refund each. */
 static void test_kill_after_deadline(void) {
@@ -848,22 +865,11 @@ static void test_kill_after_deadline(void) {
   snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_kill);
   int settled_in_redis = 0;
   for (int attempt = 0; attempt < 5 && !settled_in_redis; attempt++) {
-    struct proc k;
-    spawn_settler(&k, "k", group, "LINLI_FAULT_KILL_BEFORE_COMMIT=1");
-    int status = 0;
-    int64_t deadline = linli_test_now_ms() + 60000;
-    while (waitpid(k.pid, &status, WNOHANG) == 0 &&
-           linli_test_now_ms() < deadline)
-      usleep(100 * 1000);
-    CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     /* Was the effect applied in Redis before the kill? */
-    const char *argv[] = {"HGET", key, "st"};
-    redisReply *r = NULL;
-    CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 3, argv, NULL, &r),
-                          LINLI_OK);
-    settled_in_redis =
-        r->type == REDIS_REPLY_STRING && strcmp(r->str, "SETTLED") == 0;
-    freeReplyObject(r);
+    char st[16];
+    killed_before_commit("k", "LINLI_FAULT_KILL_BEFORE_COMMIT=1", key, "st",
+                         st, sizeof st);
+    settled_in_redis = strcmp(st, "SETTLED") == 0;
   }
   CU_ASSERT_FATAL(settled_in_redis);
   int count = 0;
@@ -892,24 +898,14 @@ static void test_kill_big_batch(void) {
   snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_big);
   long long applied = 0;
   for (int attempt = 0; attempt < 5 && applied < N; attempt++) {
-    struct proc k;
     /* Room for the whole backlog in the first batch. */
-    spawn_settler(&k, "kb", group,
-                  "LINLI_FAULT_KILL_BEFORE_COMMIT=1;"
-                  "LINLI_RUNNER_BATCH_SIZE=2000;"
-                  "LINLI_RUNNER_FLUSH_INTERVAL_MS=3000");
-    int status = 0;
-    int64_t deadline = linli_test_now_ms() + 60000;
-    while (waitpid(k.pid, &status, WNOHANG) == 0 &&
-           linli_test_now_ms() < deadline)
-      usleep(100 * 1000);
-    CU_ASSERT_FATAL(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    const char *argv[] = {"HGET", key, "n"};
-    redisReply *r = NULL;
-    CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 3, argv, NULL, &r),
-                          LINLI_OK);
-    applied = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-    freeReplyObject(r);
+    char n[32];
+    killed_before_commit("kb",
+                         "LINLI_FAULT_KILL_BEFORE_COMMIT=1;"
+                         "LINLI_RUNNER_BATCH_SIZE=2000;"
+                         "LINLI_RUNNER_FLUSH_INTERVAL_MS=3000",
+                         key, "n", n, sizeof n);
+    applied = atoll(n);
   }
   /* The whole batch was applied before the kill: one batch of 600. */
   CU_ASSERT_EQUAL_FATAL(applied, N);

@@ -29,7 +29,7 @@ int linli_test_dial(int port) {
   a.sin_family = AF_INET;
   a.sin_port = htons((uint16_t)port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct timeval tv = {20, 0};
+  struct timeval tv = {30, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     close(fd);
@@ -78,25 +78,37 @@ int linli_test_read_response(int fd, struct linli_test_resp *out) {
   return 0;
 }
 
+int linli_test_http_ex(int port, const char *method, const char *path,
+                       const char *token, const char *extra,
+                       const char *body, size_t bodylen,
+                       struct linli_test_resp *out) {
+  linli_test_resp_free(out);
+  int fd = linli_test_dial(port);
+  if (fd < 0)
+    return -1;
+  char head[2048], auth[256] = "";
+  if (token)
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+  int n = snprintf(head, sizeof head,
+                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                   "%s%s%sContent-Length: %zu\r\n\r\n",
+                   method, path, auth,
+                   body ? "Content-Type: application/json\r\n" : "",
+                   extra ? extra : "", body ? bodylen : 0);
+  /* A refused body (413) may reset the connection mid-write: read anyway. */
+  if (linli_test_write_all(fd, head, (size_t)n) == 0 && body)
+    linli_test_write_all(fd, body, bodylen);
+  int rc = linli_test_read_response(fd, out);
+  close(fd);
+  return rc;
+}
+
 int linli_test_http(int port, const char *method, const char *path,
                     const char *token, const char *body,
                     struct linli_test_resp *out) {
   memset(out, 0, sizeof *out);
-  int fd = linli_test_dial(port);
-  if (fd < 0)
-    return -1;
-  char head[1024];
-  size_t blen = body ? strlen(body) : 0;
-  int n = snprintf(head, sizeof head,
-                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                   "Authorization: Bearer %s\r\n%sContent-Length: %zu\r\n\r\n",
-                   method, path, token,
-                   body ? "Content-Type: application/json\r\n" : "", blen);
-  if (linli_test_write_all(fd, head, (size_t)n) == 0 && body)
-    linli_test_write_all(fd, body, blen);
-  int rc = linli_test_read_response(fd, out);
-  close(fd);
-  return rc;
+  return linli_test_http_ex(port, method, path, token, NULL, body,
+                            body ? strlen(body) : 0, out);
 }
 
 int linli_test_port_free(int port) {

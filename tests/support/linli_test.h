@@ -168,7 +168,7 @@ struct linli_test_resp {
   size_t len;
 };
 void linli_test_resp_free(struct linli_test_resp *r);
-/* A loopback connection to port (20 s receive timeout); -1. */
+/* A loopback connection to port (30 s receive timeout); -1. */
 int linli_test_dial(int port);
 int linli_test_write_all(int fd, const char *p, size_t n);
 /* Read fd to EOF into out; 0, or -1 without a status line. */
@@ -178,7 +178,17 @@ int linli_test_read_response(int fd, struct linli_test_resp *out);
 int linli_test_http(int port, const char *method, const char *path,
                     const char *token, const char *body,
                     struct linli_test_resp *out);
+/* The same with no Authorization header when token is NULL, extra header
+ * lines ("K: v\r\n...", may be NULL) and a body of bodylen bytes. out
+ * is freed first if it holds an answer (keep it zeroed before first use). */
+int linli_test_http_ex(int port, const char *method, const char *path,
+                       const char *token, const char *extra,
+                       const char *body, size_t bodylen,
+                       struct linli_test_resp *out);
 /* 1 if nothing is bound to loopback port. */
 int linli_test_port_free(int port);
+/* Wait up to timeout_ms for child pid to end: 0 with its status, -1 if it
+ * is still running. */
+int linli_test_wait_exit(pid_t pid, int timeout_ms, int *status);
 
 #endif

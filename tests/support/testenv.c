@@ -179,17 +179,25 @@ pid_t linli_test_spawn(char *const argv[], char *const extra_env[],
   return pid;
 }
 
+int linli_test_wait_exit(pid_t pid, int timeout_ms, int *status) {
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  for (;;) {
+    if (waitpid(pid, status, WNOHANG) == pid)
+      return 0;
+    if (linli_test_now_ms() >= deadline)
+      return -1;
+    usleep(100 * 1000);
+  }
+}
+
 int linli_test_stop(pid_t pid, int hard) {
   if (pid <= 0)
     return -1;
   kill(pid, hard ? SIGKILL : SIGTERM);
   int status = 0;
-  for (int i = 0; i < 600; i++) { /* up to 60 s for a graceful drain */
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid)
-      return status;
-    usleep(100 * 1000);
-  }
+  /* up to 60 s for a graceful drain */
+  if (linli_test_wait_exit(pid, 60000, &status) == 0)
+    return status;
   kill(pid, SIGKILL);
   waitpid(pid, &status, 0);
   return -1;
