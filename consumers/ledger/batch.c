@@ -397,7 +397,8 @@ int ledger_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   int64_t t1 = linli_clock_mono_ms();
   linli_histogram_observe(lg->m_batch_s, (double)(t1 - t0) / 1000.0);
   if (ledger_outbox_publish_txn(lg) != LINLI_OK)
-    LINLI_WARN("outbox publish deferred", "rows=%zu", lg->txn.noutbox);
+    LINLI_WARN("outbox publish deferred", "rows=%zu messages=%zu",
+               lg->txn.noutbox, lg->txn.noutmsg);
   LINLI_DEBUG("batch committed",
               "records=%d applied=%zu skipped=%zu dlq=%zu orders=%zu "
               "txn_ms=%lld publish_ms=%lld",

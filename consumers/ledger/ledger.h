@@ -132,11 +132,13 @@ struct ledger_outmsg {
 /* The rows of one committed batch whose messages are on their way to the
  * broker: deleted from ledger_outbox once every delivery report is in and
  * none failed; on a failure they stay, and the sweep publishes them again.
- * The delivery reports point here, so it lives until the last one. */
+ * The delivery reports point here, so it lives until the last one. A row
+ * may hold many messages (a batch's order statuses). */
 struct ledger_flight {
   struct ledger_flight *next;
   char **seqs;
-  size_t n;
+  size_t n;           /* rows (seqs) */
+  size_t nmsgs;       /* messages sent for them */
   size_t outstanding; /* deliveries not reported yet */
   int failed;         /* deliveries that failed */
 };
@@ -147,8 +149,9 @@ struct ledger_txn {
   char **touched; /* order ids whose row changed (for order-status) */
   size_t ntouched, captouched;
   char **outbox; /* ledger_outbox seqs written (text) */
-  struct ledger_outmsg *outmsg; /* their messages (same index) */
   size_t noutbox, capoutbox;
+  struct ledger_outmsg *outmsg; /* the messages those rows hold */
+  size_t noutmsg, capoutmsg;
   int cur;           /* index of the record being applied, -1 outside */
   int poison_idx;    /* record whose SQL failed (-1: none) */
   int err_owner;     /* record whose pipelined statement failed (-1) */

@@ -114,7 +114,7 @@ static int ledger_topics(const struct ledger *lg, char ***out) {
 }
 
 static const struct ledger_stmt SCHEMA_CHECK = {
-    "ledger_schema_check", "SELECT 1 FROM ledger_outbox LIMIT 0", 0, 0,
+    "ledger_schema_check", "SELECT messages FROM ledger_outbox LIMIT 0", 0, 0,
     NULL, NULL, 0, 0, NULL};
 
 int main(int argc, char **argv) {

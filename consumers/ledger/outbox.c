@@ -2,11 +2,12 @@
  * outbox.c - what the ledger publishes, and when: only what a committed
  * database transaction wrote.
  *
- * Inside the batch transaction the ledger queues rows in ledger_outbox: the
- * new state of every order the batch touched (an OrderStatusEvent for
- * linli.order-status.v1, read from the orders row in the same transaction,
- * so it is a state the record holds) and a DLQ record for every input it
- * refused, and keeps each row's message in memory. After COMMIT it
+ * Inside the batch transaction the ledger queues rows in ledger_outbox: one
+ * row holding the new state of every order the batch touched (an
+ * OrderStatusEvent each for linli.order-status.v1, read from the orders row
+ * in the same transaction, so it is a state the record holds; framed in
+ * `messages` as migration 016 says) and a row for the DLQ record of every
+ * input it refused, and keeps every message in memory. After COMMIT it
  * publishes those messages with the idempotent producer and goes on with
  * the next batch without waiting for the broker (waiting, then reading the
  * rows back and deleting them in a transaction of their own cost each
@@ -44,14 +45,12 @@ static const struct ledger_stmt QUEUE = {
     "($1, $2::bytea, $3::bytea, $4::jsonb) RETURNING seq",
     4, 0, NULL, NULL, 0, 0, NULL};
 
-/* Many rows of one topic at once; keys and values as hex text arrays. */
+/* Many messages of one topic in one row (framed, as bytea hex text). */
 static const struct ledger_stmt QUEUE_MANY = {
     "ledger_outbox_queue_many",
-    "INSERT INTO ledger_outbox (topic, msg_key, msg_value, headers) "
-    "SELECT $1, decode(k, 'hex'), decode(v, 'hex'), '[]'::jsonb FROM "
-    "unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(k, v, n) "
-    "ORDER BY n RETURNING seq",
-    3, 0, NULL, NULL, 0, 0, NULL};
+    "INSERT INTO ledger_outbox (topic, messages) VALUES ($1, $2::bytea) "
+    "RETURNING seq",
+    2, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt STATUSES = {
     "ledger_order_statuses",
@@ -63,11 +62,17 @@ static const struct ledger_stmt STATUSES = {
     "version FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id",
     1, 1, NULL, NULL, 0, 0, NULL};
 
+/* Rows the sweep reads at once: a row of statuses holds a whole batch's
+ * (about 100 KB at 500 records), and the sweep keeps them in memory until
+ * they are acknowledged. */
+#define SWEEP_ROWS 32
+#define SWEEP_ROWS_TEXT "32"
+
 static const struct ledger_stmt PENDING_AGE = {
     "ledger_outbox_old",
-    "SELECT seq, topic, msg_key, msg_value, headers::text FROM ledger_outbox "
-    "WHERE created_at <= now() - make_interval(secs => $1::int) "
-    "ORDER BY seq LIMIT 1000",
+    "SELECT seq, topic, msg_key, msg_value, headers::text, messages FROM "
+    "ledger_outbox WHERE created_at <= now() - make_interval(secs => $1::int) "
+    "ORDER BY seq LIMIT " SWEEP_ROWS_TEXT,
     1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt DONE = {
@@ -102,37 +107,45 @@ static void outmsg_free(struct ledger_outmsg *m) {
 }
 
 void ledger_outbox_txn_reset(struct ledger_txn *t) {
-  for (size_t i = 0; i < t->noutbox; i++) {
+  for (size_t i = 0; i < t->noutbox; i++)
     free(t->outbox[i]);
-    outmsg_free(&t->outmsg[i]);
-  }
   t->noutbox = 0;
+  for (size_t i = 0; i < t->noutmsg; i++)
+    outmsg_free(&t->outmsg[i]);
+  t->noutmsg = 0;
 }
 
-/* A ledger_outbox row this transaction wrote and its message, which is
- * owned from here on (freed on failure too). */
+/* A ledger_outbox row this transaction wrote and the n messages it holds,
+ * which are owned from here on (freed on failure too). */
 static int remember(struct ledger *lg, const char *seq,
-                    struct ledger_outmsg *msg) {
+                    struct ledger_outmsg *msgs, size_t n) {
   struct ledger_txn *t = &lg->txn;
-  if (t->noutbox == t->capoutbox) {
-    size_t cap = t->capoutbox ? t->capoutbox * 2 : 64;
-    char **n = realloc(t->outbox, cap * sizeof *n);
-    if (n != NULL)
-      t->outbox = n;
-    struct ledger_outmsg *nm = n ? realloc(t->outmsg, cap * sizeof *nm) : NULL;
-    if (nm == NULL) {
-      outmsg_free(msg);
-      return LINLI_ERR_NOMEM;
+  int rc = LINLI_OK;
+  if (t->noutmsg + n > t->capoutmsg) {
+    size_t cap = t->capoutmsg ? t->capoutmsg : 64;
+    while (cap < t->noutmsg + n)
+      cap *= 2;
+    struct ledger_outmsg *nm = realloc(t->outmsg, cap * sizeof *nm);
+    if (nm == NULL)
+      rc = LINLI_ERR_NOMEM;
+    else {
+      t->outmsg = nm;
+      t->capoutmsg = cap;
     }
-    t->outmsg = nm;
-    t->capoutbox = cap;
   }
-  if ((t->outbox[t->noutbox] = strdup(seq)) == NULL) {
-    outmsg_free(msg);
+  char *s = rc == LINLI_OK ? strdup(seq) : NULL;
+  if (s == NULL ||
+      ledger_strv_push(&t->outbox, &t->noutbox, &t->capoutbox, s) !=
+          LINLI_OK) {
+    free(s);
+    for (size_t i = 0; i < n; i++)
+      outmsg_free(&msgs[i]);
     return LINLI_ERR_NOMEM;
   }
-  t->outmsg[t->noutbox++] = *msg;
-  memset(msg, 0, sizeof *msg);
+  for (size_t i = 0; i < n; i++) {
+    t->outmsg[t->noutmsg++] = msgs[i];
+    memset(&msgs[i], 0, sizeof msgs[i]);
+  }
   return LINLI_OK;
 }
 
@@ -159,7 +172,7 @@ static int queue(struct ledger *lg, const char *topic, const void *key,
     outmsg_free(msg);
     return rc;
   }
-  rc = remember(lg, PQgetvalue(res, 0, 0), msg);
+  rc = remember(lg, PQgetvalue(res, 0, 0), msg, 1);
   PQclear(res);
   return rc;
 }
@@ -224,44 +237,70 @@ int ledger_outbox_dlq(struct ledger *lg, const rd_kafka_message_t *m,
 
 /* ---------------------------------------------------------- order status */
 
-/* A growing "{a,b,...}" literal of hex strings (no quoting needed). */
-struct hexarr {
-  char *s;
-  size_t len, cap;
-};
+/* The framing of ledger_outbox.messages (migration 016): per message a
+ * 4-byte big-endian key length, the key, a 4-byte big-endian value length,
+ * the value. */
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
 
-static int hexarr_add(struct hexarr *a, const void *v, size_t n) {
-  size_t need = a->len + 2 * n + 3;
-  if (need > a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 4096;
-    while (cap < need)
-      cap *= 2;
-    char *s = realloc(a->s, cap);
-    if (s == NULL)
-      return LINLI_ERR_NOMEM;
-    a->s = s;
-    a->cap = cap;
+static uint32_t get_be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         (uint32_t)p[3];
+}
+
+/* msgs framed as one bytea hex text ("\\x..."), malloc'd; NULL: out of
+ * memory. */
+static char *frame_hex(const struct ledger_outmsg *msgs, size_t n) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    total += 8 + msgs[i].klen + msgs[i].vlen;
+  unsigned char *buf = malloc(total ? total : 1);
+  if (buf == NULL)
+    return NULL;
+  unsigned char *p = buf;
+  for (size_t i = 0; i < n; i++) {
+    put_be32(p, (uint32_t)msgs[i].klen);
+    memcpy(p + 4, msgs[i].key, msgs[i].klen);
+    p += 4 + msgs[i].klen;
+    put_be32(p, (uint32_t)msgs[i].vlen);
+    if (msgs[i].vlen > 0)
+      memcpy(p + 4, msgs[i].val, msgs[i].vlen);
+    p += 4 + msgs[i].vlen;
   }
-  char sep = a->len == 0 ? '{' : ',';
-  a->s[a->len++] = sep;
-  sodium_bin2hex(a->s + a->len, 2 * n + 1, v, n);
-  a->len += 2 * n;
-  a->s[a->len] = '\0';
-  return LINLI_OK;
+  char *hex = bytea_hex(buf, total);
+  free(buf);
+  return hex;
 }
 
-static int hexarr_close(struct hexarr *a) {
-  if (a->len == 0 && hexarr_add(a, "", 0) != LINLI_OK)
-    return LINLI_ERR_NOMEM;
-  a->s[a->len++] = '}';
-  a->s[a->len] = '\0';
-  return LINLI_OK;
+/* The next framed message of [*p, end): key and value point into the
+ * buffer. -1: the framing is cut short (nothing more is read). */
+static int unframe(const unsigned char **p, const unsigned char *end,
+                   const unsigned char **key, size_t *klen,
+                   const unsigned char **val, size_t *vlen) {
+  if (end - *p < 4)
+    return -1;
+  *klen = get_be32(*p);
+  if ((size_t)(end - *p - 4) < *klen)
+    return -1;
+  *key = *p + 4;
+  *p += 4 + *klen;
+  if (end - *p < 4)
+    return -1;
+  *vlen = get_be32(*p);
+  if ((size_t)(end - *p - 4) < *vlen)
+    return -1;
+  *val = *p + 4;
+  *p += 4 + *vlen;
+  return 0;
 }
 
-/* Row i of STATUSES as a packed OrderStatusEvent into keys and values,
- * and as the message to publish (msg). */
+/* Row i of STATUSES as a packed OrderStatusEvent: the message to publish
+ * (msg). */
 static int pack_status(struct ledger *lg, PGresult *res, int i,
-                       struct hexarr *keys, struct hexarr *vals,
                        struct ledger_outmsg *msg) {
   Linli__OrderStatus st = LINLI__ORDER_STATUS__INIT;
   Linli__OrderStatusEvent ev = LINLI__ORDER_STATUS_EVENT__INIT;
@@ -310,16 +349,10 @@ static int pack_status(struct ledger *lg, PGresult *res, int i,
                                 .klen = klen,
                                 .val = buf,
                                 .vlen = len};
-  if (msg->key == NULL)
-    return LINLI_ERR_NOMEM;
-  int rc = hexarr_add(keys, st.order_id, klen);
-  if (rc == LINLI_OK)
-    rc = hexarr_add(vals, buf, len);
-  return rc;
+  return msg->key == NULL ? LINLI_ERR_NOMEM : LINLI_OK;
 }
 
-/* Every touched order's status in one INSERT (the seqs come back in the
- * order of the rows). */
+/* Every touched order's status, in one outbox row. */
 int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   if (lg->txn.ntouched == 0)
     return LINLI_OK;
@@ -334,36 +367,29 @@ int ledger_outbox_statuses(struct ledger *lg, char *err, size_t errlen) {
   free(ids);
   if (rc != LINLI_OK)
     return rc;
-  struct hexarr keys = {0}, vals = {0};
   int n = PQntuples(res);
   struct ledger_outmsg *msgs = calloc(n > 0 ? (size_t)n : 1, sizeof *msgs);
   if (msgs == NULL)
     rc = LINLI_ERR_NOMEM;
   for (int i = 0; i < n && rc == LINLI_OK; i++)
-    rc = pack_status(lg, res, i, &keys, &vals, &msgs[i]);
+    rc = pack_status(lg, res, i, &msgs[i]);
   PQclear(res);
+  char *hex = NULL;
   if (rc == LINLI_OK && n > 0 &&
-      (rc = hexarr_close(&keys)) == LINLI_OK &&
-      (rc = hexarr_close(&vals)) == LINLI_OK) {
-    const char *qp[] = {lg->status_topic, keys.s, vals.s};
+      (hex = frame_hex(msgs, (size_t)n)) == NULL)
+    rc = LINLI_ERR_NOMEM;
+  if (rc == LINLI_OK && n > 0) {
+    const char *qp[] = {lg->status_topic, hex};
     res = NULL;
     rc = ledger_sql(lg, &QUEUE_MANY, qp, &res, err, errlen);
-    /* One row per message; which seq is whose does not matter (a batch's
-     * rows are deleted together). */
-    if (rc == LINLI_OK && PQntuples(res) != n) {
-      snprintf(err, errlen, "outbox: %d rows queued for %d statuses",
-               PQntuples(res), n);
-      rc = LINLI_ERR_FATAL;
-    }
-    for (int i = 0; rc == LINLI_OK && i < n; i++)
-      rc = remember(lg, PQgetvalue(res, i, 0), &msgs[i]);
+    if (rc == LINLI_OK)
+      rc = remember(lg, PQgetvalue(res, 0, 0), msgs, (size_t)n);
     PQclear(res);
   }
+  free(hex);
   for (int i = 0; msgs != NULL && i < n; i++)
     outmsg_free(&msgs[i]); /* the ones not remembered */
   free(msgs);
-  free(keys.s);
-  free(vals.s);
   return rc;
 }
 
@@ -422,7 +448,8 @@ static void log_dlq(rd_kafka_headers_t *h) {
 }
 
 /* A flight for n rows whose seqs are taken over (NULL entries stay NULL:
- * an allocation failed, the row is left to the sweep). */
+ * an allocation failed, the row is left to the sweep); send_one counts
+ * its messages. */
 static struct ledger_flight *flight_new(struct ledger *lg, char **seqs,
                                         size_t n) {
   struct ledger_flight *f = calloc(1, sizeof *f);
@@ -434,7 +461,6 @@ static struct ledger_flight *flight_new(struct ledger *lg, char **seqs,
   }
   f->seqs = seqs;
   f->n = n;
-  f->outstanding = n;
   f->next = lg->flights;
   lg->flights = f;
   return f;
@@ -446,6 +472,8 @@ static void send_one(struct ledger *lg, struct ledger_flight *f,
   char err[512];
   if (strcmp(topic, lg->dlq_topic) == 0)
     log_dlq(h);
+  f->outstanding++;
+  f->nmsgs++;
   if (linli_producer_send_async(lg->producer, topic, RD_KAFKA_PARTITION_UA,
                                 key, klen, val, vlen, h, on_delivery, f,
                                 10000, err, sizeof err) != LINLI_OK) {
@@ -469,7 +497,7 @@ int ledger_outbox_publish_txn(struct ledger *lg) {
   struct ledger_flight *f = flight_new(lg, seqs, n);
   if (f == NULL)
     return LINLI_ERR_NOMEM;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < t->noutmsg; i++) {
     struct ledger_outmsg *m = &t->outmsg[i];
     send_one(lg, f, m->topic, m->key, m->klen, m->val, m->vlen,
              headers_from_json(m->headers));
@@ -498,7 +526,7 @@ void ledger_outbox_settle(struct ledger *lg, int wait_ms) {
       LINLI_WARN("outbox publish deferred", "rows=%zu failed=%d", f->n,
                  f->failed);
     else
-      linli_counter_add(lg->m_published, (uint64_t)f->n);
+      linli_counter_add(lg->m_published, (uint64_t)f->nmsgs);
     for (size_t i = 0; i < f->n; i++)
       if (f->failed > 0 || f->seqs[i] == NULL ||
           ledger_strv_push(&lg->done_seqs, &lg->ndone, &lg->capdone,
@@ -535,8 +563,31 @@ static unsigned char *unescape(PGresult *res, int i, int col, size_t *len) {
   return PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, col), len);
 }
 
-/* Publish the rows of res (seq, topic, key, value, headers) as one flight,
- * wait for it, and delete them if every one was acknowledged. */
+/* The messages of row i's `messages` (a batch's statuses), sent. */
+static void send_framed(struct ledger *lg, struct ledger_flight *f,
+                        PGresult *res, int i) {
+  size_t len = 0;
+  unsigned char *buf = unescape(res, i, 5, &len);
+  const unsigned char *p = buf, *end = buf ? buf + len : NULL;
+  const char *topic = PQgetvalue(res, i, 1);
+  while (p != NULL && p < end) {
+    const unsigned char *key, *val;
+    size_t klen, vlen;
+    if (unframe(&p, end, &key, &klen, &val, &vlen) != 0) {
+      /* Only a damaged row reads so: what it holds is lost to the
+       * republish (the orders' next changes publish their state again). */
+      LINLI_ERROR("outbox row cut short", "seq=%s offset=%td",
+                  PQgetvalue(res, i, 0), p - buf);
+      break;
+    }
+    send_one(lg, f, topic, key, klen, val, vlen, NULL);
+  }
+  PQfreemem(buf);
+}
+
+/* Publish the rows of res (seq, topic, key, value, headers, messages) as
+ * one flight, wait for it, and delete them if every one was
+ * acknowledged. */
 static int publish_rows(struct ledger *lg, PGresult *res) {
   int n = PQntuples(res);
   if (n == 0)
@@ -550,6 +601,10 @@ static int publish_rows(struct ledger *lg, PGresult *res) {
   if (f == NULL)
     return LINLI_ERR_NOMEM;
   for (int i = 0; i < n; i++) {
+    if (!PQgetisnull(res, i, 5)) {
+      send_framed(lg, f, res, i);
+      continue;
+    }
     size_t klen, vlen;
     unsigned char *key = unescape(res, i, 2, &klen);
     unsigned char *val = unescape(res, i, 3, &vlen);
@@ -591,7 +646,7 @@ int ledger_outbox_sweep(struct ledger *lg, int min_age_s) {
       LINLI_INFO("publishing pending outbox rows", "rows=%d", n);
     rc = publish_rows(lg, res);
     PQclear(res);
-    if (rc != LINLI_OK || n < 1000)
+    if (rc != LINLI_OK || n < SWEEP_ROWS)
       return rc;
   }
 }

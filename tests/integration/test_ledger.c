@@ -1658,6 +1658,78 @@ static void test_dlq_row_refused(void) {
   free(good.buf);
 }
 
+/* Appends v (len bytes) as hex to out (at *at; room checked by the
+ * caller). */
+static void hex_append(char *out, size_t *at, const void *v, size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  const unsigned char *b = v;
+  for (size_t i = 0; i < len; i++) {
+    out[(*at)++] = digits[b[i] >> 4];
+    out[(*at)++] = digits[b[i] & 15];
+  }
+  out[*at] = '\0';
+}
+
+static void frame_append(char *out, size_t *at, const void *key, size_t klen,
+                         const void *val, size_t vlen) {
+  unsigned char be[4] = {(unsigned char)(klen >> 24),
+                         (unsigned char)(klen >> 16),
+                         (unsigned char)(klen >> 8), (unsigned char)klen};
+  hex_append(out, at, be, 4);
+  hex_append(out, at, key, klen);
+  be[0] = (unsigned char)(vlen >> 24);
+  be[1] = (unsigned char)(vlen >> 16);
+  be[2] = (unsigned char)(vlen >> 8);
+  be[3] = (unsigned char)vlen;
+  hex_append(out, at, be, 4);
+  hex_append(out, at, val, vlen);
+}
+
+/* A batch's statuses left in one outbox row (migration 016's framing), as a
+ * crash between COMMIT and the broker leaves them: the sweep publishes
+ * every message of the row and deletes it; a row whose framing is cut
+ * short gives what it holds up to the cut, and the ledger goes on. */
+static void test_outbox_batch_row(void) {
+  char o1[96], o2[96];
+  mkid(o1, sizeof o1, "swept-a");
+  mkid(o2, sizeof o2, "swept-b");
+  const char *ids[] = {o1, o2};
+  const int states[] = {LINLI__ORDER_STATUS__STATE__PAID,
+                        LINLI__ORDER_STATUS__STATE__RESERVED};
+  char hex[4096];
+  size_t at = 0;
+  for (int i = 0; i < 2; i++) {
+    Linli__OrderStatus st = LINLI__ORDER_STATUS__INIT;
+    Linli__OrderStatusEvent ev = LINLI__ORDER_STATUS_EVENT__INIT;
+    st.order_id = (char *)ids[i];
+    st.state = (Linli__OrderStatus__State)states[i];
+    st.version = 3;
+    ev.event_case = LINLI__ORDER_STATUS_EVENT__EVENT_ORDER_STATUS;
+    ev.order_status = &st;
+    size_t len = linli__order_status_event__get_packed_size(&ev);
+    uint8_t buf[512];
+    CU_ASSERT_FATAL(len <= sizeof buf);
+    linli__order_status_event__pack(&ev, buf);
+    frame_append(hex, &at, ids[i], strlen(ids[i]), buf, len);
+  }
+  /* a third message whose key claims 200 bytes and has 3 */
+  hex_append(hex, &at, "\0\0\0\310abc", 7);
+  const char *insert =
+      "WITH i AS (INSERT INTO ledger_outbox (topic, messages, created_at) "
+      "VALUES ($1, decode($2, 'hex'), now() - interval '1 hour') RETURNING 1) "
+      "SELECT count(*) FROM i";
+  CU_ASSERT_EQUAL_FATAL(q_long(insert, tn(LINLI_TOPIC_ORDER_STATUS), hex), 1);
+  struct status_seen st;
+  CU_ASSERT_TRUE(wait_status(o1, LINLI__ORDER_STATUS__STATE__PAID, &st, T));
+  CU_ASSERT_EQUAL(st.version, 3);
+  CU_ASSERT_TRUE(
+      wait_status(o2, LINLI__ORDER_STATUS__STATE__RESERVED, &st, T));
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM ledger_outbox WHERE "
+                           "created_at < now() - interval '30 minutes'",
+                           NULL, 0, T));
+  CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
+}
+
 /* The reserver refused an adjustment (to the DLQ): the record drops it. */
 static void test_refused_adjustment(void) {
   char wh[80], sku[80];
@@ -1900,9 +1972,60 @@ static void test_kill_mid_batch(void) {
   check_offsets_at_end(tn(LINLI_TOPIC_INVENTORY));
 }
 
+/* Which orders <prefix>-o<i> of a load have a RESERVED status at version
+ * 2 on linli.order-status.v1 (reserved[i] set). */
+struct load_statuses {
+  const char *prefix;
+  int n;
+  unsigned char *reserved;
+};
+
+static void on_load_status(void *arg, const rd_kafka_message_t *m) {
+  struct load_statuses *ls = arg;
+  char key[160];
+  size_t pl = strlen(ls->prefix);
+  if (m->key == NULL || m->key_len >= sizeof key || m->payload == NULL)
+    return;
+  memcpy(key, m->key, m->key_len);
+  key[m->key_len] = '\0';
+  if (strncmp(key, ls->prefix, pl) != 0 || strncmp(key + pl, "-o", 2) != 0)
+    return;
+  int i = atoi(key + pl + 2);
+  Linli__OrderStatusEvent *e = linli__order_status_event__unpack(
+      NULL, m->len, (const uint8_t *)m->payload);
+  if (e != NULL && e->order_status != NULL && i >= 0 && i < ls->n &&
+      e->order_status->state == LINLI__ORDER_STATUS__STATE__RESERVED &&
+      e->order_status->version == 2)
+    ls->reserved[i] = 1;
+  if (e != NULL)
+    linli__order_status_event__free_unpacked(e, NULL);
+}
+
+/* Every order of ld has had its RESERVED status published (up to
+ * timeout_ms). */
+static int load_statuses_published(const struct load *ld, int timeout_ms) {
+  struct load_statuses ls = {ld->prefix, ld->n, calloc((size_t)ld->n, 1)};
+  int64_t deadline = linli_test_now_ms() + timeout_ms;
+  int missing = ld->n;
+  while (ls.reserved != NULL && missing > 0 &&
+         linli_test_now_ms() < deadline) {
+    read_since(tn(LINLI_TOPIC_ORDER_STATUS), status_start, status_parts,
+               3000, on_load_status, &ls);
+    missing = 0;
+    for (int i = 0; i < ld->n; i++)
+      missing += !ls.reserved[i];
+  }
+  if (missing > 0)
+    fprintf(stderr, "  %d of %d order statuses of %s not published\n",
+            missing, ld->n, ld->prefix);
+  free(ls.reserved);
+  return missing == 0;
+}
+
 /* A SIGKILL right after a batch's database commit (the runner's
  * LINLI_FAULT_KILL_BEFORE_COMMIT), then a restart: the committed batch is
- * not applied again, the rest once. */
+ * not applied again, the rest once, and the order statuses the killed
+ * process had not published come from the outbox (one row per batch). */
 static void test_kill_after_commit(void) {
   int st = linli_test_stop(ledger_pid, 0);
   ledger_pid = -1;
@@ -1925,6 +2048,8 @@ static void test_kill_after_commit(void) {
   check_offsets_at_end(tn(LINLI_TOPIC_ORDERS));
   check_offsets_at_end(tn(LINLI_TOPIC_RESERVATIONS));
   check_offsets_at_end(tn(LINLI_TOPIC_INVENTORY));
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM ledger_outbox", NULL, 0, T));
+  CU_ASSERT_TRUE(load_statuses_published(&ld, T));
 }
 
 static uint8_t *pack(const ProtobufCMessage *m, size_t *len) {
@@ -2427,6 +2552,8 @@ int linli_test_register(void) {
       CU_add_test(s, "DLQ payload encrypted in the outbox",
                   test_outbox_dlq_encrypted) == NULL ||
       CU_add_test(s, "a DLQ row refused too", test_dlq_row_refused) == NULL ||
+      CU_add_test(s, "a batch's statuses in one outbox row",
+                  test_outbox_batch_row) == NULL ||
       CU_add_test(s, "adjustment refused by the reserver",
                   test_refused_adjustment) == NULL ||
       CU_add_test(s, "SIGKILL and restart", test_sigkill) == NULL ||
