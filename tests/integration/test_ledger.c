@@ -303,6 +303,18 @@ static void dump_log_tail(void) {
 
 /* ------------------------------------------------------------- topics */
 
+static void delete_topic(const char *name) {
+  rd_kafka_t *rk = linli_producer_handle(prod);
+  rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
+  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
+  if (ev != NULL)
+    rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_DeleteTopic_destroy(dt);
+}
+
 /* Create the run's topics (config/topics.conf names + suffix), or with
  * del, delete them. */
 static int run_topics(int del) {
@@ -311,7 +323,6 @@ static int run_topics(int del) {
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return -1;
-  rd_kafka_t *rk = linli_producer_handle(prod);
   int rc = 0;
   while (fgets(line, sizeof line, f) != NULL) {
     int parts = 0;
@@ -324,14 +335,7 @@ static int run_topics(int del) {
         rc = -1;
       continue;
     }
-    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
-    if (ev != NULL)
-      rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_DeleteTopic_destroy(dt);
+    delete_topic(name);
   }
   fclose(f);
   return rc;
@@ -1730,6 +1734,53 @@ static void test_outbox_batch_row(void) {
   CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
 }
 
+/* The broker takes none of a batch's statuses (the order-status topic is
+ * gone, deliveries time out): the batch's outbox row stays, and once the
+ * topic is back the sweep publishes it and deletes the row. */
+static void test_outbox_publish_failed(void) {
+  int st = linli_test_stop(ledger_pid, 0);
+  ledger_pid = -1;
+  CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  const char *topic = tn(LINLI_TOPIC_ORDER_STATUS);
+  int parts = status_parts;
+  delete_topic(topic);
+  int64_t ends[MAXP];
+  int np = 0;
+  int64_t deadline = linli_test_now_ms() + T;
+  while (topic_ends(topic, ends, &np) == 0 && linli_test_now_ms() < deadline)
+    usleep(200000);
+  CU_ASSERT_FATAL(topic_ends(topic, ends, &np) != 0);
+  ledger_pid = start_ledger_with("500", "LINLI_KAFKA_MESSAGE_TIMEOUT_MS=2000");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  char o[96], wh[80], sku[80];
+  mkid(o, sizeof o, "unsent");
+  mkid(wh, sizeof wh, "wu");
+  mkid(sku, sizeof sku, "us");
+  struct sent s;
+  CU_ASSERT_EQUAL_FATAL(send_placed(o, wh, sku, 1, NULL, &s), 0);
+  CU_ASSERT_TRUE(wait_consumed(s.topic, s.partition, s.offset, T));
+  CU_ASSERT_TRUE(q_is(ORDER_STATE, o, "PLACED"));
+  /* past the message timeout and a clock tick: an acknowledged batch's
+   * row would be gone by now */
+  usleep(5 * 1000 * 1000);
+  CU_ASSERT(q_long("SELECT count(*) FROM ledger_outbox WHERE messages IS "
+                   "NOT NULL", NULL, NULL) >= 1);
+  CU_ASSERT_EQUAL_FATAL(linli_test_create_topic(topic, parts), 0);
+  for (int p = 0; p < MAXP; p++)
+    status_start[p] = 0;
+  struct status_seen seen;
+  CU_ASSERT_TRUE(
+      wait_status(o, LINLI__ORDER_STATUS__STATE__PLACED, &seen, 4 * T));
+  CU_ASSERT_TRUE(
+      wait_long("SELECT count(*) FROM ledger_outbox", NULL, 0, 4 * T));
+  CU_ASSERT_TRUE(waitpid(ledger_pid, NULL, WNOHANG) == 0);
+  st = linli_test_stop(ledger_pid, 0);
+  CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  ledger_pid = start_ledger("500");
+  CU_ASSERT_FATAL(ledger_pid > 0);
+  free(s.buf);
+}
+
 /* The reserver refused an adjustment (to the DLQ): the record drops it. */
 static void test_refused_adjustment(void) {
   char wh[80], sku[80];
@@ -2554,6 +2605,8 @@ int linli_test_register(void) {
       CU_add_test(s, "a DLQ row refused too", test_dlq_row_refused) == NULL ||
       CU_add_test(s, "a batch's statuses in one outbox row",
                   test_outbox_batch_row) == NULL ||
+      CU_add_test(s, "statuses the broker did not take",
+                  test_outbox_publish_failed) == NULL ||
       CU_add_test(s, "adjustment refused by the reserver",
                   test_refused_adjustment) == NULL ||
       CU_add_test(s, "SIGKILL and restart", test_sigkill) == NULL ||
