@@ -32,6 +32,7 @@
 #include "linli/ids.h"
 #include "linli/log.h"
 #include "linli/shards.h"
+#include "linli/strmap.h"
 #include "domain/schema.h"
 #include "notifier.h"
 #include "reservations.pb-c.h"
@@ -135,52 +136,37 @@ struct kv {
   char *f, *v;
 };
 struct state {
-  char *key; /* suffix after the shard prefix */
+  const char *key; /* suffix after the shard prefix (the map's copy) */
   int shard;
   struct kv *kv;
   size_t n, cap;
 };
 
-struct smap {
-  size_t cap, n;
-  struct state *s; /* open addressing by key */
-};
-
-static int smap_init(struct smap *m, size_t n) {
-  m->cap = 64;
-  while (m->cap < 2 * n + 16)
-    m->cap *= 2;
-  m->s = calloc(m->cap, sizeof *m->s);
-  return m->s ? LINLI_OK : LINLI_ERR_NOMEM;
-}
-
-/* The state of key (made empty on first use); NULL when out of memory or
- * the table is full. */
-static struct state *smap_get(struct smap *m, const char *key, int shard) {
-  size_t i = linli_hash_str(key) & (m->cap - 1);
-  while (m->s[i].key && strcmp(m->s[i].key, key) != 0)
-    i = (i + 1) & (m->cap - 1);
-  if (!m->s[i].key) {
-    if (m->n + 1 >= m->cap / 2)
-      return NULL;
-    if (!(m->s[i].key = strdup(key)))
-      return NULL;
-    m->s[i].shard = shard;
-    m->n++;
+/* The state of key in map (made empty on first use); NULL when out of
+ * memory. */
+static struct state *state_get(linli_strmap_t *map, const char *key,
+                               int shard) {
+  int created = 0;
+  const char *stored = NULL;
+  struct state *s = linli_strmap_get_or_add(map, key, &created, &stored);
+  if (s != NULL && created) {
+    s->key = stored;
+    s->shard = shard;
   }
-  return &m->s[i];
+  return s;
 }
 
-static void smap_free(struct smap *m) {
-  for (size_t i = 0; m->s && i < m->cap; i++) {
-    free(m->s[i].key);
-    for (size_t j = 0; j < m->s[i].n; j++) {
-      free(m->s[i].kv[j].f);
-      free(m->s[i].kv[j].v);
+static void states_free(linli_strmap_t *map) {
+  for (size_t i = 0; i < linli_strmap_capacity(map); i++) {
+    struct state *s = linli_strmap_at(map, i, NULL);
+    for (size_t j = 0; s && j < s->n; j++) {
+      free(s->kv[j].f);
+      free(s->kv[j].v);
     }
-    free(m->s[i].kv);
+    if (s)
+      free(s->kv);
   }
-  free(m->s);
+  linli_strmap_free(map);
 }
 
 static const char *st_get(const struct state *s, const char *f) {
@@ -479,7 +465,7 @@ static int rec_keys(const struct rec *r, key_fn fn, void *arg) {
 
 struct loader {
   struct notifier *nt;
-  struct smap *map;
+  linli_strmap_t *map;
   struct state **fresh; /* states made now, to read from Redis */
   size_t nfresh;
 };
@@ -488,18 +474,18 @@ static int load_key(void *arg, const char *prefix, const char *id) {
   struct loader *l = arg;
   char key[96];
   snprintf(key, sizeof key, "%s%s", prefix, id);
-  size_t before = l->map->n;
-  struct state *s = smap_get(l->map, key, nt_shard(l->nt, id));
+  size_t before = linli_strmap_count(l->map);
+  struct state *s = state_get(l->map, key, nt_shard(l->nt, id));
   if (!s)
     return LINLI_ERR_NOMEM;
-  if (l->map->n != before)
+  if (linli_strmap_count(l->map) != before)
     l->fresh[l->nfresh++] = s;
   return LINLI_OK;
 }
 
 /* HGETALL every state key of the batch in one pipeline. */
 static int load_states(struct notifier *nt, struct rec *recs, size_t n,
-                       struct smap *map) {
+                       linli_strmap_t **map) {
   size_t nkeys = 0;
   for (size_t i = 0; i < n; i++) {
     if (recs[i].kind == K_ROUTE) {
@@ -511,8 +497,8 @@ static int load_states(struct notifier *nt, struct rec *recs, size_t n,
       nkeys++;
     }
   }
-  int rc = smap_init(map, nkeys);
-  struct loader l = {nt, map, calloc(nkeys + 1, sizeof(struct state *)), 0};
+  int rc = linli_strmap_new(sizeof(struct state), nkeys, map);
+  struct loader l = {nt, *map, calloc(nkeys + 1, sizeof(struct state *)), 0};
   if (rc != LINLI_OK || !l.fresh) {
     free(l.fresh);
     return LINLI_ERR_NOMEM;
@@ -588,11 +574,11 @@ static int w_rem(struct rec *r, struct state *s, const char *op,
   return LINLI_OK;
 }
 
-static struct state *state_of(struct notifier *nt, struct smap *m,
+static struct state *state_of(struct notifier *nt, linli_strmap_t *m,
                               const char *prefix, const char *id) {
   char key[96];
   snprintf(key, sizeof key, "%s%s", prefix, id);
-  return smap_get(m, key, nt_shard(nt, id));
+  return state_get(m, key, nt_shard(nt, id));
 }
 
 /* Rejections a customer is told about (the others concern payments, which
@@ -613,7 +599,7 @@ static const char *reject_code(int reason) {
 }
 
 static int decide_reservation(struct notifier *nt, struct rec *r,
-                              struct smap *m, struct arena *a) {
+                              linli_strmap_t *m, struct arena *a) {
   const Linli__ReservationResult *x =
       ((Linli__ReservationEvent *)r->ev)->reservation_result;
   struct state *s = state_of(nt, m, "o:", x->order_id);
@@ -771,7 +757,7 @@ static int fan_out(struct notifier *nt, struct rec *r, struct state *s,
 }
 
 static int decide_settlement(struct notifier *nt, struct rec *r,
-                             struct smap *m, struct arena *a, char *reason,
+                             linli_strmap_t *m, struct arena *a, char *reason,
                              size_t reasonlen) {
   Linli__SettlementEvent *e = r->ev;
   const char *camp = settlement_campaign(e);
@@ -838,7 +824,7 @@ static int decide_settlement(struct notifier *nt, struct rec *r,
   return rc;
 }
 
-static int decide_route(struct notifier *nt, struct rec *r, struct smap *m) {
+static int decide_route(struct notifier *nt, struct rec *r, linli_strmap_t *m) {
   const Linli__RouteBatch *rb = ((Linli__RouteEvent *)r->ev)->route_batch;
   int rc = LINLI_OK;
   r->note_part = -1;
@@ -859,7 +845,7 @@ static int decide_route(struct notifier *nt, struct rec *r, struct smap *m) {
   return rc;
 }
 
-static int decide_delivery(struct notifier *nt, struct rec *r, struct smap *m,
+static int decide_delivery(struct notifier *nt, struct rec *r, linli_strmap_t *m,
                            struct arena *a, char *reason, size_t reasonlen) {
   Linli__DeliveryEvent *e = r->ev;
   const char *order = dom_delivery_order_id(e);
@@ -1129,7 +1115,7 @@ static int add_parts(struct notifier *nt, linli_batch_t *b, size_t ri,
   return LINLI_OK;
 }
 
-static int decide(struct notifier *nt, struct rec *r, struct smap *m,
+static int decide(struct notifier *nt, struct rec *r, linli_strmap_t *m,
                   struct arena *a, char *why, size_t whylen) {
   switch (r->kind) {
   case K_RES:
@@ -1151,7 +1137,7 @@ int nt_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
   size_t n = linli_batch_count(b);
   struct rec *recs = calloc(n ? n : 1, sizeof *recs);
   linli_shards_t *shards = NULL;
-  struct smap map = {0};
+  linli_strmap_t *map = NULL;
   struct arena arena = {0};
   int rc = LINLI_ERR_TRANSIENT;
   snprintf(reason, reasonlen, "out of memory");
@@ -1174,7 +1160,7 @@ int nt_handle_batch(void *app, linli_batch_t *b, linli_emit_t *emit,
     if (r->kind == K_NONE)
       continue;
     char why[512] = "";
-    int drc = decide(nt, r, &map, &arena, why, sizeof why);
+    int drc = decide(nt, r, map, &arena, why, sizeof why);
     if (drc == LINLI_ERR_INVALID) {
       linli_batch_reject(b, i, drc, why);
       r->kind = K_NONE;
@@ -1256,7 +1242,7 @@ done:
     rec_free(&recs[i]);
   free(recs);
   linli_shards_free(shards);
-  smap_free(&map);
+  states_free(map);
   arena_free(&arena);
   return rc;
 }

@@ -31,48 +31,52 @@ static const struct audit_rule *const rules[] = {
 
 static int fold_init(struct fold *f) {
   memset(f, 0, sizeof *f);
-  f->stock = map_new(sizeof(struct stock_cell));
-  f->orders = map_new(sizeof(struct order_fold));
-  f->adjustments = map_new(sizeof(struct adjustment));
-  f->refused = map_new(sizeof(int));
-  f->refunds = map_new(2 * sizeof(int));
-  f->refund_ids = map_new(sizeof(int));
-  f->catalog = map_new(64);
-  f->campaigns = map_new(audit_settler_fold_size());
-  f->campaign_users = map_new(sizeof(int64_t));
-  f->campaign_joins = map_new(audit_settler_join_size());
-  return f->stock && f->orders && f->adjustments && f->refused &&
-                 f->refunds && f->refund_ids && f->catalog && f->campaigns &&
-                 f->campaign_users && f->campaign_joins
-             ? 0
-             : -1;
+  struct {
+    linli_strmap_t **map;
+    size_t value_size;
+  } maps[] = {
+      {&f->stock, sizeof(struct stock_cell)},
+      {&f->orders, sizeof(struct order_fold)},
+      {&f->adjustments, sizeof(struct adjustment)},
+      {&f->refused, sizeof(int)},
+      {&f->refunds, 2 * sizeof(int)},
+      {&f->refund_ids, sizeof(int)},
+      {&f->catalog, 64},
+      {&f->campaigns, audit_settler_fold_size()},
+      {&f->campaign_users, sizeof(int64_t)},
+      {&f->campaign_joins, audit_settler_join_size()},
+  };
+  for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    if (linli_strmap_new(maps[i].value_size, 0, maps[i].map) != LINLI_OK)
+      return -1;
+  return 0;
 }
 
 static void fold_free(struct fold *f) {
   if (f->orders)
-    for (size_t i = 0; i < map_capacity(f->orders); i++) {
-      struct order_fold *o = map_at(f->orders, i, NULL);
+    for (size_t i = 0; i < linli_strmap_capacity(f->orders); i++) {
+      struct order_fold *o = linli_strmap_at(f->orders, i, NULL);
       if (o)
         free(o->placed_pb);
     }
-  map_free(f->stock);
-  map_free(f->orders);
-  map_free(f->adjustments);
-  map_free(f->refused);
-  map_free(f->refunds);
-  map_free(f->refund_ids);
-  map_free(f->catalog);
-  map_free(f->campaigns);
-  map_free(f->campaign_users);
-  map_free(f->campaign_joins);
+  linli_strmap_free(f->stock);
+  linli_strmap_free(f->orders);
+  linli_strmap_free(f->adjustments);
+  linli_strmap_free(f->refused);
+  linli_strmap_free(f->refunds);
+  linli_strmap_free(f->refund_ids);
+  linli_strmap_free(f->catalog);
+  linli_strmap_free(f->campaigns);
+  linli_strmap_free(f->campaign_users);
+  linli_strmap_free(f->campaign_joins);
 }
 
 /* Adjustments count unless the reserver refused them (DLQ). */
 static void fold_finish(struct fold *f) {
-  for (size_t i = 0; i < map_capacity(f->adjustments); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->adjustments); i++) {
     const char *key = NULL;
-    struct adjustment *a = map_at(f->adjustments, i, &key);
-    if (!a || map_find(f->refused, key))
+    struct adjustment *a = linli_strmap_at(f->adjustments, i, &key);
+    if (!a || linli_strmap_find(f->refused, key))
       continue;
     struct stock_cell *c = fold_cell(f, a->warehouse, a->sku);
     if (c)
@@ -180,7 +184,7 @@ int replay_cmd_audit(const linli_config_t *cfg, int argc, char **argv) {
   }
   fprintf(stdout, "audit: %zu orders, %zu stock cells, %zu campaigns, %ld "
           "differences\n",
-          map_count(f.orders), map_count(f.stock), map_count(f.campaigns),
+          linli_strmap_count(f.orders), linli_strmap_count(f.stock), linli_strmap_count(f.campaigns),
           ctx.differences);
   rc = ctx.differences ? 1 : 0;
 out:
@@ -297,7 +301,7 @@ int replay_cmd_rebuild(const linli_config_t *cfg, int argc, char **argv) {
     fprintf(stderr, "rebuild: %s restored\n", rules[i]->name);
   }
   fprintf(stderr, "rebuild: %zu orders, %zu stock cells written to Redis\n",
-          map_count(f.orders), map_count(f.stock));
+          linli_strmap_count(f.orders), linli_strmap_count(f.stock));
   rc = 0;
 out:
   fold_free(&f);

@@ -21,7 +21,7 @@
 #include "linli/config.h"
 #include "linli/pg.h"
 #include "linli/redis.h"
-#include "map.h"
+#include "linli/strmap.h"
 
 /* One stock cell: a SKU in a warehouse, as the log says it must be. */
 struct stock_cell {
@@ -59,16 +59,16 @@ struct adjustment {
 };
 
 struct fold {
-  struct map *stock;       /* "W|SKU" -> stock_cell */
-  struct map *orders;      /* order_id -> order_fold */
-  struct map *adjustments; /* "partition:offset" -> adjustment */
-  struct map *refused;     /* "partition:offset" -> int (reserver DLQ) */
-  struct map *refunds;     /* "order|txn" -> int count */
-  struct map *refund_ids;  /* refund_id -> int count */
-  struct map *catalog;     /* sku -> char[64] "L|class|weight" */
-  struct map *campaigns;      /* campaign_id -> audit_settler.c's fold */
-  struct map *campaign_users; /* "campaign|user" -> int64_t units */
-  struct map *campaign_joins; /* "campaign|order" -> audit_settler.c's join */
+  linli_strmap_t *stock;       /* "W|SKU" -> stock_cell */
+  linli_strmap_t *orders;      /* order_id -> order_fold */
+  linli_strmap_t *adjustments; /* "partition:offset" -> adjustment */
+  linli_strmap_t *refused;     /* "partition:offset" -> int (reserver DLQ) */
+  linli_strmap_t *refunds;     /* "order|txn" -> int count */
+  linli_strmap_t *refund_ids;  /* refund_id -> int count */
+  linli_strmap_t *catalog;     /* sku -> char[64] "L|class|weight" */
+  linli_strmap_t *campaigns;      /* campaign_id -> audit_settler.c's fold */
+  linli_strmap_t *campaign_users; /* "campaign|user" -> int64_t units */
+  linli_strmap_t *campaign_joins; /* "campaign|order" -> audit_settler.c's join */
 };
 
 

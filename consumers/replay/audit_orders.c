@@ -35,7 +35,7 @@ static const char *state_name(int s) {
 
 static struct order_fold *order(struct fold *f, const char *id) {
   int created = 0;
-  struct order_fold *o = map_get_or_add(f->orders, id, &created);
+  struct order_fold *o = linli_strmap_get_or_add(f->orders, id, &created, NULL);
   if (o && created)
     o->orders_partition = -1;
   return o;
@@ -115,7 +115,7 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
          * failed is returned by the settler's GROUP_FAILED refund). */
         char key[160];
         snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
-        int *n = map_get_or_add(f->refunds, key, NULL);
+        int *n = linli_strmap_get_or_add(f->refunds, key, NULL, NULL);
         if (n)
           n[0]++;
         o->refunds_owed++;
@@ -146,9 +146,9 @@ static void observe_orders(struct fold *f, const rd_kafka_message_t *m,
 
 static void check_orders(struct fold *f, struct audit_ctx *ctx) {
   const char *rule = "orders";
-  for (size_t i = 0; i < map_capacity(f->orders); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->orders); i++) {
     const char *id = NULL;
-    struct order_fold *o = map_at(f->orders, i, &id);
+    struct order_fold *o = linli_strmap_at(f->orders, i, &id);
     if (!o || (!o->placed && o->state == DOM_ST_NONE))
       continue; /* only mentioned (e.g. a refund): nothing to check */
     if (!audit_in_scope(ctx, o->warehouse))
@@ -223,9 +223,9 @@ static int cmd(struct audit_ctx *ctx, int argc, const char **argv,
 
 /* The reserver's order records, order index and expiry index. */
 static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
-  for (size_t i = 0; i < map_capacity(f->orders); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->orders); i++) {
     const char *id = NULL;
-    struct order_fold *o = map_at(f->orders, i, &id);
+    struct order_fold *o = linli_strmap_at(f->orders, i, &id);
     if (!o || !o->warehouse[0] || !(o->reserved || o->rejected_at_place) ||
         !audit_in_scope(ctx, o->warehouse))
       continue;
@@ -285,9 +285,9 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
   }
   /* Refunds already requested: the same payment notice again must not
    * ask for a second one. */
-  for (size_t i = 0; i < map_capacity(f->refunds); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->refunds); i++) {
     const char *k = NULL;
-    int *n = map_at(f->refunds, i, &k);
+    int *n = linli_strmap_at(f->refunds, i, &k);
     if (!n || n[0] == 0)
       continue;
     char order_id[80];
@@ -295,7 +295,7 @@ static int rebuild_orders(struct fold *f, struct audit_ctx *ctx) {
     if (!bar)
       continue;
     snprintf(order_id, sizeof order_id, "%.*s", (int)(bar - k), k);
-    struct order_fold *o = map_find(f->orders, order_id);
+    struct order_fold *o = linli_strmap_find(f->orders, order_id);
     if (!o || !o->warehouse[0] || !audit_in_scope(ctx, o->warehouse))
       continue;
     char key[256], field[96];
@@ -329,19 +329,19 @@ static void observe_refunds(struct fold *f, const rd_kafka_message_t *m,
     return; /* a group-buy refund: the settler's rule judges it */
   char key[160];
   snprintf(key, sizeof key, "%s|%s", r->order_id, r->payment_txn_id);
-  int *n = map_get_or_add(f->refunds, key, NULL);
+  int *n = linli_strmap_get_or_add(f->refunds, key, NULL, NULL);
   if (n)
     n[1]++;
-  int *c = map_get_or_add(f->refund_ids, r->refund_id, NULL);
+  int *c = linli_strmap_get_or_add(f->refund_ids, r->refund_id, NULL, NULL);
   if (c)
     (*c)++;
 }
 
 static void check_refunds(struct fold *f, struct audit_ctx *ctx) {
   const char *rule = "refunds";
-  for (size_t i = 0; i < map_capacity(f->refunds); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->refunds); i++) {
     const char *k = NULL;
-    int *n = map_at(f->refunds, i, &k);
+    int *n = linli_strmap_at(f->refunds, i, &k);
     if (!n)
       continue;
     if (ctx->warehouse) {
@@ -349,7 +349,7 @@ static void check_refunds(struct fold *f, struct audit_ctx *ctx) {
       const char *bar = strchr(k, '|');
       snprintf(order_id, sizeof order_id, "%.*s",
                (int)(bar ? bar - k : (long)strlen(k)), k);
-      const struct order_fold *o = map_find(f->orders, order_id);
+      const struct order_fold *o = linli_strmap_find(f->orders, order_id);
       if (!o || !audit_in_scope(ctx, o->warehouse))
         continue;
     }
@@ -361,10 +361,10 @@ static void check_refunds(struct fold *f, struct audit_ctx *ctx) {
       audit_diff(ctx, rule, "payment %s got %d refund(s) nobody owed", k,
                  n[1]);
   }
-  for (size_t i = 0; i < map_capacity(f->refund_ids) && !ctx->warehouse;
+  for (size_t i = 0; i < linli_strmap_capacity(f->refund_ids) && !ctx->warehouse;
        i++) {
     const char *k = NULL;
-    int *c = map_at(f->refund_ids, i, &k);
+    int *c = linli_strmap_at(f->refund_ids, i, &k);
     if (c && *c > 1)
       audit_diff(ctx, rule, "refund %s was requested %d times", k, *c);
   }

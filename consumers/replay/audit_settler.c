@@ -74,21 +74,21 @@ static const char *const settler_topics[] = {
     LINLI_TOPIC_GROUPBUY, LINLI_TOPIC_SETTLEMENTS, LINLI_TOPIC_REFUNDS, NULL};
 
 static struct camp_fold *camp(struct fold *f, const char *id) {
-  return map_get_or_add(f->campaigns, id, NULL);
+  return linli_strmap_get_or_add(f->campaigns, id, NULL, NULL);
 }
 
 static int64_t *user_units(struct fold *f, const char *campaign,
                            const char *user) {
   char key[160];
   snprintf(key, sizeof key, "%s|%s", campaign, user);
-  return map_get_or_add(f->campaign_users, key, NULL);
+  return linli_strmap_get_or_add(f->campaign_users, key, NULL, NULL);
 }
 
 static struct join_fold *join_of(struct fold *f, const char *campaign,
                                  const char *order) {
   char key[160];
   snprintf(key, sizeof key, "%s|%s", campaign, order);
-  return map_get_or_add(f->campaign_joins, key, NULL);
+  return linli_strmap_get_or_add(f->campaign_joins, key, NULL, NULL);
 }
 
 static void fold_join(struct fold *f, const Linli__GroupBuyJoined *j,
@@ -356,9 +356,9 @@ static void check_campaign(struct audit_ctx *ctx, const char *id,
 }
 
 static void check_settler(struct fold *f, struct audit_ctx *ctx) {
-  for (size_t i = 0; i < map_capacity(f->campaigns); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->campaigns); i++) {
     const char *id = NULL;
-    const struct camp_fold *k = map_at(f->campaigns, i, &id);
+    const struct camp_fold *k = linli_strmap_at(f->campaigns, i, &id);
     /* Campaigns opened before the log's start cannot be judged. */
     if (!k || k->c.state == DOM_GB_UNKNOWN ||
         !audit_in_scope(ctx, k->warehouse))

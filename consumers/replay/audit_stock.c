@@ -50,7 +50,7 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
     if (strcmp(src, LINLI_TOPIC_INVENTORY) == 0 &&
         strcmp(consumer, "reserver") == 0) {
       snprintf(key, sizeof key, "%s:%s", part, off);
-      int *n = map_get_or_add(f->refused, key, NULL);
+      int *n = linli_strmap_get_or_add(f->refused, key, NULL, NULL);
       if (n)
         (*n)++;
     }
@@ -64,7 +64,7 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
       return;
     snprintf(key, sizeof key, "%d:%lld", (int)m->partition,
              (long long)m->offset);
-    struct adjustment *a = map_get_or_add(f->adjustments, key, NULL);
+    struct adjustment *a = linli_strmap_get_or_add(f->adjustments, key, NULL, NULL);
     if (a) {
       snprintf(a->warehouse, sizeof a->warehouse, "%s",
                ev->stock_adjusted->warehouse_id);
@@ -76,7 +76,7 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
     if (ev->event_case != LINLI__CATALOG_EVENT__EVENT_SKU ||
         !ev->sku->sku_id[0])
       return;
-    char *v = map_get_or_add(f->catalog, ev->sku->sku_id, NULL);
+    char *v = linli_strmap_get_or_add(f->catalog, ev->sku->sku_id, NULL, NULL);
     if (v)
       snprintf(v, 64, "%c|%d|%d",
                ev->sku->status == LINLI__SKU__STATUS__DELISTED ? 'D' : 'L',
@@ -86,7 +86,7 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
     if (ev->event_case != LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT)
       return;
     const Linli__ReservationResult *r = ev->reservation_result;
-    struct order_fold *o = map_get_or_add(f->orders, r->order_id, NULL);
+    struct order_fold *o = linli_strmap_get_or_add(f->orders, r->order_id, NULL, NULL);
     if (!o)
       return;
     switch (r->status) {
@@ -128,8 +128,8 @@ static void observe(struct fold *f, const rd_kafka_message_t *m,
 
 static void check(struct fold *f, struct audit_ctx *ctx) {
   const char *rule = "stock";
-  for (size_t i = 0; i < map_capacity(f->stock); i++) {
-    struct stock_cell *c = map_at(f->stock, i, NULL);
+  for (size_t i = 0; i < linli_strmap_capacity(f->stock); i++) {
+    struct stock_cell *c = linli_strmap_at(f->stock, i, NULL);
     if (!c || !audit_in_scope(ctx, c->warehouse))
       continue;
     int64_t avail = c->initial - c->reserved - c->sold;
@@ -185,8 +185,8 @@ static void check(struct fold *f, struct audit_ctx *ctx) {
 }
 
 static int rebuild(struct fold *f, struct audit_ctx *ctx) {
-  for (size_t i = 0; i < map_capacity(f->stock); i++) {
-    struct stock_cell *c = map_at(f->stock, i, NULL);
+  for (size_t i = 0; i < linli_strmap_capacity(f->stock); i++) {
+    struct stock_cell *c = linli_strmap_at(f->stock, i, NULL);
     if (!c || !audit_in_scope(ctx, c->warehouse))
       continue;
     char k[200], v[32];
@@ -210,9 +210,9 @@ static int rebuild(struct fold *f, struct audit_ctx *ctx) {
       return -1;
     freeReplyObject(r);
   }
-  for (size_t i = 0; i < map_capacity(f->catalog); i++) {
+  for (size_t i = 0; i < linli_strmap_capacity(f->catalog); i++) {
     const char *sku = NULL;
-    char *v = map_at(f->catalog, i, &sku);
+    char *v = linli_strmap_at(f->catalog, i, &sku);
     if (!v)
       continue;
     const char *argv[] = {"HSET", DOM_RSV_KEY_CATALOG, sku, v};

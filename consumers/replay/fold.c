@@ -32,7 +32,7 @@ struct stock_cell *fold_cell(struct fold *f, const char *wh, const char *sku) {
   char key[160];
   snprintf(key, sizeof key, "%s|%s", wh, sku);
   int created = 0;
-  struct stock_cell *c = map_get_or_add(f->stock, key, &created);
+  struct stock_cell *c = linli_strmap_get_or_add(f->stock, key, &created, NULL);
   if (c && created) {
     snprintf(c->warehouse, sizeof c->warehouse, "%s", wh);
     snprintf(c->sku, sizeof c->sku, "%s", sku);
