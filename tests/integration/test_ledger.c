@@ -303,44 +303,6 @@ static void dump_log_tail(void) {
 
 /* ------------------------------------------------------------- topics */
 
-static void delete_topic(const char *name) {
-  rd_kafka_t *rk = linli_producer_handle(prod);
-  rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
-  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-  rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
-  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
-  if (ev != NULL)
-    rd_kafka_event_destroy(ev);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_DeleteTopic_destroy(dt);
-}
-
-/* Create the run's topics (config/topics.conf names + suffix), or with
- * del, delete them. */
-static int run_topics(int del) {
-  char path[1024], line[512], name[320];
-  linli_test_source_path("config/topics.conf", path, sizeof path);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  int rc = 0;
-  while (fgets(line, sizeof line, f) != NULL) {
-    int parts = 0;
-    char base[192];
-    if (line[0] == '#' || sscanf(line, "%191s %d", base, &parts) != 2)
-      continue;
-    snprintf(name, sizeof name, "%s%s", base, sfx);
-    if (!del) {
-      if (linli_test_create_topic(name, parts) != 0)
-        rc = -1;
-      continue;
-    }
-    delete_topic(name);
-  }
-  fclose(f);
-  return rc;
-}
-
 /* High watermarks of every partition of topic into ends[] (count in *n). */
 static int topic_ends(const char *topic, int64_t *ends, int *n) {
   rd_kafka_t *rk = linli_producer_handle(prod);
@@ -900,7 +862,7 @@ static int suite_init(void) {
       *p = '_';
   snprintf(sfx, sizeof sfx, ".%s", run_id);
   snprintf(group, sizeof group, "linli-ledger-test-%s", run_id);
-  if (run_topics(0) != 0 || seed_offsets() != 0 ||
+  if (linli_test_suffixed_topics(sfx, 0) != 0 || seed_offsets() != 0 ||
       topic_ends(tn(LINLI_TOPIC_ORDER_STATUS), status_start, &status_parts) !=
           0 ||
       topic_ends(tn(LINLI_TOPIC_DLQ), dlq_start, &dlq_parts) != 0)
@@ -926,7 +888,7 @@ static int suite_cleanup(void) {
     linli_test_stop(ledger_pid, 1);
   ledger_pid = -1;
   if (prod != NULL && sfx[0])
-    run_topics(1);
+    linli_test_suffixed_topics(sfx, 1);
   linli_producer_free(prod);
   prod = NULL;
   PQfinish(db);
@@ -1743,7 +1705,7 @@ static void test_outbox_publish_failed(void) {
   CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   const char *topic = tn(LINLI_TOPIC_ORDER_STATUS);
   int parts = status_parts;
-  delete_topic(topic);
+  CU_ASSERT_EQUAL(linli_test_delete_topic(topic), 0);
   int64_t ends[MAXP];
   int np = 0;
   int64_t deadline = linli_test_now_ms() + T;
@@ -2490,10 +2452,10 @@ static void test_transitions_audit(void) {
   /* The audit's fold of the same records, in the same order. */
   struct fold f;
   memset(&f, 0, sizeof f);
-  f.orders = map_new(sizeof(struct order_fold));
-  f.refunds = map_new(2 * sizeof(int));
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f.orders);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(f.refunds);
+  CU_ASSERT_EQUAL_FATAL(
+      linli_strmap_new(sizeof(struct order_fold), 0, &f.orders), LINLI_OK);
+  CU_ASSERT_EQUAL_FATAL(linli_strmap_new(2 * sizeof(int), 0, &f.refunds),
+                        LINLI_OK);
   char errstr[256];
   /* A handle for topic names only: it never connects. */
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -2512,7 +2474,7 @@ static void test_transitions_audit(void) {
     for (int k = 0; k < c->n; k++)
       dom_order_step(want, c->steps[k], &want);
     char *pg = q_text(ORDER_STATE, c->order, NULL, NULL);
-    const struct order_fold *o = map_find(f.orders, c->order);
+    const struct order_fold *o = linli_strmap_find(f.orders, c->order);
     const char *audit = o ? dom_order_state_name(o->state) : "(none)";
     if (pg == NULL || strcmp(pg, audit) != 0 ||
         strcmp(pg, dom_order_state_name(want)) != 0) {
@@ -2541,13 +2503,13 @@ static void test_transitions_audit(void) {
   CU_ASSERT_EQUAL(differ, 0);
   CU_ASSERT_EQUAL(retry_checked, 1);
   CU_ASSERT_EQUAL(group_checked, 2);
-  for (size_t i = 0; i < map_capacity(f.orders); i++) {
-    struct order_fold *o = map_at(f.orders, i, NULL);
+  for (size_t i = 0; i < linli_strmap_capacity(f.orders); i++) {
+    struct order_fold *o = linli_strmap_at(f.orders, i, NULL);
     if (o)
       free(o->placed_pb);
   }
-  map_free(f.orders);
-  map_free(f.refunds);
+  linli_strmap_free(f.orders);
+  linli_strmap_free(f.refunds);
   rd_kafka_destroy(rk);
   for (int i = 0; i < n; i++)
     for (int k = 0; k < tc[i].n; k++)

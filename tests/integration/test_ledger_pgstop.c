@@ -375,40 +375,6 @@ static const char *tn(const char *base, char *buf, size_t len) {
   return buf;
 }
 
-/* Create the run's topics (config/topics.conf names + suffix), or with
- * del, delete them. */
-static int run_topics(int del) {
-  char path[1024], line[512], name[320];
-  linli_test_source_path("config/topics.conf", path, sizeof path);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  rd_kafka_t *rk = linli_producer_handle(prod);
-  int rc = 0;
-  while (fgets(line, sizeof line, f) != NULL) {
-    int parts = 0;
-    char base[192];
-    if (line[0] == '#' || sscanf(line, "%191s %d", base, &parts) != 2)
-      continue;
-    snprintf(name, sizeof name, "%s%s", base, sfx);
-    if (!del) {
-      if (linli_test_create_topic(name, parts) != 0)
-        rc = -1;
-      continue;
-    }
-    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
-    if (ev != NULL)
-      rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_DeleteTopic_destroy(dt);
-  }
-  fclose(f);
-  return rc;
-}
-
 /* ------------------------------------------------------------- events */
 
 #define N_ORDERS 120
@@ -680,7 +646,7 @@ static void cleanup_all(void) {
   db = NULL;
   pg_destroy();
   if (prod != NULL && sfx[0])
-    run_topics(1);
+    linli_test_suffixed_topics(sfx, 1);
   linli_producer_free(prod);
   prod = NULL;
 }
@@ -721,7 +687,7 @@ static int suite_init(void) {
   snprintf(group, sizeof group, "linli-ledger-test-%s", run_id);
   snprintf(wh, sizeof wh, "%s-wh", run_id);
   snprintf(sku, sizeof sku, "%s-sku", run_id);
-  if (run_topics(0) != 0)
+  if (linli_test_suffixed_topics(sfx, 0) != 0)
     return -1;
   char dlq[256];
   snprintf(env_sfx, sizeof env_sfx, "LINLI_LEDGER_TOPIC_SUFFIX=%s", sfx);

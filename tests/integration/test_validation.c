@@ -65,48 +65,6 @@ static const char *own(const char *base, char *buf, size_t len) {
 
 /* ------------------------------------------------------------ topics */
 
-/* Create (del 0) or delete (1) the run's copy of every topic in
- * config/topics.conf. */
-static int run_topics(int del) {
-  char path[1024], line[512], name[320];
-  linli_test_source_path("config/topics.conf", path, sizeof path);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  linli_producer_t *prod = NULL;
-  char err[256];
-  if (del && linli_producer_new(linli_test_config(), "test-validation", &prod,
-                                err, sizeof err) != LINLI_OK) {
-    fclose(f);
-    return -1;
-  }
-  int rc = 0;
-  while (fgets(line, sizeof line, f) != NULL) {
-    int parts = 0;
-    char base[192];
-    if (line[0] == '#' || sscanf(line, "%191s %d", base, &parts) != 2)
-      continue;
-    snprintf(name, sizeof name, "%s%s", base, sfx);
-    if (!del) {
-      if (linli_test_create_topic(name, parts) != 0)
-        rc = -1;
-      continue;
-    }
-    rd_kafka_t *rk = linli_producer_handle(prod);
-    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
-    if (ev != NULL)
-      rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_DeleteTopic_destroy(dt);
-  }
-  fclose(f);
-  linli_producer_free(prod);
-  return rc;
-}
-
 /* ------------------------------------------------------------- HTTP */
 
 /* One request to the run's gateway (tests/support/http.c). */
@@ -193,7 +151,7 @@ static int suite_init(void) {
   for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
     if (linli_test_ensure_topic(shared[i].t, shared[i].p, shared[i].policy))
       return -1;
-  if (run_topics(0) != 0)
+  if (linli_test_suffixed_topics(sfx, 0) != 0)
     return -1;
   const linli_config_t *cfg = linli_test_config();
   char err[256];
@@ -253,7 +211,7 @@ static int suite_clean(void) {
   rc |= stop(&led_pid, "ledger", led_log);
   rc |= stop(&gw_pid, "gateway", gw_log);
   if (sfx[0])
-    run_topics(1);
+    linli_test_suffixed_topics(sfx, 1);
   linli_redis_free(redis);
   redis = NULL;
   PQfinish(db);

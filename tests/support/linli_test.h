@@ -33,6 +33,13 @@ const char *linli_test_unique(const char *prefix, char *buf, size_t len);
 
 /* Create a topic on the real broker (idempotent); 0 on success. */
 int linli_test_create_topic(const char *topic, int partitions);
+/* Delete a topic (waits up to 10 s for the broker's answer); 0 on
+ * success. */
+int linli_test_delete_topic(const char *topic);
+/* Create (del 0) or delete (del 1) every topic of config/topics.conf with
+ * suffix appended: a suite's private copies of linli's topics. 0 when
+ * every one succeeded. */
+int linli_test_suffixed_topics(const char *suffix, int del);
 
 /* Spawn argv[0] (a path) with argv and extra "K=V" environment entries
  * (NULL-terminated, may be NULL); stdout/stderr go to log_path if non-NULL.

@@ -149,6 +149,55 @@ int linli_test_create_topic(const char *topic, int partitions) {
   return rc;
 }
 
+int linli_test_delete_topic(const char *topic) {
+  const linli_config_t *cfg = linli_test_config();
+  if (!cfg)
+    return -1;
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_t *rk = NULL;
+  if (linli_config_kafka_apply(cfg, conf, err, sizeof err) != LINLI_OK ||
+      (rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
+    fprintf(stderr, "delete topic: %s\n", err);
+    rd_kafka_conf_destroy(conf);
+    return -1;
+  }
+  rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
+  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+  int rc = -1;
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
+  if (ev != NULL) {
+    rc = rd_kafka_event_error(ev) ? -1 : 0;
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(q);
+  rd_kafka_DeleteTopic_destroy(dt);
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+int linli_test_suffixed_topics(const char *suffix, int del) {
+  char path[1024], line[512], name[320];
+  linli_test_source_path("config/topics.conf", path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  int rc = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    int parts = 0;
+    char base[192];
+    if (line[0] == '#' || sscanf(line, "%191s %d", base, &parts) != 2)
+      continue;
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    if ((del ? linli_test_delete_topic(name)
+             : linli_test_create_topic(name, parts)) != 0)
+      rc = -1;
+  }
+  fclose(f);
+  return rc;
+}
+
 pid_t linli_test_spawn(char *const argv[], char *const extra_env[],
                        const char *log_path) {
   pid_t pid = fork();
