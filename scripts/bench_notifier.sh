@@ -96,9 +96,23 @@ log "phase 1: $N ReservationResults -> $INSTANCES linli-notifier --mode consume 
 mpid=$!
 for ((i = 0; i < 100; i++)); do grep -q ready "$work/measure.txt" 2>/dev/null && break; sleep 0.1; done
 for ((k = 0; k < INSTANCES; k++)); do
-  ${BENCH_WRAP:-} "$NOTIFIER" --mode consume 2>"$work/consume-$k.log" &
+  # An instance id each: the same transactional.id would fence the other.
+  LINLI_RUNNER_INSTANCE_ID="$RUN-$k" LINLI_LOG_LEVEL=info \
+    ${BENCH_WRAP:-} "$NOTIFIER" --mode consume 2>"$work/consume-$k.log" &
   pids+=($!)
 done
+# The group settles before the first record: a member joining while the
+# other works stops both for a rebalance. Settled: every member's latest
+# assignment event is an assignment of some partitions.
+group_settled() {
+  local k last
+  for ((k = 0; k < INSTANCES; k++)); do
+    last="$(grep -E 'msg="partitions (assigned|revoked)"' "$work/consume-$k.log" 2>/dev/null | tail -n1)"
+    [[ "$last" == *'msg="partitions assigned"'* && "$last" != *" count=0"* ]] || return 1
+  done
+}
+for ((i = 0; i < 600; i++)); do group_settled && break; sleep 0.1; done
+group_settled || die "phase 1: the notifiers' group did not settle in 60 s"
 "$LOAD" --produce "$RUN" --count "$N" >"$work/produce.txt"
 wait "$mpid" || die "phase 1: $(cat "$work/measure.txt" | tail -n1)"
 topic_rate="$(field rate "$work/measure.txt")"

@@ -118,6 +118,13 @@ static void set_fatal(linli_runner_t *r, const char *what, const char *why) {
   snprintf(r->fatal_reason, sizeof r->fatal_reason, "%s: %s", what, why);
   LINLI_ERROR("runner fatal", "consumer=%s what=\"%s\" reason=\"%s\"",
               r->spec.name, what, why);
+  /* Fencing is right when this process is a zombie its restart replaced;
+   * two live instances sharing one id fence each other for ever. */
+  if (strstr(why, "fenced") != NULL)
+    LINLI_ERROR("fenced by another producer with this transactional.id",
+                "transactional_id=%s hint=\"every live instance needs its own "
+                "runner.instance_id (default: the host name)\"",
+                r->txn_id);
 }
 
 /* -------------------------------------------------------- offset tracking */
