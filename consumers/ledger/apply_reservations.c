@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "apply.h"
+#include "domain/reservations.h"
 #include "linli/error.h"
 #include "reservations.pb-c.h"
 
@@ -169,28 +170,13 @@ static int return_sold(struct ledger_ev *ev, const char *order_id) {
   return rc;
 }
 
+/* libdomain's rule for a ReservationResult, the notifier's too. */
 static int validate_result(struct ledger_ev *ev, const Result *r) {
-  if (!ev_check_id(ev, r->order_id, "reservation_result.order_id"))
-    return LINLI_ERR_INVALID;
-  if (r->status == LINLI__RESERVATION_RESULT__STATUS__STATUS_UNSPECIFIED)
-    return ev_dlq(ev, "reservation_result.status: RESERVED, REJECTED, "
-                      "RELEASED or COMMITTED");
-  int payment = r->status == LINLI__RESERVATION_RESULT__STATUS__REJECTED &&
-                dom_order_is_payment_reason(r->reason);
-  if (!payment && !ev_check_id(ev, r->warehouse_id,
-                               "reservation_result.warehouse_id"))
-    return LINLI_ERR_INVALID;
-  if ((opt(r->user_id) &&
-       !ev_check_id(ev, r->user_id, "reservation_result.user_id")) ||
-      (opt(r->app_id) &&
-       !ev_check_id(ev, r->app_id, "reservation_result.app_id")) ||
-      (opt(r->campaign_id) &&
-       !ev_check_id(ev, r->campaign_id, "reservation_result.campaign_id")))
-    return LINLI_ERR_INVALID;
-  if (r->status == LINLI__RESERVATION_RESULT__STATUS__COMMITTED &&
-      (!opt(r->payment_txn_id) || r->amount_fen <= 0))
-    return ev_dlq(ev, "reservation_result: COMMITTED needs payment_txn_id "
-                      "and a positive amount_fen");
+  char reason[512] = "";
+  struct dom_first_err fe = {reason, sizeof reason, 0};
+  struct dom_prefix px = {"reservation_result", dom_first_err, &fe};
+  if (dom_reservation_check_result(r, dom_prefixed, &px) > 0)
+    return ev_dlq(ev, "%s", reason);
   return LINLI_OK;
 }
 

@@ -25,6 +25,7 @@
 #include "domain/event_ids.h"
 #include "domain/check.h"
 #include "domain/delivery.h"
+#include "domain/reservations.h"
 #include "linli/array.h"
 #include "linli/hash.h"
 #include "linli/clock.h"
@@ -353,15 +354,10 @@ static void decode(linli_batch_t *b, size_t i, struct rec *r) {
   if (!bad && k == K_RES) {
     const Linli__ReservationResult *x =
         ((Linli__ReservationEvent *)r->ev)->reservation_result;
-    bad = dom_check_id("order_id", x->order_id, dom_first_err, &fe) ||
-          dom_check_id("user_id", x->user_id, dom_first_err, &fe) ||
-          dom_check_range("expires_at_ms", x->expires_at_ms, 0,
-                          DOM_MAX_TIME_MS, dom_first_err, &fe) ||
-          dom_check_range("total_fen", x->total_fen, 0, INT64_MAX / 2,
-                          dom_first_err, &fe);
-    for (size_t j = 0; !bad && j < x->n_shortages; j++)
-      bad = dom_check_id("shortages.sku_id", x->shortages[j]->sku_id,
-                         dom_first_err, &fe);
+    /* The ledger's rule (libdomain), and the notifier's own need: a
+     * resident to tell. */
+    bad = dom_reservation_check_result(x, dom_first_err, &fe) > 0 ||
+          dom_check_id("user_id", x->user_id, dom_first_err, &fe);
   } else if (!bad && k == K_SET) {
     Linli__SettlementEvent *s = r->ev;
     const char *camp = s->event_case ==

@@ -1,0 +1,112 @@
+/*
+ * test_domain_reservations.c - unit tests of dom_reservation_check_result
+ * (domain/reservations.h), the one rule the ledger and the notifier apply
+ * to a ReservationResult: what passes, and the field named for each
+ * refusal.
+ */
+#include <CUnit/CUnit.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "domain/reservations.h"
+#include "linli_test.h"
+
+static Linli__ReservationResult good(void) {
+  Linli__ReservationResult r = LINLI__RESERVATION_RESULT__INIT;
+  r.order_id = (char *)"o-1";
+  r.warehouse_id = (char *)"wh-1";
+  r.user_id = (char *)"u-1";
+  r.status = LINLI__RESERVATION_RESULT__STATUS__RESERVED;
+  r.expires_at_ms = 1796556000000;
+  r.total_fen = 1250;
+  return r;
+}
+
+/* The first problem reported, "field: msg" ("" when none), and the count. */
+static int judge(const Linli__ReservationResult *r, char *first,
+                 size_t len) {
+  first[0] = '\0';
+  struct dom_first_err fe = {first, len, 0};
+  return dom_reservation_check_result(r, dom_first_err, &fe);
+}
+
+static void test_good_ones(void) {
+  char why[256];
+  Linli__ReservationResult r = good();
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 0);
+  CU_ASSERT_STRING_EQUAL(why, "");
+  /* user, app and campaign are optional */
+  r.user_id = (char *)"";
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 0);
+  /* a payment's rejection may name no warehouse */
+  r = good();
+  r.status = LINLI__RESERVATION_RESULT__STATUS__REJECTED;
+  r.reason = LINLI__RESERVATION_RESULT__REASON__PAYMENT_AFTER_EXPIRY;
+  r.warehouse_id = (char *)"";
+  r.payment_txn_id = (char *)"txn-9";
+  r.amount_fen = 1250;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 0);
+  r = good();
+  r.status = LINLI__RESERVATION_RESULT__STATUS__COMMITTED;
+  r.payment_txn_id = (char *)"txn-9";
+  r.amount_fen = 1250;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 0);
+}
+
+static void test_refusals(void) {
+  char why[256];
+  Linli__ReservationResult r = good();
+  r.order_id = (char *)"bad id";
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "order_id: ", 10), 0);
+  r = good();
+  r.status = LINLI__RESERVATION_RESULT__STATUS__STATUS_UNSPECIFIED;
+  CU_ASSERT(judge(&r, why, sizeof why) >= 1);
+  CU_ASSERT_EQUAL(strncmp(why, "status: ", 8), 0);
+  r = good();
+  r.warehouse_id = (char *)""; /* not a payment's rejection */
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "warehouse_id: ", 14), 0);
+  r = good();
+  r.campaign_id = (char *)"camp\n1";
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "campaign_id: ", 13), 0);
+  r = good();
+  r.status = LINLI__RESERVATION_RESULT__STATUS__COMMITTED;
+  r.amount_fen = 100; /* no payment transaction */
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "payment_txn_id: ", 16), 0);
+  r = good();
+  r.expires_at_ms = INT64_MAX;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "expires_at_ms: ", 15), 0);
+  r = good();
+  r.total_fen = -1;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "total_fen: ", 11), 0);
+  r = good();
+  Linli__ReservationResult__ShortLine s0 =
+      LINLI__RESERVATION_RESULT__SHORT_LINE__INIT;
+  Linli__ReservationResult__ShortLine s1 =
+      LINLI__RESERVATION_RESULT__SHORT_LINE__INIT;
+  s0.sku_id = (char *)"rice";
+  s1.sku_id = (char *)"";
+  Linli__ReservationResult__ShortLine *sh[] = {&s0, &s1};
+  r.status = LINLI__RESERVATION_RESULT__STATUS__REJECTED;
+  r.reason = LINLI__RESERVATION_RESULT__REASON__OUT_OF_STOCK;
+  r.n_shortages = 2;
+  r.shortages = sh;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "shortages[1].sku_id: ", 21), 0);
+  CU_ASSERT_EQUAL(dom_reservation_check_result(NULL, NULL, NULL), 1);
+}
+
+int linli_test_register(void) {
+  CU_pSuite s = CU_add_suite("domain reservations", NULL, NULL);
+  if (!s)
+    return -1;
+  CU_add_test(s, "results every reader takes", test_good_ones);
+  CU_add_test(s, "results refused, and the field named", test_refusals);
+  return CU_get_error() == CUE_SUCCESS ? 0 : -1;
+}
