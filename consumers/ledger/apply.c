@@ -14,10 +14,7 @@
 #include <jansson.h>
 
 #include "apply.h"
-#include "domain/delivery.h"
-#include "domain/groupbuy.h"
-#include "domain/orders.h"
-#include "domain/stock.h"
+#include "domain/records.h"
 #include "linli/error.h"
 #include "linli/json.h"
 #include "linli/log.h"
@@ -55,29 +52,13 @@ static const struct route ROUTES[] = {
     {LINLI_TOPIC_NOTIFICATIONS, apply_notifications},
 };
 
-/* libdomain's judgement of a record of an upstream event kind, the one the
- * gateway, the reserver and the settler make of it: 1 (reason set) when it
- * is bad. Other topics carry the consumers' own outputs; their appliers
- * check what they store. */
+/* libdomain's judgement of the record (domain/records.h), the one every
+ * other reader of its topic makes: 1 (reason set) when it is bad. */
 static int domain_bad(const struct ledger_ev *ev, const char *base,
                       const ProtobufCMessage *env, char *reason, size_t len) {
   struct dom_first_err fe = {reason, len, 0};
-  if (strcmp(base, LINLI_TOPIC_ORDERS) == 0)
-    return dom_order_event_check((const Linli__OrderEvent *)env,
-                                 ev->lg->max_lines, dom_first_err, &fe) > 0;
-  if (strcmp(base, LINLI_TOPIC_INVENTORY) == 0)
-    return dom_inventory_event_check((const Linli__InventoryEvent *)env,
-                                     dom_first_err, &fe) > 0;
-  if (strcmp(base, LINLI_TOPIC_CATALOG) == 0)
-    return dom_catalog_event_check((const Linli__CatalogEvent *)env,
-                                   dom_first_err, &fe) > 0;
-  if (strcmp(base, LINLI_TOPIC_DELIVERY) == 0)
-    return dom_delivery_event_check((const Linli__DeliveryEvent *)env,
-                                    dom_first_err, &fe) > 0;
-  if (strcmp(base, LINLI_TOPIC_GROUPBUY) == 0)
-    return dom_gb_event_check((const Linli__GroupBuyEvent *)env,
-                              dom_first_err, &fe) > 0;
-  return 0;
+  return dom_record_check(base, env, ev->lg->max_lines, dom_first_err, &fe) >
+         0;
 }
 
 static int decode_and_apply(struct ledger_ev *ev) {

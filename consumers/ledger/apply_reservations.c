@@ -16,7 +16,6 @@
 #include <jansson.h>
 
 #include "apply.h"
-#include "domain/reservations.h"
 #include "linli/error.h"
 #include "reservations.pb-c.h"
 
@@ -170,16 +169,6 @@ static int return_sold(struct ledger_ev *ev, const char *order_id) {
   return rc;
 }
 
-/* libdomain's rule for a ReservationResult, the notifier's too. */
-static int validate_result(struct ledger_ev *ev, const Result *r) {
-  char reason[512] = "";
-  struct dom_first_err fe = {reason, sizeof reason, 0};
-  struct dom_prefix px = {"reservation_result", dom_first_err, &fe};
-  if (dom_reservation_check_result(r, dom_prefixed, &px) > 0)
-    return ev_dlq(ev, "%s", reason);
-  return LINLI_OK;
-}
-
 static char *shortages_json(const Result *r) {
   if (r->n_shortages == 0)
     return NULL;
@@ -307,10 +296,9 @@ int apply_reservations(struct ledger_ev *ev) {
   const Linli__ReservationEvent *e = (const Linli__ReservationEvent *)ev->env;
   if (e->event_case != LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT)
     return ev_dlq(ev, "ReservationEvent carries no event");
+  /* apply.c judged the result with libdomain (dom_record_check). */
   const Result *r = e->reservation_result;
-  int rc = validate_result(ev, r);
-  if (rc != LINLI_OK)
-    return rc;
+  int rc = LINLI_OK;
   if (r->status == LINLI__RESERVATION_RESULT__STATUS__RESERVED) {
     struct merged *mg =
         ev_merge_lines(ev, r->lines, r->n_lines, "reservation_result.lines",

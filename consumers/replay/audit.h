@@ -59,6 +59,7 @@ struct adjustment {
 };
 
 struct fold {
+  int max_lines; /* orders.max_lines: what the ledger accepts */
   linli_strmap_t *stock;       /* "W|SKU" -> stock_cell */
   linli_strmap_t *orders;      /* order_id -> order_fold */
   linli_strmap_t *adjustments; /* "partition:offset" -> adjustment */

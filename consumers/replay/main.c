@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/settings.h"
+#include "linli/config.h"
 #include "linli/error.h"
 #include "linli/process.h"
 #include "audit.h"
@@ -46,6 +48,8 @@ int main(int argc, char **argv) {
   /* A one-shot tool opens no metrics listener unless asked to. */
   setenv("LINLI_METRICS_PORT", "-1", 0);
   linli_config_t *cfg = NULL;
+  /* The audit judges records as the ledger does (orders.max_lines). */
+  linli_config_register(&domain_settings_orders);
   if (linli_process_start("replay", config_path, &cfg) != LINLI_OK)
     return 2;
   int rc;

@@ -53,3 +53,14 @@ int dom_reservation_check_result(const Linli__ReservationResult *r,
   }
   return bad;
 }
+
+int dom_reservation_event_check(const Linli__ReservationEvent *e,
+                                dom_err_fn err, void *arg) {
+  if (e == NULL)
+    return report("event", "required", err, arg);
+  if (e->event_case != LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT)
+    return 0;
+  struct dom_prefix px = {"reservation_result", err, arg};
+  return dom_reservation_check_result(e->reservation_result,
+                                      err ? dom_prefixed : NULL, &px);
+}

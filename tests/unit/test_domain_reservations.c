@@ -2,14 +2,18 @@
  * test_domain_reservations.c - unit tests of dom_reservation_check_result
  * (domain/reservations.h), the one rule the ledger and the notifier apply
  * to a ReservationResult: what passes, and the field named for each
- * refusal.
+ * refusal; and dom_record_check (domain/records.h), the judgement of a
+ * whole record by its topic that the ledger and the audit share.
  */
 #include <CUnit/CUnit.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "domain/records.h"
 #include "domain/reservations.h"
+#include "domain/topics.h"
+#include "orders.pb-c.h"
 #include "linli_test.h"
 
 static Linli__ReservationResult good(void) {
@@ -102,11 +106,38 @@ static void test_refusals(void) {
   CU_ASSERT_EQUAL(dom_reservation_check_result(NULL, NULL, NULL), 1);
 }
 
+static void test_records(void) {
+  char why[256] = "";
+  struct dom_first_err fe = {why, sizeof why, 0};
+  Linli__ReservationResult r = good();
+  r.order_id = (char *)"";
+  Linli__ReservationEvent e = LINLI__RESERVATION_EVENT__INIT;
+  e.event_case = LINLI__RESERVATION_EVENT__EVENT_RESERVATION_RESULT;
+  e.reservation_result = &r;
+  CU_ASSERT(dom_record_check(LINLI_TOPIC_RESERVATIONS, &e.base, 100,
+                             dom_first_err, &fe) > 0);
+  CU_ASSERT_EQUAL(strncmp(why, "reservation_result.order_id: ", 29), 0);
+  r = good();
+  CU_ASSERT_EQUAL(
+      dom_record_check(LINLI_TOPIC_RESERVATIONS, &e.base, 100, NULL, NULL), 0);
+  /* an order event without its Meta: refused on the orders topic */
+  Linli__OrderEvent o = LINLI__ORDER_EVENT__INIT;
+  CU_ASSERT(dom_record_check(LINLI_TOPIC_ORDERS, &o.base, 100, NULL, NULL) >
+            0);
+  /* topics without a rule here, and nothing to judge */
+  CU_ASSERT_EQUAL(
+      dom_record_check(LINLI_TOPIC_ORDER_STATUS, &o.base, 100, NULL, NULL), 0);
+  CU_ASSERT_EQUAL(dom_record_check(LINLI_TOPIC_ORDERS, NULL, 100, NULL, NULL),
+                  0);
+  CU_ASSERT_EQUAL(dom_record_check(NULL, &o.base, 100, NULL, NULL), 0);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("domain reservations", NULL, NULL);
   if (!s)
     return -1;
   CU_add_test(s, "results every reader takes", test_good_ones);
   CU_add_test(s, "results refused, and the field named", test_refusals);
+  CU_add_test(s, "a record judged by its topic", test_records);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
 }

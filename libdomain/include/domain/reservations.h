@@ -20,4 +20,10 @@
 int dom_reservation_check_result(const Linli__ReservationResult *r,
                                  dom_err_fn err, void *arg);
 
+/* A record of linli.reservations.v1: a ReservationResult is judged by
+ * dom_reservation_check_result, its fields named from the envelope
+ * ("reservation_result.order_id"); other members pass. */
+int dom_reservation_event_check(const Linli__ReservationEvent *e,
+                                dom_err_fn err, void *arg);
+
 #endif
