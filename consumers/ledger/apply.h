@@ -110,8 +110,8 @@ int ev_order_hints(struct ledger_ev *ev, const char *order_id,
                    long long total_fen);
 
 /* An order's lines merged by SKU (the reserver merges them the same way):
- * line_no is the index of the SKU's first line. NULL and *rc set on a bad
- * line (DLQ verdict) or no memory. Owned by the caller (free). */
+ * line_no is the index of the SKU's first line. Owned by the caller
+ * (free). */
 struct merged {
   size_t n;
   long long total; /* sum of quantity x unit price over every line */
@@ -122,9 +122,9 @@ struct merged {
     int line_no;
   } l[];
 };
-struct merged *ev_merge_lines(struct ledger_ev *ev,
-                              Linli__OrderLine *const *lines, size_t n,
-                              const char *field, int *rc);
+/* Lines libdomain judged with their record (dom_order_check_lines), one
+ * entry per SKU (dom_order_lines_merge); NULL when out of memory. */
+struct merged *ev_merge_lines(Linli__OrderLine *const *lines, size_t n);
 
 /* Per-topic appliers. */
 int apply_orders(struct ledger_ev *ev);

@@ -224,11 +224,11 @@ static int result_effects(struct ledger_ev *ev, const Result *r,
     if (r->expires_at_ms > 0 &&
         (rc = ev_order_expires(ev, oid, n1)) != LINLI_OK)
       break;
-    struct merged *mg =
-        ev_merge_lines(ev, r->lines, r->n_lines, "reservation_result.lines",
-                       &rc);
-    if (mg == NULL)
-      break; /* lines were validated before any write: cannot fail here */
+    struct merged *mg = ev_merge_lines(r->lines, r->n_lines);
+    if (mg == NULL) {
+      rc = LINLI_ERR_NOMEM;
+      break;
+    }
     for (size_t i = 0; i < mg->n && rc == LINLI_OK; i++) {
       struct stock_move mv = {.event_id = ev->event_id,
                               .warehouse_id = r->warehouse_id,
@@ -298,15 +298,7 @@ int apply_reservations(struct ledger_ev *ev) {
     return ev_dlq(ev, "ReservationEvent carries no event");
   /* apply.c judged the result with libdomain (dom_record_check). */
   const Result *r = e->reservation_result;
-  int rc = LINLI_OK;
-  if (r->status == LINLI__RESERVATION_RESULT__STATUS__RESERVED) {
-    struct merged *mg =
-        ev_merge_lines(ev, r->lines, r->n_lines, "reservation_result.lines",
-                       &rc);
-    if (mg == NULL)
-      return rc;
-    free(mg);
-  }
+  int rc;
   int seen = 0;
   if ((rc = ev_seen(ev, &seen)) != LINLI_OK || seen)
     return rc;

@@ -25,10 +25,11 @@ static int line_ok(const Linli__OrderLine *l) {
          l->unit_price_fen >= 0 && l->unit_price_fen <= DOM_MAX_PRICE_FEN;
 }
 
-int dom_order_total(const Linli__OrderPlaced *p, int64_t *total) {
+static int lines_total(Linli__OrderLine *const *lines, size_t n,
+                       int64_t *total) {
   int64_t sum = 0;
-  for (size_t i = 0; i < p->n_lines; i++) {
-    const Linli__OrderLine *l = p->lines[i];
+  for (size_t i = 0; i < n; i++) {
+    const Linli__OrderLine *l = lines[i];
     if (!line_ok(l))
       return LINLI_ERR_INVALID;
     /* Both factors are bounded (1e11 * 1e6 < 2^63) and the running sum
@@ -39,6 +40,10 @@ int dom_order_total(const Linli__OrderPlaced *p, int64_t *total) {
   }
   *total = sum;
   return LINLI_OK;
+}
+
+int dom_order_total(const Linli__OrderPlaced *p, int64_t *total) {
+  return lines_total(p->lines, p->n_lines, total);
 }
 
 static int check_phone(const char *field, const char *v, dom_err_fn err,
@@ -85,12 +90,12 @@ static int check_delivery(const Linli__OrderPlaced *p, dom_err_fn err,
 }
 
 /* Each line, and the units of a SKU listed more than once. */
-static int check_lines(const Linli__OrderPlaced *p, dom_err_fn err,
-                       void *arg) {
+int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
+                          dom_err_fn err, void *arg) {
   int bad = 0;
   char f[64];
-  for (size_t i = 0; i < p->n_lines; i++) {
-    const Linli__OrderLine *l = p->lines[i];
+  for (size_t i = 0; i < n; i++) {
+    const Linli__OrderLine *l = lines[i];
     snprintf(f, sizeof f, "lines[%zu].sku_id", i);
     bad += dom_check_id(f, l ? l->sku_id : NULL, err, arg);
     snprintf(f, sizeof f, "lines[%zu].quantity", i);
@@ -104,9 +109,9 @@ static int check_lines(const Linli__OrderPlaced *p, dom_err_fn err,
     return bad;
   /* A SKU listed twice is merged by the consumers: its units together are
    * bounded too. */
-  struct dom_sku_units *m = malloc(p->n_lines * sizeof *m);
+  struct dom_sku_units *m = malloc((n ? n : 1) * sizeof *m);
   size_t nm = 0;
-  if (m == NULL || dom_order_lines_merge(p->lines, p->n_lines, m, &nm)) {
+  if (m == NULL || dom_order_lines_merge(lines, n, m, &nm)) {
     free(m);
     return bad + report("lines", "out of memory checking the lines", err,
                         arg);
@@ -121,7 +126,7 @@ static int check_lines(const Linli__OrderPlaced *p, dom_err_fn err,
     }
   free(m);
   int64_t total;
-  if (!bad && dom_order_total(p, &total) != LINLI_OK) {
+  if (!bad && lines_total(lines, n, &total) != LINLI_OK) {
     char msg[128];
     snprintf(msg, sizeof msg, "the order total (sum of quantity * "
              "unit_price_fen) is more than %lld fen",
@@ -150,7 +155,7 @@ int dom_order_check_placed(const Linli__OrderPlaced *p, int max_lines,
              max_lines);
     bad += report("lines", msg, err, arg);
   } else {
-    bad += check_lines(p, err, arg);
+    bad += dom_order_check_lines(p->lines, p->n_lines, err, arg);
   }
   bad += dom_check_range("total_fen", p->total_fen, 0, DOM_MAX_ORDER_FEN, err,
                          arg);

@@ -44,6 +44,14 @@ int dom_reservation_check_result(const Linli__ReservationResult *r,
                          arg);
   bad += dom_check_range("amount_fen", r->amount_fen, 0, DOM_MAX_ORDER_FEN,
                          err, arg);
+  if (r->n_lines > DOM_ORDER_MAX_LINES) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%zu lines, at most %d", r->n_lines,
+             DOM_ORDER_MAX_LINES);
+    bad += report("lines", msg, err, arg);
+  } else {
+    bad += dom_order_check_lines(r->lines, r->n_lines, err, arg);
+  }
   for (size_t i = 0; i < r->n_shortages; i++) {
     char field[48];
     snprintf(field, sizeof field, "shortages[%zu].sku_id", i);

@@ -103,6 +103,24 @@ static void test_refusals(void) {
   r.shortages = sh;
   CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
   CU_ASSERT_EQUAL(strncmp(why, "shortages[1].sku_id: ", 21), 0);
+  /* the lines it echoes, as an order's */
+  r = good();
+  Linli__OrderLine l0 = LINLI__ORDER_LINE__INIT, l1 = LINLI__ORDER_LINE__INIT;
+  l0.sku_id = (char *)"rice";
+  l0.quantity = 600000;
+  l0.unit_price_fen = 100;
+  l1 = l0;
+  Linli__OrderLine *lines[] = {&l0, &l1};
+  r.lines = lines;
+  r.n_lines = 1;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 0);
+  r.n_lines = 2; /* 1,200,000 units of one SKU over two lines */
+  CU_ASSERT(judge(&r, why, sizeof why) >= 1);
+  CU_ASSERT_EQUAL(strncmp(why, "lines[0].quantity: ", 19), 0);
+  l1.sku_id = (char *)"oil";
+  l1.quantity = 0;
+  CU_ASSERT_EQUAL(judge(&r, why, sizeof why), 1);
+  CU_ASSERT_EQUAL(strncmp(why, "lines[1].quantity: ", 19), 0);
   CU_ASSERT_EQUAL(dom_reservation_check_result(NULL, NULL, NULL), 1);
 }
 

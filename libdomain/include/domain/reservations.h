@@ -14,8 +14,9 @@
  * payment's rejection (the payment may name an order the reserver never
  * saw); user, app and campaign ids when present; COMMITTED with a payment
  * transaction and a positive amount; expires_at_ms in 0..DOM_MAX_TIME_MS,
- * total_fen and amount_fen in 0..DOM_MAX_ORDER_FEN; each shortage's SKU an
- * id. Fields are named as in the .proto ("shortages[0].sku_id"). Returns
+ * total_fen and amount_fen in 0..DOM_MAX_ORDER_FEN; the lines it echoes
+ * as dom_order_check_lines judges an order's (at most DOM_ORDER_MAX_LINES);
+ * each shortage's SKU an id. Fields are named as in the .proto ("shortages[0].sku_id"). Returns
  * the number of problems reported (0: good). */
 int dom_reservation_check_result(const Linli__ReservationResult *r,
                                  dom_err_fn err, void *arg);
