@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "ledger.h"
+#include "linli/array.h"
 #include "linli/error.h"
 #include "linli/log.h"
 #include "domain/schema.h"
@@ -66,13 +67,14 @@ static const struct ledger_stmt STATUSES = {
  * (about 100 KB at 500 records), and the sweep keeps them in memory until
  * they are acknowledged. */
 #define SWEEP_ROWS 32
-#define SWEEP_ROWS_TEXT "32"
+#define SQL_INT(n) #n
+#define SQL_LIMIT(n) " LIMIT " SQL_INT(n)
 
 static const struct ledger_stmt PENDING_AGE = {
     "ledger_outbox_old",
     "SELECT seq, topic, msg_key, msg_value, headers::text, messages FROM "
     "ledger_outbox WHERE created_at <= now() - make_interval(secs => $1::int) "
-    "ORDER BY seq LIMIT " SWEEP_ROWS_TEXT,
+    "ORDER BY seq" SQL_LIMIT(SWEEP_ROWS),
     1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt DONE = {
@@ -120,20 +122,11 @@ void ledger_outbox_txn_reset(struct ledger_txn *t) {
 static int remember(struct ledger *lg, const char *seq,
                     struct ledger_outmsg *msgs, size_t n) {
   struct ledger_txn *t = &lg->txn;
-  int rc = LINLI_OK;
-  if (t->noutmsg + n > t->capoutmsg) {
-    size_t cap = t->capoutmsg ? t->capoutmsg : 64;
-    while (cap < t->noutmsg + n)
-      cap *= 2;
-    struct ledger_outmsg *nm = realloc(t->outmsg, cap * sizeof *nm);
-    if (nm == NULL)
-      rc = LINLI_ERR_NOMEM;
-    else {
-      t->outmsg = nm;
-      t->capoutmsg = cap;
-    }
-  }
-  char *s = rc == LINLI_OK ? strdup(seq) : NULL;
+  struct ledger_outmsg *nm = linli_grow(t->outmsg, &t->capoutmsg,
+                                       t->noutmsg + n, sizeof *nm, 64);
+  if (nm != NULL)
+    t->outmsg = nm;
+  char *s = nm != NULL ? strdup(seq) : NULL;
   if (s == NULL ||
       ledger_strv_push(&t->outbox, &t->noutbox, &t->capoutbox, s) !=
           LINLI_OK) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "linli/array.h"
 #include "linli/error.h"
 #include "linli/hash.h"
 
@@ -433,15 +434,11 @@ const char *ledger_topic_base(const struct ledger *lg, const char *topic,
 }
 
 int ledger_strv_push(char ***v, size_t *n, size_t *cap, char *s) {
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 64;
-    char **nv = realloc(*v, c * sizeof *nv);
-    if (nv == NULL)
-      return LINLI_ERR_NOMEM;
-    *v = nv;
-    *cap = c;
-  }
-  (*v)[(*n)++] = s;
+  char **nv = linli_grow(*v, cap, *n + 1, sizeof *nv, 64);
+  if (nv == NULL)
+    return LINLI_ERR_NOMEM;
+  *v = nv;
+  nv[(*n)++] = s;
   return LINLI_OK;
 }
 

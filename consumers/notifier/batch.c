@@ -27,7 +27,6 @@
 #include "domain/delivery.h"
 #include "domain/reservations.h"
 #include "linli/array.h"
-#include "linli/hash.h"
 #include "linli/clock.h"
 #include "linli/error.h"
 #include "linli/ids.h"
@@ -143,13 +142,15 @@ struct state {
   size_t n, cap;
 };
 
-/* The state of key in map (made empty on first use); NULL when out of
- * memory. */
+/* The state of key in map (made empty on first use: *created, may be
+ * NULL); NULL when out of memory. */
 static struct state *state_get(linli_strmap_t *map, const char *key,
-                               int shard) {
+                               int shard, int *created_out) {
   int created = 0;
   const char *stored = NULL;
   struct state *s = linli_strmap_get_or_add(map, key, &created, &stored);
+  if (created_out != NULL)
+    *created_out = created;
   if (s != NULL && created) {
     s->key = stored;
     s->shard = shard;
@@ -470,11 +471,11 @@ static int load_key(void *arg, const char *prefix, const char *id) {
   struct loader *l = arg;
   char key[96];
   snprintf(key, sizeof key, "%s%s", prefix, id);
-  size_t before = linli_strmap_count(l->map);
-  struct state *s = state_get(l->map, key, nt_shard(l->nt, id));
+  int created = 0;
+  struct state *s = state_get(l->map, key, nt_shard(l->nt, id), &created);
   if (!s)
     return LINLI_ERR_NOMEM;
-  if (linli_strmap_count(l->map) != before)
+  if (created)
     l->fresh[l->nfresh++] = s;
   return LINLI_OK;
 }
@@ -574,7 +575,7 @@ static struct state *state_of(struct notifier *nt, linli_strmap_t *m,
                               const char *prefix, const char *id) {
   char key[96];
   snprintf(key, sizeof key, "%s%s", prefix, id);
-  return state_get(m, key, nt_shard(nt, id));
+  return state_get(m, key, nt_shard(nt, id), NULL);
 }
 
 /* Rejections a customer is told about (the others concern payments, which

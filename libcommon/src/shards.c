@@ -2,9 +2,9 @@
  * shards.c - a consumer batch's Redis batches, one per shard tag, run in
  * one round trip (see linli/shards.h).
  *
- * Tags are found through an open-addressing table over the batches' own
- * tags (linli_redis_batch_tag), so a batch of thousands of records over
- * thousands of shards stays linear and no tag is stored twice.
+ * Tags are found through a linli_strmap (tag -> shard + 1; 0 once a shard
+ * made for a refused input was unmade), so a batch of thousands of records
+ * over thousands of shards stays linear.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,43 +12,15 @@
 
 #include "linli/array.h"
 #include "linli/error.h"
-#include "linli/hash.h"
 #include "linli/shards.h"
+#include "linli/strmap.h"
 
 struct linli_shards {
   linli_redis_script_t *script;
   linli_redis_batch_t **b; /* owned, in order of first use */
   size_t n, cap;
-  int *table;              /* power-of-two slots: shard + 1, 0 empty */
-  size_t tcap;
+  linli_strmap_t *index; /* tag -> int: shard + 1, 0 none */
 };
-
-/* The table slot of tag: its shard's, or the empty one it would take. */
-static size_t table_find(const linli_shards_t *sh, const char *tag) {
-  size_t mask = sh->tcap - 1, i = linli_hash_str(tag) & mask;
-  while (sh->table[i] != 0 &&
-         strcmp(linli_redis_batch_tag(sh->b[sh->table[i] - 1]), tag) != 0)
-    i = (i + 1) & mask;
-  return i;
-}
-
-/* Keep the table at most half full (probes stay short). */
-static int table_reserve(linli_shards_t *sh, size_t shards) {
-  if (sh->tcap >= 2 * shards && sh->tcap > 0)
-    return LINLI_OK;
-  size_t tcap = sh->tcap ? sh->tcap : 16;
-  while (tcap < 2 * shards)
-    tcap *= 2;
-  int *table = calloc(tcap, sizeof *table);
-  if (table == NULL)
-    return LINLI_ERR_NOMEM;
-  free(sh->table);
-  sh->table = table;
-  sh->tcap = tcap;
-  for (size_t s = 0; s < sh->n; s++)
-    sh->table[table_find(sh, linli_redis_batch_tag(sh->b[s]))] = (int)s + 1;
-  return LINLI_OK;
-}
 
 int linli_shards_new(linli_redis_script_t *script, size_t hint,
                      linli_shards_t **out) {
@@ -59,7 +31,7 @@ int linli_shards_new(linli_redis_script_t *script, size_t hint,
   if (sh == NULL)
     return LINLI_ERR_NOMEM;
   sh->script = script;
-  if (table_reserve(sh, hint) != LINLI_OK) {
+  if (linli_strmap_new(sizeof(int), hint, &sh->index) != LINLI_OK) {
     free(sh);
     return LINLI_ERR_NOMEM;
   }
@@ -73,7 +45,7 @@ void linli_shards_free(linli_shards_t *sh) {
   for (size_t s = 0; s < sh->n; s++)
     linli_redis_batch_free(sh->b[s]);
   free(sh->b);
-  free(sh->table);
+  linli_strmap_free(sh->index);
   free(sh);
 }
 
@@ -85,11 +57,16 @@ linli_redis_batch_t *linli_shards_batch(const linli_shards_t *sh, size_t i) {
   return sh != NULL && i < sh->n ? sh->b[i] : NULL;
 }
 
-/* The shard of tag, its batch made on first use. */
-static int shard_of(linli_shards_t *sh, const char *tag, int *out) {
-  size_t i = table_find(sh, tag);
-  if (sh->table[i] != 0) {
-    *out = sh->table[i] - 1;
+/* The shard of tag, its batch made on first use; *entry: its index
+ * entry. */
+static int shard_of(linli_shards_t *sh, const char *tag, int *out,
+                    int **entry) {
+  int *idx = linli_strmap_get_or_add(sh->index, tag, NULL, NULL);
+  if (idx == NULL)
+    return LINLI_ERR_NOMEM;
+  *entry = idx;
+  if (*idx != 0) {
+    *out = *idx - 1;
     return LINLI_OK;
   }
   linli_redis_batch_t **b = linli_grow(sh->b, &sh->cap, sh->n + 1,
@@ -100,15 +77,8 @@ static int shard_of(linli_shards_t *sh, const char *tag, int *out) {
   int rc = linli_redis_batch_new(sh->script, tag, &sh->b[sh->n]);
   if (rc != LINLI_OK)
     return rc;
-  sh->n++;
-  if (table_reserve(sh, sh->n) != LINLI_OK) {
-    /* Unmade again: the table must name every batch there is. */
-    linli_redis_batch_free(sh->b[--sh->n]);
-    return LINLI_ERR_NOMEM;
-  }
-  i = table_find(sh, tag); /* the table may have been rebuilt */
-  sh->table[i] = (int)sh->n;
-  *out = (int)sh->n - 1;
+  *idx = (int)++sh->n;
+  *out = *idx - 1;
   return LINLI_OK;
 }
 
@@ -118,8 +88,8 @@ int linli_shards_add(linli_shards_t *sh, const char *tag, const char *topic,
                      int *shard) {
   if (sh == NULL || tag == NULL || shard == NULL)
     return LINLI_ERR_INVALID;
-  int s = 0;
-  int rc = shard_of(sh, tag, &s);
+  int s = 0, *entry = NULL;
+  int rc = shard_of(sh, tag, &s, &entry);
   if (rc != LINLI_OK)
     return rc;
   int slot = linli_redis_batch_add(sh->b[s], topic, partition, offset, start,
@@ -128,9 +98,8 @@ int linli_shards_add(linli_shards_t *sh, const char *tag, const char *topic,
     *shard = s;
   } else if (linli_redis_batch_count(sh->b[s]) == 0) {
     /* A shard made for an input it then refused would stay empty, and
-     * exec refuses an empty batch: unmake it. It is the last one made, so
-     * no later tag probed past its table slot. */
-    sh->table[table_find(sh, tag)] = 0;
+     * exec refuses an empty batch: unmake it (it is the last one made). */
+    *entry = 0;
     linli_redis_batch_free(sh->b[--sh->n]);
   }
   return slot;
