@@ -30,37 +30,6 @@
 #include "linli/log.h"
 #include "scripts.h"
 
-/* Queue a command whose argv (and strings) already live in the arena. */
-static int queue_raw(struct rsv_batch *b, int argc, const char **argv) {
-  if (b->ncmds == b->cmd_cap) {
-    size_t cap = b->cmd_cap ? b->cmd_cap * 2 : 256;
-    linli_redis_cmd_t *c = arena_alloc(&b->arena, cap * sizeof *c);
-    if (!c)
-      return LINLI_ERR_NOMEM;
-    if (b->ncmds)
-      memcpy(c, b->cmds, b->ncmds * sizeof *c);
-    b->cmds = c;
-    b->cmd_cap = cap;
-  }
-  b->cmds[b->ncmds++] = (linli_redis_cmd_t){argc, argv, NULL};
-  return LINLI_OK;
-}
-
-int rsv_queue(struct rsv_batch *b, int argc, const char **argv) {
-  const char **v = arena_alloc(&b->arena, (size_t)argc * sizeof *v);
-  if (!v)
-    return LINLI_ERR_NOMEM;
-  for (int i = 0; i < argc; i++) {
-    size_t n = strlen(argv[i]) + 1;
-    char *s = arena_alloc(&b->arena, n);
-    if (!s)
-      return LINLI_ERR_NOMEM;
-    memcpy(s, argv[i], n);
-    v[i] = s;
-  }
-  return queue_raw(b, argc, v);
-}
-
 static int fail(char *reason, size_t len, int rc, const char *what) {
   snprintf(reason, len, "%s", what);
   return rc;
@@ -230,7 +199,7 @@ static int lookup(struct reserver *rs, struct rsv_batch *b) {
   if (rc == LINLI_OK && b->nskus) {
     const char **v = key_argv(b, "HMGET", DOM_RSV_KEY_CATALOG, NULL,
                               b->sku_list, b->nskus);
-    rc = v ? queue_raw(b, (int)b->nskus + 2, v) : LINLI_ERR_NOMEM;
+    rc = v ? rsv_queue_owned(b, (int)b->nskus + 2, v) : LINLI_ERR_NOMEM;
   }
   if (rc == LINLI_OK && b->norders) {
     const char **ids = arena_alloc(&b->arena, b->norders * sizeof *ids);
@@ -241,7 +210,7 @@ static int lookup(struct reserver *rs, struct rsv_batch *b) {
         ids[b->recs[i].order] = b->recs[i].order_id;
     const char **v = key_argv(b, "MGET", NULL, DOM_RSV_KEY_ORDER_WH, ids,
                               b->norders);
-    rc = v ? queue_raw(b, (int)b->norders + 1, v) : LINLI_ERR_NOMEM;
+    rc = v ? rsv_queue_owned(b, (int)b->norders + 1, v) : LINLI_ERR_NOMEM;
   }
   b->nlookups = b->ncmds;
   return rc == LINLI_OK ? run_pipeline(rs, b, 0, 1) : rc;

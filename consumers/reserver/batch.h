@@ -139,8 +139,11 @@ int rsv_report(struct reserver *rs, struct rsv_batch *b, linli_batch_t *in,
                size_t i, struct rec *r, linli_emit_t *emit, char *reason,
                size_t reasonlen);
 
-/* Queue a global index write (argv copied into the arena). */
+/* commands.c: queue a command for the batch's next pipeline; rsv_queue
+ * copies argv and its strings into the arena, rsv_queue_owned takes an argv
+ * that already lives there. */
 int rsv_queue(struct rsv_batch *b, int argc, const char **argv);
+int rsv_queue_owned(struct rsv_batch *b, int argc, const char **argv);
 /* Queue the removal of r's order from the expiry index (report.c). */
 int rsv_expiry_forget(struct rsv_batch *b, const struct rec *r);
 
