@@ -367,12 +367,19 @@ for _, k in ipairs(KEYS) do
   until cursor == "0"
 end
 return n'
+# rsv_keys_re RUN WH: an ERE for one run's reserver keys (its warehouse's
+# hash tag, lib.sh linli_rsv_key, and its order index entries).
+rsv_keys_re() {
+  local tag
+  tag=$(linli_rsv_key "$2" "" | sed 's/[][{}.*+?^$|()\\]/\\&/g')
+  printf '^%s|^%s%s-' "$tag" "$LINLI_RSV_ORDER_WH" "$1"
+}
 # One scan of the key space for all runs (it is shared and large).
 clean_redis() {
   local t run wh sku re="" keys
   for t in "${CLEAN[@]}"; do
     read -r run wh sku <<<"$t"
-    re+="${re:+|}^\\{w:$wh\\}:|^$LINLI_RSV_ORDER_WH$run-"
+    re+="${re:+|}$(rsv_keys_re "$run" "$wh")"
     "${REDIS[@]}" hdel "$LINLI_RSV_CATALOG" "$sku" >/dev/null
   done
   "${REDIS[@]}" --scan | grep -E "$re" |
@@ -839,7 +846,7 @@ LUA
 # the part of used_memory that other clients of a shared Redis cannot move.
 run_keys() {
   local f="$work/keys-$1"
-  "${REDIS[@]}" --scan | grep -E "^\\{w:$2\\}:|^$LINLI_RSV_ORDER_WH$1-" >"$f" || true
+  "${REDIS[@]}" --scan | grep -E "$(rsv_keys_re "$1" "$2")" >"$f" || true
   RUN_KEYS="$(wc -l <"$f")"
   RUN_BYTES="$(sed 's/^/MEMORY USAGE /' "$f" | "${REDIS[@]}" | awk '{ s += $1 } END { printf "%d", s }')"
 }

@@ -2172,8 +2172,9 @@ static long long outcome_fields(const char *wh, int *all_expire) {
   const char *topics[] = {T_ORDERS, T_INVENTORY};
   for (int t = 0; t < 2; t++)
     for (int p = 0; p < 6; p++) {
-      char key[256];
-      snprintf(key, sizeof key, "{w:%s}:out:%s:%d", wh, topics[t], p);
+      char suffix[192], key[256];
+      snprintf(suffix, sizeof suffix, "out:%s:%d", topics[t], p);
+      CU_ASSERT_EQUAL(dom_rsv_key(key, sizeof key, wh, suffix), LINLI_OK);
       const char *hlen[] = {"HLEN", key};
       const char *ttl[] = {"TTL", key};
       redisReply *h = NULL, *x = NULL;
