@@ -306,12 +306,12 @@ post "$APP" "/v1/orders/$(o 8)/payment" '{"method":"WECHAT_PAY","payment_txn_id"
 for _ in $(seq 1 120); do
   waiting=0
   for n in 5 6 7 8; do
-    [[ "$(redis-cli -p "$REDIS_PORT" HEXISTS "{r:$W}:seen:d" "$(o "$n")")" == 1 ]] || waiting=1
+    [[ "$(redis-cli -p "$REDIS_PORT" HEXISTS "$(linli_wave_key "$W" seen:d)" "$(o "$n")")" == 1 ]] || waiting=1
   done
   ((waiting)) || break
   sleep 1
 done
-echo "  $(redis-cli -p "$REDIS_PORT" LLEN "{r:$W}:q:d") orders wait in $W's open wave; the router's clock passes $CUT_HHMM"
+echo "  $(redis-cli -p "$REDIS_PORT" LLEN "$(linli_wave_key "$W" q:d)") orders wait in $W's open wave; the router's clock passes $CUT_HHMM"
 echo "$((CUT_MS + 1000))" >"$ROUTER_CLOCK"
 ROUTES_SINCE="@$(((NOW_MS / 1000 - 60) * 1000))"
 routes_log() { replay export --topic linli.routes.v1 --from "$ROUTES_SINCE" --quiet; }

@@ -94,6 +94,12 @@ LINLI_RSV_ORDER_WH="linli:rsv:ow:"  # + order_id: the order's warehouse
 LINLI_RSV_EXPIRY="linli:rsv:exp:"   # + orders partition: deadline index
 # linli_rsv_key WAREHOUSE SUFFIX: "{w:WAREHOUSE}:SUFFIX" (avail, resv, o:<id>...).
 linli_rsv_key() { printf '{w:%s}:%s\n' "$1" "$2"; }
+# The settler's and the router's, as domain/groupbuy_state.h and
+# domain/wave.h name them (checked by test_domain_keys too):
+# linli_gb_key CAMPAIGN SUFFIX: "{c:CAMPAIGN}:SUFFIX" (c, o, u).
+linli_gb_key() { printf '{c:%s}:%s\n' "$1" "$2"; }
+# linli_wave_key WAREHOUSE SUFFIX: "{r:WAREHOUSE}:SUFFIX" (st, q:d, seen:d).
+linli_wave_key() { printf '{r:%s}:%s\n' "$1" "$2"; }
 
 # linli_conninfo_get CONNINFO KEY DEFAULT: one key of a libpq key=value
 # conninfo (values without spaces or quotes, which is all the stack needs).

@@ -284,7 +284,7 @@ static const char *state_name(enum dom_gb_state s) {
 static void check_redis(struct audit_ctx *ctx, const char *rule,
                         const char *id, const struct camp_fold *k) {
   char key[160];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", id);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, id);
   const char *argv[] = {"HMGET", key, "st", "n"};
   redisReply *r = NULL;
   if (linli_redis_command(ctx->redis, 4, argv, NULL, &r) != LINLI_OK)

@@ -120,8 +120,8 @@ static int due_partition(void *app, linli_emit_t *emit, int32_t partition,
       struct probe *p = &pr[n];
       p->w = w;
       p->kind = k == 0 ? DOM_WAVE_DAILY : DOM_WAVE_EXPRESS;
-      snprintf(p->st, sizeof p->st, "{" DOM_WAVE_TAG_FMT "}:st", w->id);
-      snprintf(p->q, sizeof p->q, "{" DOM_WAVE_TAG_FMT "}:q:%c", w->id,
+      snprintf(p->st, sizeof p->st, DOM_WAVE_KEY_STATE_FMT, w->id);
+      snprintf(p->q, sizeof p->q, DOM_WAVE_KEY_QUEUE_FMT, w->id,
                p->kind);
       snprintf(p->cutf, sizeof p->cutf, "cut:%c", p->kind);
       snprintf(p->annf, sizeof p->annf, "ann:%c", p->kind);

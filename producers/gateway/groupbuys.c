@@ -122,7 +122,7 @@ static void on_campaign(struct gw *gw, const redisReply *rep, void *arg) {
 static void read_campaign(struct gw *gw, const char *id, gw_redis_fn fn,
                           void *arg) {
   char key[128];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", id);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, id);
   const char *argv[2 + NFIELDS] = {"HMGET", key};
   for (int i = 0; i < NFIELDS; i++)
     argv[2 + i] = FIELDS[i];

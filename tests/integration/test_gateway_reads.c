@@ -32,6 +32,7 @@
 #include <libpq-fe.h>
 #include <sodium.h>
 
+#include "domain/groupbuy_state.h"
 #include "domain/wave.h"
 #include "fulfillment.pb-c.h"
 #include "linli/clock.h"
@@ -740,7 +741,7 @@ static int stream_open(const char *id, const char *token) {
 static void test_groupbuy_events(void) {
   char id[96], key[160], path[160];
   snprintf(id, sizeof id, "%s-gb", RUN);
-  snprintf(key, sizeof key, "{c:%s}:c", id);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, id);
   open_campaign(key, "1");
   int fd = stream_open(id, TOK_A);
   CU_ASSERT_FATAL(fd >= 0);
@@ -772,7 +773,7 @@ static void test_groupbuy_events(void) {
   /* A campaign that fails. */
   char id2[96], key2[160];
   snprintf(id2, sizeof id2, "%s-gbf", RUN);
-  snprintf(key2, sizeof key2, "{c:%s}:c", id2);
+  snprintf(key2, sizeof key2, DOM_GB_KEY_CAMPAIGN_FMT, id2);
   open_campaign(key2, "2");
   fd = stream_open(id2, TOK_ADMIN); /* admins follow any campaign */
   CU_ASSERT_FATAL(fd >= 0);

@@ -820,7 +820,7 @@ static void test_republished(void) {
 
   /* Redis counts the participants once. */
   char key[160];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_rep);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, c_rep);
   const char *argv[] = {"HMGET", key, "n", "j"};
   redisReply *r = NULL;
   CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, argv, NULL, &r),
@@ -862,7 +862,7 @@ static void test_kill_after_deadline(void) {
    * record come first and take the bullet, start another). */
   CU_ASSERT_EQUAL_FATAL(write_clock(T0 + 800001), 0);
   char key[160];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_kill);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, c_kill);
   int settled_in_redis = 0;
   for (int attempt = 0; attempt < 5 && !settled_in_redis; attempt++) {
     /* Was the effect applied in Redis before the kill? */
@@ -895,7 +895,7 @@ static void test_kill_big_batch(void) {
   open_campaign(c_big, T0 + 3600000, 0);
   join_many(c_big, "big", N);
   char key[160];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_big);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, c_big);
   long long applied = 0;
   for (int attempt = 0; attempt < 5 && applied < N; attempt++) {
     /* Room for the whole backlog in the first batch. */
@@ -956,7 +956,7 @@ static void test_audit(void) {
   CU_ASSERT(file_contains(out, "rule campaigns (settler)"));
 
   char key[160];
-  snprintf(key, sizeof key, "{" DOM_GB_TAG_FMT "}:c", c_cap);
+  snprintf(key, sizeof key, DOM_GB_KEY_CAMPAIGN_FMT, c_cap);
   const char *set[] = {"HINCRBY", key, "n", "-1"};
   redisReply *r = NULL;
   CU_ASSERT_EQUAL_FATAL(linli_redis_command(redis, 4, set, NULL, &r), LINLI_OK);

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain/groupbuy_state.h"
 #include "domain/notifier_keys.h"
 #include "domain/reserver_keys.h"
+#include "domain/wave.h"
 #include "linli/error.h"
 #include "linli_test.h"
 
@@ -56,7 +58,9 @@ static void test_scripts_agree(void) {
   snprintf(cmd, sizeof cmd,
            "bash -c 'set -euo pipefail; source \"%s/scripts/lib.sh\"; "
            "echo \"$LINLI_RSV_CATALOG $LINLI_RSV_ORDER_WH $LINLI_RSV_EXPIRY "
-           "$(linli_rsv_key W1 avail)\"'",
+           "$(linli_rsv_key W1 avail) $(linli_gb_key C1 c) "
+           "$(linli_wave_key W1 st) $(linli_wave_key W1 q:d) "
+           "$(linli_wave_key W1 seen:x)\"'",
            src ? src : ".");
   FILE *p = popen(cmd, "r");
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
@@ -64,10 +68,14 @@ static void test_scripts_agree(void) {
   CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, p));
   CU_ASSERT_EQUAL(pclose(p), 0);
   line[strcspn(line, "\n")] = '\0';
-  char key[128], want[512];
+  char key[128], gb[64], st[64], q[64], seen[64], want[512];
   dom_rsv_key(key, sizeof key, "W1", DOM_RSV_AVAIL);
-  snprintf(want, sizeof want, "%s %s %s %s", DOM_RSV_KEY_CATALOG,
-           DOM_RSV_KEY_ORDER_WH, DOM_RSV_KEY_EXPIRY, key);
+  snprintf(gb, sizeof gb, DOM_GB_KEY_CAMPAIGN_FMT, "C1");
+  snprintf(st, sizeof st, DOM_WAVE_KEY_STATE_FMT, "W1");
+  snprintf(q, sizeof q, DOM_WAVE_KEY_QUEUE_FMT, "W1", DOM_WAVE_DAILY);
+  snprintf(seen, sizeof seen, DOM_WAVE_KEY_SEEN_FMT, "W1", DOM_WAVE_EXPRESS);
+  snprintf(want, sizeof want, "%s %s %s %s %s %s %s %s", DOM_RSV_KEY_CATALOG,
+           DOM_RSV_KEY_ORDER_WH, DOM_RSV_KEY_EXPIRY, key, gb, st, q, seen);
   CU_ASSERT_STRING_EQUAL(line, want);
 }
 

@@ -36,6 +36,9 @@
 #include "domain/groupbuy.h"
 
 #define DOM_GB_TAG_FMT "c:%s"              /* hash tag content */
+/* printf formats of a campaign's keys, with its id. */
+#define DOM_GB_KEY_FMT "{" DOM_GB_TAG_FMT "}:" /* + a key's suffix */
+#define DOM_GB_KEY_CAMPAIGN_FMT DOM_GB_KEY_FMT "c"
 #define DOM_GB_KEY_DEADLINES "linli:stl:dl:" /* + partition [+ ":ann"] */
 
 /* The batch HWM body (linli_redis_script_batch). Inputs, A[1] = op:
