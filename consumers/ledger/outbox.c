@@ -63,18 +63,29 @@ static const struct ledger_stmt STATUSES = {
     "version FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id",
     1, 1, NULL, NULL, 0, 0, NULL};
 
-/* Rows the sweep reads at once: a row of statuses holds a whole batch's
- * (about 100 KB at 500 records), and the sweep keeps them in memory until
- * they are acknowledged. */
+/* Rows the sweep reads at once, and the bytes of statuses it holds: a row
+ * holds a whole batch's statuses (about 100 KB at 500 records, but some
+ * 20 MB at runner.batch_size's maximum), and the sweep keeps what it read
+ * in memory until the broker acknowledged it. The first row is always read,
+ * the next ones while the rows before them hold less than SWEEP_BYTES.
+ * "got" is how many rows the LIMIT found: fewer read than that, or a full
+ * LIMIT, and the sweep reads again. */
 #define SWEEP_ROWS 32
+#define SWEEP_BYTES (8 * 1024 * 1024)
 #define SQL_INT(n) #n
-#define SQL_LIMIT(n) " LIMIT " SQL_INT(n)
+#define SQL_STR(n) SQL_INT(n)
+#define ROW_BYTES "coalesce(octet_length(messages), 0) + " \
+                  "coalesce(octet_length(msg_value), 0)"
 
 static const struct ledger_stmt PENDING_AGE = {
     "ledger_outbox_old",
-    "SELECT seq, topic, msg_key, msg_value, headers::text, messages FROM "
-    "ledger_outbox WHERE created_at <= now() - make_interval(secs => $1::int) "
-    "ORDER BY seq" SQL_LIMIT(SWEEP_ROWS),
+    "SELECT seq, topic, msg_key, msg_value, headers::text, messages, got FROM "
+    "(SELECT *, count(*) OVER () AS got, sum(" ROW_BYTES ") OVER (ORDER BY "
+    "seq) - (" ROW_BYTES ") AS before FROM (SELECT seq, topic, msg_key, "
+    "msg_value, headers, messages FROM ledger_outbox WHERE created_at <= "
+    "now() - make_interval(secs => $1::int) ORDER BY seq LIMIT "
+    SQL_STR(SWEEP_ROWS) ") o) r WHERE before < " SQL_STR(SWEEP_BYTES)
+    " ORDER BY seq",
     1, 0, NULL, NULL, 0, 0, NULL};
 
 static const struct ledger_stmt DONE = {
@@ -635,11 +646,12 @@ int ledger_outbox_sweep(struct ledger *lg, int min_age_s) {
     if (rc != LINLI_OK)
       return rc;
     int n = PQntuples(res);
+    long got = n > 0 ? atol(PQgetvalue(res, 0, 6)) : 0;
     if (n > 0)
       LINLI_INFO("publishing pending outbox rows", "rows=%d", n);
     rc = publish_rows(lg, res);
     PQclear(res);
-    if (rc != LINLI_OK || n < SWEEP_ROWS)
+    if (rc != LINLI_OK || n == 0 || (n == got && got < SWEEP_ROWS))
       return rc;
   }
 }

@@ -1696,6 +1696,53 @@ static void test_outbox_batch_row(void) {
   CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
 }
 
+/* Outbox rows larger than the sweep holds at once (three of some 5.6 MB of
+ * statuses each, past its 8 MiB budget): it reads the first ones, publishes
+ * them, reads again, and every row's statuses reach the topic. */
+static void test_outbox_big_rows(void) {
+  char ids[3][96], reason[1001], frames[3 * 2400 + 3];
+  memset(reason, 'r', sizeof reason - 1);
+  reason[sizeof reason - 1] = '\0';
+  size_t at = 0;
+  for (int i = 0; i < 3; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "big-%d", i);
+    mkid(ids[i], sizeof ids[i], name);
+    Linli__OrderStatus st = LINLI__ORDER_STATUS__INIT;
+    Linli__OrderStatusEvent ev = LINLI__ORDER_STATUS_EVENT__INIT;
+    st.order_id = ids[i];
+    st.state = LINLI__ORDER_STATUS__STATE__REJECTED;
+    st.reason = reason;
+    st.version = 2;
+    ev.event_case = LINLI__ORDER_STATUS_EVENT__EVENT_ORDER_STATUS;
+    ev.order_status = &st;
+    uint8_t buf[1200];
+    size_t len = linli__order_status_event__get_packed_size(&ev);
+    CU_ASSERT_FATAL(len <= sizeof buf);
+    linli__order_status_event__pack(&ev, buf);
+    if (i > 0)
+      frames[at++] = ',';
+    frame_append(frames, &at, ids[i], strlen(ids[i]), buf, len);
+  }
+  /* each row: its order's status framed 5,000 times */
+  const char *insert =
+      "WITH i AS (INSERT INTO ledger_outbox (topic, messages, created_at) "
+      "SELECT $1, decode(repeat(f, 5000), 'hex'), now() - interval '1 hour' "
+      "FROM unnest(string_to_array($2, ',')) WITH ORDINALITY AS u(f, n) "
+      "ORDER BY n RETURNING octet_length(messages) AS b) "
+      "SELECT count(*) FILTER (WHERE b > 5000000) FROM i";
+  CU_ASSERT_EQUAL_FATAL(q_long(insert, tn(LINLI_TOPIC_ORDER_STATUS), frames),
+                        3);
+  struct status_seen st;
+  for (int i = 0; i < 3; i++)
+    CU_ASSERT_TRUE(
+        wait_status(ids[i], LINLI__ORDER_STATUS__STATE__REJECTED, &st, 2 * T));
+  CU_ASSERT_TRUE(wait_long("SELECT count(*) FROM ledger_outbox WHERE "
+                           "created_at < now() - interval '30 minutes'",
+                           NULL, 0, 2 * T));
+  CU_ASSERT_TRUE(ledger_pid > 0 && waitpid(ledger_pid, NULL, WNOHANG) == 0);
+}
+
 /* The broker takes none of a batch's statuses (the order-status topic is
  * gone, deliveries time out): the batch's outbox row stays, and once the
  * topic is back the sweep publishes it and deletes the row. */
@@ -2567,6 +2614,8 @@ int linli_test_register(void) {
       CU_add_test(s, "a DLQ row refused too", test_dlq_row_refused) == NULL ||
       CU_add_test(s, "a batch's statuses in one outbox row",
                   test_outbox_batch_row) == NULL ||
+      CU_add_test(s, "outbox rows past the sweep's budget",
+                  test_outbox_big_rows) == NULL ||
       CU_add_test(s, "statuses the broker did not take",
                   test_outbox_publish_failed) == NULL ||
       CU_add_test(s, "adjustment refused by the reserver",
