@@ -752,6 +752,13 @@ int dom_wave_outcome_parse(char *buf, size_t len,
   out->kind = DOM_WAVE_CLOSED;
   if (n == 0)
     return *f[1] ? LINLI_ERR_INVALID : LINLI_OK;
+  /* One record a line: the count must be the text's, before it sizes an
+   * allocation (a count alone must not ask for gigabytes). */
+  int64_t lines = 1;
+  for (const char *c = f[1]; *c; c++)
+    lines += *c == '\n';
+  if (lines != n)
+    return LINLI_ERR_INVALID;
   out->items = calloc((size_t)n, sizeof *out->items);
   if (!out->items)
     return LINLI_ERR_NOMEM;

@@ -260,6 +260,15 @@ static void test_item_and_record(void) {
   CU_ASSERT_EQUAL(dom_wave_outcome_parse(errs, strlen(errs), &o), LINLI_OK);
   CU_ASSERT_EQUAL(o.kind, DOM_WAVE_ERROR);
   CU_ASSERT_STRING_EQUAL(o.detail, "boom");
+  /* a count the text does not hold is refused before it sizes anything
+   * (found by fuzz_replies: 55 million items asked for 4.9 GB) */
+  char huge[600];
+  snprintf(huge, sizeof huge, "WAVE|55577777|%s", r1);
+  CU_ASSERT_EQUAL(dom_wave_outcome_parse(huge, strlen(huge), &o),
+                  LINLI_ERR_INVALID);
+  snprintf(huge, sizeof huge, "WAVE|1|%s\n%s", r1, r1);
+  CU_ASSERT_EQUAL(dom_wave_outcome_parse(huge, strlen(huge), &o),
+                  LINLI_ERR_INVALID);
   CU_ASSERT_EQUAL(dom_wave_outcome_parse(bad1, strlen(bad1), &o),
                   LINLI_ERR_INVALID);
   CU_ASSERT_EQUAL(dom_wave_outcome_parse(bad2, strlen(bad2), &o),
