@@ -11,6 +11,8 @@ PKGS=(
   librdkafka-dev libevent-dev libhiredis-dev libprotobuf-c-dev
   protobuf-c-compiler libpq-dev libcunit1-dev libjansson-dev libinih-dev
   libsodium-dev libssl-dev
+  # libFuzzer targets of the untrusted-input parsers (scripts/fuzz.sh)
+  clang libclang-rt-14-dev
   # local stack and tools
   redis-server postgresql-15 postgresql-client-15 kcat wrk procps curl jq
   ca-certificates

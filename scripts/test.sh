@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh - every linli test, from a fresh machine: installs the Debian
-# packages (scripts/deps.sh), builds with ASan+UBSan into build/, starts the
-# local stack, runs the unit then the integration tests with ctest, stops the
-# stack again (also on failure or Ctrl-C) and prints a summary with the time
-# of each phase. Exits with the tests' status. What CI runs (.ci/run).
+# packages (scripts/deps.sh), builds with ASan+UBSan into build/, runs the
+# fuzz targets for a while (scripts/fuzz.sh), starts the local stack, runs
+# the unit then the integration tests with ctest, stops the stack again
+# (also on failure or Ctrl-C) and prints a summary with the time of each
+# phase. Exits with the tests' status. What CI runs (.ci/run).
 #
 #   scripts/test.sh [extra ctest arguments, e.g. -R test_json]
 #
@@ -141,6 +142,27 @@ RELEASE_DIR="${RELEASE_DIR:-$REPO/build-release}"
 phase "release configure" cmake -S "$REPO" -B "$RELEASE_DIR" \
   -DCMAKE_BUILD_TYPE=Release -DLINLI_SANITIZE=OFF
 phase "release build" cmake --build "$RELEASE_DIR" -j2
+# The libFuzzer targets of the untrusted-input parsers (clang, ASan, UBSan;
+# build-fuzz/), LINLI_FUZZ_SECONDS each (default here 20) from their seed
+# corpus: a crash, a leak or a broken invariant is a failure, recorded like
+# a test's, and the run goes on. LINLI_FUZZ_SECONDS=0 skips them.
+fuzz() {
+  local t=$EPOCHREALTIME rc=0
+  banner fuzz
+  if [[ "${LINLI_FUZZ_SECONDS:-20}" == 0 ]]; then
+    record fuzz 0.0 "skipped (LINLI_FUZZ_SECONDS=0)"
+    return 0
+  fi
+  CURRENT=fuzz CURRENT_T=$t
+  LINLI_FUZZ_SECONDS="${LINLI_FUZZ_SECONDS:-20}" run bash scripts/fuzz.sh || rc=$?
+  if ((rc == 0)); then
+    record fuzz "$(elapsed "$t")" ok
+  else
+    record fuzz "$(elapsed "$t")" "FAILED (exit $rc)"
+    TESTS_RC=$rc
+  fi
+}
+fuzz
 # Only a stack this run started is stopped at the end: one that was already
 # up (e.g. left by scripts/demo.sh) is used and left up.
 if bash scripts/stack.sh status >/dev/null 2>&1; then
