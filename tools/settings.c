@@ -12,8 +12,9 @@
  * Each program registers only its own tables, so at run time a section no
  * table of that program owns is skipped as another program's; this tool is
  * where a whole shared file is checked, typos in section names included.
- * The list below is the one place that knows every program; a new program
- * adds its table here, and check-docs (a ctest) then demands its docs.
+ * all_settings.c (tools/lib) is the one place that knows every program; a
+ * new program adds its table there, and check-docs (a ctest) then demands
+ * its docs.
  *
  * Exit status: 0 all good, 1 a file or the docs disagree, 2 usage.
  */
@@ -21,21 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumers/ledger/settings.h"
-#include "consumers/notifier/settings.h"
-#include "consumers/router/settings.h"
-#include "consumers/settler/settings.h"
-#include "domain/settings.h"
+#include "lib/all_settings.h"
 #include "linli/config.h"
 #include "linli/error.h"
-#include "producers/gateway/settings.h"
 
-static const linli_settings_t *const TABLES[] = {
-    &linli_settings_common, &domain_settings_orders, &gateway_settings,
-    &ledger_settings,       &settler_settings,       &router_settings,
-    &notifier_settings,
-};
-#define NTABLES (sizeof(TABLES) / sizeof(TABLES[0]))
+/* Every program's table (all_settings.h), libcommon's first. */
+static const linli_settings_t *const *tables;
+static size_t ntables;
 
 static const char *type_name(linli_setting_type_t t) {
   switch (t) {
@@ -60,9 +53,9 @@ static void default_text(const linli_setting_t *k, char *buf, size_t len) {
 static int cmd_list(void) {
   printf("| key | type | default | bounds / values | meaning |\n");
   printf("|---|---|---|---|---|\n");
-  for (size_t t = 0; t < NTABLES; t++) {
-    for (size_t i = 0; i < TABLES[t]->n; i++) {
-      const linli_setting_t *k = &TABLES[t]->keys[i];
+  for (size_t t = 0; t < ntables; t++) {
+    for (size_t i = 0; i < tables[t]->n; i++) {
+      const linli_setting_t *k = &tables[t]->keys[i];
       char def[256], bounds[64] = "";
       default_text(k, def, sizeof def);
       if (k->type == LINLI_SETTING_INT)
@@ -75,13 +68,9 @@ static int cmd_list(void) {
   return 0;
 }
 
-static void register_all(void) {
-  for (size_t t = 1; t < NTABLES; t++) /* [0] is libcommon's: always in */
-    linli_config_register(TABLES[t]);
-}
 
 static int cmd_check(int argc, char **argv) {
-  register_all();
+  all_settings_register();
   linli_config_strict_sections(1);
   int bad = 0;
   for (int i = 0; i < argc; i++) {
@@ -124,10 +113,10 @@ static int split_row(char *line, struct row *r) {
 }
 
 static const linli_setting_t *find_key(const char *name) {
-  for (size_t t = 0; t < NTABLES; t++)
-    for (size_t i = 0; i < TABLES[t]->n; i++)
-      if (strcmp(TABLES[t]->keys[i].name, name) == 0)
-        return &TABLES[t]->keys[i];
+  for (size_t t = 0; t < ntables; t++)
+    for (size_t i = 0; i < tables[t]->n; i++)
+      if (strcmp(tables[t]->keys[i].name, name) == 0)
+        return &tables[t]->keys[i];
   return NULL;
 }
 
@@ -138,8 +127,8 @@ static int cmd_check_docs(const char *path) {
     return 1;
   }
   size_t nkeys = 0;
-  for (size_t t = 0; t < NTABLES; t++)
-    nkeys += TABLES[t]->n;
+  for (size_t t = 0; t < ntables; t++)
+    nkeys += tables[t]->n;
   const linli_setting_t **documented = calloc(nkeys, sizeof(*documented));
   if (!documented) {
     fclose(f);
@@ -206,16 +195,16 @@ static int cmd_check_docs(const char *path) {
     }
   }
   fclose(f);
-  for (size_t t = 0; t < NTABLES; t++) {
-    for (size_t i = 0; i < TABLES[t]->n; i++) {
-      const linli_setting_t *k = &TABLES[t]->keys[i];
+  for (size_t t = 0; t < ntables; t++) {
+    for (size_t i = 0; i < tables[t]->n; i++) {
+      const linli_setting_t *k = &tables[t]->keys[i];
       int found = 0;
       for (size_t d = 0; d < ndoc && !found; d++)
         found = documented[d] == k;
       if (!found) {
         fprintf(stderr, "%s: %s (%s) is not documented; add its row (see "
                         "linli-settings list)\n",
-                path, k->name, TABLES[t]->owner);
+                path, k->name, tables[t]->owner);
         bad = 1;
       }
     }
@@ -231,6 +220,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  tables = all_settings(&ntables);
   if (argc == 2 && strcmp(argv[1], "list") == 0)
     return cmd_list();
   if (argc >= 3 && strcmp(argv[1], "check") == 0)

@@ -1,33 +1,23 @@
 /*
  * fuzz_config.c - a configuration file as an operator writes it, read by
  * linli_config_load_string with every program's settings table registered
- * (as linli-settings check does). A refused file gets a "name:line: key:
+ * (all_settings.h, as linli-settings check does). A refused file gets a "name:line: key:
  * reason" error; an accepted one holds every integer key within its table's
  * bounds.
  */
 #include <string.h>
 
-#include "consumers/ledger/settings.h"
-#include "consumers/notifier/settings.h"
-#include "consumers/router/settings.h"
-#include "consumers/settler/settings.h"
-#include "domain/settings.h"
+#include "all_settings.h"
 #include "fuzz_common.h"
-#include "linli/config.h"
-#include "producers/gateway/settings.h"
 
-static const linli_settings_t *const TABLES[] = {
-    &linli_settings_common, &domain_settings_orders, &gateway_settings,
-    &ledger_settings,       &settler_settings,       &router_settings,
-    &notifier_settings,
-};
-#define NTABLES (sizeof(TABLES) / sizeof(TABLES[0]))
+static const linli_settings_t *const *tables;
+static size_t ntables;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  for (size_t t = 1; t < NTABLES; t++) /* [0] is libcommon's: always in */
-    linli_config_register(TABLES[t]);
+  tables = all_settings(&ntables);
+  all_settings_register();
   linli_config_strict_sections(1);
   return 0;
 }
@@ -46,9 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(text);
     return 0;
   }
-  for (size_t t = 0; t < NTABLES; t++)
-    for (size_t i = 0; i < TABLES[t]->n; i++) {
-      const linli_setting_t *k = &TABLES[t]->keys[i];
+  for (size_t t = 0; t < ntables; t++)
+    for (size_t i = 0; i < tables[t]->n; i++) {
+      const linli_setting_t *k = &tables[t]->keys[i];
       if (k->type == LINLI_SETTING_INT) {
         int64_t v = linli_config_int(cfg, k->name);
         FUZZ_REQUIRE(v >= k->min && v <= k->max, "an int within its bounds");

@@ -12,11 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "consumers/ledger/settings.h"
-#include "consumers/notifier/settings.h"
-#include "consumers/router/settings.h"
-#include "consumers/settler/settings.h"
-#include "domain/settings.h"
+#include "all_settings.h"
 #include "linli/config.h"
 #include "linli/error.h"
 #include "linli_test.h"
@@ -29,14 +25,7 @@ static const char *HEX64 =
 
 /* Every program's table, as if one process ran them all (the docs test
  * below reads every documented key). */
-static void register_programs(void) {
-  linli_config_register(&domain_settings_orders);
-  linli_config_register(&gateway_settings);
-  linli_config_register(&ledger_settings);
-  linli_config_register(&settler_settings);
-  linli_config_register(&router_settings);
-  linli_config_register(&notifier_settings);
-}
+static void register_programs(void) { all_settings_register(); }
 
 /* The developer's shell may carry LINLI_* overrides: start from none. */
 static int suite_init(void) {
