@@ -111,7 +111,10 @@ const char *linli_runner_instance(const linli_runner_t *r) {
   return r->instance;
 }
 
-static void set_fatal(linli_runner_t *r, const char *what, const char *why) {
+/* what went wrong and why; code is Kafka's error code when there is one
+ * (RD_KAFKA_RESP_ERR_NO_ERROR otherwise), which tells fencing apart. */
+static void set_fatal(linli_runner_t *r, const char *what, const char *why,
+                      rd_kafka_resp_err_t code) {
   if (r->fatal)
     return;
   r->fatal = 1;
@@ -120,7 +123,9 @@ static void set_fatal(linli_runner_t *r, const char *what, const char *why) {
               r->spec.name, what, why);
   /* Fencing is right when this process is a zombie its restart replaced;
    * two live instances sharing one id fence each other for ever. */
-  if (strstr(why, "fenced") != NULL)
+  if (code == RD_KAFKA_RESP_ERR__FENCED ||
+      code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+      code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
     LINLI_ERROR("fenced by another producer with this transactional.id",
                 "transactional_id=%s hint=\"every live instance needs its own "
                 "runner.instance_id (default: the host name)\"",
@@ -165,7 +170,8 @@ static int txn_begin(linli_runner_t *r) {
   rd_kafka_error_t *e =
       r->producer ? rd_kafka_begin_transaction(r->producer) : NULL;
   if (e) {
-    set_fatal(r, "begin_transaction", rd_kafka_error_string(e));
+    set_fatal(r, "begin_transaction", rd_kafka_error_string(e),
+              rd_kafka_error_code(e));
     rd_kafka_error_destroy(e);
     return LINLI_ERR_FATAL;
   }
@@ -196,7 +202,8 @@ static void txn_abort(linli_runner_t *r, int rewind) {
     /* Neither fatal nor retriable means the abort cannot complete: the
      * next begin_transaction would fail, so stop and let a restart fence
      * this producer. */
-    set_fatal(r, "abort_transaction", rd_kafka_error_string(e));
+    set_fatal(r, "abort_transaction", rd_kafka_error_string(e),
+              rd_kafka_error_code(e));
     rd_kafka_error_destroy(e);
   }
   r->txn_open = 0;
@@ -207,7 +214,8 @@ static void txn_abort(linli_runner_t *r, int rewind) {
     rd_kafka_error_t *se =
         rd_kafka_seek_partitions(r->consumer, r->start, RUNNER_API_TIMEOUT_MS);
     if (se) {
-      set_fatal(r, "seek after abort", rd_kafka_error_string(se));
+      set_fatal(r, "seek after abort", rd_kafka_error_string(se),
+                rd_kafka_error_code(se));
       rd_kafka_error_destroy(se);
     } else {
       for (int i = 0; i < r->start->cnt; i++) {
@@ -221,7 +229,7 @@ static void txn_abort(linli_runner_t *r, int rewind) {
         } else if (p->err) {
           /* Still ours but not rewound: going on would commit offsets past
            * the aborted records. Stop; a restart reads from the commit. */
-          set_fatal(r, "seek after abort", rd_kafka_err2str(p->err));
+          set_fatal(r, "seek after abort", rd_kafka_err2str(p->err), p->err);
         }
       }
     }
@@ -257,7 +265,8 @@ static int txn_commit(linli_runner_t *r) {
   }
   if (e) {
     if (rd_kafka_error_is_fatal(e)) {
-      set_fatal(r, "commit_transaction", rd_kafka_error_string(e));
+      set_fatal(r, "commit_transaction", rd_kafka_error_string(e),
+                rd_kafka_error_code(e));
       rd_kafka_error_destroy(e);
       r->txn_open = 0;
       return LINLI_ERR_FATAL;
@@ -381,7 +390,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       for (int i = 0; i < parts->cnt; i++)
         parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
       if (r->spec.offsets_load(r->spec.app, parts) != LINLI_OK) {
-        set_fatal(r, "offsets_load", "the offset store did not answer");
+        set_fatal(r, "offsets_load", "the offset store did not answer",
+                  RD_KAFKA_RESP_ERR_NO_ERROR);
         rd_kafka_assign(rk, NULL);
         break;
       }
@@ -422,8 +432,8 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason,
   linli_runner_t *r = opaque;
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char why[512];
-    rd_kafka_fatal_error(rk, why, sizeof why);
-    set_fatal(r, "consumer", why);
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, why, sizeof why);
+    set_fatal(r, "consumer", why, code);
     return;
   }
   LINLI_WARN("kafka error", "consumer=%s code=%s reason=\"%s\"", r->spec.name,
@@ -435,8 +445,8 @@ static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason,
   linli_runner_t *r = opaque;
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char why[512];
-    rd_kafka_fatal_error(rk, why, sizeof why);
-    set_fatal(r, "producer", why);
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, why, sizeof why);
+    set_fatal(r, "producer", why, code);
     return;
   }
   LINLI_WARN("kafka producer error", "consumer=%s code=%s reason=\"%s\"",
@@ -756,7 +766,8 @@ static void process_batch(linli_runner_t *r) {
                : handle_each(r, b, reason, sizeof reason);
   linli_counter_add(r->m_consumed, b->n);
   if (rc == LINLI_ERR_FATAL) {
-    set_fatal(r, "handler", reason[0] ? reason : "fatal error");
+    set_fatal(r, "handler", reason[0] ? reason : "fatal error",
+              RD_KAFKA_RESP_ERR_NO_ERROR);
     batch_clear(b);
     return;
   }
@@ -824,7 +835,8 @@ static void collect(linli_runner_t *r) {
           ->offset = m->offset;
       rd_kafka_error_t *se = rd_kafka_seek_partitions(r->consumer, l, 5000);
       if (se) {
-        set_fatal(r, "seek", rd_kafka_error_string(se));
+        set_fatal(r, "seek", rd_kafka_error_string(se),
+                  rd_kafka_error_code(se));
         rd_kafka_error_destroy(se);
       }
       rd_kafka_topic_partition_list_destroy(l);
@@ -845,7 +857,7 @@ static void run_tick(linli_runner_t *r) {
   int rc = r->spec.tick(r->spec.app, r->producer ? &r->emit : NULL,
                         linli_clock_now_ms());
   if (rc == LINLI_ERR_FATAL) {
-    set_fatal(r, "tick", "fatal error");
+    set_fatal(r, "tick", "fatal error", RD_KAFKA_RESP_ERR_NO_ERROR);
   } else if (rc != LINLI_OK) {
     txn_abort(r, 1);
     backoff(r);

@@ -6,7 +6,9 @@
  *    produces no duplicate output and no duplicate Redis effect;
  *  - a malformed record lands in the DLQ with its reason and coordinates,
  *    and the partition keeps flowing;
- *  - SIGTERM drains and exits 0.
+ *  - SIGTERM drains and exits 0;
+ *  - two live instances sharing an instance id: one is fenced and stops
+ *    with a hint, the other consumes every input once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +244,56 @@ static void test_bad_input_to_dlq(void) {
   free(o);
 }
 
+/* Two live instances with one runner.instance_id share a transactional.id:
+ * the second to start fences the first, which stops (a zombie must not go
+ * on) and says why and what to change; the one left consumes everything,
+ * each input once, and the fenced one's open transaction never shows. */
+static void test_shared_instance_id(void) {
+  struct scenario a, b;
+  scenario_init(&a, "fence");
+  produce_amounts(a.in, 0, 60, 1);
+  pid_t pa = scenario_spawn(&a);
+  CU_ASSERT_FATAL(pa > 0);
+  struct outputs *o = calloc(1, sizeof *o);
+  CU_ASSERT_EQUAL_FATAL(linli_test_read_topic(a.out, 60, 60000,
+                                              collect_output, o),
+                        60);
+  free(o);
+  b = a; /* same topics, group and instance id; its own log */
+  size_t loglen = strlen(a.log);
+  CU_ASSERT_FATAL(loglen + sizeof ".2" <= sizeof b.log);
+  memcpy(b.log + loglen, ".2", sizeof ".2");
+  pid_t pb = scenario_spawn(&b);
+  CU_ASSERT_FATAL(pb > 0);
+  /* Input for every partition until one of the two has stopped. */
+  int status = 0, produced = 60;
+  pid_t gone = 0;
+  for (int round = 0; round < 60 && gone == 0; round++) {
+    produce_amounts(a.in, produced, 6, 1);
+    produced += 6;
+    if (linli_test_wait_exit(pa, 1000, &status) == 0)
+      gone = pa;
+    else if (linli_test_wait_exit(pb, 1, &status) == 0)
+      gone = pb;
+  }
+  CU_ASSERT_FATAL(gone != 0);
+  CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+  const char *log = gone == pa ? a.log : b.log;
+  CU_ASSERT(linli_test_file_contains(log, "fenced by another producer"));
+  CU_ASSERT(linli_test_file_contains(
+      log, "every live instance needs its own runner.instance_id"));
+  pid_t left = gone == pa ? pb : pa;
+  o = calloc(1, sizeof *o);
+  CU_ASSERT_EQUAL(linli_test_read_topic(a.out, produced, 90000,
+                                        collect_output, o),
+                  produced);
+  CU_ASSERT(all_once(o, produced));
+  free(o);
+  CU_ASSERT_EQUAL(redis_counter(a.tag), produced);
+  status = linli_test_stop(left, 0);
+  CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int linli_test_register(void) {
   CU_pSuite s = CU_add_suite("runner (real broker)", NULL, NULL);
   if (!s)
@@ -249,5 +301,7 @@ int linli_test_register(void) {
   CU_add_test(s, "consumed once", test_consumed_once);
   CU_add_test(s, "SIGKILL before commit: no duplicates", test_sigkill_before_commit);
   CU_add_test(s, "bad input goes to the DLQ", test_bad_input_to_dlq);
+  CU_add_test(s, "two live instances, one instance id",
+              test_shared_instance_id);
   return 0;
 }
