@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh - builds the libFuzzer targets (tests/fuzz: a record's bytes as
-# Kafka hands them to a consumer, JSON bodies, configuration files, the
-# router's reference data, the Lua scripts' outcomes) with clang, ASan and
+# Kafka hands them to a consumer, JSON bodies, HTTP request heads,
+# configuration files, the router's reference data, the Lua scripts'
+# outcomes) with clang, ASan and
 # UBSan into build-fuzz/, and runs each for a while from its seed corpus
 # (tests/fuzz/corpus/<target>, copied: the tree is not written). Exits 1 at
 # the first target that crashes, leaks, hangs or breaks an invariant, with
@@ -16,7 +17,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 FUZZ_DIR="${FUZZ_DIR:-$REPO/build-fuzz}"
 SECONDS_EACH="${LINLI_FUZZ_SECONDS:-30}"
-ALL=(fuzz_record fuzz_json fuzz_config fuzz_reference fuzz_replies)
+ALL=(fuzz_record fuzz_json fuzz_config fuzz_reference fuzz_replies
+     fuzz_http_head)
 targets=("$@")
 ((${#targets[@]})) || targets=("${ALL[@]}")
 

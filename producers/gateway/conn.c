@@ -47,6 +47,7 @@
 #include <event2/listener.h>
 
 #include "gateway.h"
+#include "head.h"
 #include "linli/error.h"
 #include "linli/log.h"
 
@@ -297,85 +298,37 @@ static int conn_identify(struct gw_conn *c) {
 
 /* ---------------------------------------------------------- input filter */
 
-/* The end of a request head in buf[0..n) (the index after the empty
- * line), or 0. Lines end in CRLF or LF, as evhttp accepts. */
-static size_t head_end(const char *buf, size_t from, size_t n) {
-  for (size_t i = from; i < n; i++) {
-    if (buf[i] != '\n')
-      continue;
-    if (i + 1 < n && buf[i + 1] == '\n')
-      return i + 2;
-    if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-      return i + 3;
-  }
-  return 0;
-}
-
-/* Check a complete head; sets body_left. 0 to pass it on, or refuses. */
+/* Check a complete head (head.h); sets body_left. 0 to pass it on, or
+ * refuses. */
 static int head_check(struct gw_conn *c, struct evbuffer *src,
                       struct evbuffer *dst) {
-  const char *h = c->head;
-  size_t n = c->head_len;
-  if (memchr(h, '\0', n)) {
-    refuse(c, src, dst, 400, "bad_request",
-           "a NUL byte in the request head");
+  struct gw_head hd;
+  switch (gw_head_scan(c->head, c->head_len, &hd)) {
+  case GW_HEAD_NUL:
+    refuse(c, src, dst, 400, "bad_request", "a NUL byte in the request head");
     return -1;
+  case GW_HEAD_BAD_LENGTH:
+    refuse(c, src, dst, 400, "bad_request", "Content-Length is not a number");
+    return -1;
+  case GW_HEAD_CONFLICTING_LENGTH:
+    refuse(c, src, dst, 400, "bad_request",
+           "conflicting Content-Length headers");
+    return -1;
+  case GW_HEAD_TRANSFER_ENCODING:
+    refuse(c, src, dst, 411, "length_required",
+           "send the body with a Content-Length (no Transfer-Encoding)");
+    return -1;
+  case GW_HEAD_OK:
+    break;
   }
-  int64_t cl = -1;
-  const char *auth = NULL;
-  size_t auth_len = 0;
-  const char *line = memchr(h, '\n', n);
-  while (line && (size_t)(line + 1 - h) < n) {
-    line++;
-    const char *eol = memchr(line, '\n', n - (size_t)(line - h));
-    if (!eol)
-      break;
-    size_t len = (size_t)(eol - line);
-    if (len && line[len - 1] == '\r')
-      len--;
-    const char *colon = memchr(line, ':', len);
-    if (colon) {
-      size_t nl = (size_t)(colon - line);
-      const char *v = colon + 1;
-      while (v < line + len && (*v == ' ' || *v == '\t'))
-        v++;
-      size_t vl = (size_t)(line + len - v);
-      while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-        vl--;
-      if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
-        int64_t x = 0;
-        int ok = vl > 0 && vl <= 18;
-        for (size_t i = 0; ok && i < vl; i++) {
-          ok = v[i] >= '0' && v[i] <= '9';
-          x = x * 10 + (v[i] - '0');
-        }
-        if (!ok || (cl >= 0 && x != cl)) {
-          refuse(c, src, dst, 400, "bad_request",
-                 ok ? "conflicting Content-Length headers"
-                    : "Content-Length is not a number");
-          return -1;
-        }
-        cl = x;
-      } else if (nl == 17 &&
-                 strncasecmp(line, "Transfer-Encoding", 17) == 0) {
-        refuse(c, src, dst, 411, "length_required",
-               "send the body with a Content-Length (no Transfer-Encoding)");
-        return -1;
-      } else if (nl == 13 && strncasecmp(line, "Authorization", 13) == 0) {
-        auth = v;
-        auth_len = vl;
-      }
-    }
-    line = eol;
-  }
-  if (cl > UNAUTH_BODY_MAX) {
+  if (hd.content_length > UNAUTH_BODY_MAX) {
     /* Only a known key may make the gateway buffer a big body. */
     char tok[520];
     const struct gw_key *k = NULL;
-    if (auth && auth_len > 7 && auth_len - 7 < sizeof tok &&
-        strncasecmp(auth, "Bearer ", 7) == 0) {
-      memcpy(tok, auth + 7, auth_len - 7);
-      tok[auth_len - 7] = '\0';
+    if (hd.auth && hd.auth_len > 7 && hd.auth_len - 7 < sizeof tok &&
+        strncasecmp(hd.auth, "Bearer ", 7) == 0) {
+      memcpy(tok, hd.auth + 7, hd.auth_len - 7);
+      tok[hd.auth_len - 7] = '\0';
       k = gw_keys_find(&c->gw->keys, tok);
     }
     if (!k) {
@@ -384,7 +337,7 @@ static int head_check(struct gw_conn *c, struct evbuffer *src,
       return -1;
     }
   }
-  c->body_left = cl > 0 ? cl : 0;
+  c->body_left = hd.content_length > 0 ? hd.content_length : 0;
   return 0;
 }
 
@@ -427,7 +380,7 @@ in_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
       if (got < 0)
         return BEV_ERROR;
       size_t from = c->head_len > 2 ? c->head_len - 2 : 0;
-      size_t end = head_end(c->head, from, c->head_len + (size_t)got);
+      size_t end = gw_head_end(c->head, from, c->head_len + (size_t)got);
       if (!end) {
         if (c->head_len + (size_t)got >= HEAD_MAX) {
           refuse(c, src, dst, 431, "headers_too_large",
