@@ -10,8 +10,12 @@
 #
 #   scripts/fuzz.sh [TARGET...]     (default: every target)
 #
-# LINLI_FUZZ_SECONDS (default 30) is each target's time; scripts/test.sh
-# runs this with its own. Reproduce a crash: build-fuzz/tests/fuzz/TARGET FILE
+# LINLI_FUZZ_SECONDS (default 30) is each target's time; LINLI_FUZZ_SEED
+# fixes libFuzzer's seed (default: a new one each run). scripts/test.sh
+# runs this with its own time and seed 1, so that a CI run tries the same
+# inputs as any other of the same length: a new find comes from a longer
+# or a reseeded run, not at random in CI.
+# Reproduce a crash: build-fuzz/tests/fuzz/TARGET FILE
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -33,12 +37,15 @@ for t in "${targets[@]}"; do
   corpus="$work/$t"
   mkdir -p "$corpus"
   cp "$REPO/tests/fuzz/corpus/$t/"* "$corpus/"
+  seed=()
+  [[ -n "${LINLI_FUZZ_SEED:-}" ]] && seed=(-seed="$LINLI_FUZZ_SEED")
   dict=()
   [[ -f "$REPO/tests/fuzz/$t.dict" ]] && dict=(-dict="$REPO/tests/fuzz/$t.dict")
   echo "[fuzz] $t: ${SECONDS_EACH}s from $(ls "$corpus" | wc -l) seeds"
   rc=0
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$FUZZ_DIR/tests/fuzz/$t" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
+    "$FUZZ_DIR/tests/fuzz/$t" "${seed[@]}" "${dict[@]}" \
+    -max_total_time="$SECONDS_EACH" \
     -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
     -artifact_prefix="$FUZZ_DIR/crashes/$t-" "$corpus" \
     >"$work/$t.log" 2>&1 || rc=$?

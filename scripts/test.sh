@@ -144,8 +144,10 @@ phase "release configure" cmake -S "$REPO" -B "$RELEASE_DIR" \
 phase "release build" cmake --build "$RELEASE_DIR" -j2
 # The libFuzzer targets of the untrusted-input parsers (clang, ASan, UBSan;
 # build-fuzz/), LINLI_FUZZ_SECONDS each (default here 20) from their seed
-# corpus: a crash, a leak or a broken invariant is a failure, recorded like
-# a test's, and the run goes on. LINLI_FUZZ_SECONDS=0 skips them.
+# corpus with libFuzzer seed LINLI_FUZZ_SEED (default here 1: the same
+# inputs every run; scripts/fuzz.sh alone reseeds): a crash, a leak or a
+# broken invariant is a failure, recorded like a test's, and the run goes
+# on. LINLI_FUZZ_SECONDS=0 skips them.
 fuzz() {
   local t=$EPOCHREALTIME rc=0
   banner fuzz
@@ -154,7 +156,8 @@ fuzz() {
     return 0
   fi
   CURRENT=fuzz CURRENT_T=$t
-  LINLI_FUZZ_SECONDS="${LINLI_FUZZ_SECONDS:-20}" run bash scripts/fuzz.sh || rc=$?
+  LINLI_FUZZ_SECONDS="${LINLI_FUZZ_SECONDS:-20}" \
+    LINLI_FUZZ_SEED="${LINLI_FUZZ_SEED:-1}" run bash scripts/fuzz.sh || rc=$?
   if ((rc == 0)); then
     record fuzz "$(elapsed "$t")" ok
   else
