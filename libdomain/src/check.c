@@ -9,8 +9,7 @@
 #include "linli/ids.h"
 #include "linli/json.h"
 
-static int report(const char *field, const char *msg, dom_err_fn err,
-                  void *arg) {
+int dom_report(const char *field, const char *msg, dom_err_fn err, void *arg) {
   if (err)
     err(arg, field, msg);
   return 1;
@@ -18,7 +17,8 @@ static int report(const char *field, const char *msg, dom_err_fn err,
 
 int dom_check_id(const char *field, const char *v, dom_err_fn err, void *arg) {
   if (!v || !linli_id_valid(v))
-    return report(field, "must be 1-64 characters of [A-Za-z0-9_-]", err, arg);
+    return dom_report(field, "must be 1-64 characters of [A-Za-z0-9_-]", err,
+                      arg);
   return 0;
 }
 
@@ -37,10 +37,10 @@ int dom_check_text(const char *field, const char *v, size_t max,
   if (n > max) {
     char msg[64];
     snprintf(msg, sizeof msg, "at most %zu bytes", max);
-    return report(field, msg, err, arg);
+    return dom_report(field, msg, err, arg);
   }
   if (!linli_utf8_valid(v, n))
-    return report(field, "not valid UTF-8", err, arg);
+    return dom_report(field, "not valid UTF-8", err, arg);
   return 0;
 }
 
@@ -50,14 +50,14 @@ int dom_check_label(const char *field, const char *v, size_t max,
     return 1;
   for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++)
     if (*p < 0x20 || *p == 0x7f)
-      return report(field, "control characters are not allowed", err, arg);
+      return dom_report(field, "control characters are not allowed", err, arg);
   return 0;
 }
 
 int dom_check_req_label(const char *field, const char *v, size_t max,
                         dom_err_fn err, void *arg) {
   if (!v || !v[0])
-    return report(field, "required", err, arg);
+    return dom_report(field, "required", err, arg);
   return dom_check_label(field, v, max, err, arg);
 }
 
@@ -68,7 +68,7 @@ int dom_check_enum(const char *field, int v, const int *ok, size_t n,
       return 0;
   char msg[160];
   snprintf(msg, sizeof msg, "must be %s, got %d", names, v);
-  return report(field, msg, err, arg);
+  return dom_report(field, msg, err, arg);
 }
 
 int dom_check_range(const char *field, int64_t v, int64_t lo, int64_t hi,
@@ -78,12 +78,12 @@ int dom_check_range(const char *field, int64_t v, int64_t lo, int64_t hi,
   char msg[96];
   snprintf(msg, sizeof msg, "must be between %lld and %lld, got %lld",
            (long long)lo, (long long)hi, (long long)v);
-  return report(field, msg, err, arg);
+  return dom_report(field, msg, err, arg);
 }
 
 int dom_check_meta(const Linli__Meta *m, dom_err_fn err, void *arg) {
   if (!m)
-    return report("meta", "required", err, arg);
+    return dom_report("meta", "required", err, arg);
   int bad = dom_check_id("meta.event_id", m->event_id, err, arg);
   bad += dom_check_range("meta.occurred_at_ms", m->occurred_at_ms, 1,
                          DOM_MAX_TIME_MS, err, arg);

@@ -5,17 +5,10 @@
 
 #include "domain/orders.h"
 
-static int report(const char *field, const char *msg, dom_err_fn err,
-                  void *arg) {
-  if (err)
-    err(arg, field, msg);
-  return 1;
-}
-
 int dom_delivery_check(const Linli__DeliveryEvent *e, dom_err_fn err,
                        void *arg) {
   if (!e)
-    return report("event", "required", err, arg);
+    return dom_report("event", "required", err, arg);
   int bad = 0;
   switch (e->event_case) {
   case LINLI__DELIVERY_EVENT__EVENT_OUT_FOR_DELIVERY:
@@ -54,14 +47,16 @@ int dom_delivery_check(const Linli__DeliveryEvent *e, dom_err_fn err,
                            arg);
     return bad;
   default:
-    return report("event", "one of out_for_delivery, arrived_at_pickup_point, "
-                  "picked_up, delivered, delivery_failed", err, arg);
+    return dom_report("event",
+                      "one of out_for_delivery, arrived_at_pickup_point, "
+                      "picked_up, delivered, delivery_failed",
+                      err, arg);
   }
 }
 
 int dom_delivery_event_check(const Linli__DeliveryEvent *e, dom_err_fn err,
                              void *arg) {
   if (!e)
-    return report("event", "required", err, arg);
+    return dom_report("event", "required", err, arg);
   return dom_check_meta(e->meta, err, arg) + dom_delivery_check(e, err, arg);
 }

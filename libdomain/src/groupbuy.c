@@ -11,19 +11,12 @@
 #include "linli/error.h"
 #include "settlements.pb-c.h"
 
-static int report(const char *field, const char *msg, dom_err_fn err,
-                  void *arg) {
-  if (err)
-    err(arg, field, msg);
-  return 1;
-}
-
 static int check_tiers(const Linli__CampaignOpened *c, dom_err_fn err,
                        void *arg) {
   if (c->n_tiers == 0)
-    return report("tiers", "at least one tier", err, arg);
+    return dom_report("tiers", "at least one tier", err, arg);
   if (c->n_tiers > DOM_GB_MAX_TIERS)
-    return report("tiers", "at most 32 tiers", err, arg);
+    return dom_report("tiers", "at most 32 tiers", err, arg);
   int bad = 0;
   for (size_t i = 0; i < c->n_tiers; i++) {
     const Linli__CampaignOpened__Tier *t = c->tiers[i];
@@ -34,16 +27,17 @@ static int check_tiers(const Linli__CampaignOpened *c, dom_err_fn err,
                         err, arg))
       bad++;
     else if (prev && t->min_participants <= prev->min_participants)
-      bad += report(f, "tiers must ascend strictly by min_participants", err,
-                    arg);
+      bad += dom_report(f, "tiers must ascend strictly by min_participants",
+                        err, arg);
     snprintf(f, sizeof f, "tiers[%zu].unit_price_fen", i);
     if (dom_check_range(f, t->unit_price_fen, 1, DOM_MAX_PRICE_FEN, err, arg))
       bad++;
     else if (t->unit_price_fen > c->list_price_fen)
-      bad += report(f, "a group price may not exceed list_price_fen", err,
-                    arg);
+      bad += dom_report(f, "a group price may not exceed list_price_fen", err,
+                        arg);
     else if (prev && t->unit_price_fen >= prev->unit_price_fen)
-      bad += report(f, "each higher tier must cost strictly less", err, arg);
+      bad +=
+          dom_report(f, "each higher tier must cost strictly less", err, arg);
   }
   return bad;
 }
@@ -51,7 +45,7 @@ static int check_tiers(const Linli__CampaignOpened *c, dom_err_fn err,
 int dom_gb_check_opened(const Linli__CampaignOpened *c, int64_t now_ms,
                         dom_err_fn err, void *arg) {
   if (!c)
-    return report("campaign_opened", "required", err, arg);
+    return dom_report("campaign_opened", "required", err, arg);
   int bad = dom_check_id("campaign_id", c->campaign_id, err, arg);
   bad += dom_check_opt_id("app_id", c->app_id, err, arg);
   bad += dom_check_id("sku_id", c->sku_id, err, arg);
@@ -60,9 +54,9 @@ int dom_gb_check_opened(const Linli__CampaignOpened *c, int64_t now_ms,
                          DOM_MAX_PRICE_FEN, err, arg);
   bad += check_tiers(c, err, arg);
   if (c->deadline_ms <= now_ms)
-    bad += report("deadline_ms", "must be in the future", err, arg);
+    bad += dom_report("deadline_ms", "must be in the future", err, arg);
   else if (c->deadline_ms - now_ms > DOM_GB_MAX_DURATION_MS)
-    bad += report("deadline_ms", "at most 366 days ahead", err, arg);
+    bad += dom_report("deadline_ms", "at most 366 days ahead", err, arg);
   bad += dom_check_range("per_user_limit", c->per_user_limit, 0,
                          DOM_MAX_QUANTITY, err, arg);
   if (dom_check_range("max_participants", c->max_participants, 0,
@@ -71,10 +65,11 @@ int dom_gb_check_opened(const Linli__CampaignOpened *c, int64_t now_ms,
   else if (c->max_participants > 0 && c->n_tiers > 0 &&
            c->n_tiers <= DOM_GB_MAX_TIERS &&
            c->max_participants < c->tiers[c->n_tiers - 1]->min_participants)
-    bad += report("max_participants",
-                  "below the top tier's min_participants: it could never be "
-                  "reached",
-                  err, arg);
+    bad +=
+        dom_report("max_participants",
+                   "below the top tier's min_participants: it could never be "
+                   "reached",
+                   err, arg);
   bad += dom_check_opt_id("pickup_point_id", c->pickup_point_id, err, arg);
   bad += dom_check_text("title", c->title, DOM_GB_TITLE_MAX, err, arg);
   return bad;
@@ -83,7 +78,7 @@ int dom_gb_check_opened(const Linli__CampaignOpened *c, int64_t now_ms,
 int dom_gb_check_joined(const Linli__GroupBuyJoined *j, dom_err_fn err,
                         void *arg) {
   if (!j)
-    return report("group_buy_joined", "required", err, arg);
+    return dom_report("group_buy_joined", "required", err, arg);
   int bad = dom_check_id("campaign_id", j->campaign_id, err, arg);
   bad += dom_check_id("user_id", j->user_id, err, arg);
   bad += dom_check_id("order_id", j->order_id, err, arg);
@@ -95,7 +90,7 @@ int dom_gb_check_joined(const Linli__GroupBuyJoined *j, dom_err_fn err,
 int dom_gb_check_left(const Linli__GroupBuyLeft *l, dom_err_fn err,
                       void *arg) {
   if (!l)
-    return report("group_buy_left", "required", err, arg);
+    return dom_report("group_buy_left", "required", err, arg);
   int bad = dom_check_id("campaign_id", l->campaign_id, err, arg);
   bad += dom_check_id("user_id", l->user_id, err, arg);
   bad += dom_check_id("order_id", l->order_id, err, arg);
@@ -105,17 +100,17 @@ int dom_gb_check_left(const Linli__GroupBuyLeft *l, dom_err_fn err,
 int dom_gb_check_deadline(const Linli__CampaignDeadline *d, dom_err_fn err,
                           void *arg) {
   if (!d)
-    return report("campaign_deadline", "required", err, arg);
+    return dom_report("campaign_deadline", "required", err, arg);
   int bad = dom_check_id("campaign_id", d->campaign_id, err, arg);
-  bad += dom_check_range("deadline_ms", d->deadline_ms, 1, DOM_MAX_TIME_MS,
-                         err, arg);
+  bad += dom_check_range("deadline_ms", d->deadline_ms, 1, DOM_MAX_TIME_MS, err,
+                         arg);
   return bad;
 }
 
 int dom_gb_event_check(const Linli__GroupBuyEvent *e, dom_err_fn err,
                        void *arg) {
   if (!e)
-    return report("event", "required", err, arg);
+    return dom_report("event", "required", err, arg);
   int bad = dom_check_meta(e->meta, err, arg);
   if (bad)
     return bad; /* a CampaignOpened is judged at meta.occurred_at_ms */
@@ -130,9 +125,10 @@ int dom_gb_event_check(const Linli__GroupBuyEvent *e, dom_err_fn err,
   case LINLI__GROUP_BUY_EVENT__EVENT_CAMPAIGN_DEADLINE:
     return dom_gb_check_deadline(e->campaign_deadline, err, arg);
   default:
-    return report("event", "a GroupBuyEvent carries campaign_opened, "
-                  "group_buy_joined, group_buy_left or campaign_deadline",
-                  err, arg);
+    return dom_report("event",
+                      "a GroupBuyEvent carries campaign_opened, "
+                      "group_buy_joined, group_buy_left or campaign_deadline",
+                      err, arg);
   }
 }
 

@@ -44,7 +44,7 @@ const char DOM_GB_LUA[] =
     "  return 'REJ|' .. out\n"
     "end\n"
     "apply = function(P, A)\n"
-    "  local C, O, U = P .. 'c', P .. 'o', P .. 'u'\n"
+    "  local C, O, U = P .. '" DOM_GB_SUFFIX_CAMPAIGN "', P .. 'o', P .. 'u'\n"
     "  local op = A[1]\n"
     "  if op == 'open' then\n"
     "    if redis.call('EXISTS', C) == 1 then return 'DUPOPEN' end\n"

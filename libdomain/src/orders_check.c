@@ -13,13 +13,6 @@
 #define LAT_MAX 90000000
 #define LNG_MAX 180000000
 
-static int report(const char *field, const char *msg, dom_err_fn err,
-                  void *arg) {
-  if (err)
-    err(arg, field, msg);
-  return 1;
-}
-
 static int line_ok(const Linli__OrderLine *l) {
   return l && l->quantity >= 1 && l->quantity <= DOM_MAX_QUANTITY &&
          l->unit_price_fen >= 0 && l->unit_price_fen <= DOM_MAX_PRICE_FEN;
@@ -50,16 +43,16 @@ static int check_phone(const char *field, const char *v, dom_err_fn err,
                        void *arg) {
   size_t n = v ? strlen(v) : 0;
   if (n == 0)
-    return report(field, "required", err, arg);
+    return dom_report(field, "required", err, arg);
   size_t digits = 0;
   for (size_t i = 0; i < n; i++) {
     if (v[i] >= '0' && v[i] <= '9')
       digits++;
     else if (!(i == 0 && v[i] == '+'))
-      return report(field, "digits with an optional leading '+'", err, arg);
+      return dom_report(field, "digits with an optional leading '+'", err, arg);
   }
   if (digits < 3 || digits > 20)
-    return report(field, "3 to 20 digits", err, arg);
+    return dom_report(field, "3 to 20 digits", err, arg);
   return 0;
 }
 
@@ -73,7 +66,7 @@ static int check_delivery(const Linli__OrderPlaced *p, dom_err_fn err,
                         arg);
   case LINLI__ORDER_PLACED__DELIVERY_HOME:
     if (!p->home)
-      return report("home", "required", err, arg);
+      return dom_report("home", "required", err, arg);
     bad += dom_check_req_label("home.recipient_name", p->home->recipient_name,
                                DOM_TEXT_SHORT, err, arg);
     bad += check_phone("home.phone", p->home->phone, err, arg);
@@ -85,13 +78,18 @@ static int check_delivery(const Linli__OrderPlaced *p, dom_err_fn err,
                            err, arg);
     return bad;
   default:
-    return report("delivery", "choose pickup or home delivery", err, arg);
+    return dom_report("delivery", "choose pickup or home delivery", err, arg);
   }
 }
 
-/* Each line, and the units of a SKU listed more than once. */
+/* The count, each line, and the units of a SKU listed more than once. */
 int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
-                          dom_err_fn err, void *arg) {
+                          int max_lines, dom_err_fn err, void *arg) {
+  if (n > (size_t)max_lines) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%zu lines, at most %d allowed", n, max_lines);
+    return dom_report("lines", msg, err, arg);
+  }
   int bad = 0;
   char f[64];
   for (size_t i = 0; i < n; i++) {
@@ -113,8 +111,8 @@ int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
   size_t nm = 0;
   if (m == NULL || dom_order_lines_merge(lines, n, m, &nm)) {
     free(m);
-    return bad + report("lines", "out of memory checking the lines", err,
-                        arg);
+    return bad +
+           dom_report("lines", "out of memory checking the lines", err, arg);
   }
   for (size_t i = 0; i < nm; i++)
     if (m[i].units > DOM_MAX_QUANTITY) {
@@ -122,7 +120,7 @@ int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
       snprintf(f, sizeof f, "lines[%zu].quantity", m[i].first);
       snprintf(msg, sizeof msg, "%lld units of this SKU over all lines, at "
                "most %d", (long long)m[i].units, DOM_MAX_QUANTITY);
-      bad += report(f, msg, err, arg);
+      bad += dom_report(f, msg, err, arg);
     }
   free(m);
   int64_t total;
@@ -131,7 +129,7 @@ int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
     snprintf(msg, sizeof msg, "the order total (sum of quantity * "
              "unit_price_fen) is more than %lld fen",
              (long long)DOM_MAX_ORDER_FEN);
-    bad += report("lines", msg, err, arg);
+    bad += dom_report("lines", msg, err, arg);
   }
   return bad;
 }
@@ -139,7 +137,7 @@ int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
 int dom_order_check_placed(const Linli__OrderPlaced *p, int max_lines,
                            dom_err_fn err, void *arg) {
   if (!p)
-    return report("order_placed", "required", err, arg);
+    return dom_report("order_placed", "required", err, arg);
   if (max_lines < 1 || max_lines > DOM_ORDER_MAX_LINES)
     max_lines = DOM_ORDER_MAX_LINES;
   int bad = dom_check_id("order_id", p->order_id, err, arg);
@@ -147,16 +145,10 @@ int dom_order_check_placed(const Linli__OrderPlaced *p, int max_lines,
   bad += dom_check_id("user_id", p->user_id, err, arg);
   bad += dom_check_id("warehouse_id", p->warehouse_id, err, arg);
   bad += dom_check_opt_id("campaign_id", p->campaign_id, err, arg);
-  if (p->n_lines == 0) {
-    bad += report("lines", "an order needs at least one line", err, arg);
-  } else if (p->n_lines > (size_t)max_lines) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%zu lines, at most %d allowed", p->n_lines,
-             max_lines);
-    bad += report("lines", msg, err, arg);
-  } else {
-    bad += dom_order_check_lines(p->lines, p->n_lines, err, arg);
-  }
+  if (p->n_lines == 0)
+    bad += dom_report("lines", "an order needs at least one line", err, arg);
+  else
+    bad += dom_order_check_lines(p->lines, p->n_lines, max_lines, err, arg);
   bad += dom_check_range("total_fen", p->total_fen, 0, DOM_MAX_ORDER_FEN, err,
                          arg);
   bad += check_delivery(p, err, arg);
@@ -171,7 +163,7 @@ int dom_order_check_paid(const Linli__OrderPaid *p, dom_err_fn err,
                                 LINLI__ORDER_PAID__METHOD__ALIPAY,
                                 LINLI__ORDER_PAID__METHOD__BANK_CARD};
   if (!p)
-    return report("order_paid", "required", err, arg);
+    return dom_report("order_paid", "required", err, arg);
   int bad = dom_check_id("order_id", p->order_id, err, arg);
   bad += dom_check_enum("method", (int)p->method, methods, 3,
                         "WECHAT_PAY, ALIPAY or BANK_CARD", err, arg);
@@ -186,7 +178,7 @@ int dom_order_check_paid(const Linli__OrderPaid *p, dom_err_fn err,
 int dom_order_check_cancelled(const Linli__OrderCancelled *c, dom_err_fn err,
                               void *arg) {
   if (!c)
-    return report("order_cancelled", "required", err, arg);
+    return dom_report("order_cancelled", "required", err, arg);
   int bad = dom_check_id("order_id", c->order_id, err, arg);
   bad += dom_check_label("reason", c->reason, DOM_TEXT_SHORT, err, arg);
   bad += dom_check_range("cancelled_at_ms", c->cancelled_at_ms, 0,
@@ -197,17 +189,17 @@ int dom_order_check_cancelled(const Linli__OrderCancelled *c, dom_err_fn err,
 int dom_order_check_expired(const Linli__OrderExpired *x, dom_err_fn err,
                             void *arg) {
   if (!x)
-    return report("order_expired", "required", err, arg);
+    return dom_report("order_expired", "required", err, arg);
   int bad = dom_check_id("order_id", x->order_id, err, arg);
-  bad += dom_check_range("deadline_ms", x->deadline_ms, 0, DOM_MAX_TIME_MS,
-                         err, arg);
+  bad += dom_check_range("deadline_ms", x->deadline_ms, 0, DOM_MAX_TIME_MS, err,
+                         arg);
   return bad;
 }
 
 int dom_order_event_check(const Linli__OrderEvent *e, int max_lines,
                           dom_err_fn err, void *arg) {
   if (!e)
-    return report("event", "required", err, arg);
+    return dom_report("event", "required", err, arg);
   int bad = dom_check_meta(e->meta, err, arg);
   struct dom_prefix px = {NULL, err, arg};
   switch (e->event_case) {
@@ -227,9 +219,10 @@ int dom_order_event_check(const Linli__OrderEvent *e, int max_lines,
     return bad + dom_order_check_expired(e->order_expired, dom_prefixed,
                                          &px);
   default:
-    return bad + report("event", "an OrderEvent carries order_placed, "
-                        "order_paid, order_cancelled or order_expired",
-                        err, arg);
+    return bad + dom_report("event",
+                            "an OrderEvent carries order_placed, "
+                            "order_paid, order_cancelled or order_expired",
+                            err, arg);
   }
 }
 

@@ -592,8 +592,9 @@ int dom_wave_check_closed(const Linli__WaveClosed *c, dom_err_fn err,
 
 const char DOM_WAVE_LUA[] =
     "apply = function(P, A)\n"
-    "  local S, op, kind = P .. 'st', A[1], A[2]\n"
-    "  local Q, SEEN = P .. 'q:' .. kind, P .. 'seen:' .. kind\n"
+    "  local S, op, kind = P .. '" DOM_WAVE_SUFFIX_STATE "', A[1], A[2]\n"
+    "  local Q = P .. '" DOM_WAVE_SUFFIX_QUEUE "' .. kind\n"
+    "  local SEEN = P .. '" DOM_WAVE_SUFFIX_SEEN "' .. kind\n"
     "  local cutf = 'cut:' .. kind\n"
     "  local cut = tonumber(redis.call('HGET', S, cutf) or '-1')\n"
     "  if op == 'item' then\n"

@@ -21,14 +21,22 @@ static void ignore(void *arg, const char *field, const char *msg) {
 }
 
 /* Whether libdomain has a rule for t's records: an empty envelope (no
- * meta, no event) is bad under any rule, and nothing is without one. */
+ * meta, no event) is bad under any rule, and nothing is without one.
+ * Asked once per topic. */
 static int has_rule(const linli_topic_schema_t *t) {
-  ProtobufCMessage *empty = calloc(1, t->envelope->sizeof_message);
-  FUZZ_REQUIRE(empty != NULL, "memory");
-  protobuf_c_message_init(t->envelope, empty);
-  int yes = dom_record_check(t->name, empty, 200, NULL, NULL) > 0;
-  free(empty);
-  return yes;
+  static signed char known[64]; /* by topic index: 0 not asked, 1 no, 2 yes */
+  size_t n = 0;
+  const linli_topic_schema_t *all = linli_schema_topics(&n);
+  size_t i = (size_t)(t - all);
+  FUZZ_REQUIRE(n <= sizeof known && i < n, "a topic of the registry");
+  if (known[i] == 0) {
+    ProtobufCMessage *empty = calloc(1, t->envelope->sizeof_message);
+    FUZZ_REQUIRE(empty != NULL, "memory");
+    protobuf_c_message_init(t->envelope, empty);
+    known[i] = dom_record_check(t->name, empty, 200, NULL, NULL) > 0 ? 2 : 1;
+    free(empty);
+  }
+  return known[i] == 2;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

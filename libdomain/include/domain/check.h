@@ -24,6 +24,10 @@
  * e.g. "tiers[2].unit_price_fen") and what is wrong with it. */
 typedef void (*dom_err_fn)(void *arg, const char *field, const char *msg);
 
+/* Report one problem through err (when set); returns 1, the count of
+ * problems it adds, so checks can write `bad += dom_report(...)`. */
+int dom_report(const char *field, const char *msg, dom_err_fn err, void *arg);
+
 /* Each returns 1 when the value is bad (after calling err), else 0. */
 int dom_check_id(const char *field, const char *v, dom_err_fn err, void *arg);
 /* "" (absent) is fine; anything else must be an id. */

@@ -36,9 +36,11 @@
 #include "domain/groupbuy.h"
 
 #define DOM_GB_TAG_FMT "c:%s"              /* hash tag content */
-/* printf formats of a campaign's keys, with its id. */
+/* The campaign hash's suffix (the Lua body builds the same key from it),
+ * and printf formats of a campaign's keys, with its id. */
+#define DOM_GB_SUFFIX_CAMPAIGN "c"
 #define DOM_GB_KEY_FMT "{" DOM_GB_TAG_FMT "}:" /* + a key's suffix */
-#define DOM_GB_KEY_CAMPAIGN_FMT DOM_GB_KEY_FMT "c"
+#define DOM_GB_KEY_CAMPAIGN_FMT DOM_GB_KEY_FMT DOM_GB_SUFFIX_CAMPAIGN
 #define DOM_GB_KEY_DEADLINES "linli:stl:dl:" /* + partition [+ ":ann"] */
 
 /* The batch HWM body (linli_redis_script_batch). Inputs, A[1] = op:

@@ -41,12 +41,13 @@
 int dom_order_check_placed(const Linli__OrderPlaced *p, int max_lines,
                            dom_err_fn err, void *arg);
 /* An order's lines, wherever they travel (OrderPlaced, a
- * ReservationResult's echo): each a SKU id, a quantity in
- * 1..DOM_MAX_QUANTITY (also per SKU over the lines), a unit price in
- * 0..DOM_MAX_PRICE_FEN, and their total at most DOM_MAX_ORDER_FEN. Fields
- * "lines[i].quantity". How many lines are allowed is the caller's. */
+ * ReservationResult's echo): at most max_lines of them, each a SKU id, a
+ * quantity in 1..DOM_MAX_QUANTITY (also per SKU over the lines), a unit
+ * price in 0..DOM_MAX_PRICE_FEN, and their total at most DOM_MAX_ORDER_FEN.
+ * Fields "lines", "lines[i].quantity". Whether none is allowed is the
+ * caller's. */
 int dom_order_check_lines(Linli__OrderLine *const *lines, size_t n,
-                          dom_err_fn err, void *arg);
+                          int max_lines, dom_err_fn err, void *arg);
 /* OrderPaid: order and payment transaction ids, a known method, an amount
  * in 1..DOM_MAX_ORDER_FEN, paid_at_ms in 0..DOM_MAX_TIME_MS. */
 int dom_order_check_paid(const Linli__OrderPaid *p, dom_err_fn err,

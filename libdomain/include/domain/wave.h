@@ -32,11 +32,15 @@
 #include "fulfillment.pb-c.h"
 
 #define DOM_WAVE_TAG_FMT "r:%s"
-/* printf formats of a warehouse's keys, with its id (and kind). */
+/* A warehouse's key suffixes (the Lua body builds the same keys from
+ * them), and printf formats of the keys, with its id (and kind). */
+#define DOM_WAVE_SUFFIX_STATE "st"
+#define DOM_WAVE_SUFFIX_QUEUE "q:"  /* + kind */
+#define DOM_WAVE_SUFFIX_SEEN "seen:" /* + kind */
 #define DOM_WAVE_KEY_FMT "{" DOM_WAVE_TAG_FMT "}:" /* + a key's suffix */
-#define DOM_WAVE_KEY_STATE_FMT DOM_WAVE_KEY_FMT "st"
-#define DOM_WAVE_KEY_QUEUE_FMT DOM_WAVE_KEY_FMT "q:%c"
-#define DOM_WAVE_KEY_SEEN_FMT DOM_WAVE_KEY_FMT "seen:%c"
+#define DOM_WAVE_KEY_STATE_FMT DOM_WAVE_KEY_FMT DOM_WAVE_SUFFIX_STATE
+#define DOM_WAVE_KEY_QUEUE_FMT DOM_WAVE_KEY_FMT DOM_WAVE_SUFFIX_QUEUE "%c"
+#define DOM_WAVE_KEY_SEEN_FMT DOM_WAVE_KEY_FMT DOM_WAVE_SUFFIX_SEEN "%c"
 #define DOM_WAVE_KEY_INDEX "linli:rt:wh:" /* + partition */
 #define DOM_WAVE_MAX_CUTOFFS 8
 #define DOM_WAVE_DAY_MS INT64_C(86400000)
